@@ -1,0 +1,197 @@
+"""The batched multi-agent environment contract (DESIGN.md, "Environment").
+
+Every environment offmarl runs -- native numpy ones and adapters around other packages -- is a
+:class:`BatchedEnv`: ``B`` independent copies stepped together, arrays shaped ``[B, n, ...]``.
+
+Auto-reset: when sub-env ``b`` ends (terminated or truncated) inside :meth:`BatchedEnv.step`, the
+returned ``obs[b]`` / ``state[b]`` / ``avail_actions[b]`` already belong to the *next* episode, and
+``final_obs[b]`` / ``final_state[b]`` hold the observation reached by the last action (so a truncated
+transition keeps its real next observation). ``reward[b]``, ``terminated[b]``, ``truncated[b]`` and
+``info`` describe the step that just happened.
+
+This module imports nothing else of offmarl.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of an environment, shared by all of its sub-envs.
+
+    Fields:
+        name: registry name (``make_env(name)``).
+        n_agents: number of controlled agents ``n``.
+        obs_dim: observation width (max over agents; smaller observations are zero-padded).
+        obs_dims: each agent's true observation width ``[n]``.
+        state_dim: global state width (0 when the env has none).
+        action_space: one gymnasium ``Discrete`` or ``Box`` shared by all agents.
+        episode_limit: maximum number of steps of an episode (truncation horizon).
+        agent_types: a type name per agent ``[n]`` (e.g. ``"seeker"``, ``"marine"``).
+        has_avail_actions: whether TimeSteps carry ``avail_actions`` (discrete envs only).
+        kwargs: the keyword arguments the env was built with (so ``make_env(name, **kwargs)`` rebuilds it).
+    """
+
+    name: str
+    n_agents: int
+    obs_dim: int
+    obs_dims: tuple[int, ...]
+    state_dim: int
+    action_space: spaces.Space
+    episode_limit: int
+    agent_types: tuple[str, ...]
+    has_avail_actions: bool = False
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.action_space, (spaces.Discrete, spaces.Box)):
+            raise TypeError(f"EnvSpec {self.name}: action_space must be Discrete or Box, got {self.action_space!r}")
+        if len(self.obs_dims) != self.n_agents or len(self.agent_types) != self.n_agents:
+            raise ValueError(f"EnvSpec {self.name}: obs_dims and agent_types need one entry per agent ({self.n_agents})")
+        if max(self.obs_dims) != self.obs_dim:
+            raise ValueError(f"EnvSpec {self.name}: obs_dim {self.obs_dim} != max(obs_dims) {max(self.obs_dims)}")
+
+    @property
+    def discrete(self) -> bool:
+        return isinstance(self.action_space, spaces.Discrete)
+
+    @property
+    def n_actions(self) -> int:
+        """Number of discrete actions ``A`` (discrete envs only)."""
+        if not self.discrete:
+            raise TypeError(f"env {self.name} has continuous actions; n_actions is undefined")
+        return int(self.action_space.n)
+
+    @property
+    def act_dim(self) -> int:
+        """Width of a continuous action (1 for discrete envs, where an action is one integer)."""
+        return 1 if self.discrete else int(np.prod(self.action_space.shape))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (stored in dataset cards and run configs)."""
+        if self.discrete:
+            action = {"kind": "discrete", "n": int(self.action_space.n)}
+        else:
+            action = {
+                "kind": "continuous",
+                "shape": list(self.action_space.shape),
+                "low": np.asarray(self.action_space.low, dtype=float).tolist(),
+                "high": np.asarray(self.action_space.high, dtype=float).tolist(),
+            }
+        return {
+            "name": self.name,
+            "n_agents": self.n_agents,
+            "obs_dim": self.obs_dim,
+            "obs_dims": list(self.obs_dims),
+            "state_dim": self.state_dim,
+            "action_space": action,
+            "episode_limit": self.episode_limit,
+            "agent_types": list(self.agent_types),
+            "has_avail_actions": self.has_avail_actions,
+            "kwargs": dict(self.kwargs),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EnvSpec":
+        a = d["action_space"]
+        if a["kind"] == "discrete":
+            space: spaces.Space = spaces.Discrete(int(a["n"]))
+        elif a["kind"] == "continuous":
+            space = spaces.Box(
+                low=np.asarray(a["low"], dtype=np.float32).reshape(a["shape"]),
+                high=np.asarray(a["high"], dtype=np.float32).reshape(a["shape"]),
+                dtype=np.float32,
+            )
+        else:
+            raise ValueError(f"unknown action kind {a['kind']!r}")
+        return cls(
+            name=d["name"],
+            n_agents=int(d["n_agents"]),
+            obs_dim=int(d["obs_dim"]),
+            obs_dims=tuple(int(x) for x in d["obs_dims"]),
+            state_dim=int(d["state_dim"]),
+            action_space=space,
+            episode_limit=int(d["episode_limit"]),
+            agent_types=tuple(d["agent_types"]),
+            has_avail_actions=bool(d.get("has_avail_actions", False)),
+            kwargs=dict(d.get("kwargs", {})),
+        )
+
+
+@dataclass
+class TimeStep:
+    """What a batched env returns from ``reset`` and ``step``.
+
+    Shapes (B sub-envs, n agents):
+        obs [B, n, obs_dim] float32, zero-padded beyond each agent's ``obs_dims[i]``
+        state [B, state_dim] float32
+        reward [B, n] float32 (per agent; a team reward is broadcast to every agent)
+        terminated [B] bool, truncated [B] bool
+        avail_actions [B, n, A] bool or None (discrete envs with action masks)
+        final_obs [B, n, obs_dim] / final_state [B, state_dim]: for sub-envs that just ended
+            (terminated | truncated) the observation/state reached by the last action; other rows
+            are unspecified (copies of ``obs``). None after ``reset``.
+        info: extra per-sub-env arrays, e.g. ``{"win": [B] bool}``.
+    """
+
+    obs: np.ndarray
+    state: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    avail_actions: np.ndarray | None = None
+    final_obs: np.ndarray | None = None
+    final_state: np.ndarray | None = None
+    info: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+
+class BatchedEnv(ABC):
+    """``num_envs`` copies of one environment stepped together (see module docstring)."""
+
+    spec: EnvSpec
+    num_envs: int
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> TimeStep:
+        """Reset every sub-env; ``seed`` re-seeds the env's generator."""
+
+    @abstractmethod
+    def step(self, actions: np.ndarray) -> TimeStep:
+        """Advance all sub-envs by one step; ``actions`` is ``[B, n]`` ints or ``[B, n, act_dim]`` floats.
+
+        Sub-envs that end are auto-reset (module docstring)."""
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """An RGB frame ``[H, W, 3] uint8`` of sub-env ``index``."""
+        raise NotImplementedError(f"{self.spec.name} has no renderer")
+
+    def close(self) -> None:
+        """Release resources held by the env (native numpy envs hold none)."""
+
+    def check_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Validate the shape (and, for discrete envs, the range) of ``actions``; return them as an array."""
+        actions = np.asarray(actions)
+        spec = self.spec
+        if spec.discrete:
+            if actions.shape != (self.num_envs, spec.n_agents):
+                raise ValueError(
+                    f"{spec.name}: actions must have shape [B, n] = [{self.num_envs}, {spec.n_agents}], got {list(actions.shape)}"
+                )
+            if actions.size and (actions.min() < 0 or actions.max() >= spec.n_actions):
+                raise ValueError(f"{spec.name}: discrete actions must lie in [0, {spec.n_actions}), got {actions.min()}..{actions.max()}")
+            return actions.astype(np.int64, copy=False)
+        want = (self.num_envs, spec.n_agents, spec.act_dim)
+        if actions.shape != want:
+            raise ValueError(f"{spec.name}: actions must have shape [B, n, act_dim] = {list(want)}, got {list(actions.shape)}")
+        return actions.astype(np.float32, copy=False)
