@@ -1,0 +1,223 @@
+"""The ``offmarl`` command line. Each command is a thin wrapper over ``offmarl.commands.<name>``.
+
+Errors a user can fix (bad dataset, unknown name, bad option) print one line ``error: ...`` and exit 2;
+set ``OFFMARL_DEBUG=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from offmarl import __version__
+
+app = typer.Typer(
+    help="offmarl: offline and decentralized multi-agent RL -- environments, datasets, algorithms, benchmarks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+envs_app = typer.Typer(help="List the environments, or render an episode of one.", invoke_without_command=True)
+bench_app = typer.Typer(help="Run benchmark suites (datasets x algorithms x seeds) and aggregate their tables.",
+                        no_args_is_help=True)
+app.add_typer(envs_app, name="envs")
+app.add_typer(bench_app, name="bench")
+
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError, ImportError)
+
+
+def _fail(exc: BaseException) -> None:
+    if os.environ.get("OFFMARL_DEBUG"):
+        raise exc
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except typer.Exit:
+        raise
+    except USER_ERRORS as exc:
+        _fail(exc)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"offmarl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """offmarl: offline and decentralized multi-agent RL."""
+
+
+# ---- envs ------------------------------------------------------------------------------------------
+@envs_app.callback()
+def envs_list(ctx: typer.Context,
+              as_json: bool = typer.Option(False, "--json", help="Print the list as JSON.")) -> None:
+    """List every environment with its agents, spaces, horizon and source (native or an extra)."""
+    if ctx.invoked_subcommand is None:
+        from offmarl.commands.envs import run_list
+
+        _run(run_list, as_json=as_json)
+
+
+@envs_app.command("render")
+def envs_render(
+    name: str = typer.Argument(..., help="Environment name (see `offmarl envs`)."),
+    policy: str = typer.Option("random", "--policy", help="Behaviour policy: random, expert, ... or a run directory."),
+    out: Path = typer.Option(Path("episode.gif"), "--out", help="Output GIF path."),
+    seed: int = typer.Option(0, "--seed", help="Environment and policy seed."),
+    fps: int = typer.Option(8, "--fps", help="Frames per second of the GIF."),
+    env_set: List[str] = typer.Option([], "--env-set", help="Environment keyword argument key=value (repeatable)."),
+) -> None:
+    """Write an animation of one episode of NAME played by a policy."""
+    from offmarl.commands.envs import run_render
+
+    _run(run_render, name=name, policy=policy, out=out, seed=seed, fps=fps, env_set=env_set)
+
+
+# ---- data --------------------------------------------------------------------------------------------
+@app.command()
+def collect(
+    env: Optional[str] = typer.Argument(None, help="Environment name (omit with --recipe or --list)."),
+    policy: str = typer.Option("expert", "--policy", help="Behaviour policy (random, expert, ...)."),
+    tier: Optional[str] = typer.Option(None, "--tier", help="Quality tier: good | normal | poor."),
+    composition: Optional[str] = typer.Option(None, "--composition",
+                                              help='Per-agent levels, e.g. "50%[r,r,r]+50%[r,r,m]" (r/m/e).'),
+    per_agent: bool = typer.Option(False, "--per-agent", help="Write per-agent datasets (MABCQ mixture), one group per agent."),
+    state_only: bool = typer.Option(False, "--state-only", help="Write observations without actions (DM2 demonstrations)."),
+    episodes: int = typer.Option(100, "--episodes", help="Number of episodes."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the env, the policy and the mixing."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output HDF5 path."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="A named recipe of the papers (see --list)."),
+    scale: float = typer.Option(1.0, "--scale", help="Multiply the recipe's episode count."),
+    list_recipes: bool = typer.Option(False, "--list", help="List the named recipes and exit."),
+    num_envs: int = typer.Option(256, "--num-envs", help="Sub-environments stepped together."),
+    env_set: List[str] = typer.Option([], "--env-set", help="Environment keyword argument key=value (repeatable)."),
+) -> None:
+    """Roll out a behaviour policy in an environment and write a dataset (HDF5 + card)."""
+    from offmarl.commands.collect import run_collect
+
+    _run(run_collect, env=env, policy=policy, tier=tier, composition=composition, per_agent=per_agent,
+         state_only=state_only, episodes=episodes, seed=seed, out=out, recipe=recipe, scale=scale,
+         list_recipes=list_recipes, num_envs=num_envs, env_set=env_set)
+
+
+@app.command()
+def info(
+    path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the card as JSON (with episodes, return_mean, return_std)."),
+    agent: Optional[int] = typer.Option(None, "--agent", help="Agent group of a per-agent dataset."),
+) -> None:
+    """Validate a dataset and print its card and statistics."""
+    from offmarl.commands.info import run_info
+
+    _run(run_info, path=path, as_json=as_json, agent=agent)
+
+
+# ---- training and evaluation -------------------------------------------------------------------------
+@app.command()
+def train(
+    algo: Optional[str] = typer.Argument(None, help="Algorithm name (see `offmarl train --list`)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset path or recipe name."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory."),
+    seed: int = typer.Option(0, "--seed", help="Seed of everything."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Gradient steps (replaces the paper default)."),
+    scale: float = typer.Option(1.0, "--scale", help="Multiply the default number of steps."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config overrides."),
+    sets: List[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    ablation: Optional[str] = typer.Option(None, "--ablation", help="Ablation switch set of the algorithm."),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Variant of the algorithm."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Hyper-parameter preset of the algorithm (e.g. tseng, sit)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's last checkpoint."),
+    eval_episodes: int = typer.Option(32, "--eval-episodes", help="Episodes of the final evaluation (0: none)."),
+    eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps for the learning curve (0: end only)."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write a checkpoint every N steps."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    list_algos: bool = typer.Option(False, "--list", help="List the algorithms and exit."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train an algorithm on a dataset, writing checkpoints, metrics.csv and eval.json to the run directory."""
+    from offmarl.commands.train import run_train
+
+    _run(run_train, algo=algo, dataset=dataset, out=out, seed=seed, steps=steps, scale=scale, config=config,
+         sets=sets, ablation=ablation, variant=variant, preset=preset, precision=precision, resume=resume,
+         eval_episodes=eval_episodes, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device,
+         list_algos=list_algos, quiet=quiet)
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Path = typer.Argument(..., help="Run directory written by `offmarl train`."),
+    episodes: int = typer.Option(32, "--episodes", help="Episodes, run as one batch."),
+    seed: int = typer.Option(12345, "--seed", help="Evaluation seed."),
+    target_return: Optional[float] = typer.Option(None, "--target-return",
+                                                  help="Per-agent target return of return-conditioned policies."),
+    render: Optional[Path] = typer.Option(None, "--render", help="Write a GIF of one episode."),
+) -> None:
+    """Evaluate a trained run's policies in its environment and write eval.json."""
+    from offmarl.commands.train import run_eval
+
+    _run(run_eval, run_dir=run_dir, episodes=episodes, seed=seed, target_return=target_return, render=render)
+
+
+# ---- benchmarks ----------------------------------------------------------------------------------------
+@bench_app.command("list")
+def bench_list() -> None:
+    """List the built-in suites."""
+    from offmarl.commands.bench import run_bench_list
+
+    _run(run_bench_list)
+
+
+@bench_app.command("run")
+def bench_run(
+    suite: str = typer.Argument(..., help="Built-in suite name or a YAML file."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="N (seeds 0..N-1) or a list 3,7."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel runs (default: number of cores)."),
+    backend: str = typer.Option("local", "--backend", help="local or ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Runs directory."),
+    scale: Optional[float] = typer.Option(None, "--scale", help="Multiply the suite's training scale."),
+) -> None:
+    """Run every (dataset, algorithm, seed) of a suite, resumably, then print its table."""
+    from offmarl.commands.bench import run_bench
+
+    _run(run_bench, suite=suite, seeds=seeds, workers=workers, backend=backend, address=address, out=out, scale=scale)
+
+
+@bench_app.command("table")
+def bench_table(runs_dir: Path = typer.Argument(..., help="Runs directory to aggregate.")) -> None:
+    """Aggregate the eval.json files under a runs directory into markdown/CSV tables and plots."""
+    from offmarl.commands.bench import run_bench_table
+
+    _run(run_bench_table, runs_dir=runs_dir)
+
+
+# ---- the demo ----------------------------------------------------------------------------------------
+@app.command()
+def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the demo writes its datasets and runs.")) -> None:
+    """The main job on an embedded default: the longest real pipeline offmarl has (see README)."""
+    from offmarl.commands.demo import run_demo
+
+    _run(run_demo, out=out)
+
+
+def main() -> None:
+    app(prog_name="offmarl")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""HDF5 files of multi-agent datasets: :func:`save_dataset`, :func:`load_dataset` (DESIGN.md, "Dataset").
+
+File layout (format version :data:`~offmarl.data.dataset.FORMAT_VERSION`)::
+
+    /                         attrs: format_version (int), per_agent (bool)
+      card                    attr: the DatasetCard as a JSON string
+      obs, rewards, terminals, truncations, episode_starts, final_obs      (always)
+      actions, state, final_state, avail_actions                           (only when not None)
+
+Each field is an HDF5 dataset with exactly the shape and dtype of ``MultiAgentDataset`` (module
+docstring of :mod:`offmarl.data.dataset`); optional fields that are ``None`` are absent. Datasets are
+chunked along the leading (time or episode) axis with about :data:`TARGET_CHUNK_BYTES` per chunk and
+every trailing dimension whole, so a chunk holds complete steps; ``compression="lzf"`` or ``"gzip"``
+adds the shuffle filter.
+
+A per-agent file (decentralized methods, e.g. MABCQ's per-agent datasets) holds one group per agent::
+
+    /                         attrs: format_version, per_agent=True, n_groups=n
+      agent_0/ ... agent_{n-1}/   each laid out like the root of a plain file (its own card and fields)
+
+and is read one group at a time with ``load_dataset(path, agent=i)``.
+
+Saving is atomic: the file is written under a hidden temporary name in the target's directory,
+flushed to disk, then renamed over the target with ``os.replace``; an exception (or a crash) during
+the write never leaves a partial file at the target path, and a previous file there stays intact.
+The temporary file is removed on any exception; after a hard kill it remains as
+``.<name>.<random>.tmp`` next to the target.
+
+Loading reads whole arrays and validates them with :func:`offmarl.data.validate.validate_dataset`;
+every problem -- including a truncated or non-HDF5 file and a too-new format version -- raises
+:class:`offmarl.errors.DatasetError` with one line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from offmarl.data.dataset import FORMAT_VERSION, DatasetCard, MultiAgentDataset
+from offmarl.data.validate import (
+    ALL_FIELDS,
+    card_from_dict,
+    check_format_version,
+    validate_dataset,
+    validate_structure,
+)
+from offmarl.errors import DatasetError
+
+#: Bytes per HDF5 chunk (rows along the leading axis are chosen to get close to it).
+TARGET_CHUNK_BYTES = 1 << 20
+#: Accepted values of ``compression``.
+COMPRESSIONS = (None, "lzf", "gzip")
+_GZIP_LEVEL = 4
+
+
+def agent_group(i: int) -> str:
+    """Name of agent ``i``'s group in a per-agent file."""
+    return f"agent_{i}"
+
+
+# ---- writing -------------------------------------------------------------------------------------------
+def save_dataset(ds: MultiAgentDataset, path: str | os.PathLike, *, compression: str | None = None) -> Path:
+    """Validate ``ds`` and write it atomically to ``path`` (HDF5); returns the path.
+
+    ``compression``: ``None`` (fastest), ``"lzf"`` (fast, moderate ratio) or ``"gzip"`` (level 4).
+    Parent directories are created. Raises :class:`DatasetError` (nothing written) if ``ds`` is invalid.
+    """
+    path = Path(path)
+    _check_compression(compression)
+    validate_dataset(ds, source=str(path))
+
+    def write(f: h5py.File) -> None:
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["per_agent"] = False
+        _write_group(f, ds, compression)
+
+    _atomic_write(path, write)
+    return path
+
+
+def save_per_agent_datasets(datasets: Sequence[MultiAgentDataset], path: str | os.PathLike, *,
+                            compression: str | None = None) -> Path:
+    """Write one file with a group ``agent_i`` per dataset (each with its own card); returns the path.
+
+    Read back with ``load_dataset(path, agent=i)``. Every dataset is validated before anything is written.
+    """
+    path = Path(path)
+    _check_compression(compression)
+    if len(datasets) == 0:
+        raise ValueError(f"{path}: save_per_agent_datasets needs at least one dataset")
+    for i, ds in enumerate(datasets):
+        validate_dataset(ds, source=_group_source(path, i))
+
+    def write(f: h5py.File) -> None:
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["per_agent"] = True
+        f.attrs["n_groups"] = len(datasets)
+        for i, ds in enumerate(datasets):
+            _write_group(f.create_group(agent_group(i)), ds, compression)
+
+    _atomic_write(path, write)
+    return path
+
+
+def _check_compression(compression: str | None) -> None:
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {list(COMPRESSIONS)}, got {compression!r}")
+
+
+def _json_default(value: Any) -> Any:
+    """Numpy scalars/arrays inside card dicts (env_kwargs, behavior, extra) as plain JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"card value of type {type(value).__name__} is not JSON-serializable")
+
+
+def card_to_json(card: DatasetCard) -> str:
+    """The card as stored in a file (its ``format_version`` is the version the file is written in)."""
+    d = card.to_dict()
+    d["format_version"] = FORMAT_VERSION
+    return json.dumps(d, sort_keys=True, default=_json_default)
+
+
+def _write_group(group: h5py.Group, ds: MultiAgentDataset, compression: str | None) -> None:
+    group.attrs["card"] = card_to_json(ds.card)
+    for name in ALL_FIELDS:
+        arr = getattr(ds, name)
+        if arr is not None:
+            _write_array(group, name, arr, compression)
+
+
+def _chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Whole trailing dims, about TARGET_CHUNK_BYTES along the leading axis."""
+    row_bytes = itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    rows = min(shape[0], max(1, TARGET_CHUNK_BYTES // max(row_bytes, 1)))
+    return (int(rows), *shape[1:])
+
+
+def _write_array(group: h5py.Group, name: str, arr: np.ndarray, compression: str | None) -> None:
+    options: dict[str, Any] = {}
+    if arr.size:  # HDF5 cannot chunk a dataset with a zero-length dimension
+        options["chunks"] = _chunk_shape(arr.shape, arr.itemsize)
+        if compression is not None:
+            options.update(compression=compression, shuffle=True)
+            if compression == "gzip":
+                options["compression_opts"] = _GZIP_LEVEL
+    group.create_dataset(name, data=arr, **options)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Callable[[h5py.File], None]) -> None:
+    """Run ``write`` on a fresh HDF5 file next to ``path``, then rename it over ``path``."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, not a dataset file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with h5py.File(tmp, "w-") as f:
+            write(f)
+        _fsync(tmp)  # the rename must not become visible before the data is on disk
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        _fsync(path.parent)  # make the rename itself durable
+    except OSError:  # some filesystems refuse to fsync a directory; the file is complete anyway
+        pass
+
+
+# ---- reading -------------------------------------------------------------------------------------------
+def _group_source(path: Path | str, i: int) -> str:
+    return f"{path} [{agent_group(i)}]"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[h5py.File]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such dataset file")
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, not a dataset file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file (truncated, corrupted or another format): "
+                           f"{_one_line(exc)}") from None
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _root_header(f: h5py.File, source: str) -> tuple[int, int | None]:
+    """(format version, number of agent groups or None for a plain file)."""
+    version = check_format_version(f.attrs.get("format_version"), source)
+    if not bool(f.attrs.get("per_agent", False)):
+        return version, None
+    n = f.attrs.get("n_groups")
+    if n is None or int(n) < 1:
+        raise DatasetError(f"{source}: field 'n_groups': per-agent file without a positive group count ({n!r})")
+    for i in range(int(n)):
+        if agent_group(i) not in f:
+            raise DatasetError(f"{source}: field {agent_group(i)!r}: missing (the file says n_groups={int(n)})")
+    return version, int(n)
+
+
+def _read_card(group: h5py.Group, source: str) -> DatasetCard:
+    raw = group.attrs.get("card")
+    if raw is None:
+        raise DatasetError(f"{source}: card: missing (no 'card' attribute)")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    try:
+        d = json.loads(raw)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{source}: card: not valid JSON ({_one_line(exc)})") from None
+    return card_from_dict(d, source)
+
+
+def _select_group(f: h5py.File, n_groups: int | None, agent: int | None, path: Path) -> tuple[h5py.Group, str]:
+    source = str(path)
+    if n_groups is None:
+        if agent is not None:
+            raise DatasetError(f"{source}: not a per-agent dataset; omit agent={agent} (CLI: --agent)")
+        return f, source
+    if agent is None:
+        raise DatasetError(f"{source}: is a per-agent dataset with {n_groups} agent groups "
+                           f"(agent_0..agent_{n_groups - 1}); pass agent=i with 0 <= i < {n_groups} (CLI: --agent i)")
+    if not 0 <= agent < n_groups:
+        raise DatasetError(f"{source}: agent {agent} out of range; this per-agent dataset has {n_groups} agent "
+                           f"groups (0 <= agent < {n_groups})")
+    return f[agent_group(agent)], _group_source(path, agent)
+
+
+def _read_group(group: h5py.Group, source: str) -> MultiAgentDataset:
+    card = _read_card(group, source)
+    for name in group.keys():
+        if name not in ALL_FIELDS:
+            raise DatasetError(f"{source}: field {name!r}: unknown field (known: {', '.join(ALL_FIELDS)})")
+    arrays: dict[str, np.ndarray | None] = {}
+    for name in ALL_FIELDS:
+        item = group.get(name)
+        if item is None:
+            arrays[name] = None
+            continue
+        if not isinstance(item, h5py.Dataset):
+            raise DatasetError(f"{source}: field {name!r}: is an HDF5 group, not an array")
+        try:
+            arrays[name] = item[...]
+        except OSError as exc:
+            raise DatasetError(f"{source}: field {name!r}: cannot be read (truncated or corrupted file?): "
+                               f"{_one_line(exc)}") from None
+    return MultiAgentDataset(card=card, **arrays)
+
+
+def load_dataset(path: str | os.PathLike, agent: int | None = None, *, validate: bool = True) -> MultiAgentDataset:
+    """Read a dataset file written by :func:`save_dataset` (or group ``agent_i`` of a per-agent file).
+
+    ``agent`` must be given for a per-agent file and omitted otherwise. With ``validate=True`` (default)
+    every check of :func:`validate_dataset` runs; ``validate=False`` keeps only the cheap structural
+    checks (card, fields present, dtypes, shapes) and skips the scans of the data.
+    Raises :class:`DatasetError` naming the file (and group) and the field; ``FileNotFoundError`` if
+    there is no file.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        _, n_groups = _root_header(f, str(path))
+        group, source = _select_group(f, n_groups, agent, path)
+        ds = _read_group(group, source)
+    if validate:
+        validate_dataset(ds, source)
+    else:
+        validate_structure(ds, source)
+    return ds
+
+
+def dataset_info(path: str | os.PathLike) -> dict[str, Any]:
+    """Header of a dataset file without reading its arrays (cards are checked, data is not).
+
+    Plain file: ``{"path", "format_version", "per_agent": False, "card": {...}, "fields": {name: {"shape",
+    "dtype"}}}``. Per-agent file: ``{"path", "format_version", "per_agent": True, "n_groups": n,
+    "agents": [{"card", "fields"}, ...]}``.
+    """
+    path = Path(path)
+
+    def describe(group: h5py.Group, source: str) -> dict[str, Any]:
+        card = _read_card(group, source)
+        fields = {name: {"shape": list(group[name].shape), "dtype": str(group[name].dtype)}
+                  for name in ALL_FIELDS if isinstance(group.get(name), h5py.Dataset)}
+        return {"card": card.to_dict(), "fields": fields}
+
+    with _open(path) as f:
+        version, n_groups = _root_header(f, str(path))
+        header: dict[str, Any] = {"path": str(path), "format_version": version, "per_agent": n_groups is not None}
+        if n_groups is None:
+            header.update(describe(f, str(path)))
+        else:
+            header["n_groups"] = n_groups
+            header["agents"] = [describe(f[agent_group(i)], _group_source(path, i)) for i in range(n_groups)]
+    return header

@@ -1,0 +1,374 @@
+"""Every kind of bad dataset file is rejected with one line naming the file and the field (issue 2, item 4).
+
+Files are first written valid by ``save_dataset``, then broken with raw h5py edits (the writer itself
+refuses invalid datasets), and read back with ``load_dataset``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from _datasets import N_ACTIONS, make_dataset
+from offmarl.cli import app
+from offmarl.data.dataset import FORMAT_VERSION
+from offmarl.data.io import load_dataset, save_dataset, save_per_agent_datasets
+from offmarl.data.validate import validate_dataset
+from offmarl.errors import DatasetError
+
+_DELETE = object()
+
+
+def saved(tmp_path: Path, **kwargs: Any) -> Path:
+    return save_dataset(make_dataset(**kwargs), tmp_path / "bad.h5")
+
+
+def edit(path: Path, **fields: Any) -> None:
+    """Replace (or, with ``_DELETE``, remove) fields of a saved file, bypassing validation."""
+    with h5py.File(path, "r+") as f:
+        for name, value in fields.items():
+            if name in f:
+                del f[name]
+            if value is not _DELETE:
+                f[name] = value
+
+
+def read(path: Path, name: str) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f[name][...]
+
+
+def edit_card(path: Path, **changes: Any) -> None:
+    with h5py.File(path, "r+") as f:
+        card = json.loads(f.attrs["card"])
+        for key, value in changes.items():
+            if value is _DELETE:
+                del card[key]
+            else:
+                card[key] = value
+        f.attrs["card"] = json.dumps(card)
+
+
+def rejects(path: Path, message: str, **kwargs: Any) -> None:
+    """load_dataset fails with a message that starts with the file name and contains ``message``."""
+    with pytest.raises(DatasetError, match="^" + re.escape(f"{path}") + ".*" + re.escape(message)) as info:
+        load_dataset(path, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+# ---- missing fields, dtypes, shapes ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["obs", "rewards", "terminals", "truncations", "episode_starts", "final_obs",
+                                  "actions", "final_state"])
+def test_missing_required_field(tmp_path: Path, name: str) -> None:
+    path = saved(tmp_path)
+    edit(path, **{name: _DELETE})
+    rejects(path, f": field '{name}': missing")
+
+
+@pytest.mark.parametrize("name,dtype,message", [
+    ("obs", np.float64, "dtype float64 where float32 is required"),
+    ("rewards", np.float16, "dtype float16 where float32 is required"),
+    ("final_obs", np.float64, "dtype float64 where float32 is required"),
+    ("state", np.float64, "dtype float64 where float32 is required"),
+    ("actions", np.float32, "dtype float32 where int64 is required (discrete actions)"),
+    ("terminals", np.int8, "dtype int8 where bool is required"),
+    ("truncations", np.uint8, "dtype uint8 where bool is required"),
+    ("episode_starts", np.int32, "dtype int32 where int64 is required"),
+    ("avail_actions", np.uint8, "dtype uint8 where bool is required"),
+])
+def test_wrong_dtype(tmp_path: Path, name: str, dtype: type, message: str) -> None:
+    path = saved(tmp_path)
+    edit(path, **{name: read(path, name).astype(dtype)})
+    rejects(path, f": field '{name}': {message}")
+
+
+def test_wrong_dtype_of_continuous_actions(tmp_path: Path) -> None:
+    path = saved(tmp_path, discrete=False)
+    edit(path, actions=read(path, "actions").astype(np.float64))
+    rejects(path, ": field 'actions': dtype float64 where float32 is required (continuous actions)")
+
+
+@pytest.mark.parametrize("name,message", [
+    ("rewards", "has 20 steps but obs has 21 (inconsistent leading dimension)"),
+    ("terminals", "has 20 steps but obs has 21"),
+    ("actions", "has 20 steps but obs has 21"),
+    ("state", "has 20 steps but obs has 21"),
+    ("avail_actions", "has 20 steps but obs has 21"),
+    ("final_obs", "has 3 rows but episode_starts has 4 episodes"),
+])
+def test_inconsistent_leading_dimension(tmp_path: Path, name: str, message: str) -> None:
+    path = saved(tmp_path)  # 21 steps, 4 episodes
+    edit(path, **{name: read(path, name)[:-1]})
+    rejects(path, f": field '{name}': {message}")
+
+
+def test_wrong_agent_count_vs_card(tmp_path: Path) -> None:
+    path = save_dataset(make_dataset(n_agents=2), tmp_path / "bad.h5")
+    three = make_dataset(n_agents=3)
+    with h5py.File(path, "r+") as f:
+        f.attrs["card"] = three.card.to_json()  # a 3-agent card on 2-agent arrays
+    rejects(path, ": field 'obs': has 2 agents but the card says n_agents=3")
+
+
+def test_wrong_agent_count_of_one_field(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    edit(path, rewards=read(path, "rewards")[:, :2])
+    rejects(path, ": field 'rewards': has 2 agents but the card says n_agents=3")
+
+
+def test_final_obs_shape(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    edit(path, final_obs=read(path, "final_obs")[:, :, :5])
+    rejects(path, ": field 'final_obs': shape [4, 3, 5] where [4, 3, 6] is required by the env spec")
+
+
+def test_unknown_field(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    edit(path, avail_action=read(path, "avail_actions"))  # a typo would silently lose the masks
+    rejects(path, ": field 'avail_action': unknown field")
+
+
+# ---- values ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,index,value,message,kwargs", [
+    ("rewards", (17, 0), np.nan, "contains NaN at step 17, agent 0", {}),
+    ("obs", (3, 2, 1), np.inf, "contains +inf at step 3, agent 2", {}),
+    ("state", (5, 0), -np.inf, "contains -inf at step 5", {}),
+    ("final_obs", (2, 0, 0), np.nan, "contains NaN at episode 2, agent 0", {}),
+    ("actions", (9, 1, 0), np.nan, "contains NaN at step 9, agent 1", {"discrete": False}),
+])
+def test_nan_or_inf(tmp_path: Path, name: str, index: tuple, value: float, message: str, kwargs: dict) -> None:
+    path = saved(tmp_path, **kwargs)
+    arr = read(path, name)
+    arr[index] = value
+    edit(path, **{name: arr})
+    rejects(path, f": field '{name}': {message}")
+
+
+def test_nonzero_observation_padding(tmp_path: Path) -> None:
+    path = saved(tmp_path)  # agent 1 observes 4 of the 6 features
+    obs = read(path, "obs")
+    obs[7, 1, 5] = 0.25
+    edit(path, obs=obs)
+    rejects(path, ": field 'obs': agent 1 has non-zero value 0.25 at step 7, index 5, beyond its obs_dims 4")
+
+
+# ---- episode boundaries ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["terminals", "truncations"])
+def test_flag_not_on_last_step_of_episode(tmp_path: Path, name: str) -> None:
+    path = saved(tmp_path)  # episode 1 covers steps 6..10
+    flags = read(path, name)
+    flags[8] = True
+    edit(path, **{name: flags})
+    rejects(path, f": field '{name}': set at step 8, inside episode 1 (steps 6..10)")
+
+
+def test_empty_episode(tmp_path: Path) -> None:
+    path = saved(tmp_path)  # starts [0, 6, 11, 15]
+    final_obs = read(path, "final_obs")
+    final_state = read(path, "final_state")
+    edit(path, episode_starts=np.array([0, 6, 6, 11, 15], dtype=np.int64),
+         final_obs=np.concatenate([final_obs[:1], final_obs]),
+         final_state=np.concatenate([final_state[:1], final_state]))
+    rejects(path, ": field 'episode_starts': episode 2 is empty (start 6 repeats the previous start)")
+
+
+def test_empty_last_episode(tmp_path: Path) -> None:
+    ds = make_dataset()
+    ds.episode_starts[-1] = ds.n_steps
+    with pytest.raises(DatasetError, match=r"^<memory>: field 'episode_starts': last episode starts at 21"):
+        validate_dataset(ds)
+
+
+@pytest.mark.parametrize("starts,message", [
+    ([1, 6, 11, 15], "must begin at 0, got 1"),
+    ([0, 11, 6, 15], "must strictly increase; start 6 of episode 2 follows 11"),
+])
+def test_episode_starts_order(tmp_path: Path, starts: list[int], message: str) -> None:
+    path = saved(tmp_path)
+    edit(path, episode_starts=np.array(starts, dtype=np.int64))
+    rejects(path, f": field 'episode_starts': {message}")
+
+
+def test_flags_disagree_with_episode_starts(tmp_path: Path) -> None:
+    path = saved(tmp_path)  # episodes end at steps 5, 10, 14, 20
+    edit(path, terminals=np.zeros(21, dtype=bool), truncations=np.zeros(21, dtype=bool))
+    rejects(path, ": field 'terminals': episode 0 (steps 0..5) ends with neither a terminal nor a truncation flag")
+
+
+def test_only_the_last_episode_may_be_unfinished(tmp_path: Path) -> None:
+    ds = make_dataset()
+    ds.truncations[-1] = False  # a rollout cut by the collector
+    path = save_dataset(ds, tmp_path / "cut.h5")
+    assert not load_dataset(path).truncations[-1]
+
+
+# ---- actions ---------------------------------------------------------------------------------------------
+def test_discrete_action_not_below_n_actions(tmp_path: Path) -> None:
+    path = saved(tmp_path, avail=False)
+    actions = read(path, "actions")
+    actions[3, 1] = 7
+    edit(path, actions=actions)
+    rejects(path, f": field 'actions': discrete action 7 at step 3, agent 1 is >= n_actions {N_ACTIONS}")
+
+
+def test_negative_discrete_action(tmp_path: Path) -> None:
+    path = saved(tmp_path, avail=False)
+    actions = read(path, "actions")
+    actions[4, 0] = -1
+    edit(path, actions=actions)
+    rejects(path, ": field 'actions': discrete action -1 at step 4, agent 0 is < 0")
+
+
+def test_unavailable_action(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    actions, avail = read(path, "actions"), read(path, "avail_actions")
+    avail[12, 2, actions[12, 2]] = False
+    if actions[12, 2] == 0:  # keep at least one action available
+        avail[12, 2, 1] = True
+    edit(path, avail_actions=avail)
+    rejects(path, f": field 'actions': action {actions[12, 2]} at step 12, agent 2 is marked unavailable in avail_actions")
+
+
+def test_continuous_action_outside_box(tmp_path: Path) -> None:
+    path = saved(tmp_path, discrete=False)
+    actions = read(path, "actions")
+    actions[6, 2, 1] = 1.5
+    edit(path, actions=actions)
+    rejects(path, ": field 'actions': continuous action 1.5 at step 6, agent 2, dimension 1 is outside the Box "
+                  "bounds [-1, 1]")
+
+
+def test_continuous_action_within_tolerance_is_accepted(tmp_path: Path) -> None:
+    ds = make_dataset(discrete=False)
+    ds.actions[0, 0, 0] = np.float32(1.0 + 5e-6)  # float32 round-off of a clipped action
+    ds.actions[1, 0, 0] = np.float32(-1.0 - 5e-6)
+    assert load_dataset(save_dataset(ds, tmp_path / "ok.h5")).actions[0, 0, 0] > 1.0
+
+
+def test_avail_actions_with_continuous_actions(tmp_path: Path) -> None:
+    path = saved(tmp_path, discrete=False)
+    edit(path, avail_actions=np.ones((21, 3, 2), dtype=bool))
+    rejects(path, ": field 'avail_actions': present, but the action space is continuous")
+
+
+@pytest.mark.parametrize("state_only,message", [
+    (False, ": field 'actions': missing (required unless the card says state_only=true)"),
+    (True, ": field 'actions': present, but the card says state_only=true"),
+])
+def test_state_only_card_vs_actions(tmp_path: Path, state_only: bool, message: str) -> None:
+    path = saved(tmp_path, state_only=state_only)
+    if state_only:
+        edit(path, actions=np.zeros((21, 3), dtype=np.int64))
+    else:
+        edit(path, actions=_DELETE)
+    rejects(path, message)
+
+
+# ---- files, versions and cards ---------------------------------------------------------------------------
+def test_truncated_file(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    rejects(path, ": not a readable HDF5 file (truncated, corrupted or another format)")
+
+
+def test_not_an_hdf5_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.h5"
+    path.write_text("obs,rewards\n1,2\n")
+    rejects(path, ": not a readable HDF5 file (truncated, corrupted or another format)")
+
+
+def test_hdf5_file_that_is_not_a_dataset(tmp_path: Path) -> None:
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros(3)
+    rejects(path, ": field 'format_version': missing (is this an offmarl dataset?)")
+
+
+def test_newer_format_version(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    rejects(path, f": field 'format_version': format version {FORMAT_VERSION + 1} is newer than this offmarl's "
+                  f"{FORMAT_VERSION}; upgrade offmarl")
+
+
+def test_newer_format_version_in_card(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    edit_card(path, format_version=FORMAT_VERSION + 1)
+    rejects(path, f": card: format version {FORMAT_VERSION + 1} is newer")
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"env_name": _DELETE}, ": card: card is missing key 'env_name'"),
+    ({"colour": "red"}, ": card: card has unknown key 'colour'"),
+    ({"action_kind": "hybrid"}, ": card: card key 'action_kind' must be 'discrete' or 'continuous'"),
+    ({"n_agents": 4}, ": card: card key 'n_agents' (4) disagrees with env_spec (3)"),
+    ({"env_spec": {"name": "toy_grid"}}, ": card: card key 'env_spec' is not a valid env spec"),
+    ({"action_kind": "continuous"}, ": card: action_kind 'continuous' disagrees with env_spec's discrete"),
+    ({"obs_dims": [6, 6, 6]}, ": card: obs_dims [6, 6, 6] disagree with env_spec's [6, 4, 6]"),
+])
+def test_invalid_card(tmp_path: Path, changes: dict, message: str) -> None:
+    path = saved(tmp_path)
+    edit_card(path, **changes)
+    rejects(path, message)
+
+
+def test_card_that_is_not_json(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["card"] = "{not json"
+    rejects(path, ": card: not valid JSON")
+
+
+def test_stale_card(tmp_path: Path) -> None:
+    path = saved(tmp_path)
+    edit(path, rewards=read(path, "rewards") + 1.0)
+    rejects(path, ": card: return_mean=")
+    edit_card(path, episodes=9)
+    rejects(path, ": card: episodes=9 but episode_starts holds 4 episodes (stale card: call ds.refresh_card())")
+
+
+def test_per_agent_error_names_the_group(tmp_path: Path) -> None:
+    path = save_per_agent_datasets([make_dataset(seed=s) for s in range(2)], tmp_path / "pa.h5")
+    with h5py.File(path, "r+") as f:
+        f["agent_1/rewards"][17, 0] = np.nan
+    rejects(path, " [agent_1]: field 'rewards': contains NaN at step 17, agent 0", agent=1)
+    load_dataset(path, agent=0)  # the other group is untouched
+
+
+# ---- in memory and on the command line ------------------------------------------------------------------
+def test_validate_in_memory_dataset() -> None:
+    ds = make_dataset()
+    validate_dataset(ds)
+    ds.obs = ds.obs.astype(np.float64)
+    with pytest.raises(DatasetError, match=r"^data/x\.h5: field 'obs': dtype float64"):
+        validate_dataset(ds, source="data/x.h5")
+
+
+@pytest.mark.parametrize("breakage", ["not_hdf5", "nan", "agent_of_plain_file"])
+def test_cli_info_on_bad_file_exits_2_with_one_line(tmp_path: Path, breakage: str) -> None:
+    path = tmp_path / "bad.h5"
+    args = ["info", str(path)]
+    if breakage == "not_hdf5":
+        path.write_text("hello")
+    elif breakage == "nan":
+        save_dataset(make_dataset(), path)
+        with h5py.File(path, "r+") as f:
+            f["rewards"][17, 0] = np.nan
+    else:
+        save_dataset(make_dataset(), path)
+        args += ["--agent", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}")
+    assert "Traceback" not in result.output
