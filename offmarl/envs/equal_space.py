@@ -10,7 +10,7 @@ Dynamics (``B`` sub-envs, ``n`` agents, arena ``[-h, h]²`` with ``h = half_widt
     p ← clip(p + max_step · clip(a, -1, 1), -h, h)          # a [B, n, 2]; agents are points, no collisions
 
 Initial positions are uniform in the arena; an episode lasts ``episode_limit`` (25) steps and ends by
-truncation (there is no terminal state).
+truncation (there is no terminal state). Everything is float32 numpy over ``[B, ...]`` arrays.
 
 Observation of agent i (``obs_dim = 2n``): its own position followed by the relative positions of the
 others in agent order, ``o_i = [p_i, p_j − p_i for j ≠ i]``. State (``state_dim = 2n + 1``): all positions
@@ -39,9 +39,11 @@ Calibration: with the defaults (``reward_scale = 0.75``, ``max_step = 0.1``, h =
 (:class:`offmarl.policies.scripted.equal_space.EqualSpaceExpert`) returns −2.16 ± 1.03 per agent over
 2000 episodes (Table 12: −2.25 ± 0.12), a uniform-random policy −12.0 ± 2.6 and walking everyone to
 the centre −17.9 ± 0.4. Our spread is larger than the paper's because episodes start from uniformly
-random positions, so the cost of reaching the formation varies. Departure: the paper does not publish
-its reward formula; this one follows its
-description (equal distances, a triangle towards the corners) and its expert's return scale.
+random positions, so the cost of reaching the formation varies.
+
+Departures: the paper publishes neither its reward formula, its arena, its step size nor its horizon;
+this reward follows its description (equal distances, a triangle towards the corners) and its expert's
+return scale, and the horizon is the particle envs' usual 25 steps.
 """
 
 from __future__ import annotations

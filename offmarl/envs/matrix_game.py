@@ -1,16 +1,19 @@
 """The two-agent matrix game of MABCQ (Jiang & Lu), as a two-step MDP.
 
 Paper: ``003_facd061221e80b91.txt`` §3.1, Table 1 (payoff ``[[1, 5], [6, 1]]``, behaviour policies
-``[0.8, 0.2]`` for agent 1 and ``[0.4, 0.6]`` for agent 2; the optimum is the joint action ``(a_2, a_1)``,
-payoff 6) and App. B. The paper's agents get a shared reward ``r = R(s)`` that depends on the state
-only, and learn values of the *next* state ``s'`` that the joint action leads to. So that deep value
-learners see that next state, one game is an episode of two steps:
+``[0.8, 0.2]`` for agent 1 and ``[0.4, 0.6]`` for agent 2; the optimum is the joint action ``(a_2, a_1)``
+in the paper's 1-based action names, i.e. action indices ``(1, 0)``, payoff 6) and App. B. The paper's
+agents get a shared reward ``r = R(s)`` that depends on the state only, and learn values of the *next*
+state ``s'`` that the joint action leads to. So that deep value learners see that next state, one game
+is an episode of two steps (below, a₁ and a₂ are agent 1's row index and agent 2's column index)::
 
     step 1: s₀ --(a₁, a₂)--> s′ = (a₁, a₂),  reward 0
     step 2: s′ --(any actions)--> end,       reward R(s′) = payoff[a₁][a₂] to both agents, terminated
 
-Episodes never truncate (``episode_limit = 2``). The payoff matrix may have any size ``m × k`` (agent 1
-picks the row, agent 2 the column); entries must be ≥ 0 because MABCQ's value deviation
+Episodes never truncate (``episode_limit = 2``). Departure: the paper's game is one-shot (one
+transition s → s′ with r = R(s′)); the extra step only delivers R(s′) as the reward *of* s′, so the
+(undiscounted) return of a joint action is exactly its payoff. The payoff matrix may have any size
+``m × k`` (agent 1 picks the row, agent 2 the column); entries must be ≥ 0 because MABCQ's value deviation
 ``1 + (V(s′) − E V) / |E V|`` assumes positive values.
 
 Observation = state (both agents see the full state, as in the paper): a one-hot vector over every

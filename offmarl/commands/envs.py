@@ -1,0 +1,191 @@
+"""``offmarl envs`` (list every environment) and ``offmarl envs render`` (GIF of one episode).
+
+Listing builds one sub-env of each registered environment to read its spec; an environment whose
+optional extra is missing, whose module is not built yet or that fails to build is still listed, with
+the reason instead of its spec (listing never crashes).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from offmarl.envs import get_env_entry, list_envs, make_env
+from offmarl.envs.base import BatchedEnv, EnvSpec
+
+
+# ---- offmarl envs ----------------------------------------------------------------------------------
+def describe_env(name: str) -> dict[str, Any]:
+    """``{name, source, description, available, reason, spec}`` of registered env ``name``."""
+    entry = get_env_entry(name)
+    row: dict[str, Any] = {"name": entry.name, "source": entry.source, "description": entry.description,
+                           "available": False, "reason": entry.unavailable_reason, "spec": None}
+    if entry.unavailable_reason:
+        return row
+    module = entry.factory.partition(":")[0]
+    if entry.source == "native" and not module_exists(module):
+        row["reason"] = f"module {module} not built yet"
+        return row
+    try:
+        env = make_env(name, num_envs=1, seed=0)
+    except ImportError as exc:
+        row["reason"] = f"needs the extra '{entry.source}' ({_first_line(exc)})"
+        return row
+    except Exception as exc:  # an env that cannot be built is reported, never fatal for the listing
+        row["reason"] = f"cannot be built: {type(exc).__name__}: {_first_line(exc)}"
+        return row
+    try:
+        row["spec"] = env.spec.to_dict()
+    finally:
+        env.close()
+    row["available"] = True
+    return row
+
+
+def module_exists(module: str) -> bool:
+    """Whether ``module`` can be found (without importing it); False also when a parent package is missing."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _space_text(spec: dict[str, Any]) -> str:
+    action = spec["action_space"]
+    if action["kind"] == "discrete":
+        return f"Discrete({action['n']})"
+    low, high = np.asarray(action["low"]), np.asarray(action["high"])
+    bounds = f"[{low.min():g}, {high.max():g}]" if low.size else ""
+    return f"Box({', '.join(map(str, action['shape']))}) {bounds}".strip()
+
+
+def _obs_text(spec: dict[str, Any]) -> str:
+    dims = spec["obs_dims"]
+    return str(dims[0]) if len(set(dims)) == 1 else "/".join(map(str, dims))
+
+
+def run_list(as_json: bool = False) -> None:
+    """Print every registered environment (a rich table, or JSON only with ``as_json``)."""
+    rows = [describe_env(entry.name) for entry in list_envs()]
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))  # default=str: an env's exotic kwargs never break the listing
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="offmarl environments")
+    for column in ("name", "source", "agents", "obs dim", "action space", "limit"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description / status", overflow="fold", min_width=30)
+    for row in rows:
+        spec = row["spec"]
+        if spec is None:
+            table.add_row(row["name"], row["source"], "-", "-", "-", "-",
+                          f"{row['description']}\n[red]unavailable: {row['reason']}[/red]")
+        else:
+            table.add_row(row["name"], row["source"], str(spec["n_agents"]), _obs_text(spec), _space_text(spec),
+                          str(spec["episode_limit"]), row["description"])
+    console = Console()
+    if not console.is_terminal:  # piped output: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    console.print(table)
+
+
+# ---- offmarl envs render -----------------------------------------------------------------------------
+def parse_env_set(items: Sequence[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` -> kwargs, each value parsed with ``yaml.safe_load`` (``n_agents=4`` -> 4)."""
+    kwargs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--env-set expects key=value, got {item!r}")
+        try:
+            kwargs[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--env-set {key.strip()}: cannot parse value {value!r} ({exc})") from exc
+    return kwargs
+
+
+def play_episode_frames(env: BatchedEnv, policy: Any, max_steps: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Play one episode of sub-env 0 with JointPolicy ``policy``; return its frames and per-agent return.
+
+    Frames: the first observation's, then one after every step; the state reached by the last action is
+    drawn from ``final_state`` when the env offers ``render_state`` (``render`` shows the auto-reset
+    episode by then), otherwise the episode's last frame is the state before the last action.
+    """
+    ts = env.reset()
+    policy.reset(env.num_envs)
+    frames = [env.render(0)]
+    episode_return = np.zeros(env.spec.n_agents)
+    limit = max_steps or env.spec.episode_limit
+    first = True
+    for _ in range(limit):
+        actions = policy.act(ts, first=first)
+        first = False
+        ts = env.step(actions)
+        episode_return += ts.reward[0]
+        if ts.done[0]:
+            if hasattr(env, "render_state"):
+                frames.append(env.render_state(ts.final_state[0]))
+            break
+        frames.append(env.render(0))
+        if ts.done.any():
+            policy.reset(env.num_envs, ts.done)
+    return frames, episode_return
+
+
+def _trained_policy(run_dir: Path, name: str) -> tuple[Any, EnvSpec]:
+    """The evaluation policy of a run directory written by ``offmarl train`` and the spec it was trained on."""
+    model = run_dir / "model"
+    if not model.is_dir():
+        raise FileNotFoundError(f"{run_dir} is not a trained run directory: {model} is missing (written by `offmarl train`)")
+    try:
+        from offmarl.algos import load_algo
+    except ImportError as exc:
+        raise ImportError(f"cannot load trained run {run_dir}: offmarl.algos is unavailable ({exc})") from exc
+    algo = load_algo(model)
+    if algo.spec.name != name:
+        raise ValueError(f"run {run_dir} was trained on env {algo.spec.name!r}, not {name!r}")
+    policy = algo.policies()
+    if isinstance(policy, (list, tuple)):  # per-agent policies: execute them decentralized
+        from offmarl.policies.base import DecentralizedPolicy
+
+        policy = DecentralizedPolicy(policy)
+    return policy, algo.spec
+
+
+def run_render(name: str, policy: str = "random", out: Path = Path("episode.gif"), seed: int = 0, fps: int = 8,
+               env_set: Sequence[str] = ()) -> None:
+    """Write a GIF of one episode of env ``name`` played by behaviour policy (or run directory) ``policy``."""
+    import imageio.v3 as iio
+
+    from offmarl.policies.registry import make_behavior_policy
+
+    if fps < 1:
+        raise ValueError(f"--fps must be >= 1, got {fps}")
+    kwargs = parse_env_set(env_set)
+    run_dir = Path(policy)
+    if run_dir.is_dir():
+        joint_policy, trained_spec = _trained_policy(run_dir, name)
+        env = make_env(name, num_envs=1, seed=seed, **{**trained_spec.kwargs, **kwargs})
+    else:
+        env = make_env(name, num_envs=1, seed=seed, **kwargs)
+        joint_policy = make_behavior_policy(policy, env.spec, seed=seed)
+    try:
+        frames, episode_return = play_episode_frames(env, joint_policy)
+    finally:
+        env.close()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(out, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+    print(f"wrote {out} ({len(frames)} frames, per-agent return {np.round(episode_return, 3).tolist()})")
