@@ -6,6 +6,20 @@ Nothing here runs an environment; the package imports only ``offmarl.envs.base``
 from offmarl.data.dataset import FORMAT_VERSION, DatasetCard, MultiAgentDataset
 from offmarl.data.io import dataset_info, load_dataset, save_dataset, save_per_agent_datasets
 from offmarl.data.validate import validate_dataset
+from offmarl.data.returns import ReturnToGoTracker, returns_to_go
+from offmarl.data.sumtree import SumTree
+
+
+def __getattr__(name):
+    # The samplers need torch; import them on first use so `offmarl info` stays fast.
+    from offmarl.data import samplers
+
+    if name in _SAMPLER_NAMES:
+        return getattr(samplers, name)
+    raise AttributeError(f"module 'offmarl.data' has no attribute {name!r}")
+
+
+_SAMPLER_NAMES = ("TransitionSampler", "WindowSampler", "EpisodeSampler", "PrioritizedEpisodeSampler", "agent_slice")
 
 __all__ = ["FORMAT_VERSION", "DatasetCard", "MultiAgentDataset", "dataset_info", "load_dataset", "save_dataset",
-           "save_per_agent_datasets", "validate_dataset"]
+           "save_per_agent_datasets", "validate_dataset", "ReturnToGoTracker", "returns_to_go", "SumTree", *_SAMPLER_NAMES]
