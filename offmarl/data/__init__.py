@@ -12,10 +12,10 @@ from offmarl.data.sumtree import SumTree
 
 def __getattr__(name):
     # The samplers need torch; import them on first use so `offmarl info` stays fast.
-    from offmarl.data import samplers
-
     if name in _SAMPLER_NAMES:
-        return getattr(samplers, name)
+        import importlib
+
+        return getattr(importlib.import_module("offmarl.data.samplers"), name)
     raise AttributeError(f"module 'offmarl.data' has no attribute {name!r}")
 
 
