@@ -1,0 +1,183 @@
+"""Agent-wise compositions (SIT App. C) and per-agent dataset mixtures (MABCQ §4.1).
+
+Composition notation (SIT ``002_…txt`` App. C.3, Tables 7–8, without the agent names):
+``"50%[r,r,r]+50%[r,r,m]"`` = half of the episodes with agents 1–2 random and agent 3 medium, half
+with all three random. Levels per agent: ``r`` random, ``m`` medium, ``e`` expert
+(:mod:`offmarl.collect.mixing`). Weights are percentages summing to 100; a single component may omit
+its weight (``"[r,m,e]"`` = ``"100%[r,m,e]"``). SIT's agent-named form (``[ls_1^r, ls_2^m, …]``) is not
+accepted: write the levels in agent order.
+
+Episode split: component k gets ``round(weight_k × N / 100)`` episodes by the largest-remainder rule
+(so the counts sum to N), and at least one; each component is collected as its own rollout with seed
+``derive_seed(seed, "component", k)`` and the parts are concatenated in component order.
+
+Per-agent datasets (MABCQ ``003_…txt`` §4.1): agent i's dataset is the composition
+``20%[r,…,r] + 35%[i: m, others: e] + 35%[i: e, others: m] + 10%[e,…,e]`` with MABCQ's "small noise"
+(``DEFAULT_EXPERT_NOISE``, see :mod:`offmarl.collect.mixing`) on the last three parts. Each agent's
+dataset is collected separately (seed ``derive_seed(seed, "agent", i)``) and holds the whole joint
+trajectories; a decentralized learner reads only agent i's slice of it.
+
+Departures (MABCQ): the 20 % "early training" part is the uniform random policy (we have no SAC
+training run); the mixture is over episodes, not transitions (equal for fixed-length episodes); the
+"intermediate policy" is our medium level (expert ε-mixed at ``medium_rate``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from offmarl.collect.mixing import (DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE, LEVEL_NAMES, LEVELS,
+                                    PerAgentLevelPolicy)
+from offmarl.collect.rollout import concatenate, derive_seed, make_card, mean_return, rollout
+from offmarl.data.dataset import MultiAgentDataset
+from offmarl.envs.base import BatchedEnv
+from offmarl.policies.base import JointPolicy
+
+ExpertFactory = Callable[[int], JointPolicy]
+
+_COMPONENT = re.compile(r"^\s*(?:(?P<weight>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%\s*)?\[(?P<levels>[^\[\]]*)\]\s*$")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One part of a composition: ``weight`` percent of the episodes, agent i acting at ``levels[i]``.
+
+    ``noise`` is the expert-action noise of this part (0 in SIT compositions)."""
+
+    weight: float
+    levels: tuple[str, ...]
+    noise: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.weight:g}%[{','.join(self.levels)}]"
+
+
+def format_composition(components: Sequence[Component]) -> str:
+    return "+".join(str(c) for c in components)
+
+
+def parse_composition(text: str, n_agents: int | None = None) -> list[Component]:
+    """Parse ``"50%[r,r,r]+50%[r,r,m]"`` into components; ``n_agents`` (when given) is checked.
+
+    Raises ``ValueError`` naming the component and the problem (syntax, level letter, agent count,
+    weights not summing to 100 %)."""
+    if not text or not text.strip():
+        raise ValueError("composition is empty; write e.g. \"50%[r,r,r]+50%[r,r,m]\"")
+    parts = text.split("+")
+    components = []
+    for k, part in enumerate(parts, start=1):
+        match = _COMPONENT.match(part)
+        where = f"composition {text!r}: component {k} {part.strip()!r}"
+        if match is None:
+            raise ValueError(f"{where} is not of the form 50%[r,m,e]")
+        if match["weight"] is None and len(parts) > 1:
+            raise ValueError(f"{where} has no weight; with several components write each as 50%[...]")
+        weight = 100.0 if match["weight"] is None else float(match["weight"])
+        if weight <= 0:
+            raise ValueError(f"{where} has weight {weight:g}%; weights must be > 0")
+        levels = tuple(x.strip() for x in match["levels"].split(","))
+        for x in levels:
+            if x not in LEVELS:
+                raise ValueError(f"{where} has level {x!r}; levels are r (random), m (medium), e (expert)")
+        if n_agents is not None and len(levels) != n_agents:
+            raise ValueError(f"{where} lists {len(levels)} levels but the env has {n_agents} agents")
+        if components and len(levels) != len(components[0].levels):
+            raise ValueError(f"{where} lists {len(levels)} levels but component 1 lists {len(components[0].levels)}")
+        components.append(Component(weight, levels))
+    total = sum(c.weight for c in components)
+    if abs(total - 100.0) > 1e-6:
+        raise ValueError(f"composition {text!r}: weights sum to {total:g}%, not 100%")
+    return components
+
+
+def split_episodes(total: int, weights: Sequence[float]) -> list[int]:
+    """Episodes per component: largest-remainder rounding of ``total × w / Σw``, at least 1 each."""
+    w = np.asarray(weights, dtype=np.float64)
+    exact = total * w / w.sum()
+    counts = np.floor(exact).astype(np.int64)
+    remainder = total - int(counts.sum())
+    order = np.argsort(-(exact - counts), kind="stable")  # largest fractional parts first, ties by order
+    counts[order[:remainder]] += 1
+    return np.maximum(counts, 1).tolist()
+
+
+def collect_components(env: BatchedEnv, make_expert: ExpertFactory | None, components: Sequence[Component],
+                       episodes: int, seed: int, *, medium_rate: float = DEFAULT_MEDIUM_RATE,
+                       state_only: bool = False, progress: bool = True, behavior: dict[str, Any],
+                       recipe: str | None = None, extra: dict[str, Any] | None = None,
+                       quality_tier: str | None = None) -> MultiAgentDataset:
+    """Collect each component's share of ``episodes`` with :class:`PerAgentLevelPolicy`, concatenated.
+
+    ``card.extra["components"]`` lists each part's weight, levels, noise, episodes, seed and mean return."""
+    spec = env.spec
+    counts = split_episodes(episodes, [c.weight for c in components])
+    parts, records = [], []
+    for k, (component, count) in enumerate(zip(components, counts)):
+        part_seed = derive_seed(seed, "component", k)
+        needs_expert = any(x != "r" for x in component.levels)
+        if needs_expert and make_expert is None:
+            raise ValueError(f"component {component} needs an expert policy for env {spec.name!r}")
+        expert = make_expert(derive_seed(part_seed, "expert")) if needs_expert else None
+        policy = PerAgentLevelPolicy(expert, spec, component.levels, derive_seed(part_seed, "mixing"),
+                                     medium_rate=medium_rate, noise=component.noise)
+        part = rollout(env, policy, count, part_seed, state_only=state_only, progress=progress, behavior={})
+        parts.append(part)
+        records.append({"weight": component.weight, "levels": list(component.levels),
+                        "level_names": [LEVEL_NAMES[x] for x in component.levels], "noise": component.noise,
+                        "episodes": count, "seed": part_seed, "return_mean": mean_return(part)})
+    card = make_card(spec, behavior=behavior, seed=seed, state_only=state_only, quality_tier=quality_tier,
+                     recipe=recipe, extra={**(extra or {}), "components": records})
+    return concatenate(parts, card)
+
+
+def collect_composition(env: BatchedEnv, make_expert: ExpertFactory | None, composition: str, episodes: int,
+                        seed: int, *, medium_rate: float = DEFAULT_MEDIUM_RATE, expert_name: str = "expert",
+                        state_only: bool = False, progress: bool = True, recipe: str | None = None,
+                        extra: dict[str, Any] | None = None) -> MultiAgentDataset:
+    """A SIT-style agent-wise composition dataset (module docstring)."""
+    components = parse_composition(composition, env.spec.n_agents)
+    behavior = {"policy": "composition", "composition": format_composition(components), "expert": expert_name,
+                "medium_rate": float(medium_rate)}
+    return collect_components(env, make_expert, components, episodes, seed, medium_rate=medium_rate,
+                              state_only=state_only, progress=progress, behavior=behavior, recipe=recipe,
+                              extra=extra)
+
+
+MABCQ_MIXTURE = "20% random (all agents) + 35% (agent i medium, others expert) + 35% (agent i expert, others medium) + 10% expert (all agents)"
+
+
+def mabcq_components(agent: int, n_agents: int, noise: float = DEFAULT_EXPERT_NOISE) -> list[Component]:
+    """Agent ``agent``'s MABCQ §4.1 mixture as composition components (module docstring)."""
+    def levels(mine: str, others: str) -> tuple[str, ...]:
+        return tuple(mine if j == agent else others for j in range(n_agents))
+
+    return [Component(20.0, levels("r", "r")), Component(35.0, levels("m", "e"), noise),
+            Component(35.0, levels("e", "m"), noise), Component(10.0, levels("e", "e"), noise)]
+
+
+def collect_per_agent(env: BatchedEnv, make_expert: ExpertFactory, episodes: int, seed: int, *,
+                      medium_rate: float = DEFAULT_MEDIUM_RATE, noise: float = DEFAULT_EXPERT_NOISE,
+                      expert_name: str = "expert", state_only: bool = False, progress: bool = True,
+                      recipe: str | None = None, extra: dict[str, Any] | None = None) -> list[MultiAgentDataset]:
+    """One dataset of ``episodes`` episodes per agent, each mixed as in MABCQ §4.1 (module docstring).
+
+    Write them with ``offmarl.data.io.save_per_agent_datasets``; read agent i back with
+    ``load_dataset(path, agent=i)``."""
+    n = env.spec.n_agents
+    datasets = []
+    for i in range(n):
+        components = mabcq_components(i, n, noise)
+        behavior = {"policy": "mabcq_per_agent", "agent": i, "mixture": MABCQ_MIXTURE,
+                    "composition": format_composition(components), "expert": expert_name,
+                    "medium_rate": float(medium_rate), "expert_noise": float(noise)}
+        agent_seed = derive_seed(seed, "agent", i)
+        datasets.append(collect_components(
+            env, make_expert, components, episodes, agent_seed, medium_rate=medium_rate,
+            state_only=state_only, progress=progress, behavior=behavior, recipe=recipe,
+            extra={**(extra or {}), "per_agent": {"agent": i, "n_agents": n, "agent_seed": agent_seed}}))
+        datasets[-1].card.seed = seed  # the user's seed; agent_seed is derived from it
+    return datasets

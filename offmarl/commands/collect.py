@@ -1,0 +1,104 @@
+"""``offmarl collect``: roll out a behaviour policy (or a named recipe) and write a dataset file.
+
+Two forms:
+
+* ``offmarl collect ENV --policy P [--tier T | --composition C | --per-agent] [--state-only]
+  --episodes N --seed S --out PATH [--env-set key=value ...] [--num-envs B]``
+* ``offmarl collect --recipe NAME [--seed S] [--scale F] [--out PATH]`` (default path
+  ``data/<recipe>.h5`` in the working directory). The recipe fixes the env, the policy and the mode,
+  so ENV, --tier, --composition, --per-agent, --state-only and --env-set are rejected with it;
+  ``--num-envs`` and ``--episodes`` are ignored (the recipe's own values keep its files reproducible).
+
+``offmarl collect --list`` prints the recipes. After writing, one paragraph summarizes the data
+(episodes, steps, per-agent average return mean ± std, the tier's normalized score) and the path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from offmarl.collect.recipes import (Collected, build_recipe, collect_dataset, get_recipe, list_recipes,
+                                     save_collected)
+from offmarl.data.dataset import MultiAgentDataset
+
+
+def print_recipes() -> None:
+    table = Table(title="offmarl dataset recipes (offmarl collect --recipe NAME [--scale F])")
+    for column in ("recipe", "env", "policy", "mode", "episodes", "description"):
+        table.add_column(column, no_wrap=column in ("recipe", "env"))
+    for name, description in list_recipes():
+        recipe = get_recipe(name)
+        episodes = f"{recipe.episodes} per agent" if recipe.per_agent else str(recipe.episodes)
+        table.add_row(*(escape(cell) for cell in (name, recipe.env, recipe.policy, recipe.mode, episodes, description)))
+    Console(width=200).print(table)
+
+
+def _summary_of(ds: MultiAgentDataset) -> str:
+    card = ds.card
+    text = (f"{card.episodes} episodes, {card.steps} steps, return {card.return_mean:.3f} ± {card.return_std:.3f} "
+            f"(per-agent average)")
+    tier = card.extra.get("tier")
+    if tier:
+        text += (f", tier {tier['tier']} at normalized score {tier['achieved_score']:.3f} "
+                 f"(target {tier['target']:.2f}, mixing rate {tier['rate']:.3f})")
+    return text
+
+
+def summary(result: Collected, path: Path) -> str:
+    """One paragraph describing what was written to ``path``."""
+    if isinstance(result, list):
+        first = result[0].card
+        parts = "; ".join(f"agent {i}: {_summary_of(ds)}" for i, ds in enumerate(result))
+        head = f"Collected per-agent datasets of {first.env_name} ({len(result)} groups): {parts}."
+    else:
+        card = result.card
+        behavior = card.behavior
+        what = card.recipe or behavior.get("composition") or behavior.get("expert") or behavior.get("policy", "?")
+        if card.quality_tier and not card.recipe:
+            what += f" (tier {card.quality_tier})"
+        head = f"Collected {card.env_name} with {what}{' (state only)' if card.state_only else ''}: {_summary_of(result)}."
+    return f"{head} Wrote {path}"
+
+
+def run_collect(*, env: str | None, policy: str = "expert", tier: str | None = None, composition: str | None = None,
+                per_agent: bool = False, state_only: bool = False, episodes: int = 100, seed: int = 0,
+                out: Path | None = None, recipe: str | None = None, scale: float = 1.0, list_recipes: bool = False,
+                num_envs: int = 256, env_set: Sequence[str] = ()) -> Collected | None:
+    """The ``offmarl collect`` command (module docstring). Returns what was collected (None with --list)."""
+    if list_recipes:
+        print_recipes()
+        return None
+    if recipe is not None and env is not None:
+        raise ValueError(f"give either ENV ({env!r}) or --recipe ({recipe!r}), not both")
+    if recipe is None and env is None:
+        raise ValueError("give an environment name (see `offmarl envs`) or --recipe NAME (see `offmarl collect --list`)")
+
+    if recipe is not None:
+        fixed = [flag for flag, given in (("--tier", tier is not None), ("--composition", composition is not None),
+                                          ("--per-agent", per_agent), ("--state-only", state_only),
+                                          ("--env-set", bool(env_set))) if given]
+        if fixed:
+            raise ValueError(f"{fixed[0]} cannot be combined with --recipe: recipe {recipe!r} fixes it "
+                             f"(collect ENV ... to choose it yourself)")
+        get_recipe(recipe)  # unknown names fail before anything runs
+        result: Collected = build_recipe(recipe, seed=seed, scale=scale, progress=True)
+        path = Path(out) if out is not None else Path("data") / f"{recipe}.h5"
+    else:
+        if out is None:
+            raise ValueError("--out PATH is required when collecting from an environment")
+        from offmarl.commands.envs import parse_env_set
+
+        env_kwargs: dict[str, Any] = parse_env_set(env_set)
+        result = collect_dataset(env, env_kwargs=env_kwargs, policy=policy, tier=tier, composition=composition,
+                                 per_agent=per_agent, state_only=state_only, episodes=episodes, seed=seed,
+                                 num_envs=num_envs, progress=True)
+        path = Path(out)
+    path = save_collected(result, path)
+    typer.echo(summary(result, path))
+    return result
