@@ -17,7 +17,7 @@ Conventions (both envs):
       largest view, so a position is one integer ``(r + pad) * Wp + (c + pad)`` and every view cell can be
       gathered with fancy indexing and no bounds checks.
 
-This module imports nothing else of offmarl.
+Only :mod:`offmarl.envs.rendering` (agent colours) is imported from the rest of offmarl.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import numpy as np
 
 FORWARD, TURN_LEFT, TURN_RIGHT, NO_MOVE = 0, 1, 2, 3
 N_ACTIONS = 4
-ACTION_NAMES = ("forward", "turn_left", "turn_right", "no_move")
-HEADING_NAMES = ("north", "east", "south", "west")
 DIRECTIONS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]], dtype=np.int64)  # (d_row, d_col) per heading
 _TURN = np.array([0, -1, 1, 0], dtype=np.int64)  # heading change per action
 UNREACHABLE = np.int32(1 << 20)  # distance of cells no source can reach (see bfs_distance)
@@ -37,11 +35,6 @@ UNREACHABLE = np.int32(1 << 20)  # distance of cells no source can reach (see bf
 WALL, FLOOR = "#", "."
 WALL_RGB = np.array([110, 110, 110], dtype=np.uint8)
 FLOOR_RGB = np.array([25, 25, 25], dtype=np.uint8)
-AGENT_RGB = np.array(
-    [[230, 60, 60], [60, 120, 235], [60, 190, 80], [235, 185, 40], [170, 85, 210], [40, 200, 200], [240, 130, 40],
-     [235, 235, 235]],
-    dtype=np.uint8,
-)  # agent i is drawn in AGENT_RGB[i % 8]
 
 
 def open_room(height: int, width: int) -> list[str]:
@@ -176,8 +169,8 @@ def code_table(radices: Sequence[int], decode) -> np.ndarray:
     """Lookup table ``[prod(radices), k] float32`` from a mixed-radix cell code to ``k`` view channels.
 
     A view cell is summarised by digits ``d_j < radices[j]`` packed as ``sum_j d_j * prod(radices[:j])``;
-    ``decode(digits) -> k floats`` gives the channel values. ``table[code]`` then writes every channel
-    of every view cell with a single fancy-indexing pass (cell-major obs layout)."""
+    ``decode(digits) -> k floats`` gives the channel values. ``np.take(table, code, axis=0)`` then yields
+    every channel of every view cell in one pass (``[..., V, k]``: the cell-major obs layout)."""
     rows = []
     for code in range(int(np.prod(radices))):
         digits, rest = [], code
@@ -226,8 +219,9 @@ def sample_cells(rng: np.random.Generator, valid: np.ndarray, count: int) -> np.
     return np.argsort(-keys, axis=1, kind="stable")[:, :count]
 
 
-def check_placements(name: str, field: str, cells, count: int, free: set[tuple[int, int]], *, env: str) -> list[tuple[int, int]]:
-    """Validate a user-given list of ``count`` distinct free cells ``[[row, col], ...]`` (kwarg ``field``)."""
+def check_placements(name: str, field: str, cells, count: int, free: set[tuple[int, int]], *, env: str,
+                     free_means: str = "a free cell of the layout") -> list[tuple[int, int]]:
+    """Validate a user-given list of ``count`` distinct cells ``[[row, col], ...]`` of ``free`` (kwarg ``field``)."""
     try:
         cells = [(int(r), int(c)) for r, c in cells]
     except (TypeError, ValueError):
@@ -236,10 +230,17 @@ def check_placements(name: str, field: str, cells, count: int, free: set[tuple[i
         raise ValueError(f"{env}: {field} needs {count} {name} cells, got {len(cells)}")
     for cell in cells:
         if cell not in free:
-            raise ValueError(f"{env}: {field} cell {list(cell)} is not a free cell of the layout")
+            raise ValueError(f"{env}: {field} cell {list(cell)} is not {free_means}")
     if len(set(cells)) != len(cells):
         raise ValueError(f"{env}: {field} cells must be distinct, got {[list(c) for c in cells]}")
     return cells
+
+
+def check_n_agents(n_agents: int, *, env: str) -> int:
+    """Validate ``n_agents``: at least 1 and at most 127 (cell maps store agent indices as int8)."""
+    if not 1 <= int(n_agents) <= 127:
+        raise ValueError(f"{env}: n_agents must be in 1..127, got {n_agents}")
+    return int(n_agents)
 
 
 def check_headings(headings, n_agents: int, *, env: str) -> list[int]:
@@ -340,15 +341,24 @@ def _ring(px: int, thickness: int) -> np.ndarray:
     return mask
 
 
+def agent_rgb(index: int) -> np.ndarray:
+    """Agent ``index``'s colour, the same as in the other envs' renderers (:func:`offmarl.envs.rendering.agent_color`)."""
+    from offmarl.envs.rendering import agent_color
+
+    return np.array(agent_color(index), dtype=np.uint8)
+
+
 def blend(color: np.ndarray, alpha: float, base: np.ndarray = FLOOR_RGB) -> np.ndarray:
     """``alpha * color + (1 - alpha) * base`` as uint8 (a translucent fill)."""
     return (alpha * color.astype(np.float32) + (1 - alpha) * base.astype(np.float32)).astype(np.uint8)
 
 
-class Canvas:
+class GridCanvas:
     """An RGB image of a ``H x W`` grid with ``px``-pixel cells, drawn cell by cell (rendering only)."""
 
     def __init__(self, cell_rgb: np.ndarray, px: int = 16):
+        if px < 4:
+            raise ValueError(f"grid rendering needs px >= 4 pixels per cell, got {px}")
         self.px = px
         self.image = np.repeat(np.repeat(cell_rgb, px, axis=0), px, axis=1)
         self.image[::px, :] = (self.image[::px, :] * 0.7).astype(np.uint8)  # faint grid lines
@@ -358,8 +368,10 @@ class Canvas:
         px = self.px
         self.image[row * px:(row + 1) * px, col * px:(col + 1) * px][mask] = color
 
-    def agent(self, row: int, col: int, heading: int, color: np.ndarray) -> None:
-        self._paint(row, col, _triangle(self.px, heading), color)
+    def agents(self, rows: np.ndarray, cols: np.ndarray, heading: np.ndarray) -> None:
+        """Agent i as a triangle in :func:`agent_rgb` ``(i)`` pointing along its heading."""
+        for i, (row, col, h) in enumerate(zip(rows, cols, heading)):
+            self._paint(int(row), int(col), _triangle(self.px, int(h)), agent_rgb(i))
 
     def disc(self, row: int, col: int, color: np.ndarray, radius: float = 0.28) -> None:
         self._paint(row, col, _disc(self.px, radius), color)

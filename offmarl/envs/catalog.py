@@ -8,7 +8,7 @@ register_env("equal_space", "offmarl.envs.equal_space:EqualSpaceEnv",
 register_env("fill_in", "offmarl.envs.fill_in:FillInEnv",
              "Tseng et al.: agents with headings fill the cells of a grid; return = own filled - unfilled")
 register_env("grid_world", "offmarl.envs.grid_world:GridWorldEnv",
-             "Tseng et al.: 10x10 maps with obstacles; agents collect their own objects")
+             "Tseng et al.: 10x10 map with obstacles; agents collect their own objects and deliver them to the target")
 register_env("matrix_game", "offmarl.envs.matrix_game:MatrixGameEnv",
              "Jiang & Lu (MABCQ) Table 1: two-agent one-shot matrix game as a two-step MDP")
 register_env("mpe_cn_3ls3l", "offmarl.envs.mpe:cn_3ls3l",

@@ -4,11 +4,14 @@
 enters it. The team should fill every cell, each agent avoiding the others' paths.
 
 Map and horizon (defaults): a 10 x 10 grid whose border is wall, i.e. 8 x 8 = 64 free cells, 3 agents,
-30 steps. Chosen so the two behaviour extremes are far apart: uniformly random actions leave about
-36 cells unfilled (mean per-agent return about -29), while the scripted expert
-(:class:`offmarl.policies.scripted.fill_in.FillInExpert`) fills nearly every cell
-(about 1 unfilled, per-agent return about +19); see ``tests/test_env_fill_in.py`` and
-``benchmarks/env_grid_throughput.py`` for the measured figures. Any layout can be given (``layout``).
+40 steps. Chosen so the two behaviour extremes are far apart: uniformly random actions leave about 45
+cells unfilled (per-agent return -39.5 +- 5.2), while the scripted expert
+(:class:`offmarl.policies.scripted.fill_in.FillInExpert`) fills all but about 0.05 cells, mostly within
+~34 steps (per-agent return +20.2 +- 0.6); 1024 episodes each, ``benchmarks/env_grid_throughput.py
+--returns``. Tseng Table 12 reports 1.52 for its random-walk data (inconsistent with its own Table 1,
+see ``papers/README.md``); our scale differs and is not tuned to it. Agents start on distinct random
+cells with random headings each episode (or fixed: ``starts``, ``headings``); the default map is an open
+room (the paper's figure is missing from our copy), any other can be given (``layout``).
 
 Dynamics (shared with Grid-World, see :mod:`offmarl.envs._grid`): actions 0 forward, 1 turn left,
 2 turn right, 3 no move; a forward move fails into a wall, into a cell another agent occupies at the
@@ -29,12 +32,12 @@ Termination: the episode *terminates* when every free cell is filled (then ``U =
 *truncated* after ``horizon`` steps, and the penalty ``-U_T`` is part of that last step's reward.
 ``info["unfilled"] [B]`` reports ``U`` after each step (before any auto-reset).
 
-Observation of agent i (``obs_dim = 4 * 15 + 6 = 66``): its egocentric 3 x 5 view -- 3 rows ahead
+Observation of agent i (``obs_dim = 15 * 4 + 6 = 66``): its egocentric 3 x 5 view -- 3 rows ahead
 including its own row, 5 columns centred on it, rotated with its heading (view row 0 = two cells ahead,
-column 0 = two cells to its left; ``_grid.GridGeometry.view_offsets``) -- as 4 channels, channel-major
-(``obs[c * 15 + 5 * row + col]``): walls (cells outside the map count as walls), cells filled by me,
-cells filled by others, other agents; then 6 pose features: heading one-hot (N, E, S, W) and its
-(row, col) divided by (H - 1, W - 1).
+column 0 = two cells to its left; ``_grid.GridGeometry.view_offsets``) -- with 4 channels per cell,
+cell-major like a MiniGrid image (``obs[:60].reshape(3, 5, 4)``, ``obs[(5 * row + col) * 4 + c]``):
+wall (cells outside the map count as walls), filled by me, filled by another agent, another agent
+there; then 6 pose features: heading one-hot (N, E, S, W) and its (row, col) divided by (H - 1, W - 1).
 Departure: the paper's observation is the 3 x 5 view alone. The view is rotated with the heading, so
 the agent could not otherwise tell which way it faces nor where it is on a featureless open floor; the
 6 pose features make a memoryless policy able to plan. Slice them off (``obs[..., :60]``) for the
@@ -101,13 +104,11 @@ class FillInEnv(BatchedEnv):
     def __init__(self, num_envs: int = 1, seed: int | None = None, *, n_agents: int = 3, horizon: int = 40,
                  height: int | None = None, width: int | None = None, layout: Sequence[str] | None = None,
                  starts: Sequence[Sequence[int]] | None = None, headings: Sequence[int] | None = None):
-        if int(n_agents) < 1:
-            raise ValueError(f"{NAME}: n_agents must be >= 1, got {n_agents}")
         if int(horizon) < 1:
             raise ValueError(f"{NAME}: horizon must be >= 1, got {horizon}")
         if int(num_envs) < 1:
             raise ValueError(f"{NAME}: num_envs must be >= 1, got {num_envs}")
-        n, self.horizon, self.num_envs = int(n_agents), int(horizon), int(num_envs)
+        n, self.horizon, self.num_envs = _grid.check_n_agents(n_agents, env=NAME), int(horizon), int(num_envs)
         if layout is None:
             layout = _grid.open_room(10 if height is None else int(height), 10 if width is None else int(width))
         layout = [str(row) for row in layout] if not isinstance(layout, str) else layout
@@ -136,7 +137,6 @@ class FillInEnv(BatchedEnv):
         self._code_table = _grid.code_table((2, 3, 2), lambda d: [d[0], d[1] == 1, d[1] == 2, d[2]])  # [12, 4]
         # the same walls for every sub-env, tiled so that view indices into [B * cells] read them
         self._wall_code = np.tile(self.geometry.walls_flat.astype(np.int8), self.num_envs)  # [B * cells]
-        self._filler_one_hot = np.eye(n + 1, n, k=-1, dtype=np.float32)  # row f + 1: one-hot of filler f (-1: none)
         self._walls_state = walls.reshape(-1).astype(np.float32)
         self._avail = np.ones((self.num_envs, n, _grid.N_ACTIONS), dtype=bool)
         self._rng = np.random.default_rng(seed)
@@ -207,9 +207,10 @@ class FillInEnv(BatchedEnv):
         index = _grid.view_index(pos, heading, self._view, cells)  # [m, n, 15] into [m * cells]
         filled = _grid.relation(self._owner[rows].reshape(-1)[index])  # 0 unfilled, 1 by me, 2 by another
         other = _grid.relation(_grid.occupancy(pos, cells).reshape(-1)[index]) == 2
-        code = self._wall_code[index] + 2 * filled + 6 * other
+        code = self._wall_code[index] + 2 * filled + np.int8(6) * other  # int8 throughout
         obs = np.empty((m, n, OBS_DIM), dtype=np.float32)
-        obs[..., :VIEW_CELLS * len(CHANNELS)].reshape(m, n, VIEW_CELLS, len(CHANNELS))[:] = self._code_table[code]
+        # np.take on axis 0 copies table rows far faster than table[code]; cell-major ([3, 5, 4] HWC) writes contiguously
+        obs[..., :VIEW_CELLS * len(CHANNELS)].reshape(m, n, VIEW_CELLS, len(CHANNELS))[:] = np.take(self._code_table, code, axis=0)
         obs[..., VIEW_CELLS * len(CHANNELS):] = _grid.pose_features(self.geometry, pos, heading)
         return obs
 
@@ -220,28 +221,31 @@ class FillInEnv(BatchedEnv):
         cells = filler.shape[1]
         state = np.empty((m, self.spec.state_dim), dtype=np.float32)
         state[:, :cells] = self._walls_state
-        state[:, cells:cells * (1 + n)].reshape(m, cells, n)[:] = self._filler_one_hot[filler + 1]
+        np.equal(filler[:, None, :], self._agent_ids[None, :, None], out=state[:, cells:cells * (1 + n)].reshape(m, n, cells),
+                 casting="unsafe")  # written in place: 5x faster than building the bool array and copying it
         state[:, cells * (1 + n):-1] = _grid.pose_state(self.geometry, pos, heading)
         state[:, -1] = self._t[rows] / self.horizon
         return state
 
     # ---- rendering --------------------------------------------------------------------------------
     def render(self, index: int = 0, px: int = 16) -> np.ndarray:
-        """RGB ``[H*px, W*px, 3] uint8`` of sub-env ``index``: walls grey, cells tinted with the colour of
-        the agent that filled them, agents as triangles pointing along their heading."""
+        """RGB frame ``[H*px, W*px, 3] uint8`` of sub-env ``index`` (see :meth:`render_state`)."""
         if self._owner is None:
             raise RuntimeError(f"{NAME}: call reset() before render()")
         if not 0 <= index < self.num_envs:
             raise ValueError(f"{NAME}: render index {index} outside [0, {self.num_envs})")
-        g = self.geometry
-        filler = self._owner[index, g.interior].reshape(g.height, g.width)
-        tints = np.stack([_grid.blend(_grid.AGENT_RGB[i % len(_grid.AGENT_RGB)], 0.45) for i in range(self.spec.n_agents)])
-        cell_rgb = np.where((filler >= 0)[..., None], tints[np.maximum(filler, 0)], _grid.FLOOR_RGB)
-        cell_rgb[g.walls_flat[g.interior].reshape(g.height, g.width)] = _grid.WALL_RGB
-        canvas = _grid.Canvas(cell_rgb.astype(np.uint8), px)
-        rows, cols = g.rowcol(self._pos[index])
-        for i in range(self.spec.n_agents):
-            canvas.agent(int(rows[i]), int(cols[i]), int(self._heading[index, i]), _grid.AGENT_RGB[i % len(_grid.AGENT_RGB)])
+        return self.render_state(self._state(np.array([index]))[0], px)
+
+    def render_state(self, state: np.ndarray, px: int = 16) -> np.ndarray:
+        """RGB frame ``[H*px, W*px, 3] uint8`` of a global state ``[state_dim]``: walls grey, each cell
+        tinted with the colour of the agent that filled it, agents as triangles along their heading."""
+        s = split_state(np.asarray(state, dtype=np.float32)[None], self.spec)
+        filled_by = s["filled_by"][0]  # [n, H, W]
+        tints = np.stack([_grid.blend(_grid.agent_rgb(i), 0.45) for i in range(self.spec.n_agents)])
+        cell_rgb = np.where(filled_by.any(0)[..., None], tints[filled_by.argmax(0)], _grid.FLOOR_RGB)
+        cell_rgb[s["walls"][0]] = _grid.WALL_RGB
+        canvas = _grid.GridCanvas(cell_rgb.astype(np.uint8), px)
+        canvas.agents(s["rows"][0], s["cols"][0], s["heading"][0])
         return canvas.image
 
     def __repr__(self) -> str:
