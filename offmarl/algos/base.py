@@ -84,7 +84,11 @@ class Algorithm(ABC):
 
     @abstractmethod
     def policies(self) -> Any:
-        """A :class:`~offmarl.policies.base.JointPolicy` for evaluation (decentralized where the method is)."""
+        """A :class:`~offmarl.policies.base.JointPolicy` for evaluation (decentralized where the method is).
+
+        Return-conditioned algorithms may accept optional keywords, e.g. ``policies(target_return=R)``
+        (per-agent target return); ``offmarl eval --target-return`` passes it only to an algorithm whose
+        ``policies`` has that parameter, and refuses the option for the others."""
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:

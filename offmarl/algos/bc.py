@@ -1,0 +1,140 @@
+"""Behaviour cloning, one independent MLP per agent (``bc``).
+
+Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, App. B.2 and Table 5
+(``../shared/papers/000_d2a4d6ed983a1f6a.txt``): "a 3-layer MLP with hidden dimensions 128 ... takes a
+series of local observations as input and predicts the action distribution, trained in a regressing
+manner". The baseline row "BC" of Tables 1-3.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from offmarl.algos.base import Algorithm, AlgoConfig, register_algo
+from offmarl.data.samplers import WindowSampler
+from offmarl.envs.base import EnvSpec
+from offmarl.nets.action_head import ActionHead
+from offmarl.nets.mlp import MLP
+from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(AlgoConfig):
+    """Behaviour cloning of agent i from its own recent observations.
+
+    Input of agent i at step t: its last H local observations, concatenated,
+        h_t^i = [o_{t-H+1}^i, ..., o_t^i]           (zeros before the episode's first step),
+    each cut to the agent's true width ``obs_dims[i]``. Agent i's network f_i (own weights) predicts
+        discrete:    L^i = -log softmax(mask(f_i(h_t^i)))[a_t^i]       (unavailable actions masked)
+        continuous:  L^i = || low + (high - low) (tanh f_i(h_t^i) + 1) / 2 - a_t^i ||^2 / act_dim
+    and the update minimises sum_i E[L^i] (the sum keeps each agent's gradient its own).
+
+    Fields (defaults: Tseng et al. Table 5; batch size from Tables 7-9, which give 128 for every method):
+        steps: gradient steps (default 10,000). Departure: Table 5 counts "offline epochs" (1000 / 500)
+            over datasets whose epoch size is not stated, so offmarl counts gradient steps instead.
+        batch_size: windows per update (128).
+        lr: AdamW learning rate, 2e-4 (Table 5: Grid-World, Highway, SMAC). ``offmarl train`` applies
+            5e-4 on ``fill_in`` and ``equal_space`` from ``offmarl/algos/env_defaults/bc.yaml``.
+        weight_decay: AdamW weight decay, 1e-4 (Table 5).
+        history: H, observations per input. The paper says "a series of local observations" without a
+            length; offmarl uses 20, the Decision Transformers' context K, so BC sees what they see.
+        hidden: hidden width, 128 (App. B.2).
+        n_layers: linear layers, 3 (App. B.2: in -> 128 -> 128 -> out).
+        activation: between layers, ReLU (unstated in the paper).
+    """
+
+    steps: int = 10_000
+    batch_size: int = 128
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    history: int = 20
+    hidden: int = 128
+    n_layers: int = 3
+    activation: str = "relu"
+
+
+@register_algo
+class BC(Algorithm):
+    """Decentralized behaviour cloning: agent i's network sees only agent i's observation history."""
+
+    name = "bc"
+    Config = Config
+    decentralized_training = True
+
+    def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
+        super().__init__(spec, config, device)
+        self.head = ActionHead.for_spec(spec).to(self.device)
+        self.nets = nn.ModuleList(
+            MLP(config.history * d, config.hidden, self.head.out_dim, config.n_layers, config.activation)
+            for d in spec.obs_dims
+        ).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.nets.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.updates = 0
+
+    def make_sampler(self, dataset: Any, seed: int) -> WindowSampler:
+        if isinstance(dataset, (list, tuple)):
+            raise ValueError("bc trains on one joint dataset, not a per-agent file (one dataset per agent)")
+        if tuple(dataset.card.obs_dims) != tuple(self.spec.obs_dims):
+            raise ValueError(f"bc was built for obs_dims {list(self.spec.obs_dims)}, "
+                             f"the dataset has {list(dataset.card.obs_dims)}")
+        # Windows end at a uniformly drawn step t and are zero-padded before the episode start: exactly h_t^i.
+        return WindowSampler(dataset, self.config.batch_size, seed, K=self.config.history)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        obs = batch["obs"].to(self.device)  # [B, H, n, d], zeros at pads
+        actions = batch["actions"][:, -1].to(self.device)  # [B, n] or [B, n, act_dim]: the action at step t
+        avail = batch["avail"][:, -1].to(self.device) if "avail" in batch else None  # [B, n, A]
+        losses = []
+        for i, (net, d) in enumerate(zip(self.nets, self.spec.obs_dims)):
+            history = obs[:, :, i, :d].flatten(1)  # [B, H * d_i]: agent i's own observations only
+            raw = net(history)  # [B, out_dim]
+            losses.append(self.head.loss(raw, actions[:, i], None if avail is None else avail[:, i]).mean())
+        loss = torch.stack(losses)  # [n]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        self.optimizer.step()
+        self.updates += 1
+        return {"loss": loss.detach().mean().item()}
+
+    def policies(self) -> DecentralizedPolicy:
+        return DecentralizedPolicy([
+            BCAgentPolicy(net, self.head, d, self.config.history, self.device)
+            for net, d in zip(self.nets, self.spec.obs_dims)
+        ])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"nets": self.nets.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        # torch's optimizer adopts the given moment tensors as they are: copy, so two live algorithms never share them
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.updates = int(state["updates"])
+
+
+class BCAgentPolicy(AgentPolicy):
+    """Agent i's greedy BC policy; keeps the last H observations of each of the B sub-envs."""
+
+    def __init__(self, net: nn.Module, head: ActionHead, obs_dim: int, history: int, device: torch.device):
+        self.net, self.head, self.obs_dim, self.history, self.device = net, head, obs_dim, history, device
+        self.buffer = torch.zeros(0, history, obs_dim, device=device)  # [B, H, d_i]
+
+    def reset(self, batch_size: int, mask: np.ndarray | None = None) -> None:
+        if mask is None or self.buffer.shape[0] != batch_size:
+            self.buffer = torch.zeros(batch_size, self.history, self.obs_dim, device=self.device)
+        else:
+            self.buffer[torch.as_tensor(mask, device=self.device)] = 0.0
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, avail: np.ndarray | None, last_reward: np.ndarray | None) -> np.ndarray:
+        o = torch.as_tensor(obs[:, :self.obs_dim], dtype=torch.float32, device=self.device)  # [B, d_i]
+        self.buffer = torch.cat([self.buffer[:, 1:], o[:, None]], dim=1)  # [B, H, d_i], newest last
+        raw = self.net(self.buffer.flatten(1))
+        mask = None if avail is None else torch.as_tensor(avail, device=self.device)
+        return self.head.greedy(raw, mask).cpu().numpy()

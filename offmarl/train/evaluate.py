@@ -1,0 +1,125 @@
+"""Evaluation of a joint policy in an environment, and the ``eval.json`` every table is built from.
+
+Protocol (DESIGN.md; Tseng et al. §4): ``episodes`` sub-envs run in one batched env; each sub-env
+contributes its FIRST episode only (sub-envs that finish keep stepping, auto-reset, but are masked out
+of the returns, so short episodes do not get counted twice while long ones run). The policy acts once
+per step for all sub-envs; after a sub-env auto-resets the policy is told with ``reset(B, mask)`` so it
+clears that sub-env's context. ``return_mean`` / ``return_std`` are over episodes of the per-agent
+average return (the papers' metric).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offmarl.policies.base import DecentralizedPolicy
+from offmarl.train.checkpoint import atomic_write_json
+
+EVAL_SCHEMA_VERSION = 1
+
+
+def evaluate_policy(policy: Any, env_name: str, env_kwargs: dict[str, Any], episodes: int, seed: int,
+                    render_path: str | Path | None = None, fps: int = 8) -> dict[str, Any]:
+    """Run ``episodes`` episodes of ``policy`` in ``make_env(env_name, **env_kwargs)``.
+
+    ``policy``: a JointPolicy, or a list of per-agent AgentPolicy objects (run as a DecentralizedPolicy).
+
+    Returns ``{"return_mean", "return_std", "per_agent_return" [n], "episodes", "returns" [episodes][n],
+    "lengths" [episodes], "win_rate"}`` (``win_rate`` None unless the env reports ``info["win"]``).
+    ``render_path``: a GIF of sub-env 0's episode (frames before each action, from ``env.render(0)``).
+    """
+    from offmarl.envs import make_env
+
+    if episodes < 1:
+        raise ValueError(f"evaluation needs episodes >= 1, got {episodes}")
+    if isinstance(policy, (list, tuple)):
+        policy = DecentralizedPolicy(policy)
+    env = make_env(env_name, num_envs=episodes, seed=seed, **env_kwargs)
+    try:
+        limit = env.spec.episode_limit
+        ts = env.reset(seed=seed)
+        policy.reset(episodes)
+        returns = np.zeros((episodes, env.spec.n_agents), dtype=np.float64)
+        lengths = np.zeros(episodes, dtype=np.int64)
+        active = np.ones(episodes, dtype=bool)
+        wins: np.ndarray | None = None
+        frames: list[np.ndarray] = []
+        first = True
+        while active.any():
+            if lengths.max() > limit:
+                raise RuntimeError(f"env {env_name!r} ran past its episode_limit {limit} without ending an episode")
+            if render_path is not None and active[0]:
+                frames.append(env.render(0))
+            ts = env.step(policy.act(ts, first=first))
+            first = False
+            returns += np.where(active[:, None], ts.reward, 0.0)
+            lengths += active
+            done = ts.done
+            if "win" in ts.info:
+                wins = np.zeros(episodes, dtype=bool) if wins is None else wins
+                ended = active & done
+                wins[ended] = np.asarray(ts.info["win"], dtype=bool)[ended]
+            active &= ~done
+            if done.any():
+                policy.reset(episodes, done)
+    finally:
+        env.close()
+    if render_path is not None:
+        write_gif(render_path, frames, fps)
+    avg = returns.mean(axis=1)  # [episodes] per-agent average return
+    return {
+        "return_mean": float(avg.mean()),
+        "return_std": float(avg.std()),
+        "per_agent_return": returns.mean(axis=0).tolist(),
+        "episodes": int(episodes),
+        "returns": returns.tolist(),
+        "lengths": lengths.tolist(),
+        "win_rate": None if wins is None else float(wins.mean()),
+    }
+
+
+def write_gif(path: str | Path, frames: list[np.ndarray], fps: int = 8) -> None:
+    import imageio.v3 as iio
+
+    if not frames:
+        raise ValueError(f"no frames to write to {path}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, np.stack(frames).astype(np.uint8), duration=1000.0 / fps, loop=0)
+
+
+def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, dataset: str, seed: int,
+                    curve: list[list[float]], checkpoint: str = "last", target_return: float | None = None,
+                    steps: int | None = None, eval_seed: int | None = None) -> dict[str, Any]:
+    """Write ``run_dir/eval.json`` (DESIGN.md schema) from an :func:`evaluate_policy` result; return it.
+
+    ``algo`` is the registry label (``distill[no_kl]``), ``dataset`` the dataset label, ``seed`` the
+    training seed, ``curve`` the ``[[step, mean, std], ...]`` of the evaluations during training.
+    ``target_return`` None means the policy's own default (e.g. the dataset's best return per agent).
+    """
+    from offmarl import __version__
+
+    record = {
+        "schema_version": EVAL_SCHEMA_VERSION,
+        "algo": algo,
+        "dataset": dataset,
+        "seed": int(seed),
+        "return_mean": result["return_mean"],
+        "return_std": result["return_std"],
+        "per_agent_return": result["per_agent_return"],
+        "episodes": result["episodes"],
+        "win_rate": result.get("win_rate"),
+        "curve": [[int(s), float(m), float(sd)] for s, m, sd in curve],
+        "protocol": {"checkpoint": checkpoint, "target_return": target_return, "greedy": True, "steps": steps,
+                     "eval_seed": eval_seed},
+        "returns": result.get("returns"),
+        "lengths": result.get("lengths"),
+        "offmarl_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_json(Path(run_dir) / "eval.json", record)
+    return record

@@ -1,0 +1,118 @@
+"""The run directory (DESIGN.md, "Run directory") and how `--dataset` becomes a dataset.
+
+Layout of ``runs/<dataset>/<algo label>/seed<k>/`` (``offmarl train --out`` overrides the path)::
+
+    config.json            algo name + config, train config, dataset card, env spec, versions, threads, command
+    metrics.csv            one row per logging window (offmarl.train.loggers)
+    curve.json             [[step, return_mean, return_std], ...] of the evaluations during training
+    checkpoints/last.pt    everything needed to continue exactly (offmarl.train.checkpoint)
+    model/                 the trained algorithm (Algorithm.save: algo.json + algo.pt)
+    eval.json              final evaluation (offmarl.train.evaluate.write_eval_json)
+    tensorboard/           TensorBoard events (when tensorboard is installed)
+    error.txt              the traceback of a failed run (removed when the run later succeeds)
+
+``--dataset`` names a file or a recipe (:func:`resolve_dataset`); recipe datasets are built once into
+the recipe cache of ``offmarl.collect.recipes`` (``$OFFMARL_HOME/datasets``, default
+``~/.cache/offmarl/datasets``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of run directory ``root``."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.csv"
+
+    @property
+    def curve(self) -> Path:
+        return self.root / "curve.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def error(self) -> Path:
+        return self.root / "error.txt"
+
+
+def algo_label(name: str, ablation: str | None = None, variant: str | None = None) -> str:
+    """The registry label of a run: ``distill``, ``distill[no_kl]``, ``sit[no_ardnem]``, ``x[a,b]``."""
+    parts = [p for p in (ablation, variant) if p]
+    return f"{name}[{','.join(parts)}]" if parts else name
+
+
+def default_run_dir(dataset_label: str, label: str, seed: int, root: str | Path = "runs") -> Path:
+    """``runs/<dataset label>/<algo label>/seed<k>`` (a recipe ``tseng/fill_in`` nests one level deeper)."""
+    return Path(root) / dataset_label / label / f"seed{seed}"
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """How a run got its dataset: ``label`` names it in run paths and tables."""
+
+    label: str
+    path: str
+    recipe: str | None = None
+    per_agent: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "path": self.path, "recipe": self.recipe, "per_agent": self.per_agent}
+
+
+def resolve_dataset(name: str):
+    """``(dataset, DatasetSource)`` for ``--dataset NAME``: an existing file, else a recipe name.
+
+    A file's label is its stem (``data/small.h5`` → ``small``); a recipe's label is the recipe name and
+    its file comes from the recipe cache (:func:`offmarl.collect.recipes.get_recipe_dataset`, seed 0,
+    scale 1). A per-agent file (one group per agent, MABCQ) gives a list with agent i's dataset at i.
+    """
+    from offmarl.data.io import dataset_info, load_dataset
+
+    path = Path(name).expanduser()
+    recipe = None
+    if not path.is_file():
+        from offmarl.collect.recipes import get_recipe_dataset, is_recipe, list_recipes
+
+        if not is_recipe(name):
+            raise FileNotFoundError(f"dataset {name!r} is neither an existing file nor a recipe; recipes: "
+                                    f"{', '.join(r for r, _ in list_recipes())}")
+        recipe, path = name, get_recipe_dataset(name)
+    info = dataset_info(path)
+    if info["per_agent"]:
+        dataset: Any = [load_dataset(path, agent=i) for i in range(info["n_groups"])]
+    else:
+        dataset = load_dataset(path)
+    source = DatasetSource(label=recipe or path.stem, path=str(path), recipe=recipe, per_agent=info["per_agent"])
+    return dataset, source
+
+
+def dataset_cards(dataset: Any) -> list[Any]:
+    """The card of a dataset, or the cards of a per-agent list of datasets."""
+    return [ds.card for ds in dataset] if isinstance(dataset, (list, tuple)) else [dataset.card]

@@ -1,0 +1,155 @@
+"""Behaviour cloning: learns, masks, decentralized, train/eval inputs agree, save/load round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import _toy_env
+from _toy_env import ToyPickEnv
+from offmarl.algos import get_algo_class, load_algo, make_algo
+from offmarl.commands.train import env_defaults
+from offmarl.data.samplers import WindowSampler
+from offmarl.train import TrainConfig, evaluate_policy, fit, seed_everything
+
+torch.set_num_threads(1)
+SMALL = {"hidden": 32, "history": 3, "batch_size": 32, "lr": 3e-3}
+
+
+def train(dataset, steps: int, seed: int = 0, **overrides):
+    seed_everything(seed)
+    algo = make_algo("bc", dataset.spec, **{**SMALL, "steps": steps, **overrides})
+    out = fit(algo, dataset, None, TrainConfig(seed=seed, progress=False, log_every=10))
+    return algo, out
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return _toy_env.toy_dataset(episodes=40, seed=0)
+
+
+def test_defaults_follow_tseng_table_5():
+    config = get_algo_class("bc").Config()
+    assert (config.hidden, config.n_layers, config.lr, config.weight_decay) == (128, 3, 2e-4, 1e-4)
+    assert config.batch_size == 128
+    assert env_defaults("bc", "fill_in") == {"lr": 5e-4} and env_defaults("bc", "equal_space") == {"lr": 5e-4}
+    assert env_defaults("bc", "grid_world") == {}
+
+
+def test_learns_the_expert_and_scores_optimally(toy):
+    seed_everything(0)
+    algo = make_algo("bc", toy.spec, **SMALL, steps=150)
+    first = algo.update(algo.make_sampler(toy, 0).sample())["loss"]
+    algo, out = train(toy, steps=150)
+    assert out["losses"]["loss"] < 0.05 < first
+    result = evaluate_policy(algo.policies(), _toy_env.ENV_NAME, {}, episodes=6, seed=7)
+    assert result["return_mean"] == 2.0 and result["win_rate"] == 1.0  # the optimum: every pick right
+
+
+def test_continuous_actions_are_regressed_inside_the_box():
+    data = _toy_env.toy_dataset(episodes=40, seed=0, continuous=True)
+    algo, out = train(data, steps=200)
+    assert out["losses"]["loss"] < 0.01
+    env = ToyPickEnv(num_envs=16, seed=3, continuous=True)
+    ts = env.reset()
+    policy = algo.policies()
+    policy.reset(16)
+    actions = policy.act(ts, first=True)
+    assert actions.shape == (16, 2, 1) and actions.dtype == np.float32
+    np.testing.assert_allclose(actions[..., 0], ts.obs[..., 0], atol=0.1)  # the target is the action
+
+
+def test_unavailable_actions_get_no_probability(toy):
+    algo = make_algo("bc", toy.spec, **SMALL)
+    with torch.no_grad():
+        for net in algo.nets:
+            net.net[-1].bias[2] = 1e3  # make action 2 every agent's favourite
+    ts = ToyPickEnv(num_envs=8, seed=0).reset()
+    policy = algo.policies()
+    policy.reset(8)
+    actions = policy.act(ts, first=True)
+    assert (actions[:, 0] == 2).all() and (actions[:, 1] != 2).all()  # agent 1 may not play action 2
+    batch = algo.make_sampler(toy, 0).sample()
+    assert np.isfinite(algo.update(batch)["loss"])
+
+
+def test_agent_i_is_untouched_by_agent_js_data(toy):
+    """Decentralized training: replacing agent 1's observations leaves agent 0's weights bit-identical."""
+    rng = np.random.default_rng(1)
+    obs = toy.obs.copy()
+    obs[:, 1] = rng.normal(size=obs[:, 1].shape)
+    other = dataclasses.replace(toy, obs=obs)
+    a, _ = train(toy, steps=30)
+    b, _ = train(other, steps=30)
+    for p, q in zip(a.nets[0].parameters(), b.nets[0].parameters()):
+        assert torch.equal(p, q)
+    assert not all(torch.equal(p, q) for p, q in zip(a.nets[1].parameters(), b.nets[1].parameters()))
+
+
+def test_policy_input_at_evaluation_equals_the_training_window(toy):
+    """Agent i's history at step t of an episode is what the window sampler gives for t (zero-padded start)."""
+    algo = make_algo("bc", toy.spec, **SMALL)
+    seen: list[torch.Tensor] = []
+    net = algo.nets[0]
+    net.register_forward_hook(lambda module, args, output: seen.append(args[0].clone()))
+    episode = int(np.argmax(toy.episode_lengths))  # a 3-step episode: two steps with padding
+    start, length = int(toy.episode_starts[episode]), int(toy.episode_lengths[episode])
+    agent = algo.policies().agents[0]
+    agent.reset(1)
+    for t in range(start, start + length):
+        agent.act(toy.obs[t:t + 1, 0], toy.avail_actions[t:t + 1, 0], None)
+    window = WindowSampler(toy, 1, 0, K=SMALL["history"]).batch_at(np.arange(start, start + length))["obs"]
+    expected = window[:, :, 0, :3].flatten(1)  # [length, H * d_0]
+    assert torch.equal(torch.cat(seen), expected)
+    assert expected[0, :6].abs().sum() == 0  # two pads before the first observation
+
+
+def test_reset_with_a_mask_clears_only_those_sub_envs(toy):
+    agent = make_algo("bc", toy.spec, **SMALL).policies().agents[0]
+    agent.reset(3)
+    agent.act(np.ones((3, 3), np.float32), None, None)
+    agent.reset(3, np.array([False, True, False]))
+    assert agent.buffer[:, -1].sum(dim=1).tolist() == [3.0, 0.0, 3.0]
+
+
+def test_save_load_round_trip_gives_identical_actions(tmp_path, toy):
+    algo, _ = train(toy, steps=20)
+    algo.save(tmp_path / "model")
+    loaded = load_algo(tmp_path / "model")
+    assert loaded.config == algo.config and loaded.updates == 20
+    env_a, env_b = ToyPickEnv(num_envs=5, seed=4), ToyPickEnv(num_envs=5, seed=4)
+    ts_a, ts_b = env_a.reset(), env_b.reset()
+    pa, pb = algo.policies(), loaded.policies()
+    pa.reset(5), pb.reset(5)
+    for step in range(6):
+        a, b = pa.act(ts_a, first=step == 0), pb.act(ts_b, first=step == 0)
+        np.testing.assert_array_equal(a, b)
+        ts_a, ts_b = env_a.step(a), env_b.step(b)
+    for p, q in zip(algo.nets.parameters(), loaded.nets.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_state_dict_restores_the_optimizer(toy):
+    a, _ = train(toy, steps=5)
+    b = make_algo("bc", toy.spec, **SMALL, steps=5)
+    b.load_state_dict(a.state_dict())
+    batch = a.make_sampler(toy, 9).sample()
+    assert a.update(batch) == b.update(batch)
+    for p, q in zip(a.nets.parameters(), b.nets.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_mismatched_dataset_is_refused(toy):
+    algo = make_algo("bc", dataclasses.replace(toy.spec, obs_dims=(3, 2)), **SMALL)
+    with pytest.raises(ValueError, match=r"bc was built for obs_dims \[3, 2\], the dataset has \[3, 3\]"):
+        algo.make_sampler(toy, 0)
+
+
+def test_bf16_autocast_training_learns_too(toy):
+    seed_everything(0)
+    algo = make_algo("bc", toy.spec, **SMALL, steps=150)
+    out = fit(algo, toy, None, TrainConfig(precision="bf16", progress=False, log_every=10))
+    assert algo.precision == "bf16" and out["losses"]["loss"] < 0.1
