@@ -65,11 +65,17 @@ all agents (2A), landmark/obstacle positions (2L)]`` with agents in entity order
 the last agent): ``state_dim`` 18 (CN_3ls3l), 24 (CN_4ls4l), 20 (PP_3p1p). :func:`unpack_state`
 splits it.
 
-Departures: SIT's returns (Table 5: CN_3ls3l random about -174, expert about -37) are on their own
-scale -- summed over agents or with collision penalties, not stated; ours are mpe2's global reward
-per agent (random about -57 and the scripted expert about -13 on CN_3ls3l; see
-``offmarl.policies.scripted.mpe``). The PP reward, prey rule and arena boundary are our choices
-(documented above); SIT gives none of them.
+Test hook: ``env.set_state(positions, velocities, steps)`` puts every sub-env in a given physical
+state (``[B, E, 2]``, mpe2's entity order); ``env.positions`` / ``env.velocities`` read it back. The
+physics runs in float64 (as mpe2); observations, rewards and the state are computed from float32
+copies of the positions (1.5x faster; they agree with mpe2's float64 values to ~1e-6).
+
+Departures: SIT's returns (Table 5) are on their own scale, apparently summed over agents: our mean
+per-agent returns times ``n`` fall in SIT's random pool for uniform actions (CN_3ls3l: -52 x 3 = -157)
+and in its expert pool for the CN scripted expert (-14 x 3 = -41); see
+``offmarl.policies.scripted.mpe``. The PP reward, the prey's rule and its arena boundary, and
+leaving obstacles out of the observations are our choices (documented above); SIT states none of
+them.
 """
 
 from __future__ import annotations
@@ -123,7 +129,7 @@ def state_layout(spec: EnvSpec) -> StateLayout:
 
 def unpack_state(state: np.ndarray, layout: StateLayout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``state [B, state_dim]`` -> agent positions ``[B, A, 2]``, agent velocities ``[B, A, 2]``,
-    landmark positions ``[B, L, 2]`` (views, float32)."""
+    landmark positions ``[B, L, 2]`` (views of ``state``)."""
     A, L = layout.n_particles, layout.n_landmarks
     if state.shape[-1] != layout.state_dim:
         raise ValueError(f"MPE state has width {state.shape[-1]}, expected {layout.state_dim} ({A} agents, {L} landmarks)")
@@ -141,20 +147,22 @@ def _write_nearest(out: np.ndarray, dx: np.ndarray, dy: np.ndarray, dist2: np.nd
 
     Sort key: the bit pattern of ``dist2`` (non-negative floats order like their bit patterns) with
     its 3 lowest mantissa bits replaced by the candidate index, so one integer ``min`` over the
-    candidate axis yields the nearest candidate *and* its index; exact ties (and differences below
-    2^-49 relative) go to the lower index, as with mpe2's ``np.argsort``. ``argmin`` over a middle
-    axis is ~20x slower in numpy."""
+    candidate axis yields the nearest candidate *and* its index; exact ties (and, for float32,
+    differences below 2^-20 relative) go to the lower index, as with mpe2's ``np.argsort``. ``argmin``
+    over a middle axis is ~20x slower in numpy."""
     n, M, B = dist2.shape
     k = out.shape[1] // 2
-    key = (dist2.view(np.uint64) & ~np.uint64(7)) | np.arange(M, dtype=np.uint64)[None, :, None]  # [n, M, B]
+    uint = np.uint32 if dist2.dtype == np.float32 else np.uint64
+    low, sign_bit = uint(7), uint(8 * dist2.itemsize - 1)
+    key = (dist2.view(uint) & ~low) | np.arange(M, dtype=uint)[None, :, None]  # [n, M, B]
     base = np.arange(n)[:, None] * (M * B) + np.arange(B)[None, :]  # [n, B] flat index of candidate 0
     for slot in range(k):  # loop over observation slots (k <= 2), not over agents
         nearest = key.min(axis=1)  # [n, B]
-        flat = base + (nearest & np.uint64(7)).astype(np.int64) * B
+        flat = base + (nearest & low).astype(np.int64) * B
         out[:, 2 * slot] = dx.ravel()[flat]
         out[:, 2 * slot + 1] = dy.ravel()[flat]
-        if slot + 1 < k:  # move the taken candidate behind every other one (bit 63 is 0 in all keys)
-            key |= (key == nearest[:, None]).astype(np.uint64) << np.uint64(63)
+        if slot + 1 < k:  # move the taken candidate behind every other one (the sign bit is 0 in all keys)
+            key |= (key == nearest[:, None]).astype(uint) << sign_bit
 
 
 def _relative(a: np.ndarray, b: np.ndarray, exclude_self: bool = False):
@@ -196,6 +204,9 @@ class ParticleTaskEnv(BatchedEnv):
         avail = np.ones((num_envs, self.spec.n_agents, N_ACTIONS), dtype=bool)
         avail.flags.writeable = False  # shared by every TimeStep: all 5 actions are always available
         self._avail = avail
+        # A valid state before the first reset (so step, set_state and render work), drawn from a child
+        # stream of the seed: the first reset() still gives the same episodes as reset(seed=seed).
+        self._spawn(slice(None), np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]))
 
     @property
     def positions(self) -> np.ndarray:
@@ -217,10 +228,12 @@ class ParticleTaskEnv(BatchedEnv):
         raise NotImplementedError
 
     # ---- contract ----------------------------------------------------------------------------------
-    def _spawn(self, rows: np.ndarray | slice) -> None:
+    def _spawn(self, rows: np.ndarray | slice, rng: np.random.Generator | None = None) -> None:
+        """New episodes (mpe2's uniform spawn, velocities 0) in sub-envs ``rows``."""
         count = self.num_envs if isinstance(rows, slice) else int(np.count_nonzero(rows))
         E = self.world.n_entities
-        fresh = self._rng.uniform(-1.0, 1.0, size=(count, E, 2)) * self._spawn_half_width[None, :, None]
+        unit = (self._rng if rng is None else rng).uniform(-1.0, 1.0, size=(count, E, 2))
+        fresh = unit * self._spawn_half_width[None, :, None]  # [count, E, 2]
         self._pos[:, :, rows] = fresh.transpose(1, 2, 0)
         self._vel[:, :, rows] = 0.0
         self.t[rows] = 0
@@ -300,8 +313,7 @@ class ParticleTaskEnv(BatchedEnv):
 
         canvas = Canvas(256, (-1.6, -1.6, 1.6, 1.6))
         canvas.frame((-1.0, -1.0), (1.0, 1.0), (220, 220, 220), width_px=1.0)
-        A = self.world.n_agents
-        for e in list(range(A, self.world.n_entities)) + list(range(A)):  # landmarks under agents
+        for e in range(self.world.n_entities):  # mpe2's drawing order: agents, then landmarks on top
             canvas.circle(pos[e], self.world.sizes[e], BLACK)
             canvas.circle(pos[e], max(self.world.sizes[e] - 0.015, 0.005), self._colors[e])
         return canvas.to_array()
@@ -354,11 +366,11 @@ class CooperativeNavigationEnv(ParticleTaskEnv):
         self._spawn_half_width = np.ones(2 * n)
         self._colors = [(89, 89, 217)] * n + [(64, 64, 64)] * n  # mpe2's colours * 255
         self._init_buffers(num_envs, seed)
-        self.reset()
 
     def _observe(self):
         n, B = self.n_seekers, self.num_envs
-        seekers, landmarks = self._pos[:n], self._pos[n:]  # [n, 2, B], [L, 2, B]
+        pos = self._pos.astype(np.float32)  # observations and rewards are float32 (2x less memory traffic)
+        seekers, landmarks = pos[:n], pos[n:]  # [n, 2, B], [L, 2, B]
         lm_dx, lm_dy, lm_dist2 = _relative(seekers, landmarks)  # [n, L, B]
         ag_dx, ag_dy, ag_dist2 = _relative(seekers, seekers, exclude_self=True)  # [n, n, B]
         team = -np.sqrt(lm_dist2).min(axis=0).sum(axis=0)  # [B]: - sum_l min_i |p_i - q_l|
@@ -408,7 +420,6 @@ class PredatorPreyEnv(ParticleTaskEnv):
         self._spawn_half_width = np.array([1.0] * (n + 1) + [OBSTACLE_SPAWN] * L)
         self._colors = [(217, 89, 89)] * n + [(89, 217, 89)] + [(64, 64, 64)] * L  # mpe2's colours * 255
         self._init_buffers(num_envs, seed)
-        self.reset()
 
     def _world_actions(self, actions: np.ndarray) -> np.ndarray:
         n = self.n_predators
@@ -417,7 +428,8 @@ class PredatorPreyEnv(ParticleTaskEnv):
 
     def _observe(self):
         n, B = self.n_predators, self.num_envs
-        predators, prey = self._pos[:n], self._pos[n]  # [n, 2, B], [2, B]
+        pos = self._pos.astype(np.float32)  # observations and rewards are float32
+        predators, prey = pos[:n], pos[n]  # [n, 2, B], [2, B]
         dx, dy, dist2 = _relative(predators, predators, exclude_self=True)  # [n, n, B]
         to_prey = prey[None] - predators  # [n, 2, B]
         obs = np.empty((n, 10, B), dtype=np.float32)
