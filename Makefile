@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 # Extras that `make test` installs so that their tests run instead of skipping.
-TEST_EXTRAS := test,tensorboard,mpe
+TEST_EXTRAS := test,tensorboard,mpe,ray
 
 .PHONY: demo test venv clean bench-data
 
@@ -27,13 +27,14 @@ $(VENV)/.test: $(VENV)/.torch pyproject.toml
 	touch $@ $(VENV)/.demo
 
 demo: $(VENV)/.demo
-	$(VENV)/bin/offmarl demo
+	$(VENV)/bin/offmarl bench run quick
 
 test: $(VENV)/.test
 	$(PY) -m pytest -q
 
 bench-data: $(VENV)/.test
-	$(PY) benchmarks/data_layer.py
+	$(PY) benchmarks/data_layer_io.py
+	$(PY) benchmarks/data_layer_sampling.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts hold literal brackets ("50%[r,r,r]", "offmarl[highway]")
 )
 envs_app = typer.Typer(help="List the environments, or render an episode of one.", invoke_without_command=True)
 bench_app = typer.Typer(help="Run benchmark suites (datasets x algorithms x seeds) and aggregate their tables.",
@@ -31,7 +32,7 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, Perm
 
 
 def _fail(exc: BaseException) -> None:
-    if os.environ.get("OFFMARL_DEBUG"):
+    if os.environ.get("OFFMARL_DEBUG", "0") not in ("", "0"):
         raise exc
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     typer.echo(f"error: {message}", err=True)
@@ -206,10 +207,24 @@ def bench_table(runs_dir: Path = typer.Argument(..., help="Runs directory to agg
     _run(run_bench_table, runs_dir=runs_dir)
 
 
+@app.command("matrix-game")
+def matrix_game(
+    payoff: Optional[str] = typer.Option(None, "--payoff", help='Payoff matrix, rows by ";" (default "1,5;6,1", MABCQ Table 1).'),
+    behavior: Optional[str] = typer.Option(None, "--behavior",
+                                           help='Behaviour distributions of agents 1 and 2 (default "0.8,0.2;0.4,0.6").'),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="Clip lambda_vd to [1-E, 1+E] (default: no clipping)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
+) -> None:
+    """MABCQ's matrix game: tabular operator and deep dec_mabcq learners for bcq, vd, tn, vd_tn (Tables 2-4)."""
+    from offmarl.commands.matrix_game import run_matrix_game
+
+    _run(run_matrix_game, payoff=payoff, behavior=behavior, epsilon=epsilon, as_json=as_json)
+
+
 # ---- the demo ----------------------------------------------------------------------------------------
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the demo writes its datasets and runs.")) -> None:
-    """The main job on an embedded default: the longest real pipeline offmarl has (see README)."""
+    """Tseng et al. Table 1 in miniature: the built-in `quick` suite (= offmarl bench run quick --out OUT)."""
     from offmarl.commands.demo import run_demo
 
     _run(run_demo, out=out)
