@@ -17,3 +17,41 @@ register_env("mpe_cn_4ls4l", "offmarl.envs.mpe:cn_4ls4l",
              "SIT: cooperative navigation, 4 seekers / 4 landmarks, partially observable (mpe2 physics)")
 register_env("mpe_pp_3p1p", "offmarl.envs.mpe:pp_3p1p",
              "SIT: predator-prey, 3 predators / 1 heuristic prey, partially observable (mpe2 physics)")
+
+# ---- adapters around other packages (optional extras; issue 7) ----------------------------------------
+register_env("highway", "offmarl.envs.highway:make_highway",
+             "Tseng et al. App. C: highway-env, 3 controlled cars among IDM/MOBIL traffic; Kinematics observations, "
+             "5 meta-actions, per-car reward 25*r_collision + 0.2*r_high_speed (fast=True: highway-fast)",
+             source="highway")
+for _name, _what in (("halfcheetah_2x3", "HalfCheetah 2x3 (SIT HalfCheetah_2l; MABCQ 2 agents)"),
+                     ("walker2d_2x3", "Walker2d 2x3 (SIT Walker_2l; MABCQ 2 agents)"),
+                     ("hopper_3x1", "Hopper 3x1 (MABCQ 3 agents; observations zero-padded)"),
+                     ("ant_2x4", "Ant 2x4 (2 agents)"),
+                     ("ant_4x2", "Ant 4x2 (MABCQ 4 agents)")):
+    register_env(f"mamujoco_{_name}", f"offmarl.envs.mamujoco:{_name}",
+                 f"gymnasium-robotics MaMuJoCo {_what}; state without contact forces, episode_limit 1000 "
+                 "(SIT: 200)", source="mamujoco")
+
+# SMAC maps on jaxmarl's SMAX (offmarl.envs.smax). 1c3s5z and 2s_vs_1sc need units SMAX lacks.
+SMAX_MAPS: dict[str, str] = {  # the buildable maps (offmarl.envs.smax.SMAC_MAPS) -> what they are
+    "2s3z": "2 stalkers + 3 zealots vs the same (Tseng, SIT)",
+    "3s5z": "3 stalkers + 5 zealots vs the same (Tseng)",
+    "3s5z_vs_3s6z": "3 stalkers + 5 zealots vs 3 stalkers + 6 zealots (Tseng)",
+    "8m": "8 marines vs 8 marines (SIT)",
+    "8m_vs_9m": "8 marines vs 9 marines (Tseng, DM2 App. B)",
+    "5m_vs_6m": "5 marines vs 6 marines (DM2)",
+    "10m_vs_11m": "10 marines vs 11 marines (SIT)",
+    "3s_vs_3z": "3 stalkers vs 3 zealots (DM2)",
+    "3s_vs_4z": "3 stalkers vs 4 zealots (DM2)",
+    "3s_vs_5z": "3 stalkers vs 5 zealots (SIT, DM2 App. B)",
+}
+for _map, _what in SMAX_MAPS.items():
+    register_env(f"smac_{_map}", f"offmarl.envs.smax:smac_{_map}",
+                 f"SMAC {_map} on SMAX: {_what}; heuristic enemy, SMAC reward (win = 20), info['win']",
+                 source="smax")
+register_env("smac_1c3s5z", "offmarl.envs.smax:smac_1c3s5z", "SMAC 1c3s5z (SIT): 1 colossus + 3 stalkers + 5 zealots",
+             source="smax", unavailable_reason="SMAX has no Colossus unit, so 1c3s5z cannot be built on SMAX "
+             "(no substitute is offered)")
+register_env("smac_2s_vs_1sc", "offmarl.envs.smax:smac_2s_vs_1sc", "SMAC 2s_vs_1sc (SIT): 2 stalkers vs 1 spine crawler",
+             source="smax", unavailable_reason="SMAX has no Spine Crawler (a static Zerg building), so 2s_vs_1sc "
+             "cannot be built on SMAX (no substitute is offered)")

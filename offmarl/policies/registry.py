@@ -21,6 +21,7 @@ _SCRIPTED: dict[tuple[str, str], str] = {
     ("mpe_cn_3ls3l", "expert"): "offmarl.policies.scripted.mpe:CooperativeNavigationExpert",
     ("mpe_cn_4ls4l", "expert"): "offmarl.policies.scripted.mpe:CooperativeNavigationExpert",
     ("mpe_pp_3p1p", "expert"): "offmarl.policies.scripted.mpe:PredatorPreyExpert",
+    ("highway", "expert"): "offmarl.policies.scripted.highway:HighwayExpert",
 }
 
 
@@ -44,3 +45,14 @@ def make_behavior_policy(name: str, spec: EnvSpec, seed: int = 0, **kwargs: Any)
         raise KeyError(f"env {spec.name!r} has no behaviour policy {name!r}; known: {behavior_policy_names(spec.name)}")
     module, _, attr = _SCRIPTED[key].partition(":")
     return getattr(importlib.import_module(module), attr)(spec, seed=seed, **kwargs)
+
+
+# SMAC maps on SMAX (offmarl.envs.smax): SMAX's heuristic for the allies (imports jax only when built).
+def _register_smax_experts() -> None:
+    from offmarl.envs.catalog import SMAX_MAPS
+
+    for map_name in SMAX_MAPS:
+        _SCRIPTED[(f"smac_{map_name}", "expert")] = "offmarl.policies.scripted.smax:SMAXHeuristicExpert"
+
+
+_register_smax_experts()
