@@ -15,6 +15,13 @@ Recipes (episode counts from the papers; ``--scale`` multiplies them, at least o
 * ``tseng/equal_space``: expert, 1000 episodes (Table 12). Departure: scripted expert, not PPO.
 * ``tseng/grid_world/{good,normal,poor}``: 4000 episodes each (Table 11) at normalized scores 1 / 0.80 /
   0.65 (:mod:`offmarl.collect.tiers`).
+* ``tseng/highway/{good,normal,poor}``: 1000 episodes each (Table 11) of ``highway`` with ``fast=True``
+  (highway-fast settings, 30-step episodes; ``offmarl.envs.highway``) at normalized scores 1 / 0.80 / 0.65
+  of the IDM/MOBIL expert (``offmarl.policies.scripted.highway``). highway-env simulates in Python
+  (≈ 17 sub-env steps per CPU second here), so expect ≈ 40 CPU-minutes for good and ≈ 1–1.5 CPU-hours
+  each for normal / poor, mostly the tier calibration's pilot rollouts (estimated from the step rate).
+  A 16-episode check (16 pilot episodes, ``benchmarks/env_adapters_throughput.py --tiers 16``) reached
+  normal at score 0.792 (ε = 0.109, return 24.45 ± 9.60; R_random 4.07, R_expert 29.82).
 * ``sit/mpe_cn_3ls3l/{random,medium}``, ``sit/mpe_cn_4ls4l/…``, ``sit/mpe_pp_3p1p/…``: the agent-wise
   compositions of SIT ``002_…txt`` App. C.3 Table 8, 10000 episodes each; the level pools are our
   stand-ins (:mod:`offmarl.collect.mixing`).
@@ -185,6 +192,10 @@ def _register_all() -> None:
         register_recipe(Recipe(f"tseng/grid_world/{tier}", f"Tseng et al. App. D / Table 11: Grid-World {tier} data "
                                f"(normalized score {TIER_TARGETS[tier]:.2f})", env="grid_world", tier=tier,
                                episodes=4000))
+    for tier in ("good", "normal", "poor"):
+        register_recipe(Recipe(f"tseng/highway/{tier}", f"Tseng et al. App. D / Table 11: Highway {tier} data "
+                               f"(normalized score {TIER_TARGETS[tier]:.2f}; highway-fast settings)", env="highway",
+                               env_kwargs={"fast": True}, tier=tier, episodes=1000))
     # SIT App. C.3 Table 8 ("Random Quality" / "Medium Quality" rows)
     sit = {"mpe_cn_3ls3l": ("50%[r,r,r]+50%[r,r,m]", "100%[r,m,e]"),
            "mpe_cn_4ls4l": ("50%[r,r,r,r]+50%[r,r,r,m]", "100%[r,r,e,e]"),

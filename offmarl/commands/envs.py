@@ -81,6 +81,7 @@ def run_list(as_json: bool = False) -> None:
         print(json.dumps(rows, indent=2, default=str))  # default=str: an env's exotic kwargs never break the listing
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="offmarl environments")
@@ -91,10 +92,10 @@ def run_list(as_json: bool = False) -> None:
         spec = row["spec"]
         if spec is None:
             table.add_row(row["name"], row["source"], "-", "-", "-", "-",
-                          f"{row['description']}\n[red]unavailable: {row['reason']}[/red]")
+                          f"{escape(row['description'])}\n[red]unavailable: {escape(row['reason'])}[/red]")
         else:
             table.add_row(row["name"], row["source"], str(spec["n_agents"]), _obs_text(spec), _space_text(spec),
-                          str(spec["episode_limit"]), row["description"])
+                          str(spec["episode_limit"]), escape(row["description"]))
     console = Console()
     if not console.is_terminal:  # piped output: do not squeeze the table into 80 columns
         console = Console(width=160)
