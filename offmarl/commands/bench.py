@@ -1,17 +1,80 @@
-"""``offmarl bench``: not built yet (issue "Benchmark runner"); the commands say so and exit non-zero."""
+"""``offmarl bench list | run | table`` (the runner is :mod:`offmarl.bench`).
+
+``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
+[--scale F]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed) resumably, then
+writes and prints the table of the suite directory ``OUT/<suite>`` and the paths of the table and the
+plots. Failed runs are listed at the end (each with its ``error.txt``) and the command exits with status
+1; re-running the same command retries them and finishes whatever a killed bench left.
+
+``--scale F`` multiplies the training steps of every run (the datasets keep the suite's scale) and puts
+the runs in ``OUT/<suite>-x<F>`` so that runs of different scales are never mixed in one table.
+"""
 
 from __future__ import annotations
 
-_NOT_YET = "offmarl bench is not implemented yet (see the open issue 'Benchmark runner'); use `offmarl train` per run"
+from pathlib import Path
+
+import typer
 
 
 def run_bench_list() -> None:
-    raise RuntimeError(_NOT_YET)
+    from offmarl.bench.suite import builtin_suites, load_suite
+
+    for name in builtin_suites():
+        suite = load_suite(name)
+        typer.echo(f"{name}")
+        typer.echo(f"  {suite.description}")
+        runs = len(suite.datasets) * len(suite.algorithms) * len(suite.seeds)
+        steps = f"{suite.steps} steps" if suite.steps is not None else f"{suite.train_scale:g} x default steps"
+        typer.echo(f"  {len(suite.datasets)} datasets x {len(suite.algorithms)} algorithms x {len(suite.seeds)} "
+                   f"seeds = {runs} runs, {steps}, {suite.eval_episodes} eval episodes")
+        if suite.cpu_scale:
+            typer.echo(f"  CPU scale: {suite.cpu_scale}")
 
 
-def run_bench(**_: object) -> None:
-    raise RuntimeError(_NOT_YET)
+def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = None, backend: str = "local",
+              address: str | None = None, out: Path = Path("runs"), scale: float | None = None):
+    """Run a suite (module docstring); returns the :class:`offmarl.bench.runner.BenchResult`."""
+    from offmarl.bench.runner import STATUS_DONE, bench_command, run_suite
+    from offmarl.bench.suite import load_suite, parse_seeds
+    from offmarl.bench.tables import suite_report
+
+    spec = load_suite(suite)
+    seed_list = None if seeds is None else parse_seeds(seeds)
+    command = bench_command(suite, seeds, workers, backend, address, out, scale)
+    try:
+        result = run_suite(spec, seeds=seed_list, workers=workers, backend=backend, address=address, out=Path(out),
+                           scale=1.0 if scale is None else scale, command=command, echo=typer.echo)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished runs are kept and half-done runs resume from their last checkpoint; "
+                   f"run `{command}` again to finish the suite", err=True)
+        raise typer.Exit(code=130) from None
+    done = sum(o.status == STATUS_DONE for o in result.outcomes)
+    typer.echo(f"\n{len(result.tasks)} runs: {len(result.skipped)} already done, {done} done now, "
+               f"{len(result.failed)} failed ({result.seconds:.0f} s)")
+    for outcome in result.failed:
+        typer.echo(f"  failed: {outcome.label}: {outcome.error}  ({Path(outcome.run_dir) / 'error.txt'})")
+    if result.eval_files:
+        note = (f"Incomplete: {len(result.eval_files)} of {len(result.tasks)} runs have an eval.json."
+                if len(result.eval_files) < len(result.tasks) else "")
+        report = suite_report(result.suite_dir, result.eval_files, note=note)
+        typer.echo("\n" + report.markdown)
+        typer.echo(f"table: {report.table_md}\ncsv:   {report.table_csv}")
+        for plot in report.plots:
+            typer.echo(f"plot:  {plot}")
+    if result.failed:
+        typer.echo("re-run the same command to retry the failed runs", err=True)
+        raise typer.Exit(code=1)
+    return result
 
 
-def run_bench_table(**_: object) -> None:
-    raise RuntimeError(_NOT_YET)
+def run_bench_table(*, runs_dir: Path) -> None:
+    """Aggregate every eval.json under ``runs_dir`` (per suite directory) into tables and plots."""
+    from offmarl.bench.tables import report_dirs, suite_report
+
+    for directory in report_dirs(runs_dir):
+        report = suite_report(directory)
+        typer.echo(report.markdown)
+        typer.echo(f"{report.runs} runs -> table: {report.table_md}, csv: {report.table_csv}")
+        for plot in report.plots:
+            typer.echo(f"plot:  {plot}")

@@ -146,8 +146,11 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
               ablation: str | None = None, variant: str | None = None, preset: str | None = None,
               precision: str = "fp32", resume: bool = False, eval_episodes: int = 32, eval_every: int = 0,
               checkpoint_every: int = 500, device: str = "cpu", list_algos: bool = False,
-              quiet: bool = False) -> dict[str, Any] | None:
-    """Train ``algo`` on ``dataset`` (module docstring); returns the fit summary (+ ``eval`` and ``run_dir``)."""
+              quiet: bool = False, dataset_label: str | None = None) -> dict[str, Any] | None:
+    """Train ``algo`` on ``dataset`` (module docstring); returns the fit summary (+ ``eval`` and ``run_dir``).
+
+    ``dataset_label`` replaces the dataset's label in config.json, eval.json and the default run directory
+    (``offmarl bench`` passes the suite's dataset label for a recipe built at a non-default seed/scale)."""
     if list_algos:
         typer.echo(algorithm_table())
         return None
@@ -166,6 +169,8 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
                             eval_episodes=eval_episodes, precision=precision, resume=resume, progress=not quiet)
 
     data, source = resolve_dataset(dataset)
+    if dataset_label is not None:
+        source = dataclasses.replace(source, label=dataset_label)
     card = dataset_cards(data)[0]
     spec = card.spec
     algo_config = build_config(cls, config_overrides(cls, spec.name, config, sets, ablation, variant, preset))

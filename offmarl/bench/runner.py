@@ -1,0 +1,538 @@
+"""Run every (dataset, algorithm, seed) of a suite, resumably, on a local process pool or on Ray.
+
+Layout (DESIGN.md, "Run directory")::
+
+    OUT/<suite dir>/                     <suite dir> = suite name (+ "-x<F>" when --scale F != 1, so runs
+      suite.json                           of different training scales never mix); the resolved suite,
+      configs/<algo label>.yaml            the commands that ran it; each algorithm's config overrides
+      <dataset>/<algo label>/seed<k>/      one run directory of ``offmarl train`` (config.json,
+        bench.json                           metrics.csv, checkpoints/, model/, eval.json, error.txt)
+        bench.log                          + what the bench pinned the run to, and the run's own output
+      table.md  table.csv  curves_<dataset>.png  bars.png
+
+The one code path: a worker calls :func:`offmarl.commands.train.run_train` exactly as ``offmarl train``
+does (fit, final evaluation, eval.json), with ``resume=True`` when the run directory holds a checkpoint.
+
+Resumability (what "nothing lost, nothing done twice" rests on):
+
+* a run whose ``eval.json`` exists is finished and skipped (checked again by the worker under the run's
+  lock, so two benches on the same directory never train one run twice);
+* a half-done run resumes from ``checkpoints/last.pt`` (the fit loop restores weights, optimizer,
+  sampler, RNGs and cuts ``metrics.csv`` back to the checkpoint, so no row appears twice); the updates
+  since the last checkpoint are redone -- ``checkpoint_every`` bounds that loss;
+* a run killed before its first checkpoint starts again from scratch (the fit loop rewrites its files);
+* ``bench.json`` pins a started run to its dataset, algorithm config, steps and evaluation: a re-run of an
+  edited suite that would continue (from a checkpoint) or skip (eval.json) such a run under other settings
+  stops with an error naming the run directory, instead of mixing two experiments in one table;
+* local workers exit when the bench process dies (a watchdog on the parent pid), so a killed bench leaves
+  no orphan still writing into the runs a re-run is about to resume;
+* a failing run writes ``error.txt`` (its traceback) and the others go on; it is retried by the next
+  bench (it has no eval.json), from its checkpoint when it has one.
+
+Threads: W workers each run ``torch.set_num_threads(max(1, cores // W))`` (and OMP/MKL variables) -- a
+run's numbers depend on its thread count (``offmarl.train.seeding``), which config.json records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite
+
+STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
+BACKENDS = ("local", "ray")
+LOCK_WAIT_S = 10.0  # a run locked by a dying worker of a killed bench is free again within ~1 s
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+# ---- the unit of work -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunTask:
+    """Everything a worker needs to train and evaluate one (dataset, algorithm, seed); picklable."""
+
+    run_dir: str
+    dataset: DatasetEntry
+    algo: AlgoEntry
+    seed: int
+    steps: int
+    eval_episodes: int
+    eval_every: int
+    checkpoint_every: int
+    config_path: str | None
+    imports: tuple[str, ...] = ()
+    threads: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"{self.algo.label} · {self.dataset.label} · seed {self.seed}"
+
+    def pin(self) -> dict[str, Any]:
+        """What a started run is pinned to (``bench.json``); anything else may change between sessions."""
+        algo = self.algo.to_dict()
+        algo.pop("steps")  # the resolved steps below are what counts
+        return {"dataset": self.dataset.to_dict(), "algorithm": algo, "seed": self.seed, "steps": self.steps,
+                "eval_episodes": self.eval_episodes, "eval_every": self.eval_every}
+
+
+@dataclass
+class RunOutcome:
+    run_dir: str
+    label: str
+    status: str
+    seconds: float = 0.0
+    return_mean: float | None = None
+    error: str | None = None  # one line; the traceback is in run_dir/error.txt
+
+
+def _paths(run_dir: str | Path):
+    from offmarl.train.run_dir import RunPaths
+
+    return RunPaths(Path(run_dir))
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, wait_s: float) -> Iterator[bool]:
+    """An exclusive lock on ``run_dir/.lock``; yields False when another process holds it after ``wait_s``."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: no lock
+        yield True
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def set_threads(threads: int) -> None:
+    """Limit this process to ``threads`` intra-op threads (torch, and OpenMP/MKL for what starts later)."""
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def execute_run(task: RunTask) -> RunOutcome:
+    """Train and evaluate one run in this process (a pool worker or a Ray task); never raises for a
+    failing run -- its traceback goes to ``error.txt`` and the outcome says ``failed``."""
+    import importlib
+
+    set_threads(task.threads)
+    started = time.perf_counter()
+    paths = _paths(task.run_dir)
+    with _run_lock(paths.root, LOCK_WAIT_S) as locked:
+        if not locked:
+            return RunOutcome(task.run_dir, task.label, STATUS_BUSY,
+                              error=f"another process holds {paths.root / '.lock'}; it is running this run")
+        if paths.eval.exists():  # finished by another bench while this one waited
+            return RunOutcome(task.run_dir, task.label, STATUS_SKIPPED, return_mean=_return_of(paths.eval))
+        log = open(paths.root / "bench.log", "a")
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                print(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {task.label}, "
+                      f"{task.threads} thread(s), resume={paths.checkpoint.exists()}", flush=True)
+                for module in task.imports:
+                    importlib.import_module(module)
+                _write_pin(paths.root / "bench.json", task.pin())
+                _train(task, paths)
+        except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded, the bench goes on
+            paths.error.write_text(traceback.format_exc())
+            return RunOutcome(task.run_dir, task.label, STATUS_FAILED, time.perf_counter() - started,
+                              error=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500])
+        finally:
+            log.close()
+    return RunOutcome(task.run_dir, task.label, STATUS_DONE, time.perf_counter() - started,
+                      return_mean=_return_of(paths.eval))
+
+
+def _train(task: RunTask, paths: Any) -> None:
+    from offmarl.collect.recipes import get_recipe_dataset
+    from offmarl.commands.train import run_train
+
+    entry = task.dataset
+    # A Ray node without the suite's datasets builds them into its own cache (same recipe, seed, scale).
+    dataset = str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale) if entry.recipe else entry.path)
+    run_train(algo=task.algo.name, dataset=dataset, dataset_label=entry.label, out=paths.root, seed=task.seed,
+              steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
+              preset=task.algo.preset, resume=paths.checkpoint.exists(), eval_episodes=task.eval_episodes,
+              eval_every=task.eval_every, checkpoint_every=task.checkpoint_every, quiet=True)
+    if not paths.eval.exists():
+        raise RuntimeError(f"training finished but wrote no {paths.eval} (eval_episodes must be >= 1 in a bench)")
+
+
+def _write_pin(path: Path, pin: dict[str, Any]) -> None:
+    from offmarl.train.checkpoint import atomic_write_json
+
+    atomic_write_json(path, pin)
+
+
+def _return_of(eval_path: Path) -> float | None:
+    try:
+        return float(json.loads(eval_path.read_text())["return_mean"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# ---- local process pool ---------------------------------------------------------------------------
+def _watch_parent(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)  # the bench died (e.g. SIGKILL): stop now, the next bench resumes this run
+        time.sleep(0.25)
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    set_threads(threads)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="offmarl-parent-watch").start()
+
+
+def run_local(tasks: Sequence[RunTask], workers: int, on_done: Callable[[RunOutcome], None]) -> list[RunOutcome]:
+    """Run ``tasks`` on ``workers`` spawned processes; ``on_done`` sees each outcome as it arrives.
+
+    A worker that dies (killed by the OS, a crash in native code) breaks the pool: the unfinished runs go
+    to a fresh pool, twice at most; after that they are reported as failed."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    outcomes: list[RunOutcome] = []
+    remaining = list(tasks)
+    restarts = 2
+    threads = tasks[0].threads if tasks else 1
+    while remaining:
+        broken: list[RunTask] = []
+        pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(remaining))),
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(threads, os.getpid()))
+        try:
+            futures = {pool.submit(execute_run, task): task for task in remaining}
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    broken.append(task)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - e.g. an outcome that cannot be unpickled
+                    outcome = RunOutcome(task.run_dir, task.label, STATUS_FAILED, error=f"{type(exc).__name__}: {exc}")
+                outcomes.append(outcome)
+                on_done(outcome)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        remaining = broken
+        if broken and restarts == 0:
+            for task in broken:
+                outcome = RunOutcome(task.run_dir, task.label, STATUS_FAILED,
+                                     error="its worker process died (killed by the OS, e.g. out of memory?)")
+                outcomes.append(outcome)
+                on_done(outcome)
+            break
+        restarts -= 1
+    return outcomes
+
+
+# ---- Ray ----------------------------------------------------------------------------------------------
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("--backend ray needs Ray: pip install 'offmarl[ray]'") from exc
+    return ray
+
+
+def ray_cpus(address: str | None) -> int:
+    """Start (or connect to) Ray and return the cluster's CPU count."""
+    ray = _import_ray()
+    if not ray.is_initialized():
+        # no address: a local Ray on this machine's cores; log_to_driver off because every run writes its
+        # own bench.log (a cluster's runs need OUT on a file system every node shares)
+        local = address is None and not os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, log_to_driver=False, include_dashboard=False,
+                 **({"num_cpus": cpu_count()} if local else {}))
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> list[RunOutcome]:
+    """The same runs as Ray tasks, each reserving ``task.threads`` CPUs (Ray caps the concurrency)."""
+    ray = _import_ray()
+    remote = ray.remote(execute_run)
+    pending = {remote.options(num_cpus=task.threads, max_retries=0).remote(task): task for task in tasks}
+    outcomes: list[RunOutcome] = []
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            try:
+                outcome = ray.get(ready[0])
+            except Exception as exc:  # noqa: BLE001 - the task's worker died
+                outcome = RunOutcome(task.run_dir, task.label, STATUS_FAILED, error=f"{type(exc).__name__}: {exc}")
+            outcomes.append(outcome)
+            on_done(outcome)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return outcomes
+
+
+# ---- planning -----------------------------------------------------------------------------------------
+def suite_dir_name(name: str, scale: float) -> str:
+    return name if scale == 1 else f"{name}-x{scale:g}"
+
+
+def run_dir_for(suite_dir: Path, dataset: str, algo_label: str, seed: int) -> Path:
+    return suite_dir / dataset / algo_label / f"seed{seed}"
+
+
+def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Path]:
+    """Build (or find in the cache) every recipe dataset of the suite; ``{label: file}``."""
+    from offmarl.collect.recipes import get_recipe_dataset, recipe_dataset_path
+
+    files: dict[str, Path] = {}
+    for entry in suite.datasets:
+        if entry.recipe is None:
+            files[entry.label] = Path(entry.path)
+            echo(f"dataset {entry.label}: {entry.path}")
+            continue
+        cached = recipe_dataset_path(entry.recipe, entry.seed, entry.scale).exists()
+        if not cached:
+            echo(f"dataset {entry.label}: building {entry.describe()} into the cache ...")
+        t0 = time.perf_counter()
+        files[entry.label] = get_recipe_dataset(entry.recipe, entry.seed, entry.scale)
+        how = "cached" if cached else f"built in {time.perf_counter() - t0:.1f} s"
+        echo(f"dataset {entry.label}: {entry.describe()} -> {files[entry.label]} ({how})")
+    return files
+
+
+def _env_name(path: Path) -> str:
+    from offmarl.data.io import dataset_info
+
+    info = dataset_info(path)
+    card = info["agents"][0]["card"] if info["per_agent"] else info["card"]
+    return card["env_name"]
+
+
+def write_override_files(suite: Suite, suite_dir: Path) -> dict[str, Path | None]:
+    """``configs/<algo label>.yaml`` of every algorithm with overrides (passed as ``offmarl train --config``)."""
+    import yaml
+
+    from offmarl.train.checkpoint import atomic_write_text
+
+    files: dict[str, Path | None] = {}
+    for entry in suite.algorithms:
+        if not entry.overrides:
+            files[entry.label] = None
+            continue
+        path = suite_dir / "configs" / f"{entry.label}.yaml"
+        text = f"# config overrides of {entry.label} in suite {suite.name} ({suite.source})\n"
+        atomic_write_text(path, text + yaml.safe_dump(entry.overrides, sort_keys=True))
+        files[entry.label] = path
+    return files
+
+
+def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Path | None, scale: float) -> int:
+    """The gradient steps of ``entry`` on an env: the entry's or the suite's ``steps`` × ``scale``, or the
+    algorithm's own default (per-env defaults and overrides applied, as ``offmarl train``) ×
+    ``train_scale`` × ``scale``. Bad override keys or values fail here, before any run starts."""
+    from offmarl.algos.base import build_config, get_algo_class
+    from offmarl.commands.train import config_overrides
+
+    cls = get_algo_class(entry.name)
+    try:
+        config = build_config(cls, config_overrides(cls, env_name, config_path, [], entry.ablation,
+                                                    entry.variant, entry.preset))
+    except ValueError as exc:
+        raise ValueError(f"{suite.source}: algorithm {entry.label} on env {env_name}: {exc}") from None
+    if entry.steps is not None or suite.steps is not None:
+        return max(1, round((entry.steps if entry.steps is not None else suite.steps) * scale))
+    return max(1, round(config.steps * suite.train_scale * scale))
+
+
+def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
+              dataset_files: dict[str, Path]) -> list[RunTask]:
+    """Every (dataset, algorithm, seed) of the suite as a task (threads are set when the backend is known).
+
+    A run directory whose ``bench.json`` pins other settings is an error naming the directory."""
+    config_files = write_override_files(suite, suite_dir)
+    tasks = []
+    for dataset in suite.datasets:
+        env_name = _env_name(dataset_files[dataset.label])
+        for algo in suite.algorithms:
+            steps = resolve_steps(suite, algo, env_name, config_files[algo.label], scale)
+            for seed in seeds:
+                run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
+                config = config_files[algo.label]
+                task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,
+                               eval_episodes=suite.eval_episodes, eval_every=suite.eval_every,
+                               checkpoint_every=suite.checkpoint_every,
+                               config_path=None if config is None else str(config), imports=suite.imports)
+                _check_pin(run_dir, task.pin())
+                tasks.append(task)
+    return tasks
+
+
+def _check_pin(run_dir: Path, pin: dict[str, Any]) -> None:
+    """A run with something to reuse (a checkpoint or eval.json) must keep the settings it was started with;
+    one without (failed before its first checkpoint) simply starts again under the new settings."""
+    path, paths = run_dir / "bench.json", _paths(run_dir)
+    if not path.exists() or not (paths.checkpoint.exists() or paths.eval.exists()):
+        return
+    stored = json.loads(path.read_text())
+    current = json.loads(json.dumps(pin))
+    for key in current:
+        if stored.get(key) != current[key]:
+            raise ValueError(f"{run_dir} was started with {key} = {json.dumps(stored.get(key))}, the suite now "
+                             f"asks {json.dumps(current[key])}; use another --out (or --scale), or delete that "
+                             "run directory to redo it")
+
+
+# ---- the bench ----------------------------------------------------------------------------------------
+@dataclass
+class BenchResult:
+    suite_dir: Path
+    tasks: list[RunTask]
+    skipped: list[RunTask]
+    outcomes: list[RunOutcome]
+    seconds: float
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [o for o in self.outcomes if o.status in (STATUS_FAILED, STATUS_BUSY)]
+
+    @property
+    def eval_files(self) -> list[Path]:
+        return [_paths(t.run_dir).eval for t in self.tasks if _paths(t.run_dir).eval.exists()]
+
+
+def bench_command(suite: str, seeds: str | None, workers: int | None, backend: str, address: str | None,
+                  out: Path, scale: float | None) -> str:
+    """The ``offmarl bench run`` command line equivalent to these arguments (recorded in suite.json)."""
+    parts = ["offmarl", "bench", "run", str(suite)]
+    for flag, value in (("--seeds", seeds), ("--workers", workers), ("--address", address), ("--scale", scale)):
+        if value is not None:
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if backend != "local":
+        parts += ["--backend", backend]
+    parts += ["--out", str(out)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def write_suite_record(suite_dir: Path, suite: Suite, seeds: Sequence[int], scale: float, command: str) -> None:
+    """``suite.json``: the resolved suite, the training scale and every command that ran it (tables quote them)."""
+    from offmarl import __version__
+    from offmarl.train.checkpoint import atomic_write_json
+
+    path = suite_dir / "suite.json"
+    commands: list[str] = json.loads(path.read_text()).get("commands", []) if path.exists() else []
+    if command not in commands:
+        commands.append(command)
+    atomic_write_json(path, {"suite": suite.to_dict(), "scale": scale, "seeds": list(seeds), "commands": commands,
+                             "offmarl_version": __version__,
+                             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+
+def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int | None = None,
+              backend: str = "local", address: str | None = None, out: Path = Path("runs"),
+              scale: float = 1.0, command: str | None = None,
+              echo: Callable[[str], None] = print, progress: bool = True) -> BenchResult:
+    """Build the suite's datasets, then run every pending (dataset, algorithm, seed) on ``backend``."""
+    from tqdm.auto import tqdm
+
+    from offmarl.bench.suite import check_algorithms, check_datasets, import_modules
+
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise ValueError("--address is a Ray cluster address; it needs --backend ray")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if not scale > 0:
+        raise ValueError(f"--scale must be > 0, got {scale}")
+    if suite.eval_episodes < 1:
+        raise ValueError(f"{suite.source}: eval_episodes must be >= 1 in a bench (tables are built from eval.json)")
+    started = time.perf_counter()
+    seeds = tuple(suite.seeds if seeds is None else seeds)
+    suite_home = str(Path(suite.source).resolve().parent)
+    if suite.imports and suite_home not in sys.path:
+        sys.path.insert(0, suite_home)  # a suite's imports may sit beside it (spawned workers inherit sys.path)
+    import_modules(suite)
+    check_algorithms(suite)
+    check_datasets(suite)
+
+    suite_dir = Path(out) / suite_dir_name(suite.name, scale)
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    files = prepare_datasets(suite, echo)
+    tasks = plan_runs(suite, suite_dir, seeds, scale, files)
+    write_suite_record(suite_dir, suite, seeds, scale, command or f"offmarl bench run {suite.source}")
+    skipped = [t for t in tasks if _paths(t.run_dir).eval.exists()]
+    pending = [t for t in tasks if not _paths(t.run_dir).eval.exists()]
+
+    if backend == "ray" and pending:
+        cores = ray_cpus(address)
+    else:
+        cores = cpu_count()
+    n_workers = workers or cores
+    threads = max(1, cores // n_workers)
+    pending = [dataclasses.replace(t, threads=threads) for t in pending]
+    echo(f"suite {suite.name}: {len(tasks)} runs ({len(suite.datasets)} datasets x {len(suite.algorithms)} "
+         f"algorithms x {len(seeds)} seeds) in {suite_dir}; {len(skipped)} already done, {len(pending)} to run on "
+         f"{backend} with {min(n_workers, max(len(pending), 1))} worker(s) x {threads} torch thread(s)")
+
+    bar = tqdm(total=len(tasks), initial=len(skipped), unit="run", desc=suite.name, disable=not progress,
+               dynamic_ncols=True)
+
+    def on_done(outcome: RunOutcome) -> None:
+        bar.update(1)
+        if outcome.status == STATUS_DONE:
+            result = "no eval.json" if outcome.return_mean is None else f"return {outcome.return_mean:.4g}"
+            bar.write(f"done    {outcome.label}: {result} ({outcome.seconds:.0f} s)")
+        elif outcome.status == STATUS_SKIPPED:
+            bar.write(f"skipped {outcome.label}: finished by another bench")
+        else:
+            bar.write(f"FAILED  {outcome.label}: {outcome.error} ({Path(outcome.run_dir) / 'error.txt'})"
+                      if outcome.status == STATUS_FAILED else f"BUSY    {outcome.label}: {outcome.error}")
+    try:
+        if not pending:
+            outcomes: list[RunOutcome] = []
+        elif backend == "ray":
+            outcomes = run_ray(pending, on_done)
+        else:
+            outcomes = run_local(pending, n_workers, on_done)
+    finally:
+        bar.close()
+    return BenchResult(suite_dir=suite_dir, tasks=tasks, skipped=skipped, outcomes=outcomes,
+                       seconds=time.perf_counter() - started)

@@ -1,0 +1,383 @@
+"""Benchmark suites: which datasets, algorithms, seeds and training scale a table is made of.
+
+A suite is a YAML file -- a built-in one under ``offmarl/bench/suites/`` (``offmarl bench list``) or any
+user file -- with these keys (every other key is an error that names the key and the file)::
+
+    name: quick                      # required; letters, digits, "_", "-", "."; names OUT/<name>/
+    description: >                   # required; one paragraph (shown by `offmarl bench list`)
+      ...
+    cpu_scale: >                     # optional; how big the suite is on a CPU and how that was estimated
+      ...
+    imports: [my_package.my_algos]   # optional; modules imported before the algorithms are looked up
+                                     # (they register user algorithms; importable on every worker)
+    datasets:                        # required, non-empty; each exactly one of recipe / path
+      - recipe: tseng/equal_space    # a named recipe (`offmarl collect --list`), built once into the cache
+        scale: 0.05                  #   recipe episodes x scale (default 1)
+        seed: 0                      #   collection seed (default 0)
+        label: equal_space           #   column name (default: the recipe without its paper prefix,
+                                     #   "/" -> "_": tseng/grid_world/good -> grid_world_good)
+      - path: data/mine.h5           # a dataset file; relative paths are relative to the suite file;
+                                     #   label defaults to the file's stem
+    algorithms:                      # required, non-empty; a registry name, or a mapping
+      - bc
+      - name: distill
+        ablation: no_kl              # optional: row label distill[no_kl]
+        variant: null                # optional
+        preset: null                 # optional (algorithms whose config has a "preset" key)
+        overrides: {hidden: 64}      # optional: config keys (see the algorithm's Config docstring)
+        steps: 600                   # optional: replaces the suite's steps for this algorithm
+    seeds: 3                         # N (seeds 0..N-1) or a list [3, 7]; default 3
+    steps: 300                       # gradient steps per run ...
+    train_scale: 0.01                # ... or a multiplier of each algorithm's paper-default steps
+                                     #   (exactly one of steps / train_scale)
+    eval_episodes: 32                # final evaluation episodes per run (default 32)
+    eval_every: 0                    # steps between evaluations for the learning curve (0: end only)
+    checkpoint_every: 500            # steps between checkpoints (a killed run resumes from the last one)
+
+Parsing (:func:`load_suite`) checks the structure only; :func:`check_algorithms` resolves the algorithm
+names through the registry when a bench starts, so an algorithm added later needs no change here. Row
+labels are the registry labels (:func:`offmarl.train.run_dir.algo_label`): ``distill[no_kl]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "suites"
+DEFAULT_SEEDS = 3
+DEFAULT_EVAL_EPISODES = 32
+DEFAULT_CHECKPOINT_EVERY = 500
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps",
+               "train_scale", "eval_episodes", "eval_every", "checkpoint_every")
+_DATASET_KEYS = ("recipe", "path", "scale", "seed", "label")
+_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One column of the suite: a recipe built at ``scale``/``seed`` or a file at ``path`` (absolute)."""
+
+    label: str
+    recipe: str | None = None
+    path: str | None = None
+    scale: float = 1.0
+    seed: int = 0
+
+    def describe(self) -> str:
+        if self.recipe is not None:
+            return f"{self.recipe} (seed {self.seed}, scale {self.scale:g})"
+        return str(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "recipe": self.recipe, "path": self.path, "scale": self.scale, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class AlgoEntry:
+    """One row of the suite: a registered algorithm with its ablation/variant/preset and config overrides."""
+
+    name: str
+    ablation: str | None = None
+    variant: str | None = None
+    preset: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    steps: int | None = None
+
+    @property
+    def label(self) -> str:
+        from offmarl.train.run_dir import algo_label
+
+        return algo_label(self.name, self.ablation, self.variant)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "ablation": self.ablation, "variant": self.variant,
+                "preset": self.preset, "overrides": dict(self.overrides), "steps": self.steps}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite file (module docstring); ``source`` is the file it came from."""
+
+    name: str
+    description: str
+    source: str
+    datasets: tuple[DatasetEntry, ...]
+    algorithms: tuple[AlgoEntry, ...]
+    seeds: tuple[int, ...] = tuple(range(DEFAULT_SEEDS))
+    steps: int | None = None
+    train_scale: float | None = None
+    eval_episodes: int = DEFAULT_EVAL_EPISODES
+    eval_every: int = 0
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    cpu_scale: str = ""
+    imports: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "source": self.source,
+                "cpu_scale": self.cpu_scale, "imports": list(self.imports),
+                "datasets": [d.to_dict() for d in self.datasets],
+                "algorithms": [a.to_dict() for a in self.algorithms], "seeds": list(self.seeds),
+                "steps": self.steps, "train_scale": self.train_scale, "eval_episodes": self.eval_episodes,
+                "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every}
+
+
+# ---- parsing -------------------------------------------------------------------------------------------
+class _Where:
+    """Builds error messages that name the file and the key path: ``quick.yaml: datasets[1].scale: ...``."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def error(self, where: str, message: str) -> ValueError:
+        return ValueError(f"{self.source}: {where}: {message}" if where else f"{self.source}: {message}")
+
+    def keys(self, data: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+        for key in data:
+            if key not in known:
+                at = f"{where}: " if where else ""
+                raise ValueError(f"{self.source}: {at}unknown key {key!r} (known keys: {', '.join(known)})")
+
+    def integer(self, value: Any, where: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(where, f"expected an integer, got {value!r}")
+        if value < minimum:
+            raise self.error(where, f"must be >= {minimum}, got {value}")
+        return value
+
+    def positive(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(where, f"expected a number, got {value!r}")
+        if not value > 0:
+            raise self.error(where, f"must be > 0, got {value}")
+        return float(value)
+
+    def text(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(where, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def optional_text(self, value: Any, where: str) -> str | None:
+        return None if value is None else self.text(value, where)
+
+    def label(self, value: Any, where: str) -> str:
+        value = self.text(value, where)
+        if not _NAME.match(value):
+            raise self.error(where, f"{value!r} is not a valid name (letters, digits, '_', '-', '.', '+'; "
+                                    "it names a directory)")
+        return value
+
+
+def parse_seeds(value: Any, where: str = "--seeds") -> tuple[int, ...]:
+    """``5`` / ``"5"`` → seeds 0..4; ``[3, 7]`` / ``"3,7"`` → (3, 7). Seeds are distinct and >= 0."""
+    if isinstance(value, str):
+        text = value.strip()
+        parts = [p.strip() for p in text.split(",")]
+        try:
+            numbers = [int(p) for p in parts if p]
+        except ValueError:
+            raise ValueError(f"{where}: expected N or a comma-separated list of seeds like 3,7, "
+                             f"got {value!r}") from None
+        if not numbers:
+            raise ValueError(f"{where}: no seeds in {value!r}")
+        value = numbers[0] if "," not in text else numbers
+    if isinstance(value, bool):
+        raise ValueError(f"{where}: expected N or a list of seeds, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"{where}: the number of seeds must be >= 1, got {value}")
+        return tuple(range(value))
+    if isinstance(value, (list, tuple)) and value:
+        seeds = []
+        for s in value:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise ValueError(f"{where}: seeds must be integers >= 0, got {s!r}")
+            seeds.append(s)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{where}: seed list {seeds} repeats a seed")
+        return tuple(seeds)
+    raise ValueError(f"{where}: expected N or a non-empty list of seeds, got {value!r}")
+
+
+def default_dataset_label(recipe: str) -> str:
+    """``tseng/equal_space`` → ``equal_space``; ``tseng/grid_world/good`` → ``grid_world_good``."""
+    parts = recipe.split("/")
+    return "_".join(parts[1:] if len(parts) > 1 else parts)
+
+
+def _parse_dataset(entry: Any, i: int, base_dir: Path, w: _Where) -> DatasetEntry:
+    where = f"datasets[{i}]"
+    if not isinstance(entry, dict):
+        raise w.error(where, f"expected a mapping with 'recipe' or 'path', got {entry!r}")
+    w.keys(entry, _DATASET_KEYS, where)
+    recipe, path = entry.get("recipe"), entry.get("path")
+    if (recipe is None) == (path is None):
+        raise w.error(where, "give exactly one of 'recipe' (a named recipe) or 'path' (a dataset file)")
+    if path is not None:
+        for key in ("scale", "seed"):
+            if key in entry:
+                raise w.error(f"{where}.{key}", "applies to recipes only; a dataset file is used as it is")
+        file = Path(w.text(path, f"{where}.path")).expanduser()
+        file = file if file.is_absolute() else (base_dir / file)
+        label = w.label(entry.get("label", file.stem), f"{where}.label")
+        return DatasetEntry(label=label, path=str(file.resolve()))
+    recipe = w.text(recipe, f"{where}.recipe")
+    scale = w.positive(entry.get("scale", 1.0), f"{where}.scale")
+    seed = w.integer(entry.get("seed", 0), f"{where}.seed", 0)
+    label = w.label(entry.get("label", default_dataset_label(recipe)), f"{where}.label")
+    return DatasetEntry(label=label, recipe=recipe, scale=scale, seed=seed)
+
+
+def _parse_algo(entry: Any, i: int, w: _Where) -> AlgoEntry:
+    where = f"algorithms[{i}]"
+    if isinstance(entry, str):
+        return AlgoEntry(name=w.text(entry, where))
+    if not isinstance(entry, dict):
+        raise w.error(where, f"expected an algorithm name or a mapping with 'name', got {entry!r}")
+    w.keys(entry, _ALGO_KEYS, where)
+    if "name" not in entry:
+        raise w.error(where, "missing 'name' (a registered algorithm, see `offmarl train --list`)")
+    overrides = entry.get("overrides") or {}
+    if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
+        raise w.error(f"{where}.overrides", f"expected a mapping of config keys, got {overrides!r}")
+    for reserved in ("steps", "ablation", "variant", "preset"):
+        if reserved in overrides:
+            raise w.error(f"{where}.overrides.{reserved}", f"set {reserved!r} on the algorithm entry itself, "
+                                                           "not in its overrides")
+    steps = entry.get("steps")
+    return AlgoEntry(name=w.text(entry["name"], f"{where}.name"),
+                     ablation=w.optional_text(entry.get("ablation"), f"{where}.ablation"),
+                     variant=w.optional_text(entry.get("variant"), f"{where}.variant"),
+                     preset=w.optional_text(entry.get("preset"), f"{where}.preset"),
+                     overrides=dict(overrides),
+                     steps=None if steps is None else w.integer(steps, f"{where}.steps", 1))
+
+
+def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
+    """A :class:`Suite` from the YAML mapping ``data`` read from ``source`` (named in every error)."""
+    w = _Where(source)
+    if not isinstance(data, dict):
+        raise w.error("", f"a suite is a mapping of keys ({', '.join(_SUITE_KEYS)}), got {type(data).__name__}")
+    w.keys(data, _SUITE_KEYS, "")
+    for key in ("name", "description", "datasets", "algorithms"):
+        if key not in data:
+            raise w.error("", f"missing required key {key!r}")
+    base_dir = Path(source).resolve().parent if base_dir is None else base_dir
+
+    datasets_raw, algos_raw = data["datasets"], data["algorithms"]
+    if not isinstance(datasets_raw, list) or not datasets_raw:
+        raise w.error("datasets", "expected a non-empty list")
+    if not isinstance(algos_raw, list) or not algos_raw:
+        raise w.error("algorithms", "expected a non-empty list")
+    datasets = tuple(_parse_dataset(d, i, base_dir, w) for i, d in enumerate(datasets_raw))
+    algorithms = tuple(_parse_algo(a, i, w) for i, a in enumerate(algos_raw))
+    for what, labels in (("datasets", [d.label for d in datasets]), ("algorithms", [a.label for a in algorithms])):
+        repeated = sorted({x for x in labels if labels.count(x) > 1})
+        if repeated:
+            hint = "give each a distinct 'label'" if what == "datasets" else \
+                "rows are labelled name[ablation,variant]; use an ablation or variant, or a second suite"
+            raise w.error(what, f"label {repeated[0]!r} appears more than once ({hint})")
+
+    if ("steps" in data) == ("train_scale" in data):
+        raise w.error("", "give exactly one of 'steps' (gradient steps per run) or 'train_scale' "
+                          "(multiplier of each algorithm's default steps)")
+    steps = w.integer(data["steps"], "steps", 1) if "steps" in data else None
+    train_scale = w.positive(data["train_scale"], "train_scale") if "train_scale" in data else None
+    imports = data.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
+        raise w.error("imports", f"expected a list of module names, got {imports!r}")
+    try:
+        seeds = parse_seeds(data.get("seeds", DEFAULT_SEEDS), "seeds")
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    return Suite(
+        name=w.label(data["name"], "name"),
+        description=" ".join(w.text(data["description"], "description").split()),
+        source=source, datasets=datasets, algorithms=algorithms, seeds=seeds, steps=steps,
+        train_scale=train_scale,
+        eval_episodes=w.integer(data.get("eval_episodes", DEFAULT_EVAL_EPISODES), "eval_episodes", 0),
+        eval_every=w.integer(data.get("eval_every", 0), "eval_every", 0),
+        checkpoint_every=w.integer(data.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY), "checkpoint_every", 1),
+        cpu_scale=" ".join(str(data.get("cpu_scale") or "").split()),
+        imports=tuple(imports),
+    )
+
+
+def builtin_suites() -> list[str]:
+    """Names of the built-in suites (files under ``offmarl/bench/suites``)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def suite_path(name_or_path: str | Path) -> Path:
+    """The file of a built-in suite name, or ``name_or_path`` itself when it is a file."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_file():
+        return candidate
+    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return builtin
+    if candidate.suffix in (".yaml", ".yml") or len(candidate.parts) > 1:
+        raise FileNotFoundError(f"suite file {candidate} does not exist")
+    raise ValueError(f"unknown suite {str(name_or_path)!r}: neither a built-in ({', '.join(builtin_suites())}) "
+                     "nor a YAML file")
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Read and parse a built-in suite or a suite file; errors name the file and the offending key."""
+    path = suite_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    suite = parse_suite(data, str(path))
+    if path.parent.resolve() == BUILTIN_DIR and suite.name != path.stem:
+        raise ValueError(f"{path}: built-in suite name {suite.name!r} differs from its file name {path.stem!r}")
+    return suite
+
+
+# ---- resolution through the registries (when a bench starts) ----------------------------------------------
+def import_modules(suite: Suite) -> None:
+    """Import the suite's ``imports`` (user modules that register algorithms)."""
+    for module in suite.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ImportError(f"{suite.source}: imports: cannot import {module!r}: {exc}") from exc
+
+
+def check_algorithms(suite: Suite) -> None:
+    """Every algorithm of ``suite`` exists in the registry, with the ablation / variant it names.
+
+    Raises ``ValueError`` naming the suite file, the entry and the registered choices."""
+    from offmarl.algos import get_algo_class, list_algos
+
+    known = list_algos()
+    for i, entry in enumerate(suite.algorithms):
+        where = f"{suite.source}: algorithms[{i}]"
+        if entry.name not in known:
+            raise ValueError(f"{where}: unknown algorithm {entry.name!r}; registered: {', '.join(known)}")
+        cls = get_algo_class(entry.name)
+        for kind, value, choices in (("ablation", entry.ablation, cls.ablations),
+                                     ("variant", entry.variant, cls.variants)):
+            if value is not None and value not in choices:
+                raise ValueError(f"{where}: algorithm {entry.name!r} has no {kind} {value!r}; "
+                                 f"known: {', '.join(choices) or 'none'}")
+
+
+def check_datasets(suite: Suite) -> None:
+    """Every recipe is known and every dataset file exists (named in the error)."""
+    from offmarl.collect.recipes import is_recipe
+
+    for i, entry in enumerate(suite.datasets):
+        if entry.recipe is not None and not is_recipe(entry.recipe):
+            raise ValueError(f"{suite.source}: datasets[{i}].recipe: unknown recipe {entry.recipe!r}; "
+                             "see `offmarl collect --list`")
+        if entry.path is not None and not Path(entry.path).is_file():
+            raise FileNotFoundError(f"{suite.source}: datasets[{i}].path: {entry.path} does not exist")

@@ -1,0 +1,317 @@
+"""offmarl bench: suite parsing, table maths on hand-made eval.json files, plots, failures, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from offmarl.bench import runner as bench_runner
+from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
+from offmarl.bench.tables import EvalRecord, build_table, to_csv, to_markdown
+from offmarl.cli import app
+
+# bc at its smallest on a 10-episode Equal Space dataset: a run is a second or two of work
+TINY_BC = {"name": "bc", "overrides": {"hidden": 8, "history": 2, "batch_size": 4}}
+
+
+def tiny_suite(path: Path, **changes) -> Path:
+    suite = {"name": "tiny", "description": "bench test suite",
+             "datasets": [{"recipe": "tseng/equal_space", "scale": 0.01}],
+             "algorithms": [TINY_BC], "seeds": 1, "steps": 20, "eval_episodes": 2, "eval_every": 10,
+             "checkpoint_every": 10}
+    suite.update(changes)
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+# ---- suites -----------------------------------------------------------------------------------------------
+BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"}], "algorithms": ["bc"], "steps": 10}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epochs": 3}, "unknown key 'epochs'"),
+    ({"datasets": [{"recipe": "tseng/fill_in", "episodes": 5}]}, "datasets[0]: unknown key 'episodes'"),
+    ({"algorithms": [{"name": "bc", "overides": {}}]}, "algorithms[0]: unknown key 'overides'"),
+    ({"datasets": [{"recipe": "tseng/fill_in", "path": "x.h5"}]}, "datasets[0]: give exactly one of 'recipe'"),
+    ({"datasets": [{"recipe": "tseng/fill_in", "scale": -1}]}, "datasets[0].scale: must be > 0, got -1"),
+    ({"algorithms": [{"ablation": "no_kl"}]}, "algorithms[0]: missing 'name'"),
+    ({"algorithms": [{"name": "bc", "overrides": {"steps": 5}}]}, "algorithms[0].overrides.steps"),
+    ({"algorithms": ["bc", "bc"]}, "algorithms: label 'bc' appears more than once"),
+    ({"datasets": [{"recipe": "tseng/fill_in"}, {"recipe": "tseng/fill_in", "scale": 2}]},
+     "datasets: label 'fill_in' appears more than once"),
+    ({"train_scale": 0.1}, "exactly one of 'steps'"),
+    ({"seeds": [1, 1]}, "seeds: seed list [1, 1] repeats a seed"),
+    ({"eval_episodes": "many"}, "eval_episodes: expected an integer, got 'many'"),
+    ({"name": "a/b"}, "name: 'a/b' is not a valid name"),
+])
+def test_suite_errors_name_the_file_and_the_key(tmp_path, change, message):
+    path = tmp_path / "mysuite.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **change}))
+    with pytest.raises(ValueError) as info:
+        load_suite(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
+def test_missing_required_key_and_unknown_suite(tmp_path):
+    data = {k: v for k, v in BASE.items() if k != "algorithms"}
+    with pytest.raises(ValueError, match=r"x\.yaml: missing required key 'algorithms'"):
+        parse_suite(data, "x.yaml")
+    with pytest.raises(ValueError, match="unknown suite 'nope'.*quick"):
+        load_suite("nope")
+    with pytest.raises(FileNotFoundError, match="missing.yaml does not exist"):
+        load_suite(tmp_path / "missing.yaml")
+
+
+def test_suite_defaults_labels_and_paths(tmp_path):
+    data = {**BASE, "datasets": [{"recipe": "tseng/grid_world/good", "scale": 0.5, "seed": 2},
+                                 {"path": "data/mine.h5"}],
+            "algorithms": ["bc", {"name": "distill", "ablation": "no_kl", "overrides": {"hidden": 8}, "steps": 7}]}
+    suite = parse_suite(data, str(tmp_path / "s.yaml"))
+    assert [d.label for d in suite.datasets] == ["grid_world_good", "mine"]
+    assert suite.datasets[0].scale == 0.5 and suite.datasets[0].seed == 2
+    assert suite.datasets[1].path == str((tmp_path / "data" / "mine.h5").resolve())  # relative to the suite file
+    assert [a.label for a in suite.algorithms] == ["bc", "distill[no_kl]"]
+    assert suite.algorithms[1].overrides == {"hidden": 8} and suite.algorithms[1].steps == 7
+    assert suite.seeds == (0, 1, 2) and suite.eval_episodes == 32 and suite.eval_every == 0
+
+
+def test_parse_seeds():
+    assert parse_seeds("5") == (0, 1, 2, 3, 4)
+    assert parse_seeds("3,7") == (3, 7)
+    assert parse_seeds([3, 7]) == (3, 7) and parse_seeds(2) == (0, 1)
+    for bad in ("0", "x", "3,-1", "2,2", True):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_algorithms_resolve_through_the_registry_at_run_time():
+    suite = parse_suite({**BASE, "algorithms": ["bc", "not_an_algo"]}, "s.yaml")  # parsing does not look
+    with pytest.raises(ValueError, match=r"s\.yaml: algorithms\[1\]: unknown algorithm 'not_an_algo'; registered: .*"):
+        check_algorithms(suite)
+    suite = parse_suite({**BASE, "algorithms": [{"name": "distill", "ablation": "no_such"}]}, "s.yaml")
+    with pytest.raises(ValueError, match=r"algorithms\[0\]: algorithm 'distill' has no ablation 'no_such'; known: "):
+        check_algorithms(suite)
+    suite = parse_suite({**BASE, "datasets": [{"recipe": "tseng/nope"}]}, "s.yaml")
+    with pytest.raises(ValueError, match=r"datasets\[0\]\.recipe: unknown recipe 'tseng/nope'"):
+        check_datasets(suite)
+
+
+def test_builtin_suites_are_valid_and_state_their_cpu_scale():
+    assert {"quick", "tseng-table1", "tseng-table2", "tseng-table3", "mabcq-matrix"} <= set(builtin_suites())
+    for name in builtin_suites():
+        suite = load_suite(name)
+        assert suite.name == name and re.search(r"\bmin\b.* on 2 (idle )?cores", suite.cpu_scale), name
+        check_algorithms(suite)
+        check_datasets(suite)
+    quick = load_suite("quick")
+    assert [d.recipe for d in quick.datasets] == ["tseng/equal_space", "tseng/fill_in"]
+    assert [a.label for a in quick.algorithms] == ["bc", "idt", "madt", "distill"] and len(quick.seeds) == 3
+    assert "distill[no_kl]" in [a.label for a in load_suite("tseng-table3").algorithms]
+
+
+def test_bench_list_prints_each_builtin_with_its_scale():
+    result = CliRunner().invoke(app, ["bench", "list"])
+    assert result.exit_code == 0, result.output
+    for name in builtin_suites():
+        assert re.search(rf"^{re.escape(name)}$", result.output, re.M)
+    assert len(re.findall(r"^  CPU scale: .*2 (idle )?cores", result.output, re.M)) == len(builtin_suites())
+
+
+def test_bench_command_line_is_recorded_exactly():
+    cmd = bench_runner.bench_command("quick", "3,7", 2, "ray", "auto", Path("out dir"), 2.0)
+    assert cmd == ("offmarl bench run quick --seeds 3,7 --workers 2 --address auto --scale 2 --backend ray "
+                   "--out 'out dir'")
+
+
+# ---- tables and plots from hand-made eval.json files -----------------------------------------------------
+def write_eval(root: Path, algo: str, dataset: str, seed: int, ret: float, steps: int = 100, episodes: int = 4,
+               curve=None) -> Path:
+    path = root / dataset / algo / f"seed{seed}" / "eval.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"schema_version": 1, "algo": algo, "dataset": dataset, "seed": seed, "return_mean": ret,
+              "return_std": 0.5, "per_agent_return": [ret, ret], "episodes": episodes, "win_rate": None,
+              "curve": curve if curve is not None else [[steps // 2, ret - 1.0, 0.1], [steps, ret, 0.1]],
+              "protocol": {"checkpoint": "last", "target_return": None, "greedy": True, "steps": steps}}
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.fixture
+def hand_made(tmp_path):
+    root = tmp_path / "runs" / "hand"
+    # A on d1: 1, 2, 3 -> mean 2, std sqrt(2/3) = 0.8165; B on d1 (2 seeds): 4, 6 -> 5 ± 1 (best, fewer seeds)
+    # A on d2: -1, -3 -> -2 ± 1 (2 seeds); B on d2: -2, -2, -2 -> -2 ± 0: equal at 2 decimals, both bold
+    for seed, ret in enumerate([1.0, 2.0, 3.0]):
+        write_eval(root, "A", "d1", seed, ret)
+    for seed, ret in enumerate([4.0, 6.0]):
+        write_eval(root, "B", "d1", seed, ret)
+    for seed, ret in enumerate([-1.0, -3.0]):
+        write_eval(root, "A", "d2", seed, ret)
+    for seed in range(3):
+        write_eval(root, "B", "d2", seed, -2.0)
+    return root
+
+
+def test_table_mean_std_bold_and_footer(hand_made):
+    records = [EvalRecord.read(p) for p in sorted(hand_made.rglob("eval.json"))]
+    table = build_table(records, algo_order=["B", "A"], dataset_order=["d2", "d1"])
+    assert table.algos == ["B", "A"] and table.datasets == ["d2", "d1"]
+    assert table.cells[("A", "d1")].mean == 2.0 and table.cells[("A", "d1")].std == pytest.approx((2 / 3) ** 0.5)
+    md = to_markdown(table, "hand", ["offmarl bench run hand.yaml --out runs"])
+    lines = md.splitlines()
+    assert lines[2] == "| algorithm | d2 | d1 |"
+    assert lines[4] == "| B | **-2.00 ± 0.00** | **5.00 ± 1.00** † |"
+    assert lines[5] == "| A | **-2.00 ± 1.00** † | 2.00 ± 0.82 |"
+    footer = "\n".join(lines[6:])
+    assert "Seeds: 0, 1, 2 (up to 3 per cell)" in footer
+    assert "Steps: 100 gradient steps per run" in footer and "Evaluation: 4 episodes per seed" in footer
+    assert "checkpoint: last (the weights at the end of training" in footer
+    assert "† fewer seeds than the fullest cell: B on d1: seeds 0, 1; A on d2: seeds 0, 1." in footer
+    assert "Produced by: `offmarl bench run hand.yaml --out runs`" in footer
+
+    rows = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert [(r["algorithm"], r["dataset"]) for r in rows] == [("B", "d2"), ("B", "d1"), ("A", "d2"), ("A", "d1")]
+    a_d1 = rows[3]
+    assert float(a_d1["mean"]) == 2.0 and float(a_d1["std"]) == pytest.approx(0.816496580927726)
+    assert a_d1["n_seeds"] == "3" and a_d1["seeds"] == "0 1 2" and a_d1["best"] == "False"
+    assert rows[1]["best"] == "True" and rows[0]["best"] == "True" and rows[2]["best"] == "True"
+
+
+def test_footer_lists_steps_per_algorithm_when_they_differ(tmp_path):
+    records = [EvalRecord.read(write_eval(tmp_path, "A", "d1", 0, 1.0, steps=100)),
+               EvalRecord.read(write_eval(tmp_path, "B", "d1", 0, 1.0, steps=300, episodes=8))]
+    md = to_markdown(build_table(records))
+    assert "Steps: A 100; B 300 gradient steps per run" in md and "Evaluation: A 4; B 8 episodes" in md
+
+
+def test_duplicate_runs_and_bad_eval_json_are_named(tmp_path):
+    a = write_eval(tmp_path / "x", "A", "d1", 0, 1.0)
+    b = write_eval(tmp_path / "y", "A", "d1", 0, 2.0)
+    with pytest.raises(ValueError, match="two eval.json files for A on d1, seed 0"):
+        build_table([EvalRecord.read(a), EvalRecord.read(b)])
+    bad = tmp_path / "bad" / "eval.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps({"algo": "A"}))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: not an offmarl eval.json"):
+        EvalRecord.read(bad)
+
+
+def test_bench_table_writes_tables_and_plots(hand_made):
+    result = CliRunner().invoke(app, ["bench", "table", str(hand_made)])
+    assert result.exit_code == 0, result.output
+    assert "| A | 2.00 ± 0.82 | **-2.00 ± 1.00** † |" in result.output  # no suite.json: sorted order
+    assert (hand_made / "table.md").read_text().count("|") > 10 and (hand_made / "table.csv").exists()
+    for name in ("curves_d1.png", "curves_d2.png", "bars.png"):
+        data = (hand_made / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+
+
+def test_curve_band_is_over_seeds_at_common_steps(tmp_path):
+    from offmarl.bench.plots import seed_curve
+
+    recs = [EvalRecord.read(write_eval(tmp_path, "A", "d", 0, 3.0, curve=[[10, 1.0, 0.0], [20, 3.0, 0.0]])),
+            EvalRecord.read(write_eval(tmp_path, "A", "d", 1, 5.0,
+                                       curve=[[10, 3.0, 0.0], [15, 9.0, 0.0], [20, 5.0, 0.0]]))]
+    steps, mean, std = seed_curve(build_table(recs).cells[("A", "d")])
+    assert steps.tolist() == [10, 20] and mean.tolist() == [2.0, 4.0] and std.tolist() == [1.0, 1.0]
+
+
+# ---- running suites -------------------------------------------------------------------------------------------
+@pytest.fixture
+def offmarl_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("OFFMARL_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_algorithm_is_reported_and_the_others_finish(tmp_path, offmarl_home):
+    suite = tiny_suite(tmp_path / "fails.yaml", imports=["_bench_failing_algo"],
+                       algorithms=[TINY_BC, {**TINY_BC, "name": "bench_fail"}])
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 1, result.output
+    failed_dir = out / "tiny" / "equal_space" / "bench_fail" / "seed0"
+    assert f"failed: bench_fail · equal_space · seed 0: RuntimeError: bench_fail: deliberate failure in update  " \
+           f"({failed_dir / 'error.txt'})" in result.output
+    error = (failed_dir / "error.txt").read_text()
+    assert error.startswith("Traceback") and "deliberate failure in update" in error
+    assert not (failed_dir / "eval.json").exists()
+    assert (out / "tiny" / "equal_space" / "bc" / "seed0" / "eval.json").exists()
+    assert re.search(r"^\| bc \| \*\*-?\d+\.\d\d ± 0\.00\*\* \|$", result.output, re.M)  # the table of the others
+    assert "Incomplete: 1 of 2 runs have an eval.json." in result.output
+    assert "1 failed" in result.output and (out / "tiny" / "table.md").exists()
+
+
+def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):
+    suite = load_suite(tiny_suite(tmp_path / "pin.yaml"))
+    files = bench_runner.prepare_datasets(suite, lambda _: None)
+    (task,) = bench_runner.plan_runs(suite, tmp_path / "runs" / "tiny", suite.seeds, 1.0, files)
+    Path(task.run_dir, "checkpoints").mkdir(parents=True)
+    (Path(task.run_dir) / "bench.json").write_text(json.dumps(task.pin()))
+    bench_runner.plan_runs(suite, tmp_path / "runs" / "tiny", suite.seeds, 1.0, files)  # same settings: fine
+    edited = load_suite(tiny_suite(tmp_path / "pin.yaml", steps=40))
+    bench_runner.plan_runs(edited, tmp_path / "runs" / "tiny", edited.seeds, 1.0, files)  # nothing to reuse yet
+    Path(task.run_dir, "checkpoints", "last.pt").write_bytes(b"")  # now the run has progress to continue
+    expected = rf"{re.escape(task.run_dir)} was started with steps = 20, the suite now asks 40"
+    with pytest.raises(ValueError, match=expected):
+        bench_runner.plan_runs(edited, tmp_path / "runs" / "tiny", edited.seeds, 1.0, files)
+    assert bench_runner.suite_dir_name("tiny", 2.0) == "tiny-x2" and bench_runner.suite_dir_name("tiny", 1.0) == "tiny"
+
+
+BENCH = "import sys; from offmarl.cli import main; sys.argv[0] = 'offmarl'; main()"
+
+
+def start_bench(suite: Path, out: Path, env: dict) -> subprocess.Popen:
+    args = ["bench", "run", str(suite), "--out", str(out), "--workers", "1"]
+    return subprocess.Popen([sys.executable, "-c", BENCH, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.timeout(150)
+def test_sigkill_mid_suite_then_rerun_loses_and_duplicates_nothing(tmp_path, offmarl_home):
+    steps = 400
+    suite = tiny_suite(tmp_path / "kill.yaml", seeds=3, steps=steps, eval_every=0, checkpoint_every=20)
+    out = tmp_path / "runs"
+    env = {**os.environ, "OFFMARL_HOME": str(offmarl_home)}
+    runs = [out / "tiny" / "equal_space" / "bc" / f"seed{k}" for k in range(3)]
+    bench = start_bench(suite, out, env)
+    deadline = time.monotonic() + 90
+    # kill when one run is finished and the next has a checkpoint but no eval.json (half done)
+    while not (runs[0].joinpath("eval.json").exists() and runs[1].joinpath("checkpoints", "last.pt").exists()):
+        assert bench.poll() is None, bench.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the bench made no progress within 90 s"
+        time.sleep(0.02)
+    bench.send_signal(signal.SIGKILL)
+    bench.communicate()
+    time.sleep(1.0)  # the worker's parent watchdog exits within 0.25 s
+    assert not runs[1].joinpath("eval.json").exists(), "run 1 finished before the kill; raise steps"
+    first_eval = runs[0].joinpath("eval.json").stat().st_mtime_ns
+    killed_at = __import__("torch").load(runs[1] / "checkpoints" / "last.pt", weights_only=True)["step"]
+    assert 0 < killed_at < steps
+
+    again = start_bench(suite, out, env)
+    stdout, stderr = again.communicate(timeout=120)
+    assert again.returncode == 0, stderr[-3000:]
+    assert "1 already done, 2 to run" in stdout
+    assert runs[0].joinpath("eval.json").stat().st_mtime_ns == first_eval  # not re-run
+    assert sorted(out.rglob("eval.json")) == [r / "eval.json" for r in runs]
+    resumed = json.loads(runs[1].joinpath("config.json").read_text())
+    assert [r["step"] for r in resumed.get("resumes", [])] == [killed_at]  # continued from its checkpoint
+    for run in runs:
+        with open(run / "metrics.csv", newline="") as f:
+            metric_steps = [int(row["step"]) for row in csv.DictReader(f)]
+        assert metric_steps == sorted(set(metric_steps)) and metric_steps[-1] == steps, run
+        assert json.loads(run.joinpath("eval.json").read_text())["protocol"]["steps"] == steps
+    assert "| bc |" in stdout and (out / "tiny" / "table.md").exists()
