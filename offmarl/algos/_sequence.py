@@ -1,0 +1,299 @@
+"""Shared pieces of the Decision-Transformer algorithms (``idt``, ``madt``, ``teacher``, ``distill``).
+
+* :class:`DTConfig` -- the config fields every DT has (defaults: Tseng et al. Tables 4, 6, 10, batch 128
+  from Tables 7-9; kzl's decision-transformer for what the paper does not state).
+* :func:`masked_mean`, :func:`action_loss` -- per-agent losses over real (unpadded) positions only.
+* :func:`clip_grad_norm_per_member` -- gradient clipping that keeps stacked per-agent networks independent.
+* :class:`DTAlgorithm` -- the algorithm skeleton: dataset statistics (observation standardisation,
+  return-to-go scale, default target returns) fitted in ``make_sampler``/``on_fit_start`` and kept in the
+  state, AdamW with kzl's linear warm-up, one update = one action-loss step, policies with context.
+
+Steps: the paper counts "offline epochs" (Tables 4, 6, 10: 1000 Fill-In, 500 Equal Space, 1000
+Grid-World). offmarl counts gradient steps; ``offmarl/algos/env_defaults/<algo>.yaml`` converts with one
+epoch = one pass over the dataset's windows = ⌈T / batch_size⌉ steps (T = steps in the recipe dataset at
+scale 1), see those files for the arithmetic. ``--scale`` multiplies the result for CPU runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from offmarl.algos.base import Algorithm, AlgoConfig
+from offmarl.data.samplers import WindowSampler
+from offmarl.envs.base import EnvSpec
+from offmarl.nets.action_head import ActionHead
+from offmarl.nets.decision_transformer import DecisionTransformer, DTOutput, DTSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class DTConfig(AlgoConfig):
+    """Fields common to every Decision-Transformer algorithm.
+
+    steps: gradient steps (100,000 = kzl's 10 iterations x 10,000; per-env values from the paper's epochs
+        in ``env_defaults``).
+    batch_size: K-step windows per update, 128 (Tseng Tables 7-9).
+    lr: AdamW learning rate, 1e-4 (Tables 4, 6, 10).
+    weight_decay: AdamW weight decay, 1e-4 (Tables 4, 6, 10).
+    context_len: K, steps per window / evaluation context. Not stated in the paper; kzl's default 20.
+    hidden, n_layers, n_heads, dropout, activation: the GPT-2 backbone; kzl's 128, 3, 1, 0.1, relu
+        (MADT: 2 layers, App. B.3).
+    feature_dim: hidden width of the action head = the distilled feature size (teacher and students);
+        0 = kzl's single linear head (IDT/MADT only).
+    warmup_frac: linear learning-rate warm-up over this fraction of ``steps`` (kzl: 10,000 of 100,000).
+    grad_clip: gradient-norm clip, 0.25 (kzl), applied per agent network.
+    reward_scale: returns-to-go are multiplied by it; 0 = automatic, 1 / max |episode return| of any
+        agent in the dataset (kzl uses a fixed 1/1000 for MuJoCo returns).
+    target_return: per-agent return to condition on at evaluation (unscaled); empty = each agent's
+        maximum episode return in the dataset; one value = the same for every agent.
+    """
+
+    steps: int = 100_000
+    batch_size: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    context_len: int = 20
+    hidden: int = 128
+    n_layers: int = 3
+    n_heads: int = 1
+    dropout: float = 0.1
+    activation: str = "relu"
+    feature_dim: int = 128
+    warmup_frac: float = 0.1
+    grad_clip: float = 0.25
+    reward_scale: float = 0.0
+    target_return: tuple[float, ...] = ()
+
+
+# ---- losses ------------------------------------------------------------------------------------------
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values [m, B, K]`` over the positions where ``mask [B, K]`` is True -> ``[m]``.
+
+    Padded positions are excluded with ``torch.where`` (not a product), so even NaN/inf at a pad cannot
+    reach the result or its gradient."""
+    keep = mask.unsqueeze(0)
+    total = torch.where(keep, values, torch.zeros((), dtype=values.dtype, device=values.device)).sum(dim=(1, 2))
+    return total / mask.sum().clamp(min=1)
+
+
+def full_precision(device: torch.device) -> torch.autocast:
+    """Leave bf16 autocast for a loss: its math (arccos near ±1, log-softmax, cross-entropy) runs in fp32."""
+    return torch.autocast(device.type, enabled=False)
+
+
+def agent_major(x: torch.Tensor) -> torch.Tensor:
+    """Batch tensor ``[B, K, m, *]`` -> ``[m, B, K, *]``."""
+    return x.movedim(2, 0)
+
+
+def action_loss(head: ActionHead, pred: torch.Tensor, batch: dict[str, torch.Tensor],
+                targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-agent action loss ``[m]`` of predictions ``pred [m, B, K, A or act_dim]`` (raw outputs).
+
+    Discrete: cross-entropy with unavailable actions (``batch["avail"]``) masked; continuous: squared
+    error averaged over action dimensions (kzl). Averaged over real positions (``batch["mask"]``) only; in
+    fp32 under bf16 autocast.
+    ``targets`` (``[m, B, K]`` / ``[m, B, K, act_dim]``) replaces the dataset actions (teacher targets).
+    """
+    if targets is None:
+        targets = agent_major(batch["actions"])
+    avail = agent_major(batch["avail"]) if "avail" in batch and head.discrete else None
+    with full_precision(pred.device):
+        return masked_mean(head.loss(pred.float(), targets, avail), batch["mask"])
+
+
+def clip_grad_norm_per_member(parameters: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
+    """Clip the gradient of each member (leading axis ``E`` of every parameter) to norm ``max_norm``.
+
+    One network per agent stacked on axis 0 (``offmarl.nets.ensemble``) must be clipped per agent: a
+    global norm would let agent j's gradient shrink agent i's step. Returns the norms ``[E]``."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(0)
+    norms = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()  # [E]
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view((-1,) + (1,) * (g.dim() - 1)))
+    return norms
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """kzl's linear warm-up: ``min((step + 1) / warmup_steps, 1)``."""
+    return min((step + 1) / warmup_steps, 1.0) if warmup_steps > 0 else 1.0
+
+
+def dt_spec(spec: EnvSpec, config: DTConfig, layout: str) -> DTSpec:
+    """The network sizes of a DT with ``layout`` for env ``spec`` under ``config``."""
+    return DTSpec(layout=layout, n_agents=spec.n_agents, obs_dim=spec.obs_dim, discrete=spec.discrete,
+                  n_actions=spec.n_actions if spec.discrete else 0, act_dim=0 if spec.discrete else spec.act_dim,
+                  hidden=config.hidden, n_layers=config.n_layers, n_heads=config.n_heads, dropout=config.dropout,
+                  activation=config.activation, feature_dim=config.feature_dim, max_timestep=spec.episode_limit + 1)
+
+
+class DTStats:
+    """Dataset statistics a DT needs at evaluation, fitted once and carried in the state.
+
+    ``target_return [n]`` (default evaluation target: each agent's maximum episode return),
+    ``reward_scale`` (return-to-go multiplier), observation mean/std ``[n, obs_dim]`` (stored in the
+    networks' buffers by the caller). Agent i's entries come from agent i's data only."""
+
+    def __init__(self, n_agents: int):
+        self.target_return = np.zeros(n_agents)
+        self.reward_scale = 1.0
+        self.fitted = False
+
+    def fit(self, dataset: Any, spec: EnvSpec, reward_scale: float) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(dataset, (list, tuple)):
+            raise ValueError("Decision-Transformer algorithms train on a joint dataset (all agents per step); "
+                             f"got a per-agent dataset of {len(dataset)} groups")
+        card = dataset.card
+        if dataset.n_agents != spec.n_agents or dataset.obs.shape[2] != spec.obs_dim:
+            raise ValueError(f"dataset of env {card.env_name!r} has {dataset.n_agents} agents x obs width "
+                             f"{dataset.obs.shape[2]}; the algorithm was built for {spec.n_agents} x {spec.obs_dim}")
+        if dataset.spec.discrete != spec.discrete:
+            raise ValueError(f"dataset of env {card.env_name!r} has {'discrete' if dataset.spec.discrete else 'continuous'} "
+                             f"actions; the algorithm was built for {'discrete' if spec.discrete else 'continuous'} ones")
+        returns = dataset.episode_returns()  # [E, n]
+        self.target_return = returns.max(axis=0)
+        biggest = float(np.abs(returns).max())
+        self.reward_scale = float(reward_scale) if reward_scale > 0 else (1.0 / biggest if biggest > 0 else 1.0)
+        self.fitted = True
+        obs = dataset.obs.astype(np.float64)  # [T, n, d]
+        return obs.mean(axis=0), obs.std(axis=0)
+
+    def resolve_target(self, override: float | np.ndarray | list | tuple | None, config_target: tuple[float, ...]) -> np.ndarray:
+        """Per-agent target ``[n]``: the override, else the config's, else the dataset maxima."""
+        n = self.target_return.shape[0]
+        value = override if override is not None else (config_target if len(config_target) else self.target_return)
+        target = np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1), (n,)) if np.size(value) in (1, n) else None
+        if target is None:
+            raise ValueError(f"target_return needs 1 or {n} values (one per agent), got {np.asarray(value).tolist()}")
+        return target.copy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"target_return": torch.as_tensor(self.target_return, dtype=torch.float64),
+                "reward_scale": self.reward_scale, "fitted": self.fitted}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.target_return = state["target_return"].numpy().astype(np.float64)
+        self.reward_scale = float(state["reward_scale"])
+        self.fitted = bool(state["fitted"])
+
+
+# ---- the algorithm skeleton ------------------------------------------------------------------------
+class DTAlgorithm(Algorithm):
+    """A Decision Transformer trained by action prediction on K-step windows (subclasses set ``layout``).
+
+    update: ``L = sum_i L_action^i`` for one network per agent (``per_agent``: each agent's gradient is
+    its own loss's), else the mean over agents; AdamW, warm-up, gradient clipping per agent network.
+    """
+
+    Config = DTConfig
+    layout: ClassVar[str] = "per_agent"
+
+    def __init__(self, spec: EnvSpec, config: DTConfig, device: str | torch.device = "cpu"):
+        super().__init__(spec, config, device)
+        check_dt_config(config)
+        self.head = ActionHead.for_spec(spec).to(self.device)
+        self.model = DecisionTransformer(dt_spec(spec, config, self.layout)).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.stats = DTStats(spec.n_agents)
+        self.updates = 0
+
+    # ---- data -----------------------------------------------------------------------------------
+    def fit_dataset(self, dataset: Any) -> None:
+        """Fit the dataset statistics (idempotent: the same dataset gives the same values)."""
+        mean, std = self.stats.fit(dataset, self.spec, self.config.reward_scale)
+        for model in self._models_with_obs_stats():
+            model.set_obs_stats(torch.as_tensor(mean), torch.as_tensor(std))
+
+    def _models_with_obs_stats(self) -> list[DecisionTransformer]:
+        return [self.model]
+
+    def make_sampler(self, dataset: Any, seed: int) -> WindowSampler:
+        self.fit_dataset(dataset)
+        return WindowSampler(dataset, self.config.batch_size, seed, K=self.config.context_len,
+                             reward_scale=self.stats.reward_scale)
+
+    def on_fit_start(self, dataset: Any, run_dir: Any) -> None:
+        self.fit_dataset(dataset)
+
+    # ---- training -------------------------------------------------------------------------------
+    def forward(self, model: DecisionTransformer, batch: dict[str, torch.Tensor]) -> DTOutput:
+        """Run ``model`` on a sampler batch (all agents)."""
+        return model(batch["rtg"], batch["obs"], batch["actions"], batch["timesteps"], batch["mask"])
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def set_lr(self, optimizer: torch.optim.Optimizer, step: int, total: int) -> None:
+        factor = warmup_factor(step, int(self.config.warmup_frac * total))
+        for group in optimizer.param_groups:
+            group["lr"] = self.config.lr * factor
+
+    def clip(self, model: torch.nn.Module, per_member: bool) -> None:
+        params = [p for p in model.parameters() if p.grad is not None]
+        if self.config.grad_clip <= 0:
+            return
+        if per_member:
+            clip_grad_norm_per_member(params, self.config.grad_clip)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        batch = self.to_device(batch)
+        self.model.train()
+        per_agent = action_loss(self.head, self.forward(self.model, batch).action, batch)  # [n]
+        independent = self.model.spec.members > 1
+        loss = per_agent.sum() if independent else per_agent.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.clip(self.model, per_member=independent)
+        self.set_lr(self.optimizer, self.updates, self.total_steps)
+        self.optimizer.step()
+        self.updates += 1
+        return {"loss": float(per_agent.detach().mean())}
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def target_returns(self, target_return: float | np.ndarray | None = None) -> np.ndarray:
+        return self.stats.resolve_target(target_return, tuple(self.config.target_return))
+
+    def policies(self, target_return: float | np.ndarray | None = None):
+        """Greedy DT policies on a frozen copy of the network (decentralized unless ``layout='joint'``)."""
+        from offmarl.policies.dt import dt_policies
+
+        return dt_policies(copy.deepcopy(self.model).eval(), self.head, self.target_returns(target_return),
+                           self.stats.reward_scale, self.config.context_len)
+
+    # ---- persistence ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "updates": self.updates, "stats": self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+        self.stats.load_state_dict(state["stats"])
+
+
+def check_dt_config(config: DTConfig) -> None:
+    """Reject configs a DT cannot run with, naming the field."""
+    positive = ("batch_size", "context_len", "hidden", "n_layers", "n_heads")
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ValueError(f"config {name} must be >= 1, got {getattr(config, name)}")
+    if config.feature_dim < 0:
+        raise ValueError(f"config feature_dim must be >= 0 (0 = linear action head), got {config.feature_dim}")
+    if config.hidden % config.n_heads:
+        raise ValueError(f"config hidden ({config.hidden}) must be divisible by n_heads ({config.n_heads})")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"config dropout must lie in [0, 1), got {config.dropout}")
+    if not 0.0 <= config.warmup_frac <= 1.0:
+        raise ValueError(f"config warmup_frac must lie in [0, 1], got {config.warmup_frac}")
+    if config.reward_scale < 0:
+        raise ValueError(f"config reward_scale must be >= 0 (0 = automatic), got {config.reward_scale}")

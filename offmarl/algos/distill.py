@@ -1,0 +1,452 @@
+"""Teacher→student Decision-Transformer distillation with structural relations (``distill``).
+
+Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, §3.2, Eq. 1-4 and
+Algorithm 1 (``../shared/papers/001_9fffdde4843a62eb.txt``); hyperparameters App. B.7 Table 10 and the
+Huber/MSE comparison App. F.1 Table 13 (``000_d2a4d6ed983a1f6a.txt``). The "Ours" rows of Tables 1-3.
+
+Stage 1 ("teacher", ``teacher_steps`` updates): train the centralized DT teacher
+(:mod:`offmarl.algos.teacher`) on all agents' concatenated (R̂, o, a). Then freeze it and write it as the
+artifact ``<run>/teacher/`` (``algo.json`` + ``algo.pt``, loadable with ``load_algo`` / ``offmarl eval``,
+plus ``handoff.pt``: the sampler and torch RNG state at the hand-over). A run that finds a complete
+artifact in its run directory -- a resume after an interruption between the stages, or a restart --
+loads it instead of training the teacher again (its config, env and dataset must match, else a
+``ValueError`` names the difference), restores the hand-over state, and continues with the students
+exactly as an uninterrupted run would; the fit loop's surplus updates are then no-ops.
+
+Stage 2 ("student", ``student_steps`` updates): one student DT per agent (separate weights; student i
+reads only agent i's (R̂^i, o^i, a^i), so execution is decentralized), trained with, for agent i,
+
+    L^i = L_action^i + α L_rel^i + β L_KL^i                                             (Eq. 4)
+
+* L_action^i: cross-entropy with the dataset action a_t^i (MSE for continuous actions); with
+  ``action_target="teacher"`` the frozen teacher's greedy action instead.
+* L_KL^i = KL(π_teacher(·|…)^i ∥ π^i(·|…)) over agent i's actions (Eq. 1), unavailable actions masked.
+  Continuous actions: both policies are read as Gaussians with the same fixed standard deviation
+  σ = ``kl_std`` around their (squashed) actions, so KL = ||μ_T − μ_S||² / (2σ²). Departure: the paper
+  does not say how its KL treats continuous actions (its DTs output deterministic actions).
+* L_rel^i = Σ_{j≠i} H(θ̄_ij, θ̂_ij) with θ̂_ij = ∠(M f̂^i, M f̂^j) and θ̄_ij = ∠(N f̄^i, N f̄^j) (Eq. 3 with
+  the mapping networks): f̂^i is the hidden layer of the teacher's agent-i head, f̄^i that of student
+  i's head (same width f), H the Huber loss with δ = 1 (App. F.1); see :func:`relation_loss`. Only real
+  (unpadded) steps of the windows enter, each step a "batch" element over which the n agents are
+  related. M (teacher side) and N (student side) are separate MLPs ``f → f → f`` (ReLU), one M and one
+  N shared by all agents.
+* Momentum-like update (§3.2, "Mapping Networks"): N steps with every update, M only every e-th
+  (``mapping_period``; Table 10: e = 5 on the non-SMAC tasks) using that update's gradient; the
+  gradients of the other updates are discarded.
+* Following Algorithm 1 each student is updated by its own L^i only: the update minimises Σ_i L^i, in
+  L_rel^i the other students' mapped features are detached, and the students' gradients are clipped
+  per agent (an elementwise AdamW over the stacked students then equals n separate optimizers). N and M
+  receive Σ_i of their gradients. The teacher is frozen (no gradient, evaluation mode).
+
+``policies()`` are the students' decentralized policies (untrained while the teacher stage runs; the
+teacher itself is the artifact's joint policy).
+
+The teacher's predictions are taken on the dataset's windows (teacher forcing), as in its own training.
+Departure: Algorithm 1 writes the teacher's input actions as its own predictions â_{<t}; read literally
+that is an autoregressive rollout of the teacher on the dataset's observations, which the main text does
+not describe. The students' action loss uses the dataset actions (§3.1), as the issue asks.
+
+Ablations (``--ablation NAME``; Table 3 rows and Table 13):
+    conventional      "Ours (conventional distillation)": action + KL only (α = 0)
+    shared_mapping    "Ours (M = N)": one mapping network for teacher and students, stepped every update
+    no_momentum       "Ours - Momentum Update": M stepped every update (e = 1)
+    no_mapping        "Ours - Mapping Network": M and N are the identity
+    no_kl             "Ours - KL Distillation": β = 0
+    no_kl_no_mapping  "Ours - KL Distillation - Mapping Network": β = 0 and identity maps
+    rel_mse           Table 13 "Ours (MSE)": squared error instead of the Huber loss in L_rel
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from offmarl.algos._sequence import (DTAlgorithm, DTConfig, action_loss, agent_major, check_dt_config,
+                                     full_precision, masked_mean)
+from offmarl.algos.base import register_algo
+from offmarl.algos.teacher import Teacher
+from offmarl.envs.base import EnvSpec
+from offmarl.nets.action_head import ActionHead, mask_logits
+from offmarl.nets.mlp import MLP
+
+COS_EPS = 1e-6  # cosines are clamped to [-1 + eps, 1 - eps]: arccos has an infinite slope at ±1
+ARTIFACT = "teacher"
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "conventional": {"alpha": 0.0},
+    "shared_mapping": {"mapping": "shared"},
+    "no_momentum": {"mapping_period": 1},
+    "no_mapping": {"mapping": "identity"},
+    "no_kl": {"beta": 0.0},
+    "no_kl_no_mapping": {"beta": 0.0, "mapping": "identity"},
+    "rel_mse": {"rel_loss": "mse"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(DTConfig):
+    """Distillation: the DT fields (teacher and students share the backbone sizes) plus Eq. 4's.
+
+    steps: updates of both stages together (``total_steps``); the teacher gets
+        ``teacher_steps = round(steps * teacher_fraction)``, the students the rest. Per-env defaults from
+        Table 10's epochs (500 Equal Space, 1000 Fill-In / Grid-World, per stage) are in
+        ``env_defaults/distill.yaml``.
+    teacher_fraction: share of ``steps`` spent on the teacher (0.5: the paper trains both stages for the
+        same number of epochs).
+    alpha: α, weight of L_rel (Table 10: 0.01 everywhere).
+    beta: β, weight of L_KL (Table 10: 0.001 Fill-In and Highway, 0.002 Equal Space and Grid-World,
+        0.0001 SMAC; per env in ``env_defaults/distill.yaml``).
+    mapping_period: e, N updates per M update (Table 10: 5; 4 on SMAC; the main text found 4 fastest).
+    mapping: ``separate`` (M ≠ N, the method), ``shared`` (M = N) or ``identity`` (no mapping networks).
+    mapping_layers: linear layers of M and N (2: f → f → f; the paper says "simple MLPs").
+    rel_loss: ``huber`` (δ = 1, Eq. 3) or ``mse`` (Table 13).
+    kl_std: σ of the fixed-variance Gaussians of the continuous-action KL (module docstring).
+    action_target: ``dataset`` (the dataset's actions) or ``teacher`` (the teacher's greedy actions).
+    """
+
+    teacher_fraction: float = 0.5
+    alpha: float = 0.01
+    beta: float = 0.001
+    mapping_period: int = 5
+    mapping: str = "separate"
+    mapping_layers: int = 2
+    rel_loss: str = "huber"
+    kl_std: float = 1.0
+    action_target: str = "dataset"
+
+
+# ---- losses ------------------------------------------------------------------------------------------
+def _angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angles between ``a [B, n, d]`` row i and ``b [B, n, d]`` row j -> ``[B, n, n]`` (radians)."""
+    cos = torch.einsum("bid,bjd->bij", F.normalize(a, dim=-1), F.normalize(b, dim=-1))
+    return torch.arccos(cos.clamp(-1.0 + COS_EPS, 1.0 - COS_EPS))
+
+
+def relation_loss(teacher_feats: torch.Tensor, student_feats: torch.Tensor, kind: str = "huber") -> torch.Tensor:
+    """Structural-relation loss of Tseng et al. Eq. 3, per agent: ``[n]``.
+
+    ``teacher_feats``, ``student_feats``: ``[B, n, d]`` (already mapped by M / N; only valid, unpadded
+    positions). With θ_ij = arccos(cos(x_i, x_j)) (cosine clamped to [-1 + 1e-6, 1 - 1e-6] for a finite
+    gradient; computed in fp32 even under bf16 autocast), entry i is the batch mean of
+
+        Σ_{j≠i} loss(θ̄_ij, θ̂_ij),   loss = Huber (δ = 1, ``torch.nn.functional.huber_loss``) | squared error
+
+    with θ̂ from the teacher's features and θ̄ from the students'. Entry i's gradient reaches student i's
+    features only: student j's features enter θ̄_ij detached. The teacher side is not detached (M is
+    trained through it).
+    """
+    if teacher_feats.shape != student_feats.shape or teacher_feats.dim() != 3:
+        raise ValueError(f"relation_loss needs two [B, n, d] tensors of one shape, got {list(teacher_feats.shape)} "
+                         f"and {list(student_feats.shape)}")
+    if kind not in ("huber", "mse"):
+        raise ValueError(f"relation_loss kind must be 'huber' or 'mse', got {kind!r}")
+    with full_precision(teacher_feats.device):  # in bf16, 1 - 1e-6 rounds to 1 and arccos' slope is infinite
+        t, s = teacher_feats.float(), student_feats.float()
+        theta_t = _angles(t, t)  # [B, n, n]
+        theta_s = _angles(s, s.detach())  # row i carries gradient to s_i only
+        if kind == "huber":
+            per_pair = F.huber_loss(theta_s, theta_t, reduction="none", delta=1.0)
+        else:
+            per_pair = (theta_s - theta_t).pow(2)
+        n = t.shape[1]
+        off_diagonal = ~torch.eye(n, dtype=torch.bool, device=t.device)
+        return torch.where(off_diagonal, per_pair, 0.0).sum(dim=-1).mean(dim=0)
+
+
+def kl_loss(head: ActionHead, teacher_out: torch.Tensor, student_out: torch.Tensor, batch: dict[str, torch.Tensor],
+            kl_std: float = 1.0) -> torch.Tensor:
+    """Per-agent KL(teacher ∥ student) ``[n]`` over real positions (Eq. 1).
+
+    Discrete: ``Σ_a p_T(a) (log p_T(a) − log p_S(a))`` over the available actions (both distributions are
+    softmaxes of logits with unavailable actions masked). Continuous: fixed-variance Gaussians around the
+    squashed actions, ``||μ_T − μ_S||² / (2 kl_std²)``. Outputs are ``[n, B, K, *]`` raw head outputs.
+    """
+    with full_precision(student_out.device):
+        if head.discrete:
+            avail = agent_major(batch["avail"]) if "avail" in batch else None
+            log_t = torch.log_softmax(mask_logits(teacher_out.float(), avail), dim=-1)
+            log_s = torch.log_softmax(mask_logits(student_out.float(), avail), dim=-1)
+            terms = log_t.exp() * (log_t - log_s)
+            if avail is not None:
+                terms = torch.where(avail, terms, 0.0)
+            per_step = terms.sum(dim=-1)
+        else:
+            diff = head.squash(teacher_out.float()) - head.squash(student_out.float())
+            per_step = diff.pow(2).sum(dim=-1) / (2.0 * kl_std ** 2)
+        return masked_mean(per_step, batch["mask"])
+
+
+def valid_positions(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Agent-major ``[n, B, K, d]`` -> ``[P, n, d]`` at the P real steps of ``mask [B, K]``."""
+    return x.permute(1, 2, 0, 3)[mask]
+
+
+# ---- the algorithm -----------------------------------------------------------------------------------
+class _StageSampler:
+    """The run's window sampler; before each draw the algorithm enters the stage the draw belongs to.
+
+    A run resumed from a checkpoint taken before the hand-over loads the teacher artifact at its first
+    draw -- after the fit loop has restored the RNGs -- so the hand-over state saved with the artifact
+    (this sampler's position, torch's RNG) replaces them exactly where an uninterrupted run switched."""
+
+    def __init__(self, inner: Any, algo: "Distill"):
+        self.inner, self.algo = inner, algo
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        self.algo.sync_stage()
+        return self.inner.sample()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.inner.load_state_dict(state)
+
+
+def _mapping_net(config: Config) -> nn.Module:
+    f = config.feature_dim
+    return MLP(f, f, f, config.mapping_layers, "relu")
+
+
+@register_algo
+class Distill(DTAlgorithm):
+    """Centralized DT teacher, then per-agent student DTs distilled with L_action + α L_rel + β L_KL."""
+
+    name = "distill"
+    Config = Config
+    layout = "per_agent"
+    ablations = tuple(ABLATIONS)
+
+    def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
+        self.settings = dataclasses.replace(config, **ABLATIONS.get(config.ablation, {}))
+        _check_distill_config(self.settings)
+        self._dataset_card: Any = None  # the card of the dataset fitted on (artifact compatibility)
+        # the teacher is built first and the mapping networks last, so every ablation starts from the
+        # same teacher and student weights for a given seed
+        base = {f.name: getattr(config, f.name) for f in dataclasses.fields(DTConfig)}
+        base.update(steps=self.teacher_steps_for(config), ablation=None, variant=None)
+        self.teacher = Teacher(spec, Teacher.Config(**base), device=device)
+        super().__init__(spec, config, device)  # the students: self.model, self.optimizer, self.head
+        self.students = self.model
+        s = self.settings
+        self.N: nn.Module = nn.Identity() if s.mapping == "identity" else _mapping_net(s)
+        self.M: nn.Module = self.N if s.mapping in ("identity", "shared") else _mapping_net(s)
+        self.N.to(self.device)
+        self.M.to(self.device)
+        self.n_optimizer = self._adamw(self.N)
+        self.m_optimizer = self._adamw(self.M) if s.mapping == "separate" else None
+        self._stage = "teacher"
+        self.student_updates = 0
+        self.m_updates = 0
+        self.run_dir: Path | None = None
+        self._sampler: _StageSampler | None = None
+        self._artifact_checked = False
+
+    def _adamw(self, module: nn.Module) -> torch.optim.Optimizer | None:
+        params = list(module.parameters())
+        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay) if params else None
+
+    # ---- stages ---------------------------------------------------------------------------------
+    @staticmethod
+    def teacher_steps_for(config: Config) -> int:
+        if config.steps < 2:
+            raise ValueError(f"distill needs steps >= 2 (a teacher and a student stage), got {config.steps}")
+        return min(max(1, round(config.steps * config.teacher_fraction)), config.steps - 1)
+
+    @property
+    def teacher_steps(self) -> int:
+        return self.teacher_steps_for(self.config)
+
+    @property
+    def student_steps(self) -> int:
+        return int(self.config.steps) - self.teacher_steps
+
+    @property
+    def total_steps(self) -> int:
+        return self.teacher_steps + self.student_steps
+
+    @property
+    def stage(self) -> str:
+        return self._stage
+
+    def artifact_dir(self) -> Path | None:
+        return None if self.run_dir is None else Path(self.run_dir) / ARTIFACT
+
+    def sync_stage(self) -> None:
+        """Enter the student stage when the teacher is done or a complete teacher artifact exists."""
+        if self._stage != "teacher":
+            return
+        if not self._artifact_checked:
+            self._artifact_checked = True
+            path = self.artifact_dir()
+            if path is not None and (path / "algo.pt").exists() and (path / "handoff.pt").exists():
+                self._load_artifact(path)
+                self._begin_student_stage()
+                return
+        if self.teacher.updates >= self.teacher_steps:
+            self._begin_student_stage()
+
+    def _begin_student_stage(self) -> None:
+        self.teacher.model.requires_grad_(False)
+        self.teacher.model.eval()
+        self._stage = "student"
+
+    def on_step_end(self, step: int, run_dir: Path | None) -> None:
+        if self._stage == "teacher" and self.teacher.updates >= self.teacher_steps:
+            if run_dir is not None:
+                self.run_dir = Path(run_dir)
+                self._save_artifact(self.artifact_dir())
+            self._begin_student_stage()
+
+    def _artifact_meta(self) -> dict[str, Any]:
+        card = self._dataset_card
+        return {"teacher_steps": self.teacher_steps,
+                "dataset": None if card is None else {k: getattr(card, k) for k in ("env_name", "episodes", "steps", "return_mean")}}
+
+    def _save_artifact(self, path: Path) -> None:
+        from offmarl.train.checkpoint import atomic_torch_save
+
+        path.mkdir(parents=True, exist_ok=True)
+        handoff = {"sampler": None if self._sampler is None else self._sampler.state_dict(),
+                   "torch_rng": torch.get_rng_state(), "meta": json.dumps(self._artifact_meta(), sort_keys=True)}
+        atomic_torch_save(handoff, path / "handoff.pt")
+        self.teacher.save(path)  # writes algo.pt last: the artifact is complete once it exists
+
+    def _load_artifact(self, path: Path) -> None:
+        saved = json.loads((path / "algo.json").read_text())
+        handoff = torch.load(path / "handoff.pt", weights_only=True)
+        mine, theirs = json.loads(json.dumps(self.teacher.config_dict())), saved.get("config", {})
+        stale = [(f"teacher config {k!r}", theirs.get(k), mine.get(k)) for k in sorted(set(mine) | set(theirs))]
+        stale += [("env spec", saved.get("env_spec"), json.loads(json.dumps(self.spec.to_dict())))]
+        meta, now = json.loads(handoff["meta"]), self._artifact_meta()
+        stale += [(k, meta.get(k), now[k]) for k in now]
+        for what, old, new in stale:
+            if old != new:
+                raise ValueError(f"teacher artifact {path} does not belong to this run: {what} was {old!r}, now "
+                                 f"{new!r}; delete {path} to train the teacher again")
+        self.teacher.load_state_dict(torch.load(path / "algo.pt", map_location=self.device, weights_only=True))
+        if self._sampler is not None and handoff["sampler"] is not None:
+            self._sampler.load_state_dict(handoff["sampler"])
+        torch.set_rng_state(handoff["torch_rng"])
+
+    # ---- data -----------------------------------------------------------------------------------
+    def fit_dataset(self, dataset: Any) -> None:
+        super().fit_dataset(dataset)
+        self.teacher.fit_dataset(dataset)
+        self._dataset_card = dataset.card
+
+    def make_sampler(self, dataset: Any, seed: int) -> _StageSampler:
+        self._sampler = _StageSampler(super().make_sampler(dataset, seed), self)
+        return self._sampler
+
+    def on_fit_start(self, dataset: Any, run_dir: Path | None) -> None:
+        super().on_fit_start(dataset, run_dir)
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self._artifact_checked = False
+
+    # ---- training -------------------------------------------------------------------------------
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        self.sync_stage()
+        if self._stage == "teacher":
+            return {"teacher_loss": self.teacher.update(batch)["loss"]}
+        if self.student_updates >= self.student_steps:
+            return {}  # surplus updates of a run that reused the teacher artifact (module docstring)
+        return self._student_update(self.to_device(batch))
+
+    def distill_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The terms of Eq. 4 per agent ``[n]``, unweighted: ``action``, ``rel``, ``kl`` (zeros when the
+        term's weight is 0), on a batch already on the device."""
+        s = self.settings
+        teacher = self.teacher.outputs(batch)  # frozen: no gradient, no dropout
+        self.students.train()
+        student = self.forward(self.students, batch)
+        targets = None
+        if s.action_target == "teacher":
+            avail = agent_major(batch["avail"]) if "avail" in batch and self.head.discrete else None
+            targets = self.head.greedy(teacher.action, avail)
+        zeros = torch.zeros(self.spec.n_agents, device=self.device)
+        losses = {"action": action_loss(self.head, student.action, batch, targets),
+                  "rel": zeros, "kl": zeros}
+        if s.beta > 0:
+            losses["kl"] = kl_loss(self.head, teacher.action, student.action, batch, s.kl_std)
+        if s.alpha > 0 and self.spec.n_agents > 1:
+            mask = batch["mask"]
+            losses["rel"] = relation_loss(self.M(valid_positions(teacher.features, mask)),
+                                          self.N(valid_positions(student.features, mask)), s.rel_loss)
+        return losses
+
+    def _student_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        s = self.settings
+        losses = self.distill_losses(batch)
+        per_agent = losses["action"] + s.alpha * losses["rel"] + s.beta * losses["kl"]  # L^i, [n]
+        optimizers = [o for o in (self.optimizer, self.n_optimizer, self.m_optimizer) if o is not None]
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        per_agent.sum().backward()  # student i's parameters appear in L^i only
+        self.clip(self.students, per_member=self.students.spec.members > 1)
+        self.clip(self.N, per_member=False)
+        if self.m_optimizer is not None:
+            self.clip(self.M, per_member=False)
+        for opt in optimizers:
+            self.set_lr(opt, self.student_updates, self.student_steps)
+        self.optimizer.step()
+        if self.n_optimizer is not None:
+            self.n_optimizer.step()
+        if self.m_optimizer is not None and (self.student_updates + 1) % s.mapping_period == 0:
+            self.m_optimizer.step()  # momentum-like: M moves with every e-th gradient only
+            self.m_updates += 1
+        self.student_updates += 1
+        return {"loss": float(per_agent.detach().mean()),
+                **{name: float(value.detach().mean()) for name, value in losses.items()}}
+
+    # ---- persistence ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()  # students
+        state.update(stage=self._stage, teacher=self.teacher.state_dict(), student_updates=self.student_updates,
+                     m_updates=self.m_updates, M=self.M.state_dict(), N=self.N.state_dict())
+        for key, opt in (("n_optimizer", self.n_optimizer), ("m_optimizer", self.m_optimizer)):
+            if opt is not None:
+                state[key] = opt.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.teacher.load_state_dict(state["teacher"])
+        self.M.load_state_dict(state["M"])
+        self.N.load_state_dict(state["N"])
+        for key, opt in (("n_optimizer", self.n_optimizer), ("m_optimizer", self.m_optimizer)):
+            if opt is not None:
+                opt.load_state_dict(state[key])
+        self.student_updates, self.m_updates = int(state["student_updates"]), int(state["m_updates"])
+        self._stage = "teacher"
+        self.teacher.model.requires_grad_(True)
+        if state["stage"] == "student":
+            self._begin_student_stage()
+        self._artifact_checked = False
+
+
+def _check_distill_config(config: Config) -> None:
+    check_dt_config(config)
+    if config.feature_dim < 1:
+        raise ValueError(f"config feature_dim must be >= 1 for distill (the teacher's per-agent features are its "
+                         f"heads' hidden layers), got {config.feature_dim}")
+    choices = {"mapping": ("separate", "shared", "identity"), "rel_loss": ("huber", "mse"),
+               "action_target": ("dataset", "teacher")}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"config {name} must be one of {', '.join(allowed)}; got {getattr(config, name)!r}")
+    if not 0.0 < config.teacher_fraction < 1.0:
+        raise ValueError(f"config teacher_fraction must lie in (0, 1), got {config.teacher_fraction}")
+    if config.mapping_period < 1 or config.mapping_layers < 1:
+        raise ValueError(f"config mapping_period and mapping_layers must be >= 1, got {config.mapping_period}, "
+                         f"{config.mapping_layers}")
+    if config.alpha < 0 or config.beta < 0 or config.kl_std <= 0:
+        raise ValueError(f"config alpha and beta must be >= 0 and kl_std > 0, got {config.alpha}, {config.beta}, "
+                         f"{config.kl_std}")

@@ -1,0 +1,102 @@
+"""Layers holding ``E`` independent copies ("members") of their weights, evaluated in one call.
+
+offmarl trains one network per agent (IDT, the students of Tseng et al. distillation, the teacher's
+agent-specific heads). Instead of a Python loop over ``n`` modules, every layer stores its weights with a
+leading member axis and maps ``[E, ..., in] -> [E, ..., out]`` with one batched matmul. Member ``e``'s
+output depends only on member ``e``'s input and weights, so the members are exactly independent networks:
+their gradients never mix, and an elementwise optimizer (Adam/AdamW) over the stacked tensors equals ``E``
+separate optimizers (gradient clipping must then be per member, see
+``offmarl.algos._sequence.clip_grad_norm_per_member``).
+
+Conventions for every layer's ``forward(x, member=None)``:
+    * ``member=None``: ``x`` is ``[E, ..., in]`` (one slice per member) or ``[1, ..., in]`` (one input
+      shared by all members, e.g. the teacher's token feeding ``n`` agent heads) -> ``[E, ..., out]``.
+    * ``member=e``: ``x`` is ``[1, ..., in]`` and only member ``e``'s weights are used -> ``[1, ..., out]``
+      (a decentralized policy for agent ``e`` reads nothing of the other members).
+
+Initialisation follows GPT-2 (normal, std 0.02; zero biases; LayerNorm gain 1), as kzl's decision
+transformer does through Hugging Face's GPT-2 init; ``EnsembleLinear(..., std=None)`` uses
+``torch.nn.Linear``'s default instead (kzl's prediction heads are plain ``nn.Linear``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INIT_STD = 0.02
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent affine maps ``y_e = x_e W_e^T + b_e``; weight ``[E, out, in]``, bias ``[E, out]``."""
+
+    def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True, std: float | None = INIT_STD):
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"EnsembleLinear needs members >= 1, got {members}")
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        if std is None:  # torch.nn.Linear's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias
+            bound = in_features ** -0.5
+            self.weight = nn.Parameter(torch.empty(members, out_features, in_features).uniform_(-bound, bound))
+            self.bias = nn.Parameter(torch.empty(members, out_features).uniform_(-bound, bound)) if bias else None
+        else:
+            self.weight = nn.Parameter(torch.randn(members, out_features, in_features) * std)
+            self.bias = nn.Parameter(torch.zeros(members, out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        E = self.members
+        if member is not None:
+            return F.linear(x, self.weight[member], None if self.bias is None else self.bias[member])
+        if E == 1:  # a view, not an index: its backward needs no scatter into the stacked gradient
+            return F.linear(x, self.weight.view(self.out_features, self.in_features),
+                            None if self.bias is None else self.bias.view(-1))
+        if x.shape[0] == 1:  # one input shared by all members: a single matmul against the stacked weights
+            y = F.linear(x[0], self.weight.reshape(E * self.out_features, self.in_features),
+                         None if self.bias is None else self.bias.reshape(-1))  # [..., E * out]
+            return y.unflatten(-1, (E, self.out_features)).movedim(-2, 0)
+        if x.shape[0] != E:
+            raise ValueError(f"EnsembleLinear with {E} members got input with leading dim {x.shape[0]}")
+        flat = x.reshape(E, -1, self.in_features)  # [E, N, in]
+        w = self.weight.transpose(1, 2)  # [E, in, out]
+        y = torch.bmm(flat, w) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), flat, w)
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in={self.in_features}, out={self.out_features}, bias={self.bias is not None}"
+
+
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm over the last dimension with a gain/bias ``[E, d]`` per member."""
+
+    def __init__(self, members: int, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.members, self.dim, self.eps = members, dim, eps
+        self.weight = nn.Parameter(torch.ones(members, dim))
+        self.bias = nn.Parameter(torch.zeros(members, dim))
+
+    def forward(self, x: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        if member is not None:
+            return F.layer_norm(x, (self.dim,), self.weight[member], self.bias[member], self.eps)
+        if self.members == 1:
+            return F.layer_norm(x, (self.dim,), self.weight.view(-1), self.bias.view(-1), self.eps)
+        view = (self.members,) + (1,) * (x.dim() - 2) + (self.dim,)
+        weight, bias = self.weight.view(view).to(x.dtype), self.bias.view(view).to(x.dtype)  # keep x's dtype
+        return torch.addcmul(bias, F.layer_norm(x, (self.dim,), eps=self.eps), weight)
+
+
+class EnsembleEmbedding(nn.Module):
+    """A lookup table ``[E, num, d]`` per member; ``index`` is ``[E or 1, ...]`` int64 -> ``[E, ..., d]``."""
+
+    def __init__(self, members: int, num: int, dim: int, std: float = INIT_STD):
+        super().__init__()
+        self.members, self.num, self.dim = members, num, dim
+        self.weight = nn.Parameter(torch.randn(members, num, dim) * std)
+
+    def forward(self, index: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        if member is not None:
+            return F.embedding(index, self.weight[member])
+        if self.members == 1:
+            return F.embedding(index, self.weight.view(self.num, self.dim))
+        offsets = torch.arange(self.members, device=index.device).view((-1,) + (1,) * (index.dim() - 1)) * self.num
+        return F.embedding(index + offsets, self.weight.reshape(-1, self.dim))  # index broadcasts over members

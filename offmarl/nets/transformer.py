@@ -1,0 +1,170 @@
+"""The causal transformer every Decision Transformer in offmarl runs on (GPT-2-like, pre-LayerNorm).
+
+Architecture (Radford et al. 2019, GPT-2, as used by kzl's decision-transformer, ``gym/decision_transformer/
+models/decision_transformer.py``; Tseng et al. App. A.2/B.1 ``000_d2a4d6ed983a1f6a.txt``):
+
+    x = Dropout(LayerNorm_emb(tokens + TimeEmbed(timestep)))       # no positional embedding, as kzl
+    x = x + Dropout(Proj(Attn(LN1(x))))                            # causal multi-head self-attention
+    x = x + Dropout(W2 act(W1 LN2(x)))                              # 4x wide MLP, ReLU by default (kzl)
+    out = LN_f(x)
+
+Masks: ``key_mask [B, L]`` marks real tokens; a query attends to the real keys at or before it. With LEFT
+padding the pad keys come first, so a pad query would see no key at all and its softmax row would be NaN;
+every query therefore also attends to itself (the diagonal). Real queries never see pads, so pad contents
+cannot reach a real position; outputs at pad positions are finite and meaningless (losses mask them).
+
+Attention runs on ``torch.nn.functional.scaled_dot_product_attention`` (its ``is_causal`` fast path when
+nothing is padded). Departure for speed, same math: when attention dropout is active (training with
+``dropout > 0``) the softmax is computed explicitly, because SDPA's CPU dropout draws one value of the
+per-element Bernoulli generator per attention weight, which costs as much as the attention matmuls. All
+dropouts use :func:`dropout` / :func:`residual_dropout`, which draw 16 random bits per element from
+64-bit words (4x fewer generator calls; the drop probability is rounded to a multiple of 2^-16, e.g.
+0.1 -> 0.100006).
+
+Precision: under ``torch.autocast(..., torch.bfloat16)`` the token embeddings come out of bf16 matmuls
+and the whole residual stream stays bf16 (LayerNorm statistics are accumulated in fp32 by the kernel);
+parameters, optimizer state and the losses stay fp32. Departure from plain autocast, where the fp32
+timestep embedding would promote the residual stream to fp32 and every block would cast it back.
+
+``out_rows``: only these token positions are needed after the last block (a Decision Transformer reads
+its o_t tokens only), so the last block computes queries, MLP and final LayerNorm for them alone -- the
+same numbers for those rows, a sixth fewer FLOPs for 3 layers.
+
+All weights carry a member axis (``offmarl.nets.ensemble``): ``members=E`` is ``E`` independent
+transformers in one batched call (one per agent).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from offmarl.nets.ensemble import EnsembleEmbedding, EnsembleLayerNorm, EnsembleLinear
+from offmarl.nets.mlp import activation_layer
+
+_GRID = 65536  # dropout thresholds live on a 16-bit grid
+
+
+def _keep(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """A 0/1 keep mask shaped and typed like ``x`` (16 random bits per element) and the inverted-dropout
+    scale ``1 / (1 - p')`` of the rounded probability ``p' = round(p * 2^16) / 2^16``."""
+    threshold = int(round(p * _GRID))
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, 2 ** 63 - 1)
+    bits = words.view(torch.int16)[: x.numel()].view(x.shape)  # uniform over all 2^16 int16 values
+    keep = (bits >= threshold - _GRID // 2).view(torch.uint8).to(x.dtype)  # via uint8: bool casts are slow on CPU
+    return keep, _GRID / (_GRID - threshold)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout with probability ``p`` rounded to a multiple of 2^-16 (see the module docstring)."""
+    if not training or p <= 0.0:
+        return x
+    keep, scale = _keep(x, p)
+    return (x * keep).mul_(scale)
+
+
+def residual_dropout(x: torch.Tensor, y: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``x + dropout(y)`` in one fused op."""
+    if not training or p <= 0.0:
+        return x + y
+    keep, scale = _keep(y, p)
+    return torch.addcmul(x, y, keep, value=scale)
+
+
+def attention_mask(key_mask: torch.Tensor) -> torch.Tensor | None:
+    """``[B, 1, L, L]`` bool (True = may attend): causal, real keys only, diagonal always; None if no padding."""
+    if bool(key_mask.all()):
+        return None
+    L = key_mask.shape[-1]
+    causal = torch.ones(L, L, dtype=torch.bool, device=key_mask.device).tril_()
+    eye = torch.eye(L, dtype=torch.bool, device=key_mask.device)
+    return ((causal & key_mask[:, None, :]) | eye).unsqueeze(1)
+
+
+def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                      p: float) -> torch.Tensor:
+    """``softmax(q kᵀ / √dh + mask) v`` with :func:`dropout` on the attention weights (what SDPA computes,
+    with a cheaper dropout); ``mask`` as in :meth:`Block.attend`."""
+    if mask is None:
+        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril_()
+    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))
+    probs = torch.softmax(scores.masked_fill_(~mask, float("-inf")), dim=-1)
+    return torch.matmul(dropout(probs, p), v)
+
+
+class Block(nn.Module):
+    """One pre-LN transformer block (attention + MLP, residual, dropout)."""
+
+    def __init__(self, members: int, hidden: int, n_heads: int, dropout: float, activation: str, n_layers: int):
+        super().__init__()
+        if hidden % n_heads:
+            raise ValueError(f"hidden size {hidden} is not divisible by n_heads {n_heads}")
+        self.n_heads, self.dropout = n_heads, dropout
+        proj_std = 0.02 / (2 * n_layers) ** 0.5  # GPT-2's scaled init of the residual projections
+        self.ln1 = EnsembleLayerNorm(members, hidden)
+        self.qkv = EnsembleLinear(members, hidden, 3 * hidden)
+        self.proj = EnsembleLinear(members, hidden, hidden, std=proj_std)
+        self.ln2 = EnsembleLayerNorm(members, hidden)
+        self.fc = EnsembleLinear(members, hidden, 4 * hidden)
+        self.act = activation_layer(activation)
+        self.out = EnsembleLinear(members, 4 * hidden, hidden, std=proj_std)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``q [N, H, Lq, dh]``, ``k, v [N, H, L, dh]``, ``mask`` bool broadcastable to ``[N, H, Lq, L]``
+        (None: plain causal, Lq = L) -> ``[N, H, Lq, dh]``."""
+        p = self.dropout if self.training else 0.0
+        if p == 0.0:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        return softmax_attention(q, k, v, mask, p)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, member: int | None,
+                rows: slice | None = None) -> torch.Tensor:
+        E, B, L, d = x.shape
+        H = self.n_heads
+        qkv = self.qkv(self.ln1(x, member), member).view(E * B, L, 3 * d)
+        q, k, v = (t.view(E * B, L, H, d // H).transpose(1, 2) for t in qkv.split(d, dim=-1))  # [E*B, H, L, dh]
+        if rows is not None:  # keep only the query rows the caller needs
+            q, x = q[:, :, rows], x[:, :, rows]
+            if mask is None:
+                mask = torch.ones(L, L, dtype=torch.bool, device=x.device).tril_()
+            mask = mask[..., rows, :]
+        if mask is not None and mask.dim() == 4 and mask.shape[0] > 1 and E > 1:
+            mask = mask.repeat(E, 1, 1, 1)  # [E * B, 1, Lq, L]; the same key mask for every member
+        a = self.attend(q, k, v, mask)  # [E * B, H, Lq, dh]
+        Lq = a.shape[-2]
+        x = residual_dropout(x, self.proj(a.transpose(1, 2).reshape(E, B, Lq, d), member), self.dropout, self.training)
+        h = self.out(self.act(self.fc(self.ln2(x, member), member)), member)
+        return residual_dropout(x, h, self.dropout, self.training)
+
+
+class CausalTransformer(nn.Module):
+    """``E`` stacked GPT-2-like causal transformers over token embeddings (see the module docstring).
+
+    ``forward(tokens [E, B, L, d], timesteps [E or 1, B, L] int64, key_mask [B, L] bool | None, member,
+    out_rows)`` returns ``[E, B, L, d]`` (``[E, B, Lq, d]`` for the positions ``out_rows`` when given).
+    Timesteps index a learned embedding of size ``max_timestep`` (clamped).
+    """
+
+    def __init__(self, hidden: int, n_layers: int, n_heads: int, max_timestep: int, dropout: float = 0.1,
+                 activation: str = "relu", members: int = 1):
+        super().__init__()
+        self.max_timestep, self.dropout = max_timestep, dropout
+        self.time_embed = EnsembleEmbedding(members, max_timestep, hidden)
+        self.embed_ln = EnsembleLayerNorm(members, hidden)
+        self.blocks = nn.ModuleList(Block(members, hidden, n_heads, dropout, activation, n_layers) for _ in range(n_layers))
+        self.ln_f = EnsembleLayerNorm(members, hidden)
+
+    def forward(self, tokens: torch.Tensor, timesteps: torch.Tensor, key_mask: torch.Tensor | None = None,
+                member: int | None = None, out_rows: slice | None = None) -> torch.Tensor:
+        t = timesteps.clamp(0, self.max_timestep - 1)
+        # under bf16 autocast the tokens are bf16; the residual stream stays in their dtype
+        x = tokens + self.time_embed(t, member).to(tokens.dtype)
+        x = dropout(self.embed_ln(x, member), self.dropout, self.training)
+        mask = None if key_mask is None else attention_mask(key_mask)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, member, out_rows if i == last else None)
+        return self.ln_f(x, member)
