@@ -67,7 +67,8 @@ class DecentralizedPolicy(JointPolicy):
             raise ValueError(f"DecentralizedPolicy has {len(self.agents)} agents, TimeStep has {ts.obs.shape[1]}")
         actions = []
         for i, agent in enumerate(self.agents):
-            avail = None if ts.avail_actions is None else ts.avail_actions[:, i]
+            # A copy: envs may hand out one read-only mask array, which torch refuses to wrap without a warning.
+            avail = None if ts.avail_actions is None else np.array(ts.avail_actions[:, i])
             if first:
                 reward = None
             else:
