@@ -353,6 +353,19 @@ def blend(color: np.ndarray, alpha: float, base: np.ndarray = FLOOR_RGB) -> np.n
     return (alpha * color.astype(np.float32) + (1 - alpha) * base.astype(np.float32)).astype(np.uint8)
 
 
+class GridRendering:
+    """``render(index)`` of the grid envs: the frame of one sub-env's current state, drawn by the env's
+    ``render_state``. An env using it provides ``_state(rows)``, ``render_state(state, px)`` and ``_ready()``."""
+
+    def render(self, index: int = 0, px: int = 16) -> np.ndarray:
+        """RGB frame ``[H*px, W*px, 3] uint8`` of sub-env ``index`` (see ``render_state``)."""
+        if not self._ready():
+            raise RuntimeError(f"{self.spec.name}: call reset() before render()")
+        if not 0 <= index < self.num_envs:
+            raise ValueError(f"{self.spec.name}: render index {index} outside [0, {self.num_envs})")
+        return self.render_state(self._state(np.array([index]))[0], px)
+
+
 class GridCanvas:
     """An RGB image of a ``H x W`` grid with ``px``-pixel cells, drawn cell by cell (rendering only)."""
 

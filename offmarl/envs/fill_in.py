@@ -88,7 +88,7 @@ def split_state(state: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     return {"walls": walls, "filled_by": filled_by, "rows": rows, "cols": cols, "heading": heading, "time": state[:, -1]}
 
 
-class FillInEnv(BatchedEnv):
+class FillInEnv(_grid.GridRendering, BatchedEnv):
     """Fill-In, ``num_envs`` sub-envs stepped together (module docstring: rules, obs, state, reward).
 
     Keyword arguments (stored in ``spec.kwargs``, so ``make_env("fill_in", **spec.kwargs)`` rebuilds it):
@@ -228,13 +228,8 @@ class FillInEnv(BatchedEnv):
         return state
 
     # ---- rendering --------------------------------------------------------------------------------
-    def render(self, index: int = 0, px: int = 16) -> np.ndarray:
-        """RGB frame ``[H*px, W*px, 3] uint8`` of sub-env ``index`` (see :meth:`render_state`)."""
-        if self._owner is None:
-            raise RuntimeError(f"{NAME}: call reset() before render()")
-        if not 0 <= index < self.num_envs:
-            raise ValueError(f"{NAME}: render index {index} outside [0, {self.num_envs})")
-        return self.render_state(self._state(np.array([index]))[0], px)
+    def _ready(self) -> bool:
+        return self._owner is not None
 
     def render_state(self, state: np.ndarray, px: int = 16) -> np.ndarray:
         """RGB frame ``[H*px, W*px, 3] uint8`` of a global state ``[state_dim]``: walls grey, each cell

@@ -103,7 +103,7 @@ def split_state(state: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
             "heading": heading, "carrying": state[:, pose_end:pose_end + n] > 0.5, "time": state[:, -1]}
 
 
-class GridWorldEnv(BatchedEnv):
+class GridWorldEnv(_grid.GridRendering, BatchedEnv):
     """Grid-World, ``num_envs`` sub-envs stepped together (module docstring: task, obs, state, reward).
 
     Keyword arguments (stored in ``spec.kwargs``, so ``make_env("grid_world", **spec.kwargs)`` rebuilds it):
@@ -286,13 +286,8 @@ class GridWorldEnv(BatchedEnv):
         return state
 
     # ---- rendering --------------------------------------------------------------------------------
-    def render(self, index: int = 0, px: int = 16) -> np.ndarray:
-        """RGB frame ``[H*px, W*px, 3] uint8`` of sub-env ``index`` (see :meth:`render_state`)."""
-        if self._objmap is None:
-            raise RuntimeError(f"{NAME}: call reset() before render()")
-        if not 0 <= index < self.num_envs:
-            raise ValueError(f"{NAME}: render index {index} outside [0, {self.num_envs})")
-        return self.render_state(self._state(np.array([index]))[0], px)
+    def _ready(self) -> bool:
+        return self._objmap is not None
 
     def render_state(self, state: np.ndarray, px: int = 16) -> np.ndarray:
         """RGB frame ``[H*px, W*px, 3] uint8`` of a global state ``[state_dim]``: obstacles grey, the
