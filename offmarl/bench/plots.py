@@ -5,6 +5,9 @@
   the final one). At each step that every seed of the algorithm evaluated, the line is the mean over
   seeds of the evaluation means and the band ± their std over seeds (ddof = 0, as the table). A suite
   with ``eval_every: 0`` has one point per run: the final evaluation.
+* ``metric_<metric>_<dataset>.png`` (for a suite's ``metric_curves``): a ``metrics.csv`` column of the
+  runs (e.g. dec_mabcq's ``value_diff``, MABCQ Fig. 3) vs training steps, one line per algorithm that
+  logs it, mean ± std over seeds at the steps every seed logged (:mod:`offmarl.bench.run_metrics`).
 * ``bars.png``: the final table as bars (one panel per dataset, mean ± std over seeds, best bar dark),
   each panel's y axis zoomed to its data (returns need not be near 0) with the means under the algorithm names.
 """
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
+from offmarl.bench.run_metrics import METRIC_LABELS, metric_file_name, metric_runs, seed_band
 from offmarl.bench.tables import Cell, Table
 
 
@@ -35,10 +40,7 @@ def safe_name(label: str) -> str:
 
 def seed_curve(cell: Cell) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(steps, mean over seeds, std over seeds)`` at the steps every seed evaluated."""
-    per_seed = [{step: mean for step, mean, _ in rec.curve} for rec in cell.records]
-    steps = sorted(set.intersection(*(set(c) for c in per_seed))) if per_seed else []
-    values = np.array([[c[s] for s in steps] for c in per_seed], dtype=np.float64).reshape(len(per_seed), len(steps))
-    return np.asarray(steps, dtype=np.float64), values.mean(axis=0), values.std(axis=0)
+    return seed_band([{step: mean for step, mean, _ in rec.curve} for rec in cell.records])
 
 
 def plot_curves(table: Table, out_dir: str | Path) -> list[Path]:
@@ -70,6 +72,47 @@ def plot_curves(table: Table, out_dir: str | Path) -> list[Path]:
         path = out_dir / f"curves_{safe_name(ds)}.png"
         fig.savefig(path)
         paths.append(path)
+    return paths
+
+
+def _seeds_text(counts: set[int]) -> str:
+    return f"{min(counts)} seeds" if len(counts) == 1 else f"{min(counts)}-{max(counts)} seeds"
+
+
+def plot_metric_curves(table: Table, suite_dir: str | Path, metrics: Sequence[str]) -> list[Path]:
+    """For each metric and dataset, ``metric_<metric>_<dataset>.png`` in ``suite_dir``: the metric vs
+    training step, one line per algorithm whose runs logged it, mean ± std band over seeds. No file for a
+    (metric, dataset) that no algorithm logged. Returns the paths written."""
+    suite_dir = Path(suite_dir)
+    paths = []
+    for metric in metrics:
+        cells = metric_runs(table, metric)
+        for ds in table.datasets:
+            lines = [(algo, cells[(algo, ds)]) for algo in table.algos if (algo, ds) in cells]
+            if not lines:
+                continue
+            counts = {len(runs) for _, runs in lines}
+            fig = _figure(6.4, 4.2)
+            ax = fig.add_subplot()
+            for algo, runs in lines:
+                steps, mean, std = seed_band([r.series for r in runs])
+                if not len(steps):  # the seeds logged at disjoint steps: nothing to average
+                    continue
+                (line,) = ax.plot(steps, mean, marker="o" if len(steps) < 12 else None, markersize=3,
+                                  label=f"{algo} ({len(runs)} seeds)" if len(counts) > 1 else algo)
+                ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+            label = METRIC_LABELS.get(metric)
+            ax.set_xlabel("training steps")
+            ax.set_ylabel(f"{metric} ({label})" if label else metric)
+            ax.set_title(f"{ds}: {metric} during training (mean ± std over {_seeds_text(counts)})", fontsize=10)
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+            fig.tight_layout()
+            suite_dir.mkdir(parents=True, exist_ok=True)
+            path = suite_dir / metric_file_name(metric, ds)
+            fig.savefig(path)
+            paths.append(path)
     return paths
 
 

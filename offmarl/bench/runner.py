@@ -386,14 +386,17 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
               dataset_files: dict[str, Path]) -> list[RunTask]:
     """Every (dataset, algorithm, seed) of the suite as a task (threads are set when the backend is known).
 
+    Seeds are the outermost loop: a bench stopped part-way (and resumed in another session) leaves every
+    cell of the table with the same number of seeds, rather than some cells complete and others empty.
     A run directory whose ``bench.json`` pins other settings is an error naming the directory."""
     config_files = write_override_files(suite, suite_dir)
+    env_names = {dataset.label: _env_name(dataset_files[dataset.label]) for dataset in suite.datasets}
     tasks = []
-    for dataset in suite.datasets:
-        env_name = _env_name(dataset_files[dataset.label])
-        for algo in suite.algorithms:
-            steps = resolve_steps(suite, algo, env_name, config_files[algo.label], scale)
-            for seed in seeds:
+    for seed in seeds:
+        for dataset in suite.datasets:
+            env_name = env_names[dataset.label]
+            for algo in suite.algorithms:
+                steps = resolve_steps(suite, algo, env_name, config_files[algo.label], scale)
                 run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
                 config = config_files[algo.label]
                 task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,

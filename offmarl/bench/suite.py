@@ -33,6 +33,9 @@ user file -- with these keys (every other key is an error that names the key and
     eval_episodes: 32                # final evaluation episodes per run (default 32)
     eval_every: 0                    # steps between evaluations for the learning curve (0: end only)
     checkpoint_every: 500            # steps between checkpoints (a killed run resumes from the last one)
+    metric_curves: [value_diff]      # optional: metrics.csv columns plotted vs training step per dataset
+                                     #   (metric_<metric>_<dataset>.png, mean ± std over seeds) and their
+                                     #   last logged value tabled under table.md (offmarl.bench.run_metrics)
 
 Parsing (:func:`load_suite`) checks the structure only; :func:`check_algorithms` resolves the algorithm
 names through the registry when a bench starts, so an algorithm added later needs no change here. Row
@@ -56,7 +59,7 @@ DEFAULT_CHECKPOINT_EVERY = 500
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps",
-               "train_scale", "eval_episodes", "eval_every", "checkpoint_every")
+               "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves")
 _DATASET_KEYS = ("recipe", "path", "scale", "seed", "label")
 _ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps")
 
@@ -119,6 +122,7 @@ class Suite:
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     cpu_scale: str = ""
     imports: tuple[str, ...] = ()
+    metric_curves: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "source": self.source,
@@ -126,7 +130,8 @@ class Suite:
                 "datasets": [d.to_dict() for d in self.datasets],
                 "algorithms": [a.to_dict() for a in self.algorithms], "seeds": list(self.seeds),
                 "steps": self.steps, "train_scale": self.train_scale, "eval_episodes": self.eval_episodes,
-                "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every}
+                "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
+                "metric_curves": list(self.metric_curves)}
 
 
 # ---- parsing -------------------------------------------------------------------------------------------
@@ -260,6 +265,25 @@ def _parse_algo(entry: Any, i: int, w: _Where) -> AlgoEntry:
                      steps=None if steps is None else w.integer(steps, f"{where}.steps", 1))
 
 
+def _parse_metric_curves(value: Any, w: _Where) -> tuple[str, ...]:
+    """Distinct metrics.csv column names (not ``step``, the x axis); a run's columns are only known once it
+    has logged, so a name no run logs is not an error here -- the plot skips it."""
+    if not isinstance(value, list):
+        raise w.error("metric_curves", f"expected a list of metrics.csv column names like [value_diff], got {value!r}")
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not name.strip():
+            raise w.error(f"metric_curves[{i}]", f"expected a metrics.csv column name, got {name!r}")
+        if name == "step":
+            raise w.error(f"metric_curves[{i}]", "'step' is the x axis of every curve, not a metric")
+        if not _NAME.match(name):
+            raise w.error(f"metric_curves[{i}]", f"{name!r} is not a valid column name (letters, digits, '_', '-', "
+                                                 "'.', '+'; it names the plot file)")
+    repeated = sorted({x for x in value if value.count(x) > 1})
+    if repeated:
+        raise w.error("metric_curves", f"{repeated[0]!r} appears more than once")
+    return tuple(value)
+
+
 def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
     """A :class:`Suite` from the YAML mapping ``data`` read from ``source`` (named in every error)."""
     w = _Where(source)
@@ -293,6 +317,7 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
     imports = data.get("imports") or []
     if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
         raise w.error("imports", f"expected a list of module names, got {imports!r}")
+    metric_curves = _parse_metric_curves([] if data.get("metric_curves") is None else data["metric_curves"], w)
     try:
         seeds = parse_seeds(data.get("seeds", DEFAULT_SEEDS), "seeds")
     except ValueError as exc:
@@ -306,7 +331,7 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
         eval_every=w.integer(data.get("eval_every", 0), "eval_every", 0),
         checkpoint_every=w.integer(data.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY), "checkpoint_every", 1),
         cpu_scale=" ".join(str(data.get("cpu_scale") or "").split()),
-        imports=tuple(imports),
+        imports=tuple(imports), metric_curves=metric_curves,
     )
 
 

@@ -239,8 +239,11 @@ def suite_report(suite_dir: str | Path, eval_files: Sequence[Path] | None = None
     ``table.csv``, ``curves_<dataset>.png`` and ``bars.png``.
 
     When ``suite_dir/suite.json`` exists (written by ``offmarl bench run``) rows and columns follow the
-    suite's order, the title is the suite's and the footer quotes the commands that ran it."""
-    from offmarl.bench.plots import plot_bars, plot_curves
+    suite's order, the title is the suite's and the footer quotes the commands that ran it; for each of its
+    ``metric_curves`` (metrics.csv columns, :mod:`offmarl.bench.run_metrics`) ``metric_<m>_<dataset>.png``
+    are plotted and a table of the final values is appended to table.md."""
+    from offmarl.bench.plots import plot_bars, plot_curves, plot_metric_curves
+    from offmarl.bench.run_metrics import final_metric_markdown
     from offmarl.train.checkpoint import atomic_write_text
 
     suite_dir = Path(suite_dir)
@@ -249,6 +252,7 @@ def suite_report(suite_dir: str | Path, eval_files: Sequence[Path] | None = None
         raise FileNotFoundError(f"no eval.json under {suite_dir}: nothing to aggregate")
     record_path = suite_dir / "suite.json"
     title, description, commands, algo_order, dataset_order = suite_dir.name, "", [], None, None
+    metrics: list[str] = []
     if record_path.exists():
         record = json.loads(record_path.read_text())
         suite = record.get("suite", {})
@@ -256,12 +260,16 @@ def suite_report(suite_dir: str | Path, eval_files: Sequence[Path] | None = None
         commands = record.get("commands", [])
         algo_order = [a["label"] for a in suite.get("algorithms", [])]
         dataset_order = [d["label"] for d in suite.get("datasets", [])]
+        metrics = list(suite.get("metric_curves") or [])  # absent in suite.json files of older benches
     table = build_table([EvalRecord.read(f) for f in files], algo_order, dataset_order)
     markdown = to_markdown(table, title, commands, note, description)
+    for section in (final_metric_markdown(table, metric) for metric in metrics):
+        markdown += f"\n{section}" if section else ""
     table_md, table_csv = suite_dir / "table.md", suite_dir / "table.csv"
     atomic_write_text(table_md, markdown)
     atomic_write_text(table_csv, to_csv(table))
     plots = plot_curves(table, suite_dir) + [plot_bars(table, suite_dir)]
+    plots += plot_metric_curves(table, suite_dir, metrics)
     return Report(markdown=markdown, table_md=table_md, table_csv=table_csv, plots=plots, runs=len(files))
 
 
