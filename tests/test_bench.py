@@ -235,7 +235,7 @@ def offmarl_home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_a_failing_algorithm_is_reported_and_the_others_finish(tmp_path, offmarl_home):
     suite = tiny_suite(tmp_path / "fails.yaml", imports=["_bench_failing_algo"],
                        algorithms=[TINY_BC, {**TINY_BC, "name": "bench_fail"}])
@@ -252,6 +252,14 @@ def test_a_failing_algorithm_is_reported_and_the_others_finish(tmp_path, offmarl
     assert re.search(r"^\| bc \| \*\*-?\d+\.\d\d ± 0\.00\*\* \|$", result.output, re.M)  # the table of the others
     assert "Incomplete: 1 of 2 runs have an eval.json." in result.output
     assert "1 failed" in result.output and (out / "tiny" / "table.md").exists()
+
+    # the cause fixed, the same command retries the failed run only; its stale error.txt goes away
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_FAIL_FIXED", "1")
+        again = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(out), "--workers", "1"])
+    assert again.exit_code == 0, again.output
+    assert "1 already done, 1 to run" in again.output
+    assert (failed_dir / "eval.json").exists() and not (failed_dir / "error.txt").exists()
 
 
 def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):
