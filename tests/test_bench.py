@@ -262,6 +262,15 @@ def test_a_failing_algorithm_is_reported_and_the_others_finish(tmp_path, offmarl
     assert (failed_dir / "eval.json").exists() and not (failed_dir / "error.txt").exists()
 
 
+def test_runs_are_planned_seed_by_seed(tmp_path, offmarl_home):
+    """A bench stopped part-way leaves every cell with the same number of seeds (seeds outermost)."""
+    suite = load_suite(tiny_suite(tmp_path / "order.yaml", seeds=2,
+                                  algorithms=[TINY_BC, {"name": "idt", "overrides": {"hidden": 8}}]))
+    files = bench_runner.prepare_datasets(suite, lambda _: None)
+    tasks = bench_runner.plan_runs(suite, tmp_path / "runs" / "tiny", suite.seeds, 1.0, files)
+    assert [(t.algo.label, t.seed) for t in tasks] == [("bc", 0), ("idt", 0), ("bc", 1), ("idt", 1)]
+
+
 def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):
     suite = load_suite(tiny_suite(tmp_path / "pin.yaml"))
     files = bench_runner.prepare_datasets(suite, lambda _: None)
