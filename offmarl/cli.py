@@ -147,6 +147,8 @@ def train(
     eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps for the learning curve (0: end only)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write a checkpoint every N steps."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's, one per "
+                                          "core; 1 on a machine shared with other jobs)."),
     list_algos: bool = typer.Option(False, "--list", help="List the algorithms and exit."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -156,7 +158,7 @@ def train(
     _run(run_train, algo=algo, dataset=dataset, out=out, seed=seed, steps=steps, scale=scale, config=config,
          sets=sets, ablation=ablation, variant=variant, preset=preset, precision=precision, resume=resume,
          eval_episodes=eval_episodes, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device,
-         list_algos=list_algos, quiet=quiet)
+         threads=threads, list_algos=list_algos, quiet=quiet)
 
 
 @app.command("eval")

@@ -240,6 +240,7 @@ def test_cli_train_then_eval_end_to_end(tmp_path, small_h5):
     (["train", "bc", "--dataset", "no/such/recipe"],
      "error: dataset 'no/such/recipe' is neither an existing file nor a recipe"),
     (["train", "bc"], "error: --dataset is required"),
+    (["train", "bc", "--dataset", "{h5}", "--threads", "0"], "error: --threads must be >= 1, got 0"),
     (["train", "bc", "--dataset", "{h5}", "--out", "{tmp}/r", "--resume"], "error: --resume: "),
     (["eval", "{tmp}"], "error: {tmp} is not a run directory (no config.json)"),
 ])
@@ -258,6 +259,19 @@ def test_cli_target_return_is_refused_for_bc(tmp_path, small_h5):
     assert not (run / "eval.json").exists()
     result = invoke("eval", str(run), "--target-return", "3")
     assert result.exit_code == 2 and "'bc' is not return-conditioned" in result.output
+
+
+def test_cli_threads_sets_torch_threads_for_the_run(tmp_path, small_h5):
+    import torch
+
+    before = torch.get_num_threads()
+    run = tmp_path / "run"
+    try:
+        assert invoke("train", "bc", "--dataset", str(small_h5), "--out", str(run), "--steps", "2", "--threads", "1",
+                      "--eval-episodes", "0", "--quiet", "--set", "hidden=8").exit_code == 0
+        assert json.loads((run / "config.json").read_text())["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_cli_list_names_every_algorithm():

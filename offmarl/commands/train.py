@@ -26,6 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 import typer
 import yaml
 
@@ -145,15 +146,23 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
               steps: int | None = None, scale: float = 1.0, config: Path | None = None, sets: Sequence[str] = (),
               ablation: str | None = None, variant: str | None = None, preset: str | None = None,
               precision: str = "fp32", resume: bool = False, eval_episodes: int = 32, eval_every: int = 0,
-              checkpoint_every: int = 500, device: str = "cpu", list_algos: bool = False,
-              quiet: bool = False, dataset_label: str | None = None) -> dict[str, Any] | None:
+              checkpoint_every: int = 500, device: str = "cpu", threads: int | None = None,
+              list_algos: bool = False, quiet: bool = False,
+              dataset_label: str | None = None) -> dict[str, Any] | None:
     """Train ``algo`` on ``dataset`` (module docstring); returns the fit summary (+ ``eval`` and ``run_dir``).
 
+    ``threads``: torch's CPU threads for this process (None: leave torch's default, one per core). On a
+    machine shared with other jobs 1 is much faster than 2: OpenMP threads that wait for a busy core
+    stall every operation (measured ~100x slower on a loaded 2-core machine).
     ``dataset_label`` replaces the dataset's label in config.json, eval.json and the default run directory
     (``offmarl bench`` passes the suite's dataset label for a recipe built at a non-default seed/scale)."""
     if list_algos:
         typer.echo(algorithm_table())
         return None
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     if not algo:
         raise ValueError("name an algorithm: offmarl train ALGO --dataset PATH (see offmarl train --list)")
     cls = get_algo_class(algo)
