@@ -92,7 +92,7 @@ def envs_render(
 @app.command()
 def collect(
     env: Optional[str] = typer.Argument(None, help="Environment name (omit with --recipe or --list)."),
-    policy: str = typer.Option("expert", "--policy", help="Behaviour policy (random, expert, ...)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Behaviour policy (random, expert, ...; default expert)."),
     tier: Optional[str] = typer.Option(None, "--tier", help="Quality tier: good | normal | poor."),
     composition: Optional[str] = typer.Option(None, "--composition",
                                               help='Per-agent levels, e.g. "50%[r,r,r]+50%[r,r,m]" (r/m/e).'),

@@ -224,6 +224,7 @@ def test_cli_list():
     (["collect", "equal_space", "--recipe", "tseng/fill_in"], "give either ENV ('equal_space') or --recipe"),
     (["collect", "equal_space", "--episodes", "3"], "--out PATH is required"),
     (["collect", "--recipe", "tseng/fill_in", "--tier", "poor"], "--tier cannot be combined with --recipe"),
+    (["collect", "--recipe", "tseng/fill_in", "--policy", "random"], "--policy cannot be combined with --recipe"),
     (["collect", "--recipe", "tseng/nope"], "unknown recipe 'tseng/nope'"),
     (["collect", "equal_space", "--out", "x.h5", "--policy", "random", "--tier", "poor"], "needs --policy expert"),
     (["collect", "equal_space", "--out", "x.h5", "--composition", "60%[r,r,r]+60%[e,e,e]"], "weights sum to 120%"),

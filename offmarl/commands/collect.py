@@ -6,7 +6,7 @@ Two forms:
   --episodes N --seed S --out PATH [--env-set key=value ...] [--num-envs B]``
 * ``offmarl collect --recipe NAME [--seed S] [--scale F] [--out PATH]`` (default path
   ``data/<recipe>.h5`` in the working directory). The recipe fixes the env, the policy and the mode,
-  so ENV, --tier, --composition, --per-agent, --state-only and --env-set are rejected with it;
+  so ENV, --policy, --tier, --composition, --per-agent, --state-only and --env-set are rejected with it;
   ``--num-envs`` and ``--episodes`` are ignored (the recipe's own values keep its files reproducible).
 
 ``offmarl collect --list`` prints the recipes. After writing, one paragraph summarizes the data
@@ -66,7 +66,7 @@ def summary(result: Collected, path: Path) -> str:
     return f"{head} Wrote {path}"
 
 
-def run_collect(*, env: str | None, policy: str = "expert", tier: str | None = None, composition: str | None = None,
+def run_collect(*, env: str | None, policy: str | None = None, tier: str | None = None, composition: str | None = None,
                 per_agent: bool = False, state_only: bool = False, episodes: int = 100, seed: int = 0,
                 out: Path | None = None, recipe: str | None = None, scale: float = 1.0, list_recipes: bool = False,
                 num_envs: int = 256, env_set: Sequence[str] = ()) -> Collected | None:
@@ -80,7 +80,8 @@ def run_collect(*, env: str | None, policy: str = "expert", tier: str | None = N
         raise ValueError("give an environment name (see `offmarl envs`) or --recipe NAME (see `offmarl collect --list`)")
 
     if recipe is not None:
-        fixed = [flag for flag, given in (("--tier", tier is not None), ("--composition", composition is not None),
+        fixed = [flag for flag, given in (("--policy", policy is not None), ("--tier", tier is not None),
+                                          ("--composition", composition is not None),
                                           ("--per-agent", per_agent), ("--state-only", state_only),
                                           ("--env-set", bool(env_set))) if given]
         if fixed:
@@ -95,9 +96,9 @@ def run_collect(*, env: str | None, policy: str = "expert", tier: str | None = N
         from offmarl.commands.envs import parse_env_set
 
         env_kwargs: dict[str, Any] = parse_env_set(env_set)
-        result = collect_dataset(env, env_kwargs=env_kwargs, policy=policy, tier=tier, composition=composition,
-                                 per_agent=per_agent, state_only=state_only, episodes=episodes, seed=seed,
-                                 num_envs=num_envs, progress=True)
+        result = collect_dataset(env, env_kwargs=env_kwargs, policy=policy or "expert", tier=tier,
+                                 composition=composition, per_agent=per_agent, state_only=state_only,
+                                 episodes=episodes, seed=seed, num_envs=num_envs, progress=True)
         path = Path(out)
     path = save_collected(result, path)
     typer.echo(summary(result, path))
