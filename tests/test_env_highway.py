@@ -5,7 +5,6 @@ Runs on tiny highway-fast scenes (few cars, a few seconds): highway-env simulate
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests._cli_roundtrip import train_bc_then_eval
 from tests._torch_threads import one_torch_thread  # noqa: F401
 
 EXTRA = "needs the 'highway' extra (highway-env): pip install 'offmarl[highway]'"
@@ -253,13 +253,7 @@ def test_cli_collect_train_eval(hw, tmp_path):
                                  "--env-set", "vehicles_count=2"])
     assert result.exit_code == 0, result.output
     assert "Collected highway with expert: 2 episodes, 6 steps" in result.output
-    result = runner.invoke(app, ["train", "bc", "--dataset", str(data), "--out", str(run), "--steps", "4",
-                                 "--eval-episodes", "2", "--quiet", "--set", "hidden=8", "--set", "history=2",
-                                 "--set", "batch_size=4"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["eval", str(run), "--episodes", "2"])
-    assert result.exit_code == 0, result.output
-    record = json.loads((run / "eval.json").read_text())
+    record = train_bc_then_eval(runner, data, run, episodes=2, train_eval_episodes=2)
     assert record["episodes"] == 2 and len(record["per_agent_return"]) == 3
     assert all(1 <= length <= 3 for length in record["lengths"])
     assert -1.0 <= record["return_mean"] <= 3.0  # normalized reward: at most 1 per step

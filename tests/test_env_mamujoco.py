@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests._cli_roundtrip import train_bc_then_eval
 from tests._torch_threads import one_torch_thread  # noqa: F401
 
 EXTRA = "needs the 'mamujoco' extra (gymnasium-robotics, mujoco): pip install 'offmarl[mamujoco]'"
@@ -200,13 +200,7 @@ def test_cli_collect_train_eval(mj, tmp_path):
                                  "--num-envs", "3", "--out", str(data), "--env-set", "episode_limit=6"])
     assert result.exit_code == 0, result.output
     assert "Collected mamujoco_hopper_3x1 with random: 3 episodes" in result.output
-    result = runner.invoke(app, ["train", "bc", "--dataset", str(data), "--out", str(run), "--steps", "4",
-                                 "--eval-episodes", "2", "--quiet", "--set", "hidden=8", "--set", "history=2",
-                                 "--set", "batch_size=4"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["eval", str(run), "--episodes", "2"])
-    assert result.exit_code == 0, result.output
-    record = json.loads((run / "eval.json").read_text())
+    record = train_bc_then_eval(runner, data, run, episodes=2, train_eval_episodes=2)
     assert record["episodes"] == 2 and len(record["per_agent_return"]) == 3
     assert all(1 <= length <= 6 for length in record["lengths"])
     returns = np.array(record["returns"])  # [episodes, n]: the robot's reward, the same for every agent

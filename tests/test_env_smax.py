@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tests._cli_roundtrip import train_bc_then_eval
 from tests._torch_threads import one_torch_thread  # noqa: F401
 
 pytest.importorskip("jaxmarl", reason="needs the smax extra: pip install 'offmarl[smax]'")
@@ -276,12 +277,6 @@ def test_cli_collect_composition_train_bc_eval(tmp_path):
     assert ds.n_episodes == B and ds.card.env_name == MAP and ds.card.behavior["composition"] == "100%[r,m,e]"
     assert ds.avail_actions is not None and np.take_along_axis(ds.avail_actions, ds.actions[..., None], -1).all()
     assert ds.state.shape[1] == 72 and ds.final_state.shape == (B, 72)
-    result = runner.invoke(app, ["train", "bc", "--dataset", str(data), "--out", str(run), "--steps", "4",
-                                 "--eval-episodes", "0", "--quiet", "--set", "hidden=8", "--set", "history=2",
-                                 "--set", "batch_size=4"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["eval", str(run), "--episodes", str(B)])
-    assert result.exit_code == 0, result.output
-    record = json.loads((run / "eval.json").read_text())
+    record = train_bc_then_eval(runner, data, run, episodes=B, train_eval_episodes=0)
     assert record["episodes"] == B and len(record["per_agent_return"]) == 3
     assert 0.0 <= record["win_rate"] <= 1.0 and 0.0 <= record["return_mean"] <= 20.0
