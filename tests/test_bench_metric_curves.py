@@ -154,3 +154,15 @@ def test_suite_json_without_the_key_still_reports(runs):
     report = suite_report(runs)
     assert "###" not in report.markdown and not list(runs.glob("metric_*.png"))
     assert {p.name for p in report.plots} == {"curves_d1.png", "curves_d2.png", "bars.png"}
+
+
+def test_a_metric_removed_from_the_suite_leaves_no_stale_plot(runs):
+    write_suite_record(runs, ["value_diff"])
+    suite_report(runs)
+    assert (runs / "metric_value_diff_d1.png").exists()
+    (runs / "curves_old_dataset.png").write_bytes(b"stale")  # a dataset an earlier suite version had
+    (runs / "notes.png").write_bytes(b"mine")  # not a name the report writes: left alone
+    write_suite_record(runs, None)
+    report = suite_report(runs)
+    assert not list(runs.glob("metric_*.png")) and not (runs / "curves_old_dataset.png").exists()
+    assert (runs / "notes.png").exists() and all(p.exists() for p in report.plots)

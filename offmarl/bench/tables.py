@@ -270,7 +270,18 @@ def suite_report(suite_dir: str | Path, eval_files: Sequence[Path] | None = None
     atomic_write_text(table_csv, to_csv(table))
     plots = plot_curves(table, suite_dir) + [plot_bars(table, suite_dir)]
     plots += plot_metric_curves(table, suite_dir, metrics)
+    _remove_stale_plots(suite_dir, plots)
     return Report(markdown=markdown, table_md=table_md, table_csv=table_csv, plots=plots, runs=len(files))
+
+
+def _remove_stale_plots(suite_dir: Path, written: Sequence[Path]) -> None:
+    """Delete ``curves_*.png`` / ``metric_*.png`` this report did not write: left by an earlier report of a
+    dataset or metric the suite no longer has, they would sit beside the new table as if current."""
+    keep = {Path(p).resolve() for p in written}
+    for pattern in ("curves_*.png", "metric_*.png"):
+        for path in suite_dir.glob(pattern):
+            if path.resolve() not in keep:
+                path.unlink(missing_ok=True)
 
 
 def report_dirs(runs_dir: str | Path) -> list[Path]:
