@@ -6,7 +6,8 @@ For every (dataset, algorithm) of the suite -- datasets built at the suite's sca
 exactly as the runner does (per-env defaults, the suite's overrides, ablation/variant/preset, steps) --
 this times ``--updates`` updates after 3 warm-up updates and one evaluation of ``eval_episodes`` episodes,
 in one thread (the runner gives each of W = cores workers cores // W = 1 thread). Multi-stage algorithms
-are timed per stage: ``distill``'s student stage is timed on a copy whose teacher stage lasts one update.
+(``distill``'s teacher then students, ``dec_mabcq``'s VAEs then Q-learning, ``ma_bcq``'s behaviour model
+then Q-learning) are timed per stage: the later stage on a copy whose first stage is empty.
 
 Times are process CPU seconds (``time.process_time``), not wall seconds: on a machine shared with other
 jobs the wall clock counts the time the process waited for a core, the CPU time is what it would take
@@ -54,6 +55,27 @@ def _build(cls, spec, config, dataset, seed: int = 0):
     return algo, sampler
 
 
+# config fields holding the first stage's share of ``steps`` in the multi-stage algorithms (distill's teacher,
+# dec_mabcq's VAEs, ma_bcq's behaviour model); the later stage is timed on a copy whose first stage is empty
+STAGE_FRACTIONS = ("teacher_fraction", "vae_fraction", "behavior_fraction")
+
+
+def _train_seconds(cls, spec, config, data, algo, sampler, updates: int) -> tuple[float, str]:
+    """CPU seconds of ``config.steps`` updates and the updates/s of each stage (``"a / b"`` for two)."""
+    steps = config.steps
+    first_stage, first_rate = algo.stage, _rate(algo, sampler, updates)
+    field = next((f for f in STAGE_FRACTIONS if hasattr(config, f)), None)
+    if field is None:
+        return steps / first_rate, f"{first_rate:.1f}"
+    later_cfg = dataclasses.replace(config, **{field: 1e-9}, steps=max(steps, updates + 10))
+    later, later_sampler = _build(cls, spec, later_cfg, data)
+    later_rate = _rate(later, later_sampler, updates)
+    if later.stage == first_stage:  # one stage only (e.g. dec_mabcq's ddpg and behavior variants)
+        return steps / first_rate, f"{first_rate:.1f}"
+    first_steps = min(max(round(steps * getattr(config, field)), 0), steps)  # as the algorithms round, ±1 step
+    return first_steps / first_rate + (steps - first_steps) / later_rate, f"{first_rate:.1f} / {later_rate:.1f}"
+
+
 def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tuple[list[dict], float, float]:
     """Per (dataset, algorithm) costs, the datasets' build time and the total CPU seconds of the suite."""
     from offmarl.algos.base import build_config, get_algo_class
@@ -81,16 +103,7 @@ def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tu
                                          algo_entry.variant, algo_entry.preset)
             config = dataclasses.replace(build_config(cls, overrides), steps=steps)
             algo, sampler = _build(cls, card.spec, config, data)
-            first_rate = _rate(algo, sampler, updates)
-            train_s = steps / first_rate
-            stages = f"{first_rate:.1f}"
-            if hasattr(config, "teacher_fraction"):  # distill: time the student stage too
-                teacher_steps = cls.teacher_steps_for(config)
-                student_cfg = dataclasses.replace(config, teacher_fraction=1e-9, steps=max(steps, updates + 10))
-                student, s_sampler = _build(cls, card.spec, student_cfg, data)
-                student_rate = _rate(student, s_sampler, updates)
-                train_s = teacher_steps / first_rate + (steps - teacher_steps) / student_rate
-                stages = f"{first_rate:.1f} / {student_rate:.1f}"
+            train_s, stages = _train_seconds(cls, card.spec, config, data, algo, sampler, updates)
             start = time.process_time()
             evaluate_policy(algo.policies(), card.env_name, card.env_kwargs, suite.eval_episodes, 12345)
             eval_s = time.process_time() - start
