@@ -91,7 +91,7 @@ def test_ensemble_linear_shared_input_and_member_call():
 def _dt(layout: str, discrete: bool = True) -> DecisionTransformer:
     torch.manual_seed(0)
     spec = DTSpec(layout, n_agents=3, obs_dim=4, discrete=discrete, n_actions=5, act_dim=2, hidden=16, n_layers=1,
-                  n_heads=2, dropout=0.0, feature_dim=8, max_timestep=12)
+                  n_heads=2, dropout=0.0, activation="relu", feature_dim=8, max_timestep=12)
     return DecisionTransformer(spec).eval()
 
 
@@ -208,8 +208,9 @@ def test_out_rows_and_last_only_equal_the_full_computation():
 
 def test_linear_head_option_and_its_guard():
     spec = DTSpec("shared", n_agents=3, obs_dim=4, discrete=True, n_actions=5, hidden=16, n_layers=1, n_heads=2,
-                  dropout=0.0, feature_dim=0, max_timestep=12)
+                  dropout=0.0, activation="relu", feature_dim=0, max_timestep=12)
     out = DecisionTransformer(spec)(*_window())
     assert out.action.shape == (3, 2, 4, 5) and out.features.shape == (3, 2, 4, 16)  # features = o_t tokens
     with pytest.raises(ValueError, match="joint .* same feature"):
-        DTSpec("joint", n_agents=3, obs_dim=4, discrete=True, n_actions=5, feature_dim=0)
+        DTSpec("joint", n_agents=3, obs_dim=4, discrete=True, n_actions=5, hidden=16, n_layers=1, n_heads=2,
+               dropout=0.0, activation="relu", feature_dim=0, max_timestep=12)

@@ -39,7 +39,7 @@ never reach any output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import NamedTuple
 
 import torch
@@ -60,7 +60,8 @@ class DTSpec:
     layout: ``per_agent`` | ``shared`` | ``joint`` (module docstring).
     n_agents, obs_dim: the env's agents and (padded) observation width.
     discrete: action kind; n_actions (discrete) or act_dim (continuous).
-    hidden, n_layers, n_heads, dropout, activation: the transformer (kzl: 128, 3, 1, 0.1, relu).
+    hidden, n_layers, n_heads, dropout, activation: the transformer (keyword-only, required; kzl's 128, 3,
+        1, 0.1, relu are ``offmarl.algos._sequence.DTConfig``'s defaults).
     feature_dim: width f of the action head's hidden layer (the distilled feature); 0 = kzl's linear head
         (features are then the o_t tokens themselves, width ``hidden``; not for the joint layout, whose
         agents would all get the same feature).
@@ -71,15 +72,16 @@ class DTSpec:
     n_agents: int
     obs_dim: int
     discrete: bool
+    _: KW_ONLY  # the sizes have no defaults here: the algorithms' configs (DTConfig) hold them, once
+    hidden: int
+    n_layers: int
+    n_heads: int
+    dropout: float
+    activation: str
+    feature_dim: int
+    max_timestep: int
     n_actions: int = 0
     act_dim: int = 0
-    hidden: int = 128
-    n_layers: int = 3
-    n_heads: int = 1
-    dropout: float = 0.1
-    activation: str = "relu"
-    feature_dim: int = 128
-    max_timestep: int = 1000
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
