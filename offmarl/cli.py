@@ -141,6 +141,8 @@ def train(
     ablation: Optional[str] = typer.Option(None, "--ablation", help="Ablation switch set of the algorithm."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Variant of the algorithm."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Hyper-parameter preset of the algorithm (e.g. tseng, sit)."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Appended to the run's label (distill@TAG) in eval.json, "
+                                      "config.json and the default run directory: tells apart runs that differ in overrides."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's last checkpoint."),
     eval_episodes: int = typer.Option(32, "--eval-episodes", help="Episodes of the final evaluation (0: none)."),
@@ -158,7 +160,7 @@ def train(
     _run(run_train, algo=algo, dataset=dataset, out=out, seed=seed, steps=steps, scale=scale, config=config,
          sets=sets, ablation=ablation, variant=variant, preset=preset, precision=precision, resume=resume,
          eval_episodes=eval_episodes, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device,
-         threads=threads, list_algos=list_algos, quiet=quiet)
+         threads=threads, list_algos=list_algos, quiet=quiet, tag=tag)
 
 
 @app.command("eval")

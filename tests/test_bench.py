@@ -55,6 +55,11 @@ BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"
     ({"seeds": [1, 1]}, "seeds: seed list [1, 1] repeats a seed"),
     ({"eval_episodes": "many"}, "eval_episodes: expected an integer, got 'many'"),
     ({"name": "a/b"}, "name: 'a/b' is not a valid name"),
+    ({"algorithms": [{"name": "bc", "tag": "a/b"}]}, "algorithms[0].tag: tag 'a/b': use letters, digits"),
+    ({"algorithms": [{"name": "bc", "tag": ""}]}, "algorithms[0].tag: expected a non-empty string"),
+    ({"algorithms": [{"name": "bc", "tag": "x"}, {"name": "bc", "tag": "x", "steps": 3}]},
+     "algorithms: label 'bc@x' appears more than once (rows are labelled name[ablation,variant]@tag; give each a "
+     "distinct 'tag')"),
 ])
 def test_suite_errors_name_the_file_and_the_key(tmp_path, change, message):
     path = tmp_path / "mysuite.yaml"
@@ -85,6 +90,15 @@ def test_suite_defaults_labels_and_paths(tmp_path):
     assert [a.label for a in suite.algorithms] == ["bc", "distill[no_kl]"]
     assert suite.algorithms[1].overrides == {"hidden": 8} and suite.algorithms[1].steps == 7
     assert suite.seeds == (0, 1, 2) and suite.eval_episodes == 32 and suite.eval_every == 0
+    assert "tag" not in suite.algorithms[1].to_dict()  # untagged rows pin (bench.json) what they always did
+
+
+def test_tags_tell_apart_rows_of_one_algorithm():
+    data = {**BASE, "algorithms": ["distill", {"name": "distill", "tag": "long_teacher", "steps": 12},
+                                   {"name": "distill", "ablation": "no_kl", "tag": "long_teacher"}]}
+    suite = parse_suite(data, "s.yaml")
+    assert [a.label for a in suite.algorithms] == ["distill", "distill@long_teacher", "distill[no_kl]@long_teacher"]
+    assert suite.algorithms[1].to_dict()["tag"] == "long_teacher" and suite.algorithms[1].steps == 12
 
 
 def test_parse_seeds():
@@ -260,6 +274,22 @@ def test_a_failing_algorithm_is_reported_and_the_others_finish(tmp_path, offmarl
     assert again.exit_code == 0, again.output
     assert "1 already done, 1 to run" in again.output
     assert (failed_dir / "eval.json").exists() and not (failed_dir / "error.txt").exists()
+
+
+@pytest.mark.timeout(240)
+def test_a_tagged_row_runs_apart_and_is_tabled_under_its_label(tmp_path, offmarl_home):
+    wide = {**TINY_BC, "tag": "wide", "overrides": {**TINY_BC["overrides"], "hidden": 16}}
+    suite = tiny_suite(tmp_path / "tagged.yaml", algorithms=[TINY_BC, wide], eval_every=0)
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    runs = out / "tiny" / "equal_space"
+    assert json.loads((runs / "bc@wide" / "seed0" / "eval.json").read_text())["algo"] == "bc@wide"
+    assert json.loads((runs / "bc@wide" / "seed0" / "config.json").read_text())["algo_config"]["hidden"] == 16
+    assert json.loads((runs / "bc" / "seed0" / "config.json").read_text())["algo_config"]["hidden"] == 8
+    rows = [line.split(" |")[0] for line in (out / "tiny" / "table.md").read_text().splitlines()
+            if line.startswith("| bc")]
+    assert rows == ["| bc", "| bc@wide"]
 
 
 def test_runs_are_planned_seed_by_seed(tmp_path, offmarl_home):

@@ -241,6 +241,7 @@ def test_cli_train_then_eval_end_to_end(tmp_path, small_h5):
      "error: dataset 'no/such/recipe' is neither an existing file nor a recipe"),
     (["train", "bc"], "error: --dataset is required"),
     (["train", "bc", "--dataset", "{h5}", "--threads", "0"], "error: --threads must be >= 1, got 0"),
+    (["train", "bc", "--dataset", "{h5}", "--tag", "a b"], "error: tag 'a b': use letters, digits"),
     (["train", "bc", "--dataset", "{h5}", "--out", "{tmp}/r", "--resume"], "error: --resume: "),
     (["eval", "{tmp}"], "error: {tmp} is not a run directory (no config.json)"),
 ])
@@ -250,6 +251,16 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, small_h5, args, message):
     assert result.exit_code == 2, result.output
     assert result.output.startswith(fill(message)), result.output
     assert result.output.count("\n") == 1
+
+
+def test_cli_tag_labels_the_run_and_its_default_directory(tmp_path, small_h5, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("train", "bc", "--dataset", str(small_h5), "--steps", "2", "--eval-episodes", "2", "--quiet",
+                    "--set", "hidden=8", "--tag", "narrow")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "small" / "bc@narrow" / "seed0"
+    assert json.loads((run / "eval.json").read_text())["algo"] == "bc@narrow"
+    assert json.loads((run / "config.json").read_text())["algo_label"] == "bc@narrow"
 
 
 def test_cli_target_return_is_refused_for_bc(tmp_path, small_h5):

@@ -187,7 +187,7 @@ def _train(task: RunTask, paths: Any) -> None:
     dataset = str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale) if entry.recipe else entry.path)
     run_train(algo=task.algo.name, dataset=dataset, dataset_label=entry.label, out=paths.root, seed=task.seed,
               steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
-              preset=task.algo.preset, resume=paths.checkpoint.exists(), eval_episodes=task.eval_episodes,
+              preset=task.algo.preset, tag=task.algo.tag, resume=paths.checkpoint.exists(), eval_episodes=task.eval_episodes,
               eval_every=task.eval_every, checkpoint_every=task.checkpoint_every, quiet=True)
     if not paths.eval.exists():
         raise RuntimeError(f"training finished but wrote no {paths.eval} (eval_episodes must be >= 1 in a bench)")

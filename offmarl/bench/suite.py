@@ -26,6 +26,8 @@ user file -- with these keys (every other key is an error that names the key and
         preset: null                 # optional (algorithms whose config has a "preset" key)
         overrides: {hidden: 64}      # optional: config keys (see the algorithm's Config docstring)
         steps: 600                   # optional: replaces the suite's steps for this algorithm
+        tag: long_teacher            # optional: row label distill@long_teacher (to keep apart rows of
+                                     #   one algorithm that differ only in overrides or steps)
     seeds: 3                         # N (seeds 0..N-1) or a list [3, 7]; default 3
     steps: 300                       # gradient steps per run ...
     train_scale: 0.01                # ... or a multiplier of each algorithm's paper-default steps
@@ -39,7 +41,8 @@ user file -- with these keys (every other key is an error that names the key and
 
 Parsing (:func:`load_suite`) checks the structure only; :func:`check_algorithms` resolves the algorithm
 names through the registry when a bench starts, so an algorithm added later needs no change here. Row
-labels are the registry labels (:func:`offmarl.train.run_dir.algo_label`): ``distill[no_kl]``.
+labels are the registry labels (:func:`offmarl.train.run_dir.algo_label`): ``distill[no_kl]``, with a
+``tag`` after ``@``: ``distill@long_teacher``.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps",
                "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves")
 _DATASET_KEYS = ("recipe", "path", "scale", "seed", "label")
-_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps")
+_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "tag")
 
 
 @dataclass(frozen=True)
@@ -93,16 +96,20 @@ class AlgoEntry:
     preset: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     steps: int | None = None
+    tag: str | None = None
 
     @property
     def label(self) -> str:
         from offmarl.train.run_dir import algo_label
 
-        return algo_label(self.name, self.ablation, self.variant)
+        return algo_label(self.name, self.ablation, self.variant, self.tag)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label, "ablation": self.ablation, "variant": self.variant,
-                "preset": self.preset, "overrides": dict(self.overrides), "steps": self.steps}
+        out = {"name": self.name, "label": self.label, "ablation": self.ablation, "variant": self.variant,
+               "preset": self.preset, "overrides": dict(self.overrides), "steps": self.steps}
+        if self.tag is not None:  # only when set: the pins (bench.json) of untagged runs stay as they were
+            out["tag"] = self.tag
+        return out
 
 
 @dataclass(frozen=True)
@@ -257,12 +264,20 @@ def _parse_algo(entry: Any, i: int, w: _Where) -> AlgoEntry:
             raise w.error(f"{where}.overrides.{reserved}", f"set {reserved!r} on the algorithm entry itself, "
                                                            "not in its overrides")
     steps = entry.get("steps")
+    tag = entry.get("tag")
+    if tag is not None:
+        from offmarl.train.run_dir import algo_label
+
+        try:
+            algo_label("x", tag=w.text(tag, f"{where}.tag"))
+        except ValueError as exc:
+            raise w.error(f"{where}.tag", str(exc)) from None
     return AlgoEntry(name=w.text(entry["name"], f"{where}.name"),
                      ablation=w.optional_text(entry.get("ablation"), f"{where}.ablation"),
                      variant=w.optional_text(entry.get("variant"), f"{where}.variant"),
                      preset=w.optional_text(entry.get("preset"), f"{where}.preset"),
                      overrides=dict(overrides),
-                     steps=None if steps is None else w.integer(steps, f"{where}.steps", 1))
+                     steps=None if steps is None else w.integer(steps, f"{where}.steps", 1), tag=tag)
 
 
 def _parse_metric_curves(value: Any, w: _Where) -> tuple[str, ...]:
@@ -306,7 +321,7 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
         repeated = sorted({x for x in labels if labels.count(x) > 1})
         if repeated:
             hint = "give each a distinct 'label'" if what == "datasets" else \
-                "rows are labelled name[ablation,variant]; use an ablation or variant, or a second suite"
+                "rows are labelled name[ablation,variant]@tag; give each a distinct 'tag'"
             raise w.error(what, f"label {repeated[0]!r} appears more than once ({hint})")
 
     if ("steps" in data) == ("train_scale" in data):

@@ -148,14 +148,16 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
               precision: str = "fp32", resume: bool = False, eval_episodes: int = 32, eval_every: int = 0,
               checkpoint_every: int = 500, device: str = "cpu", threads: int | None = None,
               list_algos: bool = False, quiet: bool = False,
-              dataset_label: str | None = None) -> dict[str, Any] | None:
+              dataset_label: str | None = None, tag: str | None = None) -> dict[str, Any] | None:
     """Train ``algo`` on ``dataset`` (module docstring); returns the fit summary (+ ``eval`` and ``run_dir``).
 
     ``threads``: torch's CPU threads for this process (None: leave torch's default, one per core). On a
     machine shared with other jobs 1 is much faster than 2: OpenMP threads that wait for a busy core
     stall every operation (measured ~100x slower on a loaded 2-core machine).
     ``dataset_label`` replaces the dataset's label in config.json, eval.json and the default run directory
-    (``offmarl bench`` passes the suite's dataset label for a recipe built at a non-default seed/scale)."""
+    (``offmarl bench`` passes the suite's dataset label for a recipe built at a non-default seed/scale).
+    ``tag`` is appended to the algorithm's label (``distill@long_teacher``) in config.json, eval.json and the
+    default run directory, so runs of one algorithm with different overrides stay apart in a table."""
     if list_algos:
         typer.echo(algorithm_table())
         return None
@@ -185,7 +187,7 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
     algo_config = build_config(cls, config_overrides(cls, spec.name, config, sets, ablation, variant, preset))
     total = steps if steps is not None else max(1, round(algo_config.steps * scale))
     algo_config = dataclasses.replace(algo_config, steps=total)
-    label = algo_label(algo, algo_config.ablation, algo_config.variant)
+    label = algo_label(algo, algo_config.ablation, algo_config.variant, tag)
     paths = RunPaths(Path(out) if out is not None else default_run_dir(source.label, label, seed))
     if resume and not paths.checkpoint.exists():
         raise FileNotFoundError(f"--resume: {paths.checkpoint} does not exist (nothing to resume)")

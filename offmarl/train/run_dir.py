@@ -18,6 +18,8 @@ the recipe cache of ``offmarl.collect.recipes`` (``$OFFMARL_HOME/datasets``, def
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,10 +64,20 @@ class RunPaths:
         return self.root / "error.txt"
 
 
-def algo_label(name: str, ablation: str | None = None, variant: str | None = None) -> str:
-    """The registry label of a run: ``distill``, ``distill[no_kl]``, ``sit[no_ardnem]``, ``x[a,b]``."""
+TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def algo_label(name: str, ablation: str | None = None, variant: str | None = None, tag: str | None = None) -> str:
+    """The registry label of a run: ``distill``, ``distill[no_kl]``, ``sit[no_ardnem]``, ``x[a,b]``; a user's
+    ``tag`` (runs of one algorithm that differ in config overrides, e.g. a longer teacher stage) is appended
+    after ``@``: ``distill@long_teacher``, ``distill[no_kl]@long_teacher``."""
     parts = [p for p in (ablation, variant) if p]
-    return f"{name}[{','.join(parts)}]" if parts else name
+    label = f"{name}[{','.join(parts)}]" if parts else name
+    if tag is None:
+        return label
+    if not TAG.match(tag):
+        raise ValueError(f"tag {tag!r}: use letters, digits, '_', '-', '.', '+' (it names the run directory)")
+    return f"{label}@{tag}"
 
 
 def default_run_dir(dataset_label: str, label: str, seed: int, root: str | Path = "runs") -> Path:
