@@ -31,7 +31,6 @@ from torch import nn
 from offmarl.algos._value import (
     clip_grads,
     frozen_copy,
-    make_optimizer,
     resolve_preset,
     update_target,
 )
@@ -42,6 +41,7 @@ from offmarl.nets.action_head import ActionHead
 from offmarl.nets.agents import AGENT_KINDS, AgentNetwork
 from offmarl.nets.mixers import make_mixer
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
+from offmarl.train.optim import make_optimizer
 
 
 @dataclass(frozen=True)

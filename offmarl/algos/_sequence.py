@@ -28,6 +28,7 @@ from offmarl.data.samplers import WindowSampler
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.decision_transformer import DecisionTransformer, DTOutput, DTSpec
+from offmarl.train.optim import make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +201,7 @@ class DTAlgorithm(Algorithm):
         check_dt_config(config)
         self.head = ActionHead.for_spec(spec).to(self.device)
         self.model = DecisionTransformer(dt_spec(spec, config, self.layout)).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = make_optimizer("adamw", self.model.parameters(), config.lr, config.weight_decay)
         self.stats = DTStats(spec.n_agents)
         self.updates = 0
 

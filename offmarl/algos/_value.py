@@ -69,19 +69,6 @@ def resolve_preset(config: Any, extras: dict[str, dict[str, Any]] | None = None)
     return dataclasses.replace(config, **fill)
 
 
-def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0
-                   ) -> torch.optim.Optimizer:
-    """``adamw`` | ``adam`` | ``rmsprop`` (pymarl's α = 0.99, ε = 1e-5)."""
-    params = list(params)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; known: adamw, adam, rmsprop")
-
-
 # ---- target networks ---------------------------------------------------------------------------------
 def frozen_copy(module: nn.Module) -> nn.Module:
     """A target network: a deep copy of ``module`` that autograd never updates."""

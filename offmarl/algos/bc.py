@@ -22,6 +22,7 @@ from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.mlp import MLP
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
+from offmarl.train.optim import make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +75,7 @@ class BC(Algorithm):
             MLP(config.history * d, config.hidden, self.head.out_dim, config.n_layers, config.activation)
             for d in spec.obs_dims
         ).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.nets.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = make_optimizer("adamw", self.nets.parameters(), config.lr, config.weight_decay)
         self.updates = 0
 
     def make_sampler(self, dataset: Any, seed: int) -> WindowSampler:

@@ -50,6 +50,7 @@ from offmarl.nets.action_head import ActionHead
 from offmarl.nets.mlp import MLP
 from offmarl.nets.vae import ConditionalVAE, Perturbation
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
+from offmarl.train.optim import make_optimizer
 
 VARIANTS = ("vd_tn", "vd", "tn", "bcq", "ddpg", "behavior")
 TN_ESTIMATORS = ("auto", "counts", "vae")
@@ -187,13 +188,13 @@ class AgentLearner(nn.Module):
         self.targets = nn.ModuleDict({k: copy.deepcopy(self.nets[k]) for k in ("q", "perturb", "actor") if k in self.nets})
         for p in self.targets.parameters():
             p.requires_grad_(False)
-        self.optims: dict[str, torch.optim.Optimizer] = {"q": torch.optim.Adam(self.nets["q"].parameters(), lr=c.lr)}
+        self.optims: dict[str, torch.optim.Optimizer] = {"q": make_optimizer("adam", self.nets["q"].parameters(), c.lr)}
         policy_net = "actor" if self.unconstrained else "perturb"
         if policy_net in self.nets:
-            self.optims["policy"] = torch.optim.Adam(self.nets[policy_net].parameters(), lr=c.perturb_lr)
+            self.optims["policy"] = make_optimizer("adam", self.nets[policy_net].parameters(), c.perturb_lr)
         generative = [self.nets[k] for k in ("behavior", "g1", "g2") if k in self.nets]
         if generative:
-            self.optims["generative"] = torch.optim.Adam([p for m in generative for p in m.parameters()], lr=c.vae_lr)
+            self.optims["generative"] = make_optimizer("adam", [p for m in generative for p in m.parameters()], c.vae_lr)
         self.generator = torch.Generator()
         self.tn_from_counts = False  # set by the learner once it has seen B_i (make_sampler)
 

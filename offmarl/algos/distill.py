@@ -75,6 +75,7 @@ from offmarl.algos.teacher import Teacher
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead, mask_logits
 from offmarl.nets.mlp import MLP
+from offmarl.train.optim import make_optimizer
 
 COS_EPS = 1e-6  # cosines are clamped to [-1 + eps, 1 - eps]: arccos has an infinite slope at ±1
 ARTIFACT = "teacher"
@@ -251,7 +252,7 @@ class Distill(DTAlgorithm):
 
     def _adamw(self, module: nn.Module) -> torch.optim.Optimizer | None:
         params = list(module.parameters())
-        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay) if params else None
+        return make_optimizer("adamw", params, self.config.lr, self.config.weight_decay) if params else None
 
     # ---- stages ---------------------------------------------------------------------------------
     @staticmethod
