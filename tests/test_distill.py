@@ -322,6 +322,21 @@ def test_state_dict_carries_the_stage_and_mismatched_artifact_is_named(tmp_path)
         other.sync_stage()
 
 
+def test_a_wider_deeper_teacher_distils_into_students_of_their_own_size():
+    ds = make_dataset(n_agents=3, episodes=6, seed=1)
+    algo = _distill(ds, steps=8, teacher_hidden=32, teacher_layers=2)
+    assert algo.teacher.model.spec.hidden == 32 and len(algo.teacher.model.transformer.blocks) == 2
+    assert algo.students.spec.hidden == 16 and len(algo.students.transformer.blocks) == 1
+    sampler = algo.make_sampler(ds, 0)
+    for step in range(1, 9):
+        losses = algo.update(sampler.sample())
+        algo.on_step_end(step, None)
+    assert algo.stage == "student" and set(losses) == {"loss", "action", "rel", "kl"}
+    assert all(np.isfinite(v) for v in losses.values()) and losses["kl"] > 0
+    with pytest.raises(ValueError, match="teacher_hidden and teacher_layers must be >= 0"):
+        make_algo("distill", ds.spec, teacher_layers=-1)
+
+
 def test_distill_config_errors_name_the_field():
     ds = make_dataset(n_agents=3, episodes=2, seed=1)
     with pytest.raises(ValueError, match="mapping must be one of"):

@@ -93,7 +93,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Config(DTConfig):
-    """Distillation: the DT fields (teacher and students share the backbone sizes) plus Eq. 4's.
+    """Distillation: the DT fields (the students'; the teacher's too unless ``teacher_hidden`` /
+    ``teacher_layers`` say otherwise) plus Eq. 4's.
 
     steps: updates of both stages together (``total_steps``); the teacher gets
         ``teacher_steps = round(steps * teacher_fraction)``, the students the rest. Per-env defaults from
@@ -110,6 +111,9 @@ class Config(DTConfig):
     rel_loss: ``huber`` (δ = 1, Eq. 3) or ``mse`` (Table 13).
     kl_std: σ of the fixed-variance Gaussians of the continuous-action KL (module docstring).
     action_target: ``dataset`` (the dataset's actions) or ``teacher`` (the teacher's greedy actions).
+    teacher_hidden, teacher_layers: the teacher transformer's width and depth; 0 = the students' ``hidden``
+        / ``n_layers`` (the paper gives one size for every DT). Not in the paper: a knob to study teacher
+        capacity. The feature size ``feature_dim`` is shared either way, so M = N stays possible.
     """
 
     teacher_fraction: float = 0.5
@@ -121,6 +125,8 @@ class Config(DTConfig):
     rel_loss: str = "huber"
     kl_std: float = 1.0
     action_target: str = "dataset"
+    teacher_hidden: int = 0
+    teacher_layers: int = 0
 
 
 # ---- losses ------------------------------------------------------------------------------------------
@@ -232,7 +238,8 @@ class Distill(DTAlgorithm):
         # the teacher is built first and the mapping networks last, so every ablation starts from the
         # same teacher and student weights for a given seed
         base = {f.name: getattr(config, f.name) for f in dataclasses.fields(DTConfig)}
-        base.update(steps=self.teacher_steps_for(config), ablation=None, variant=None)
+        base.update(steps=self.teacher_steps_for(config), ablation=None, variant=None,
+                    hidden=config.teacher_hidden or config.hidden, n_layers=config.teacher_layers or config.n_layers)
         self.teacher = Teacher(spec, Teacher.Config(**base), device=device)
         super().__init__(spec, config, device)  # the students: self.model, self.optimizer, self.head
         self.students = self.model
@@ -448,6 +455,9 @@ def _check_distill_config(config: Config) -> None:
     if config.mapping_period < 1 or config.mapping_layers < 1:
         raise ValueError(f"config mapping_period and mapping_layers must be >= 1, got {config.mapping_period}, "
                          f"{config.mapping_layers}")
+    if config.teacher_hidden < 0 or config.teacher_layers < 0:
+        raise ValueError(f"config teacher_hidden and teacher_layers must be >= 0 (0: the students' size), got "
+                         f"{config.teacher_hidden}, {config.teacher_layers}")
     if config.alpha < 0 or config.beta < 0 or config.kl_std <= 0:
         raise ValueError(f"config alpha and beta must be >= 0 and kl_std > 0, got {config.alpha}, {config.beta}, "
                          f"{config.kl_std}")
