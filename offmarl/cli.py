@@ -148,6 +148,8 @@ def train(
     eval_episodes: int = typer.Option(32, "--eval-episodes", help="Episodes of the final evaluation (0: none)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps for the learning curve (0: end only)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write a checkpoint every N steps."),
+    checkpoint: str = typer.Option("last", "--checkpoint", help="Weights the final evaluation scores: last, or "
+                                   "best (the best --eval-every evaluation, scored on held-out episodes)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (default: torch's, one per "
                                           "core; 1 on a machine shared with other jobs)."),
@@ -160,14 +162,17 @@ def train(
     _run(run_train, algo=algo, dataset=dataset, out=out, seed=seed, steps=steps, scale=scale, config=config,
          sets=sets, ablation=ablation, variant=variant, preset=preset, precision=precision, resume=resume,
          eval_episodes=eval_episodes, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device,
-         threads=threads, list_algos=list_algos, quiet=quiet, tag=tag)
+         threads=threads, list_algos=list_algos, quiet=quiet, tag=tag, checkpoint=checkpoint)
 
 
 @app.command("eval")
 def eval_(
     run_dir: Path = typer.Argument(..., help="Run directory written by `offmarl train`."),
     episodes: int = typer.Option(32, "--episodes", help="Episodes, run as one batch."),
-    seed: int = typer.Option(12345, "--seed", help="Evaluation seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Evaluation seed (default 12345; 54321 for --checkpoint "
+                                       "best, whose selection used 12345's episodes)."),
+    checkpoint: str = typer.Option("last", "--checkpoint", help="last: the final weights; best: the best "
+                                   "evaluation during training (RUN/best)."),
     target_return: Optional[float] = typer.Option(None, "--target-return",
                                                   help="Per-agent target return of return-conditioned policies."),
     render: Optional[Path] = typer.Option(None, "--render", help="Write a GIF of one episode."),
@@ -175,7 +180,8 @@ def eval_(
     """Evaluate a trained run's policies in its environment and write eval.json."""
     from offmarl.commands.train import run_eval
 
-    _run(run_eval, run_dir=run_dir, episodes=episodes, seed=seed, target_return=target_return, render=render)
+    _run(run_eval, run_dir=run_dir, episodes=episodes, seed=seed, target_return=target_return, render=render,
+         checkpoint=checkpoint)
 
 
 # ---- benchmarks ----------------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"
     ({"seeds": [1, 1]}, "seeds: seed list [1, 1] repeats a seed"),
     ({"eval_episodes": "many"}, "eval_episodes: expected an integer, got 'many'"),
     ({"name": "a/b"}, "name: 'a/b' is not a valid name"),
+    ({"checkpoint": "best"}, "checkpoint: best needs evaluations during training to select from: set eval_every"),
+    ({"checkpoint": "final", "eval_every": 5}, "checkpoint: expected last or best, got 'final'"),
     ({"algorithms": [{"name": "bc", "tag": "a/b"}]}, "algorithms[0].tag: tag 'a/b': use letters, digits"),
     ({"algorithms": [{"name": "bc", "tag": ""}]}, "algorithms[0].tag: expected a non-empty string"),
     ({"algorithms": [{"name": "bc", "tag": "x"}, {"name": "bc", "tag": "x", "steps": 3}]},
@@ -290,6 +292,19 @@ def test_a_tagged_row_runs_apart_and_is_tabled_under_its_label(tmp_path, offmarl
     rows = [line.split(" |")[0] for line in (out / "tiny" / "table.md").read_text().splitlines()
             if line.startswith("| bc")]
     assert rows == ["| bc", "| bc@wide"]
+
+
+@pytest.mark.timeout(240)
+def test_a_best_checkpoint_suite_scores_the_best_weights_and_says_so(tmp_path, offmarl_home):
+    suite = tiny_suite(tmp_path / "best.yaml", checkpoint="best", eval_every=5)
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    run = out / "tiny" / "equal_space" / "bc" / "seed0"
+    protocol = json.loads((run / "eval.json").read_text())["protocol"]
+    assert protocol["checkpoint"] == "best" and protocol["steps"] == json.loads((run / "best" / "best.json").read_text())["step"]
+    assert "checkpoint: best (the weights of the best evaluation during training" in (out / "tiny" / "table.md").read_text()
+    assert json.loads((run / "bench.json").read_text())["checkpoint"] == "best"
 
 
 def test_runs_are_planned_seed_by_seed(tmp_path, offmarl_home):

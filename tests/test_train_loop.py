@@ -171,6 +171,25 @@ def test_evaluations_during_training_form_the_curve_and_leave_training_unchanged
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["curve"] == out["curve"]
 
 
+def test_the_best_evaluation_keeps_its_weights_and_ties_keep_the_earlier(tmp_path, toy):
+    scripted = {2: 1.0, 4: 3.0, 6: 2.0, 8: 3.0}  # best at step 4; step 8 only ties it
+
+    def evaluator(step: int) -> dict:
+        return {"return_mean": scripted[step], "return_std": 0.1}
+
+    fit(TwoStage(toy.spec, AlgoConfig(steps=8)), toy, tmp_path / "run", cfg(eval_every=2, checkpoint_every=2),
+        evaluator=evaluator)
+    best = tmp_path / "run" / "best"
+    assert json.loads((best / "best.json").read_text()) == {"step": 4, "return_mean": 3.0, "return_std": 0.1}
+    assert not (tmp_path / "run" / "best.tmp").exists()
+    stopped_at_4 = TwoStage(toy.spec, AlgoConfig(steps=8))  # the same run stopped after 4 updates
+    fit(stopped_at_4, toy, None, cfg(steps=4))
+    assert torch.equal(torch.load(best / "algo.pt", weights_only=True)["w"], stopped_at_4.w)
+
+    fit(TwoStage(toy.spec, AlgoConfig(steps=4)), toy, tmp_path / "no_eval", cfg())
+    assert not (tmp_path / "no_eval" / "best").exists()  # nothing evaluated, nothing selected
+
+
 def test_bf16_runs_updates_under_autocast(toy):
     algo = TwoStage(toy.spec, AlgoConfig(steps=2))
     fit(algo, toy, None, cfg(precision="bf16"))
@@ -261,6 +280,36 @@ def test_cli_tag_labels_the_run_and_its_default_directory(tmp_path, small_h5, mo
     run = tmp_path / "runs" / "small" / "bc@narrow" / "seed0"
     assert json.loads((run / "eval.json").read_text())["algo"] == "bc@narrow"
     assert json.loads((run / "config.json").read_text())["algo_label"] == "bc@narrow"
+
+
+def test_cli_best_checkpoint_is_scored_on_held_out_episodes(tmp_path, small_h5):
+    run = tmp_path / "run"
+    result = invoke("train", "bc", "--dataset", str(small_h5), "--out", str(run), "--steps", "20", "--eval-episodes",
+                    "4", "--eval-every", "5", "--quiet", "--set", "hidden=8", "--set", "history=2", "--checkpoint", "best")
+    assert result.exit_code == 0, result.output
+    record = json.loads((run / "eval.json").read_text())
+    best = json.loads((run / "best" / "best.json").read_text())
+    means = [p[1] for p in record["curve"]]
+    assert [p[0] for p in record["curve"]] == [5, 10, 15, 20]
+    assert best["step"] == record["curve"][means.index(max(means))][0] and best["return_mean"] == max(means)
+    assert record["protocol"]["checkpoint"] == "best" and record["protocol"]["steps"] == best["step"]
+    assert record["protocol"]["eval_seed"] == 54321  # not the 12345 episodes it was selected on
+
+    again = invoke("eval", str(run), "--checkpoint", "best", "--episodes", "4")
+    assert again.exit_code == 0, again.output
+    assert json.loads((run / "eval.json").read_text())["return_mean"] == record["return_mean"]
+    last = invoke("eval", str(run), "--episodes", "4")
+    assert last.exit_code == 0 and json.loads((run / "eval.json").read_text())["protocol"]["checkpoint"] == "last"
+
+    no_curve = tmp_path / "no_curve"
+    assert invoke("train", "bc", "--dataset", str(small_h5), "--out", str(no_curve), "--steps", "2", "--eval-episodes",
+                  "2", "--quiet", "--set", "hidden=8").exit_code == 0
+    result = invoke("eval", str(no_curve), "--checkpoint", "best")
+    assert result.exit_code == 2 and "has no best checkpoint" in result.output
+    result = invoke("train", "bc", "--dataset", str(small_h5), "--out", str(tmp_path / "x"), "--checkpoint", "best")
+    assert result.exit_code == 2 and "--checkpoint best needs evaluations during training" in result.output
+    result = invoke("eval", str(run), "--checkpoint", "first")
+    assert result.exit_code == 2 and "--checkpoint must be one of last, best" in result.output
 
 
 def test_cli_target_return_is_refused_for_bc(tmp_path, small_h5):

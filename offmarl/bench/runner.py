@@ -79,6 +79,7 @@ class RunTask:
     checkpoint_every: int
     config_path: str | None
     imports: tuple[str, ...] = ()
+    checkpoint: str = "last"
     threads: int = 1
 
     @property
@@ -89,8 +90,11 @@ class RunTask:
         """What a started run is pinned to (``bench.json``); anything else may change between sessions."""
         algo = self.algo.to_dict()
         algo.pop("steps")  # the resolved steps below are what counts
-        return {"dataset": self.dataset.to_dict(), "algorithm": algo, "seed": self.seed, "steps": self.steps,
-                "eval_episodes": self.eval_episodes, "eval_every": self.eval_every}
+        pin = {"dataset": self.dataset.to_dict(), "algorithm": algo, "seed": self.seed, "steps": self.steps,
+               "eval_episodes": self.eval_episodes, "eval_every": self.eval_every}
+        if self.checkpoint != "last":  # only when set: the pins of the runs that predate the key stay valid
+            pin["checkpoint"] = self.checkpoint
+        return pin
 
 
 @dataclass
@@ -188,7 +192,8 @@ def _train(task: RunTask, paths: Any) -> None:
     run_train(algo=task.algo.name, dataset=dataset, dataset_label=entry.label, out=paths.root, seed=task.seed,
               steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
               preset=task.algo.preset, tag=task.algo.tag, resume=paths.checkpoint.exists(), eval_episodes=task.eval_episodes,
-              eval_every=task.eval_every, checkpoint_every=task.checkpoint_every, quiet=True)
+              eval_every=task.eval_every, checkpoint_every=task.checkpoint_every, checkpoint=task.checkpoint,
+              quiet=True)
     if not paths.eval.exists():
         raise RuntimeError(f"training finished but wrote no {paths.eval} (eval_episodes must be >= 1 in a bench)")
 
@@ -403,7 +408,8 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
                 task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,
                                eval_episodes=suite.eval_episodes, eval_every=suite.eval_every,
                                checkpoint_every=suite.checkpoint_every,
-                               config_path=None if config is None else str(config), imports=suite.imports)
+                               config_path=None if config is None else str(config), imports=suite.imports,
+                               checkpoint=suite.checkpoint)
                 _check_pin(run_dir, task.pin())
                 tasks.append(task)
     return tasks

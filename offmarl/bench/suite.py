@@ -34,6 +34,8 @@ user file -- with these keys (every other key is an error that names the key and
                                      #   (exactly one of steps / train_scale)
     eval_episodes: 32                # final evaluation episodes per run (default 32)
     eval_every: 0                    # steps between evaluations for the learning curve (0: end only)
+    checkpoint: last                 # the weights scored in eval.json: last (default) or best (the best
+                                     #   eval_every evaluation, scored on held-out episodes; needs eval_every)
     checkpoint_every: 500            # steps between checkpoints (a killed run resumes from the last one)
     metric_curves: [value_diff]      # optional: metrics.csv columns plotted vs training step per dataset
                                      #   (metric_<metric>_<dataset>.png, mean ± std over seeds) and their
@@ -62,7 +64,7 @@ DEFAULT_CHECKPOINT_EVERY = 500
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps",
-               "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves")
+               "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves", "checkpoint")
 _DATASET_KEYS = ("recipe", "path", "scale", "seed", "label")
 _ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "tag")
 
@@ -130,6 +132,7 @@ class Suite:
     cpu_scale: str = ""
     imports: tuple[str, ...] = ()
     metric_curves: tuple[str, ...] = ()
+    checkpoint: str = "last"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "source": self.source,
@@ -138,7 +141,7 @@ class Suite:
                 "algorithms": [a.to_dict() for a in self.algorithms], "seeds": list(self.seeds),
                 "steps": self.steps, "train_scale": self.train_scale, "eval_episodes": self.eval_episodes,
                 "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
-                "metric_curves": list(self.metric_curves)}
+                "metric_curves": list(self.metric_curves), "checkpoint": self.checkpoint}
 
 
 # ---- parsing -------------------------------------------------------------------------------------------
@@ -337,13 +340,19 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
         seeds = parse_seeds(data.get("seeds", DEFAULT_SEEDS), "seeds")
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
+    checkpoint = data.get("checkpoint", "last")
+    if checkpoint not in ("last", "best"):
+        raise w.error("checkpoint", f"expected last or best, got {checkpoint!r}")
+    eval_every = w.integer(data.get("eval_every", 0), "eval_every", 0)
+    if checkpoint == "best" and eval_every < 1:
+        raise w.error("checkpoint", "best needs evaluations during training to select from: set eval_every")
     return Suite(
         name=w.label(data["name"], "name"),
         description=" ".join(w.text(data["description"], "description").split()),
         source=source, datasets=datasets, algorithms=algorithms, seeds=seeds, steps=steps,
         train_scale=train_scale,
         eval_episodes=w.integer(data.get("eval_episodes", DEFAULT_EVAL_EPISODES), "eval_episodes", 0),
-        eval_every=w.integer(data.get("eval_every", 0), "eval_every", 0),
+        eval_every=eval_every, checkpoint=checkpoint,
         checkpoint_every=w.integer(data.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY), "checkpoint_every", 1),
         cpu_scale=" ".join(str(data.get("cpu_scale") or "").split()),
         imports=tuple(imports), metric_curves=metric_curves,

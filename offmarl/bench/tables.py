@@ -172,7 +172,8 @@ def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> 
     seeds = sorted({r.seed for r in table.records})
     checkpoints = sorted({r.checkpoint for r in table.records})
     protocol = {"last": "last (the weights at the end of training; no best-checkpoint selection)",
-                "best": "best (the best evaluated checkpoint)"}
+                "best": "best (the weights of the best evaluation during training, selected on the evaluation "
+                        "seed's episodes and scored on held-out ones)"}
     targets = sorted({json.dumps(r.target_return) for r in table.records})
     target = ("the policy's default (return-conditioned methods: each agent's best return in the dataset)"
               if targets == ["null"] else _join(targets))

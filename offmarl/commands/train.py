@@ -15,6 +15,13 @@
 
 ``offmarl eval RUN`` loads ``RUN/model`` (or, for a run that has not finished, the algorithm in
 ``RUN/checkpoints/last.pt``), evaluates it and rewrites ``RUN/eval.json``, keeping the training curve.
+
+Checkpoint protocol (``--checkpoint``, eval.json's ``protocol.checkpoint``): ``last`` scores the weights at
+the end of training; ``best`` the weights of the best evaluation during training (``RUN/best/``, kept by
+the fit loop at every new best of the ``--eval-every`` curve, the final evaluation included). The best is
+*selected* on the evaluation seed's episodes, so scoring it on the same episodes would report the maximum
+of noisy estimates; ``best`` is therefore scored on held-out episodes (seed ``HELD_OUT_SEED``) unless a
+seed is given.
 """
 
 from __future__ import annotations
@@ -33,11 +40,13 @@ import yaml
 from offmarl.algos.base import Algorithm, build_config, get_algo_class, list_algos, load_algo
 from offmarl.train.checkpoint import atomic_write_json, load_checkpoint
 from offmarl.train.evaluate import evaluate_policy, write_eval_json
-from offmarl.train.loop import TrainConfig, fit
+from offmarl.train.loop import TrainConfig, fit, keep_if_best
 from offmarl.train.run_dir import RunPaths, algo_label, dataset_cards, default_run_dir, resolve_dataset
 from offmarl.train.seeding import seed_everything
 
 EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
+HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
+CHECKPOINTS = ("last", "best")
 ENV_DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "algos" / "env_defaults"
 
 
@@ -148,7 +157,8 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
               precision: str = "fp32", resume: bool = False, eval_episodes: int = 32, eval_every: int = 0,
               checkpoint_every: int = 500, device: str = "cpu", threads: int | None = None,
               list_algos: bool = False, quiet: bool = False,
-              dataset_label: str | None = None, tag: str | None = None) -> dict[str, Any] | None:
+              dataset_label: str | None = None, tag: str | None = None,
+              checkpoint: str = "last") -> dict[str, Any] | None:
     """Train ``algo`` on ``dataset`` (module docstring); returns the fit summary (+ ``eval`` and ``run_dir``).
 
     ``threads``: torch's CPU threads for this process (None: leave torch's default, one per core). On a
@@ -156,6 +166,8 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
     stall every operation (measured ~100x slower on a loaded 2-core machine).
     ``dataset_label`` replaces the dataset's label in config.json, eval.json and the default run directory
     (``offmarl bench`` passes the suite's dataset label for a recipe built at a non-default seed/scale).
+    ``checkpoint``: which weights the final evaluation scores (module docstring; ``best`` needs
+    ``eval_every``).
     ``tag`` is appended to the algorithm's label (``distill@long_teacher``) in config.json, eval.json and the
     default run directory, so runs of one algorithm with different overrides stay apart in a table."""
     if list_algos:
@@ -176,6 +188,7 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
         raise ValueError(f"--scale must be > 0, got {scale}")
     if eval_episodes < 0 or eval_every < 0:
         raise ValueError("--eval-episodes and --eval-every must be >= 0")
+    check_checkpoint(checkpoint, eval_every if eval_episodes else 0)
     train_cfg = TrainConfig(seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every if eval_episodes else 0,
                             eval_episodes=eval_episodes, precision=precision, resume=resume, progress=not quiet)
 
@@ -210,8 +223,16 @@ def run_train(*, algo: str | None, dataset: str | None, out: Path | None = None,
             result = evaluator(summary["steps"])
             curve = _with_final_point(summary["curve"], summary["steps"], result)
             atomic_write_json(paths.curve, curve)
+            if train_cfg.eval_every and len(curve) > len(summary["curve"]):  # a new final point may be the best
+                keep_if_best(learner, paths, curve)
+            scored_steps, eval_seed = summary["steps"], EVAL_SEED
+            if checkpoint == "best":
+                best, scored_steps = load_best(paths, device)
+                eval_seed = HELD_OUT_SEED
+                result = evaluate_policy(best.policies(), card.env_name, card.env_kwargs, eval_episodes, eval_seed)
             summary["eval"] = write_eval_json(paths.root, result, algo=label, dataset=source.label, seed=seed,
-                                              curve=curve, steps=summary["steps"], eval_seed=EVAL_SEED)
+                                              curve=curve, checkpoint=checkpoint, steps=scored_steps,
+                                              eval_seed=eval_seed)
     except Exception:
         paths.root.mkdir(parents=True, exist_ok=True)
         paths.error.write_text(traceback.format_exc())
@@ -233,6 +254,22 @@ def _echo_eval(record: dict[str, Any]) -> None:
 
 
 # ---- offmarl eval ------------------------------------------------------------------------------------
+def check_checkpoint(checkpoint: str, eval_every: int) -> None:
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
+    if checkpoint == "best" and eval_every < 1:
+        raise ValueError("--checkpoint best needs evaluations during training to select from (--eval-every N)")
+
+
+def load_best(paths: RunPaths, device: str = "cpu") -> tuple[Algorithm, int]:
+    """The run's best-evaluated weights (``RUN/best``) and the step they are from."""
+    record = paths.best / "best.json"
+    if not record.exists():
+        raise FileNotFoundError(f"{paths.root} has no best checkpoint ({paths.best}): it was trained without "
+                                "evaluations during training (--eval-every) or by an offmarl that did not keep one")
+    return load_algo(paths.best, device=device), int(json.loads(record.read_text())["step"])
+
+
 def load_trained(paths: RunPaths, config: dict[str, Any], device: str = "cpu") -> tuple[Algorithm, int]:
     """The run's trained algorithm and its step count: ``model/`` when training finished, else the last
     checkpoint (built from config.json's algorithm name, config and env spec)."""
@@ -250,16 +287,23 @@ def load_trained(paths: RunPaths, config: dict[str, Any], device: str = "cpu") -
     return algo, int(ckpt["step"])
 
 
-def run_eval(*, run_dir: Path, episodes: int = 32, seed: int = EVAL_SEED, target_return: float | None = None,
-             render: Path | None = None) -> dict[str, Any]:
-    """Evaluate run ``run_dir``'s policies and rewrite its eval.json (module docstring)."""
+def run_eval(*, run_dir: Path, episodes: int = 32, seed: int | None = None, target_return: float | None = None,
+             render: Path | None = None, checkpoint: str = "last") -> dict[str, Any]:
+    """Evaluate run ``run_dir``'s policies and rewrite its eval.json (module docstring). ``seed`` None:
+    ``EVAL_SEED`` for the last weights, ``HELD_OUT_SEED`` for the best ones."""
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise FileNotFoundError(f"{paths.root} is not a run directory (no config.json)")
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    check_checkpoint(checkpoint, 1)
     config = json.loads(paths.config.read_text())
-    algo, steps = load_trained(paths, config)
+    if checkpoint == "best":
+        algo, steps = load_best(paths)
+    else:
+        algo, steps = load_trained(paths, config)
+    if seed is None:
+        seed = HELD_OUT_SEED if checkpoint == "best" else EVAL_SEED
     env_name, env_kwargs = _eval_env(config["dataset"])
     try:
         result = evaluate_policy(make_policies(algo, target_return), env_name, env_kwargs, episodes, seed,
@@ -270,7 +314,8 @@ def run_eval(*, run_dir: Path, episodes: int = 32, seed: int = EVAL_SEED, target
     source = config.get("dataset_source", {})
     record = write_eval_json(paths.root, result, algo=config.get("algo_label", config["algo"]),
                              dataset=source.get("label", env_name), seed=int(config["train_config"]["seed"]),
-                             curve=curve, target_return=target_return, steps=steps, eval_seed=seed)
+                             curve=curve, checkpoint=checkpoint, target_return=target_return, steps=steps,
+                             eval_seed=seed)
     _echo_eval(record)
     if render is not None:
         typer.echo(f"wrote {render}")

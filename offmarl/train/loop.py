@@ -9,7 +9,8 @@
         losses = algo.update(sampler.sample())        # under bf16 autocast when cfg.precision == "bf16"
         algo.on_step_end(step, run_dir)
         every log_every:        a metrics.csv row (window means of the losses, steps/s, wall time)
-        every eval_every:       evaluator(step) -> {"return_mean", "return_std", ...} appended to the curve
+        every eval_every:       evaluator(step) -> {"return_mean", "return_std", ...} appended to the curve;
+                                a new best return saves the weights to best/ (:func:`keep_if_best`)
         every checkpoint_every: checkpoints/last.pt, written atomically (and at the last step)
 
 Reproducibility: build the algorithm after ``seed_everything(seed)`` (``offmarl train`` does); the loop
@@ -30,6 +31,7 @@ import contextlib
 import dataclasses
 import json
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -143,6 +145,24 @@ def _isolated(evaluator: Evaluator, step: int) -> dict:
         set_global_rng_state(state)
 
 
+def keep_if_best(algo: Any, paths: RunPaths, curve: list[list[float]]) -> bool:
+    """Save ``algo``'s weights to ``paths.best`` when the curve's last point is its best so far (a strictly
+    higher mean return than every earlier point: ties keep the earlier weights). ``best/best.json`` holds
+    ``{"step", "return_mean", "return_std"}``. Written to ``best.tmp`` and renamed, so a kill leaves either
+    the old or the new best; a resumed run re-evaluates the same steps with the same seed and so re-selects
+    the same weights. Returns whether it saved."""
+    if not curve or any(point[1] >= curve[-1][1] for point in curve[:-1]):
+        return False
+    step, mean, std = curve[-1]
+    staging = paths.root / "best.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    algo.save(staging)
+    atomic_write_json(staging / "best.json", {"step": int(step), "return_mean": float(mean), "return_std": float(std)})
+    shutil.rmtree(paths.best, ignore_errors=True)
+    staging.rename(paths.best)
+    return True
+
+
 def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
         evaluator: Evaluator | None = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``algo`` on ``dataset`` (see the module docstring); ``run_dir=None`` writes nothing.
@@ -236,6 +256,7 @@ def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
                 curve.append([step, float(result["return_mean"]), float(result["return_std"])])
                 if paths is not None:
                     atomic_write_json(paths.curve, curve)
+                    keep_if_best(algo, paths, curve)
                     if tb_log is not None:
                         tb_log.log({"step": step, "return_mean": curve[-1][1], "return_std": curve[-1][2]}, "eval")
                 bar.write(f"step {step}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}")

@@ -56,6 +56,11 @@ class RunPaths:
         return self.root / "eval.json"
 
     @property
+    def best(self) -> Path:
+        """The weights of the best evaluation during training (``best/best.json`` says which)."""
+        return self.root / "best"
+
+    @property
     def tensorboard(self) -> Path:
         return self.root / "tensorboard"
 
