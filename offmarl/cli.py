@@ -217,6 +217,14 @@ def bench_table(runs_dir: Path = typer.Argument(..., help="Runs directory to agg
     _run(run_bench_table, runs_dir=runs_dir)
 
 
+@bench_app.command("status")
+def bench_status(runs_dir: Path = typer.Argument(..., help="A suite directory, or a runs directory holding suites.")) -> None:
+    """How far each suite under a runs directory has got (done / running / partial / failed / pending runs)."""
+    from offmarl.commands.bench import run_bench_status
+
+    _run(run_bench_status, runs_dir=runs_dir)
+
+
 @app.command("matrix-game")
 def matrix_game(
     payoff: Optional[str] = typer.Option(None, "--payoff", help='Payoff matrix, rows by ";" (default "1,5;6,1", MABCQ Table 1).'),

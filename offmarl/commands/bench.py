@@ -1,4 +1,4 @@
-"""``offmarl bench list | run | table`` (the runner is :mod:`offmarl.bench`).
+"""``offmarl bench list | run | table | status`` (the runner is :mod:`offmarl.bench`).
 
 ``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
 [--scale F]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed) resumably, then
@@ -78,3 +78,14 @@ def run_bench_table(*, runs_dir: Path) -> None:
         typer.echo(f"{report.runs} runs -> table: {report.table_md}, csv: {report.table_csv}")
         for plot in report.plots:
             typer.echo(f"plot:  {plot}")
+
+
+def run_bench_status(*, runs_dir: Path) -> None:
+    """Print :func:`offmarl.bench.status.status_markdown` for every suite directory under ``runs_dir``."""
+    from offmarl.bench.status import status_markdown
+    from offmarl.bench.tables import report_dirs
+
+    dirs = [d for d in report_dirs(runs_dir) if (d / "suite.json").exists()]
+    if not dirs:
+        raise FileNotFoundError(f"no suite directory (with suite.json) under {runs_dir}")
+    typer.echo("\n".join(status_markdown(d) for d in dirs))
