@@ -322,6 +322,25 @@ def test_state_dict_carries_the_stage_and_mismatched_artifact_is_named(tmp_path)
         other.sync_stage()
 
 
+def test_sum_reduction_scales_rel_and_kl_by_the_real_positions_only():
+    ds = make_dataset(n_agents=3, episodes=6, seed=1)
+    mean_algo, sum_algo = _distill(ds, steps=4), _distill(ds, steps=4, distill_reduction="sum")
+    for algo in (mean_algo, sum_algo):
+        algo.sync_stage()
+        algo._begin_student_stage()
+        _sharpen_teacher(algo)
+    batch = _student_batch(mean_algo, ds)
+    positions = int(batch["mask"].sum())
+    assert positions < batch["mask"].numel()  # pads are not counted
+    mean, summed = mean_algo.distill_losses(batch), sum_algo.distill_losses(batch)
+    assert torch.equal(mean["action"], summed["action"])
+    for term in ("rel", "kl"):
+        assert mean[term].min() > 0
+        torch.testing.assert_close(summed[term], mean[term] * positions)
+    with pytest.raises(ValueError, match="distill_reduction must be one of mean, sum"):
+        make_algo("distill", ds.spec, distill_reduction="total")
+
+
 def test_a_wider_deeper_teacher_distils_into_students_of_their_own_size():
     ds = make_dataset(n_agents=3, episodes=6, seed=1)
     algo = _distill(ds, steps=8, teacher_hidden=32, teacher_layers=2)

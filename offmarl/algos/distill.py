@@ -111,6 +111,12 @@ class Config(DTConfig):
     rel_loss: ``huber`` (δ = 1, Eq. 3) or ``mse`` (Table 13).
     kl_std: σ of the fixed-variance Gaussians of the continuous-action KL (module docstring).
     action_target: ``dataset`` (the dataset's actions) or ``teacher`` (the teacher's greedy actions).
+    distill_reduction: how L_rel and L_KL are reduced over the batch's real (window, step) positions before
+        α and β weigh them: ``mean`` (as L_action) or ``sum``. Eq. 4 does not say. Measured on tseng-table1's
+        trained runs (BENCHMARKS.md), under ``mean`` the paper's α = 0.01, β ≤ 0.002 leave the two terms'
+        gradients at 1e-5 … 1e-3 of L_action's -- distill then trains as IDT -- while the paper's ablations
+        find each term matters; under ``sum`` (x the P real positions: 2560 for batch 128, K = 20) they
+        weigh in. L_action is a mean either way.
     teacher_hidden, teacher_layers: the teacher transformer's width and depth; 0 = the students' ``hidden``
         / ``n_layers`` (the paper gives one size for every DT). Not in the paper: a knob to study teacher
         capacity. The feature size ``feature_dim`` is shared either way, so M = N stays possible.
@@ -125,6 +131,7 @@ class Config(DTConfig):
     rel_loss: str = "huber"
     kl_std: float = 1.0
     action_target: str = "dataset"
+    distill_reduction: str = "mean"
     teacher_hidden: int = 0
     teacher_layers: int = 0
 
@@ -370,7 +377,8 @@ class Distill(DTAlgorithm):
 
     def distill_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The terms of Eq. 4 per agent ``[n]``, unweighted: ``action``, ``rel``, ``kl`` (zeros when the
-        term's weight is 0), on a batch already on the device."""
+        term's weight is 0; ``rel`` and ``kl`` reduced by ``distill_reduction``), on a batch already on the
+        device."""
         s = self.settings
         teacher = self.teacher.outputs(batch)  # frozen: no gradient, no dropout
         self.students.train()
@@ -388,6 +396,9 @@ class Distill(DTAlgorithm):
             mask = batch["mask"]
             losses["rel"] = relation_loss(self.M(valid_positions(teacher.features, mask)),
                                           self.N(valid_positions(student.features, mask)), s.rel_loss)
+        if s.distill_reduction == "sum":  # both terms are means over the real positions: sums = means x P
+            positions = batch["mask"].sum()
+            losses["rel"], losses["kl"] = losses["rel"] * positions, losses["kl"] * positions
         return losses
 
     def _student_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -446,7 +457,7 @@ def _check_distill_config(config: Config) -> None:
         raise ValueError(f"config feature_dim must be >= 1 for distill (the teacher's per-agent features are its "
                          f"heads' hidden layers), got {config.feature_dim}")
     choices = {"mapping": ("separate", "shared", "identity"), "rel_loss": ("huber", "mse"),
-               "action_target": ("dataset", "teacher")}
+               "action_target": ("dataset", "teacher"), "distill_reduction": ("mean", "sum")}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"config {name} must be one of {', '.join(allowed)}; got {getattr(config, name)!r}")
