@@ -50,6 +50,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite
 
+LOCK_FILE = ".lock"  # a bench holds an flock on it while it trains the run
+PIN_FILE = "bench.json"  # the settings a started run is pinned to
 STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
 BACKENDS = ("local", "ray")
 LOCK_WAIT_S = 10.0  # a run locked by a dying worker of a killed bench is free again within ~1 s
@@ -114,7 +116,7 @@ def _paths(run_dir: str | Path):
 
 
 @contextlib.contextmanager
-def _run_lock(run_dir: Path, wait_s: float) -> Iterator[bool]:
+def run_lock(run_dir: Path, wait_s: float) -> Iterator[bool]:
     """An exclusive lock on ``run_dir/.lock``; yields False when another process holds it after ``wait_s``."""
     try:
         import fcntl
@@ -122,7 +124,7 @@ def _run_lock(run_dir: Path, wait_s: float) -> Iterator[bool]:
         yield True
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as handle:
+    with open(run_dir / LOCK_FILE, "w") as handle:
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -156,7 +158,7 @@ def execute_run(task: RunTask) -> RunOutcome:
     set_threads(task.threads)
     started = time.perf_counter()
     paths = _paths(task.run_dir)
-    with _run_lock(paths.root, LOCK_WAIT_S) as locked:
+    with run_lock(paths.root, LOCK_WAIT_S) as locked:
         if not locked:
             return RunOutcome(task.run_dir, task.label, STATUS_BUSY,
                               error=f"another process holds {paths.root / '.lock'}; it is running this run")
@@ -169,7 +171,7 @@ def execute_run(task: RunTask) -> RunOutcome:
                       f"{task.threads} thread(s), resume={paths.checkpoint.exists()}", flush=True)
                 for module in task.imports:
                     importlib.import_module(module)
-                _write_pin(paths.root / "bench.json", task.pin())
+                _write_pin(paths.root / PIN_FILE, task.pin())
                 _train(task, paths)
             paths.error.unlink(missing_ok=True)  # a retry that succeeded: the old failure no longer applies
         except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded, the bench goes on
@@ -418,7 +420,7 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
 def _check_pin(run_dir: Path, pin: dict[str, Any]) -> None:
     """A run with something to reuse (a checkpoint or eval.json) must keep the settings it was started with;
     one without (failed before its first checkpoint) simply starts again under the new settings."""
-    path, paths = run_dir / "bench.json", _paths(run_dir)
+    path, paths = run_dir / PIN_FILE, _paths(run_dir)
     if not path.exists() or not (paths.checkpoint.exists() or paths.eval.exists()):
         return
     stored = json.loads(path.read_text())

@@ -21,6 +21,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from offmarl.bench.runner import LOCK_FILE, PIN_FILE, run_dir_for, run_lock
+from offmarl.train.run_dir import RunPaths
+
 STATES = ("done", "running", "partial", "failed", "pending")
 
 
@@ -36,21 +39,11 @@ class RunState:
 
 
 def _locked(run_dir: Path) -> bool:
-    """Whether another process holds the run's bench lock (POSIX; False elsewhere)."""
-    lock = run_dir / ".lock"
-    if not lock.exists():
+    """Whether a bench holds the run's lock right now (the lock file exists only once a bench took it)."""
+    if not (run_dir / LOCK_FILE).exists():
         return False
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        return False
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    with run_lock(run_dir, wait_s=0.0) as acquired:
+        return not acquired
 
 
 def _last_step(metrics: Path) -> int | None:
@@ -62,17 +55,18 @@ def _last_step(metrics: Path) -> int | None:
 
 
 def run_state(run_dir: Path, dataset: str, algo: str, seed: int) -> RunState:
-    pin = run_dir / "bench.json"
+    paths = RunPaths(run_dir)
+    pin = run_dir / PIN_FILE
     steps = json.loads(pin.read_text()).get("steps") if pin.exists() else None
-    step = _last_step(run_dir / "metrics.csv")
-    if (run_dir / "eval.json").exists():
+    step = _last_step(paths.metrics)
+    if paths.eval.exists():
         return RunState(dataset, algo, seed, "done", step, steps)
     if _locked(run_dir):
         return RunState(dataset, algo, seed, "running", step, steps)
-    if (run_dir / "error.txt").exists():
-        lines = [line for line in (run_dir / "error.txt").read_text().splitlines() if line.strip()]
+    if paths.error.exists():
+        lines = [line for line in paths.error.read_text().splitlines() if line.strip()]
         return RunState(dataset, algo, seed, "failed", step, steps, lines[-1] if lines else "")
-    if (run_dir / "checkpoints" / "last.pt").exists():
+    if paths.checkpoint.exists():
         return RunState(dataset, algo, seed, "partial", step, steps)
     return RunState(dataset, algo, seed, "pending", None, steps)
 
@@ -85,7 +79,7 @@ def suite_status(suite_dir: str | Path) -> tuple[dict, list[RunState]]:
         raise FileNotFoundError(f"{suite_dir} is not a suite directory (no suite.json; `offmarl bench run` writes it)")
     record = json.loads(record_path.read_text())
     suite = record.get("suite", {})
-    states = [run_state(suite_dir / d["label"] / a["label"] / f"seed{seed}", d["label"], a["label"], seed)
+    states = [run_state(run_dir_for(suite_dir, d["label"], a["label"], seed), d["label"], a["label"], seed)
               for seed in record.get("seeds", suite.get("seeds", []))
               for d in suite.get("datasets", []) for a in suite.get("algorithms", [])]
     return record, states

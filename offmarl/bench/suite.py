@@ -269,10 +269,10 @@ def _parse_algo(entry: Any, i: int, w: _Where) -> AlgoEntry:
     steps = entry.get("steps")
     tag = entry.get("tag")
     if tag is not None:
-        from offmarl.train.run_dir import algo_label
+        from offmarl.train.run_dir import check_tag
 
         try:
-            algo_label("x", tag=w.text(tag, f"{where}.tag"))
+            check_tag(w.text(tag, f"{where}.tag"))
         except ValueError as exc:
             raise w.error(f"{where}.tag", str(exc)) from None
     return AlgoEntry(name=w.text(entry["name"], f"{where}.name"),
@@ -340,9 +340,11 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
         seeds = parse_seeds(data.get("seeds", DEFAULT_SEEDS), "seeds")
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
+    from offmarl.train.run_dir import CHECKPOINTS
+
     checkpoint = data.get("checkpoint", "last")
-    if checkpoint not in ("last", "best"):
-        raise w.error("checkpoint", f"expected last or best, got {checkpoint!r}")
+    if checkpoint not in CHECKPOINTS:
+        raise w.error("checkpoint", f"expected {' or '.join(CHECKPOINTS)}, got {checkpoint!r}")
     eval_every = w.integer(data.get("eval_every", 0), "eval_every", 0)
     if checkpoint == "best" and eval_every < 1:
         raise w.error("checkpoint", "best needs evaluations during training to select from: set eval_every")

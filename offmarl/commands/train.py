@@ -41,12 +41,11 @@ from offmarl.algos.base import Algorithm, build_config, get_algo_class, list_alg
 from offmarl.train.checkpoint import atomic_write_json, load_checkpoint
 from offmarl.train.evaluate import evaluate_policy, write_eval_json
 from offmarl.train.loop import TrainConfig, fit, keep_if_best
-from offmarl.train.run_dir import RunPaths, algo_label, dataset_cards, default_run_dir, resolve_dataset
+from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, dataset_cards, default_run_dir, resolve_dataset
 from offmarl.train.seeding import seed_everything
 
 EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
 HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
-CHECKPOINTS = ("last", "best")
 ENV_DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "algos" / "env_defaults"
 
 
@@ -254,10 +253,11 @@ def _echo_eval(record: dict[str, Any]) -> None:
 
 
 # ---- offmarl eval ------------------------------------------------------------------------------------
-def check_checkpoint(checkpoint: str, eval_every: int) -> None:
+def check_checkpoint(checkpoint: str, eval_every: int | None = None) -> None:
+    """A known ``--checkpoint``; for training (``eval_every`` given) ``best`` needs evaluations to select from."""
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
-    if checkpoint == "best" and eval_every < 1:
+    if checkpoint == "best" and eval_every is not None and eval_every < 1:
         raise ValueError("--checkpoint best needs evaluations during training to select from (--eval-every N)")
 
 
@@ -296,7 +296,7 @@ def run_eval(*, run_dir: Path, episodes: int = 32, seed: int | None = None, targ
         raise FileNotFoundError(f"{paths.root} is not a run directory (no config.json)")
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    check_checkpoint(checkpoint, 1)
+    check_checkpoint(checkpoint)
     config = json.loads(paths.config.read_text())
     if checkpoint == "best":
         algo, steps = load_best(paths)

@@ -8,6 +8,7 @@ Layout of ``runs/<dataset>/<algo label>/seed<k>/`` (``offmarl train --out`` over
     checkpoints/last.pt    everything needed to continue exactly (offmarl.train.checkpoint)
     model/                 the trained algorithm (Algorithm.save: algo.json + algo.pt)
     eval.json              final evaluation (offmarl.train.evaluate.write_eval_json)
+    best/                  the weights of the best evaluation during training + best.json (with --eval-every)
     tensorboard/           TensorBoard events (when tensorboard is installed)
     error.txt              the traceback of a failed run (removed when the run later succeeds)
 
@@ -19,7 +20,6 @@ the recipe cache of ``offmarl.collect.recipes`` (``$OFFMARL_HOME/datasets``, def
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,14 @@ class RunPaths:
 
 
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+CHECKPOINTS = ("last", "best")  # which weights an eval.json scores (its protocol.checkpoint)
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` when it can name a run directory, else a ValueError saying what may be in it."""
+    if not TAG.match(tag):
+        raise ValueError(f"tag {tag!r}: use letters, digits, '_', '-', '.', '+' (it names the run directory)")
+    return tag
 
 
 def algo_label(name: str, ablation: str | None = None, variant: str | None = None, tag: str | None = None) -> str:
@@ -78,11 +86,7 @@ def algo_label(name: str, ablation: str | None = None, variant: str | None = Non
     after ``@``: ``distill@long_teacher``, ``distill[no_kl]@long_teacher``."""
     parts = [p for p in (ablation, variant) if p]
     label = f"{name}[{','.join(parts)}]" if parts else name
-    if tag is None:
-        return label
-    if not TAG.match(tag):
-        raise ValueError(f"tag {tag!r}: use letters, digits, '_', '-', '.', '+' (it names the run directory)")
-    return f"{label}@{tag}"
+    return label if tag is None else f"{label}@{check_tag(tag)}"
 
 
 def default_run_dir(dataset_label: str, label: str, seed: int, root: str | Path = "runs") -> Path:
