@@ -353,6 +353,20 @@ def blend(color: np.ndarray, alpha: float, base: np.ndarray = FLOOR_RGB) -> np.n
     return (alpha * color.astype(np.float32) + (1 - alpha) * base.astype(np.float32)).astype(np.uint8)
 
 
+def observe_with_autoreset(env, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """After a step of a grid env: ``(obs, state, final_obs, final_state)``, where the sub-envs ``ended``
+    (flat indices) are reset and ``obs``/``state`` hold their first observation while ``final_*`` keep the
+    last one. ``env`` provides ``_observe(rows)``, ``_state(rows)`` and ``_reset_rows(rows)``."""
+    obs, state = env._observe(), env._state()
+    final_obs, final_state = obs, state
+    if len(ended):
+        env._reset_rows(ended)
+        obs, state = obs.copy(), state.copy()
+        obs[ended] = env._observe(ended)
+        state[ended] = env._state(ended)
+    return obs, state, final_obs, final_state
+
+
 class GridRendering:
     """``render(index)`` of the grid envs: the frame of one sub-env's current state, drawn by the env's
     ``render_state``. An env using it provides ``_state(rows)``, ``render_state(state, px)`` and ``_ready()``."""

@@ -188,14 +188,7 @@ class FillInEnv(_grid.GridRendering, BatchedEnv):
         reward = fills.astype(np.float32)
         reward -= np.where(truncated, self._unfilled, 0).astype(np.float32)[:, None]
         info = {"unfilled": self._unfilled.copy()}
-        obs, state = self._observe(), self._state()
-        final_obs, final_state = obs, state
-        ended = np.flatnonzero(terminated | truncated)
-        if len(ended):
-            self._reset_rows(ended)
-            obs, state = obs.copy(), state.copy()
-            obs[ended] = self._observe(ended)
-            state[ended] = self._state(ended)
+        obs, state, final_obs, final_state = _grid.observe_with_autoreset(self, np.flatnonzero(terminated | truncated))
         return TimeStep(obs=obs, state=state, reward=reward, terminated=terminated, truncated=truncated,
                         avail_actions=self._avail.copy(), final_obs=final_obs, final_state=final_state, info=info)
 

@@ -242,14 +242,7 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
         self._t += 1
         truncated = self._t >= self.horizon
         terminated = np.zeros(self.num_envs, dtype=bool)
-        obs, state = self._observe(), self._state()
-        final_obs, final_state = obs, state
-        ended = np.flatnonzero(truncated)
-        if len(ended):
-            self._reset_rows(ended)
-            obs, state = obs.copy(), state.copy()
-            obs[ended] = self._observe(ended)
-            state[ended] = self._state(ended)
+        obs, state, final_obs, final_state = _grid.observe_with_autoreset(self, np.flatnonzero(truncated))
         return TimeStep(obs=obs, state=state, reward=reward, terminated=terminated, truncated=truncated,
                         avail_actions=self._avail.copy(), final_obs=final_obs, final_state=final_state,
                         info={"delivered": delivered})
