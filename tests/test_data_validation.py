@@ -72,6 +72,18 @@ def test_missing_required_field(tmp_path: Path, name: str) -> None:
     rejects(path, f": field '{name}': missing")
 
 
+def test_state_missing_while_the_spec_has_one(tmp_path: Path) -> None:
+    """A dataset without a global state must say so in its spec (state_dim 0): the mixers are sized from it."""
+    path = saved(tmp_path)
+    with h5py.File(path, "r") as f:
+        spec = json.loads(f.attrs["card"])["env_spec"]
+    assert spec["state_dim"] > 0
+    edit(path, state=_DELETE, final_state=_DELETE)
+    rejects(path, f": field 'state': missing, but the card's env_spec has state_dim {spec['state_dim']}")
+    edit_card(path, env_spec={**spec, "state_dim": 0})
+    assert load_dataset(path).state is None
+
+
 @pytest.mark.parametrize("name,dtype,message", [
     ("obs", np.float64, "dtype float64 where float32 is required"),
     ("rewards", np.float16, "dtype float16 where float32 is required"),

@@ -13,6 +13,7 @@ What is checked, in order (the first failure is reported):
 1. the card is a valid :class:`DatasetCard` (rebuilt through ``DatasetCard.from_dict``) and agrees with
    its own ``env_spec`` (action kind, obs_dims, agent types);
 2. required fields are present (``actions`` iff not ``card.state_only``; ``final_state`` iff ``state``;
+   ``state`` iff the spec's ``state_dim`` > 0;
    ``avail_actions`` only for discrete actions) and every field is a numpy array of the right dtype;
 3. shapes: ``obs [T, n, obs_dim]`` with ``n`` = card ``n_agents`` and ``obs_dim`` = spec ``obs_dim``,
    every per-step field has ``T`` rows, every per-episode field ``E`` rows, trailing dims match the spec;
@@ -148,6 +149,9 @@ def _check_presence_and_dtypes(ds: MultiAgentDataset, card: DatasetCard, spec: E
         raise _fail(source, "final_state", "missing (required when 'state' is present)")
     if ds.state is None and ds.final_state is not None:
         raise _fail(source, "final_state", "present without 'state'")
+    if ds.state is None and spec.state_dim > 0:  # learners size their mixers from the spec
+        raise _fail(source, "state", f"missing, but the card's env_spec has state_dim {spec.state_dim} "
+                                     "(set it to 0 for a dataset without a global state)")
     if ds.avail_actions is not None and not spec.discrete:
         raise _fail(source, "avail_actions", "present, but the action space is continuous")
 
