@@ -19,7 +19,9 @@ nothing is padded). Departure for speed, same math: when attention dropout is ac
 per-element Bernoulli generator per attention weight, which costs as much as the attention matmuls. All
 dropouts use :func:`dropout` / :func:`residual_dropout`, which draw 16 random bits per element from
 64-bit words (4x fewer generator calls; the drop probability is rounded to a multiple of 2^-16, e.g.
-0.1 -> 0.100006).
+0.1 -> 0.100006); on the CPU the words come from numpy's SFC64 generator seeded from torch's
+(:func:`_random_words`). In training, a block's query/key/value projection and ReLU MLP run through
+:mod:`offmarl.nets.blocked` (the same functions, computed in cache-sized blocks of rows).
 
 Precision: under ``torch.autocast(..., torch.bfloat16)`` the token embeddings come out of bf16 matmuls
 and the whole residual stream stays bf16 (LayerNorm statistics are accumulated in fp32 by the kernel);
@@ -38,40 +40,66 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from offmarl.nets.ensemble import EnsembleEmbedding, EnsembleLayerNorm, EnsembleLinear
+from offmarl.nets.blocked import qkv_projection, relu_mlp
 from offmarl.nets.mlp import activation_layer
 
 _GRID = 65536  # dropout thresholds live on a 16-bit grid
 
 
-def _keep(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
-    """A 0/1 keep mask shaped and typed like ``x`` (16 random bits per element) and the inverted-dropout
-    scale ``1 / (1 - p')`` of the rounded probability ``p' = round(p * 2^16) / 2^16``."""
+def _random_words(n: int, device: torch.device) -> torch.Tensor:
+    """``n`` uniformly random int64 words. On the CPU from numpy's SFC64 generator seeded by one draw of
+    torch's global generator (so ``torch.manual_seed`` still fixes every mask): it fills words ~2.5x faster
+    than torch's CPU generator (Mersenne Twister), whose draws were the dropout's largest cost."""
+    if device.type == "cpu":
+        seed = int(torch.randint(0, 2 ** 62, (1,)))
+        return torch.from_numpy(np.random.SFC64(seed).random_raw(n).view(np.int64))
+    return torch.empty(n, dtype=torch.int64, device=device).random_(-2 ** 63, 2 ** 63 - 1)
+
+
+def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """The inverted-dropout multiplier for ``x``: ``1 / (1 - p')`` where kept, 0 where dropped, shaped and
+    typed like ``x``; ``p' = round(p * 2^16) / 2^16`` (16 random bits per element)."""
     threshold = int(round(p * _GRID))
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, 2 ** 63 - 1)
-    bits = words.view(torch.int16)[: x.numel()].view(x.shape)  # uniform over all 2^16 int16 values
-    keep = (bits >= threshold - _GRID // 2).view(torch.uint8).to(x.dtype)  # via uint8: bool casts are slow on CPU
-    return keep, _GRID / (_GRID - threshold)
+    bits = _random_words((x.numel() + 3) // 4, x.device).view(torch.int16)[: x.numel()].view(x.shape)
+    # int16 bits are uniform over [-2^15, 2^15); the comparison runs in place (0/1 int16): a bool result
+    # is several times slower on CPU, and so is torch.where
+    keep = bits.ge_(threshold - _GRID // 2).to(x.dtype)
+    return keep.mul_(_GRID / (_GRID - threshold))
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """Inverted dropout with probability ``p`` rounded to a multiple of 2^-16 (see the module docstring)."""
     if not training or p <= 0.0:
         return x
-    keep, scale = _keep(x, p)
-    return (x * keep).mul_(scale)
+    return x * keep_mask(x, p)
+
+
+class _ResidualDropout(torch.autograd.Function):
+    """``x + keep * y``; its backward is one pass (``g * keep``), where autograd's ``addcmul`` backward
+    would also multiply by its ``value`` in a second one."""
+
+    @staticmethod
+    def forward(ctx, x, y, keep):
+        ctx.save_for_backward(keep)
+        return torch.addcmul(x, y, keep)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return grad, grad * keep, None
 
 
 def residual_dropout(x: torch.Tensor, y: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """``x + dropout(y)`` in one fused op."""
     if not training or p <= 0.0:
         return x + y
-    keep, scale = _keep(y, p)
-    return torch.addcmul(x, y, keep, value=scale)
+    return _ResidualDropout.apply(x, y, keep_mask(y, p))
 
 
 def attention_mask(key_mask: torch.Tensor) -> torch.Tensor | None:
@@ -109,7 +137,7 @@ class Block(nn.Module):
         self.proj = EnsembleLinear(members, hidden, hidden, std=proj_std)
         self.ln2 = EnsembleLayerNorm(members, hidden)
         self.fc = EnsembleLinear(members, hidden, 4 * hidden)
-        self.act = activation_layer(activation)
+        self.act, self.relu = activation_layer(activation), activation == "relu"
         self.out = EnsembleLinear(members, 4 * hidden, hidden, std=proj_std)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -124,8 +152,12 @@ class Block(nn.Module):
                 rows: slice | None = None) -> torch.Tensor:
         E, B, L, d = x.shape
         H = self.n_heads
-        qkv = self.qkv(self.ln1(x, member), member).view(E * B, L, 3 * d)
-        q, k, v = (t.view(E * B, L, H, d // H).transpose(1, 2) for t in qkv.split(d, dim=-1))  # [E*B, H, L, dh]
+        z = self.ln1(x, member)
+        if self.blocked(z, member):
+            parts = qkv_projection(z.view(E, B * L, d), *self.params(self.qkv, member))  # 3 x [E, B * L, d]
+        else:
+            parts = self.qkv(z, member).split(d, dim=-1)  # 3 x [E, B, L, d]
+        q, k, v = (t.view(E * B, L, H, d // H).transpose(1, 2) for t in parts)  # [E*B, H, L, dh]
         if rows is not None:  # keep only the query rows the caller needs
             q, x = q[:, :, rows], x[:, :, rows]
             if mask is None:
@@ -136,8 +168,25 @@ class Block(nn.Module):
         a = self.attend(q, k, v, mask)  # [E * B, H, Lq, dh]
         Lq = a.shape[-2]
         x = residual_dropout(x, self.proj(a.transpose(1, 2).reshape(E, B, Lq, d), member), self.dropout, self.training)
-        h = self.out(self.act(self.fc(self.ln2(x, member), member)), member)
-        return residual_dropout(x, h, self.dropout, self.training)
+        return residual_dropout(x, self.feed_forward(self.ln2(x, member), member), self.dropout, self.training)
+
+    def feed_forward(self, z: torch.Tensor, member: int | None) -> torch.Tensor:
+        """``out(act(fc(z)))`` ``[E, B, L, d]``."""
+        if not (self.relu and self.blocked(z, member)):
+            return self.out(self.act(self.fc(z, member)), member)
+        E, d = z.shape[0], z.shape[-1]
+        return relu_mlp(z.reshape(E, -1, d), *self.params(self.fc, member), *self.params(self.out, member)).view(z.shape)
+
+    def blocked(self, z: torch.Tensor, member: int | None) -> bool:
+        """Whether to train through :mod:`offmarl.nets.blocked` (same functions, faster): only when gradients
+        are being recorded (inference gains nothing) and ``z`` has one slice per member used."""
+        return torch.is_grad_enabled() and z.shape[0] == (self.qkv.members if member is None else 1)
+
+    @staticmethod
+    def params(layer: EnsembleLinear, member: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``layer``'s weight ``[E, out, in]`` and bias ``[E, out]``, or member ``member``'s as ``E = 1``."""
+        pick = slice(None) if member is None else slice(member, member + 1)
+        return layer.weight[pick], layer.bias[pick]
 
 
 class CausalTransformer(nn.Module):
