@@ -205,10 +205,12 @@ class DecisionTransformer(nn.Module):
         r, o, a = (torch.where(live, x, 0.0) for x in (r, o, a))  # are then constants, whatever the pads held)
         t = torch.where(key_mask, t, 0)
         tokens = torch.stack([self.embed_rtg(r, member), self.embed_obs(o, member), self.embed_act(a, member)], dim=3)
-        tokens = tokens.flatten(2, 3)  # [E, B', 3K, d] ordered R_1, o_1, a_1, R_2, ...
-        t3 = t.repeat_interleave(3, dim=-1)  # [E|1, B', 3K]
+        # [E, B', 3K - 1, d] ordered R_1, o_1, a_1, R_2, ..., o_K: the last action token is left out, since no
+        # o_t attends to it (same outputs, 1/3K fewer tokens)
+        tokens = tokens.flatten(2, 3)[:, :, :-1]
+        t3 = t.repeat_interleave(3, dim=-1)[..., :-1]  # [E|1, B', 3K - 1]
         rows = slice(3 * K - 2, 3 * K - 1) if last_only else slice(1, None, 3)  # the o_t tokens
-        h_obs = self.transformer(tokens, t3, key_mask.repeat_interleave(3, dim=-1), member, rows)  # [E, B', K|1, d]
+        h_obs = self.transformer(tokens, t3, key_mask.repeat_interleave(3, dim=-1)[:, :-1], member, rows)  # [E, B', K|1, d]
         out, feats = self.head(h_obs, member)  # [Eh, B', K|1, *]
         if spec.layout == "shared":
             out, feats = out.reshape(m, B, -1, out.shape[-1]), feats.reshape(m, B, -1, feats.shape[-1])

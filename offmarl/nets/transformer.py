@@ -118,8 +118,16 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     with a cheaper dropout); ``mask`` as in :meth:`Block.attend`."""
     if mask is None:
         mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril_()
-    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))
-    probs = torch.softmax(scores.masked_fill_(~mask, float("-inf")), dim=-1)
+    N, H, Lq, dh = q.shape
+    L = k.shape[-2]
+    # the mask as 0 / -inf added inside the matmul (no masking pass over the scores nor their gradient),
+    # then scaled in place (-inf stays -inf); baddbmm's alpha would cost a pass over q's and k's gradients
+    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+    if bias.dim() == 4:  # [N | 1, H | 1, Lq, L]; a 2-D causal mask broadcasts as it is
+        bias = bias.expand(N, H, Lq, L).reshape(N * H, Lq, L)
+    scores = torch.baddbmm(bias, q.reshape(N * H, Lq, dh), k.reshape(N * H, L, dh).transpose(1, 2))
+    scores = scores.mul_(1.0 / math.sqrt(dh))
+    probs = torch.softmax(scores, dim=-1).view(N, H, Lq, L)
     return torch.matmul(dropout(probs, p), v)
 
 
