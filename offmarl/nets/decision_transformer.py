@@ -4,7 +4,8 @@ Token layout (Chen et al. 2021; kzl's ``decision_transformer.py``): per step t t
 ``(R̂_t, o_t, a_t)``, each a linear embedding of its input plus the embedding of the step's timestep,
 interleaved into a sequence of ``3K`` tokens for a window of K steps. The action a_t is predicted from
 the output at the o_t token (which, by causality, has seen R̂_{≤t}, o_{≤t}, a_{<t}). Discrete actions:
-logits (cross-entropy); continuous: ``tanh`` scaled to the action bounds (MSE), as kzl.
+logits (cross-entropy); continuous: ``tanh`` scaled to the action bounds (MSE), as kzl. Departure for
+speed, same outputs: the last action token a_K is left out (``3K - 1`` tokens), since no o_t attends to it.
 
 The *input layout* decides what one "agent sequence" is, so IDT, MADT, the centralized teacher and the
 students share this one module (Tseng et al. §3, ``001_9fffdde4843a62eb.txt``; App. B.1/B.3, ``000_…``):

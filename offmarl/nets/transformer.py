@@ -20,8 +20,7 @@ per-element Bernoulli generator per attention weight, which costs as much as the
 dropouts use :func:`dropout` / :func:`residual_dropout`, which draw 16 random bits per element from
 64-bit words (4x fewer generator calls; the drop probability is rounded to a multiple of 2^-16, e.g.
 0.1 -> 0.100006); on the CPU the words come from numpy's SFC64 generator seeded from torch's
-(:func:`_random_words`). In training, a block's query/key/value projection and ReLU MLP run through
-:mod:`offmarl.nets.blocked` (the same functions, computed in cache-sized blocks of rows).
+(:func:`_random_words`).
 
 Precision: under ``torch.autocast(..., torch.bfloat16)`` the token embeddings come out of bf16 matmuls
 and the whole residual stream stays bf16 (LayerNorm statistics are accumulated in fp32 by the kernel);
@@ -46,7 +45,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from offmarl.nets.ensemble import EnsembleEmbedding, EnsembleLayerNorm, EnsembleLinear
-from offmarl.nets.blocked import qkv_projection, relu_mlp
 from offmarl.nets.mlp import activation_layer
 
 _GRID = 65536  # dropout thresholds live on a 16-bit grid
@@ -145,7 +143,7 @@ class Block(nn.Module):
         self.proj = EnsembleLinear(members, hidden, hidden, std=proj_std)
         self.ln2 = EnsembleLayerNorm(members, hidden)
         self.fc = EnsembleLinear(members, hidden, 4 * hidden)
-        self.act, self.relu = activation_layer(activation), activation == "relu"
+        self.act = activation_layer(activation)
         self.out = EnsembleLinear(members, 4 * hidden, hidden, std=proj_std)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -160,12 +158,8 @@ class Block(nn.Module):
                 rows: slice | None = None) -> torch.Tensor:
         E, B, L, d = x.shape
         H = self.n_heads
-        z = self.ln1(x, member)
-        if self.blocked(z, member):
-            parts = qkv_projection(z.view(E, B * L, d), *self.params(self.qkv, member))  # 3 x [E, B * L, d]
-        else:
-            parts = self.qkv(z, member).split(d, dim=-1)  # 3 x [E, B, L, d]
-        q, k, v = (t.view(E * B, L, H, d // H).transpose(1, 2) for t in parts)  # [E*B, H, L, dh]
+        qkv = self.qkv(self.ln1(x, member), member).view(E * B, L, 3 * d)
+        q, k, v = (t.view(E * B, L, H, d // H).transpose(1, 2) for t in qkv.split(d, dim=-1))  # [E*B, H, L, dh]
         if rows is not None:  # keep only the query rows the caller needs
             q, x = q[:, :, rows], x[:, :, rows]
             if mask is None:
@@ -176,25 +170,8 @@ class Block(nn.Module):
         a = self.attend(q, k, v, mask)  # [E * B, H, Lq, dh]
         Lq = a.shape[-2]
         x = residual_dropout(x, self.proj(a.transpose(1, 2).reshape(E, B, Lq, d), member), self.dropout, self.training)
-        return residual_dropout(x, self.feed_forward(self.ln2(x, member), member), self.dropout, self.training)
-
-    def feed_forward(self, z: torch.Tensor, member: int | None) -> torch.Tensor:
-        """``out(act(fc(z)))`` ``[E, B, L, d]``."""
-        if not (self.relu and self.blocked(z, member)):
-            return self.out(self.act(self.fc(z, member)), member)
-        E, d = z.shape[0], z.shape[-1]
-        return relu_mlp(z.reshape(E, -1, d), *self.params(self.fc, member), *self.params(self.out, member)).view(z.shape)
-
-    def blocked(self, z: torch.Tensor, member: int | None) -> bool:
-        """Whether to train through :mod:`offmarl.nets.blocked` (same functions, faster): only when gradients
-        are being recorded (inference gains nothing) and ``z`` has one slice per member used."""
-        return torch.is_grad_enabled() and z.shape[0] == (self.qkv.members if member is None else 1)
-
-    @staticmethod
-    def params(layer: EnsembleLinear, member: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``layer``'s weight ``[E, out, in]`` and bias ``[E, out]``, or member ``member``'s as ``E = 1``."""
-        pick = slice(None) if member is None else slice(member, member + 1)
-        return layer.weight[pick], layer.bias[pick]
+        h = self.out(self.act(self.fc(self.ln2(x, member), member)), member)
+        return residual_dropout(x, h, self.dropout, self.training)
 
 
 class CausalTransformer(nn.Module):
