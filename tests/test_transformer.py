@@ -172,6 +172,10 @@ def test_dropout_rate_scale_and_determinism():
     assert dropout(x, 0.1, training=False) is x and dropout(x, 0.0) is x
     torch.manual_seed(0)
     assert torch.equal(residual_dropout(torch.full_like(x, 2.0), x, 0.1), 2.0 + y)
+    base, branch = torch.full_like(x, 2.0).requires_grad_(), x.clone().requires_grad_()
+    torch.manual_seed(0)
+    residual_dropout(base, branch, 0.1).sum().backward()
+    assert torch.equal(base.grad, torch.ones_like(x)) and torch.equal(branch.grad, y)  # d/d(branch) = the scaled mask
 
 
 def test_explicit_softmax_attention_equals_sdpa():
@@ -187,6 +191,12 @@ def test_explicit_softmax_attention_equals_sdpa():
                           atol=1e-6)
     assert torch.allclose(softmax_attention(q, k, v, None, 0.0), F.scaled_dot_product_attention(q, k, v, is_causal=True),
                           atol=1e-6)
+    q, k, v = (t.double().requires_grad_() for t in (q, k, v))
+    for m in (mask, None):  # the mask is added inside the score matmul: gradients as SDPA's
+        ours = torch.autograd.grad(softmax_attention(q, k, v, m, 0.0).square().sum(), (q, k, v))
+        sdpa = torch.autograd.grad(F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=m is None).square().sum(),
+                                   (q, k, v))
+        assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(ours, sdpa))
 
 
 def test_out_rows_and_last_only_equal_the_full_computation():
