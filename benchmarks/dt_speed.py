@@ -28,8 +28,8 @@ Both models are kzl's layout with one linear action head (offmarl's ``feature_di
 MLP head would add a hidden layer), initialised alike (GPT-2's N(0, 0.02); offmarl's library default for
 the head is ``torch.nn.Linear``'s, as kzl, so the benchmark re-initialises it). Remaining differences:
 offmarl zeroes the inputs of pad steps, leaves out the last action token and skips the non-o_t rows of
-the last block (same outputs, fewer FLOPs); HF adds a learned position-0 embedding to every token and also predicts states and returns
-(unused, as in kzl).
+the last block (same outputs, fewer FLOPs); HF adds a learned position-0 embedding to every token and
+also predicts states and returns (unused, as in kzl).
 ``--quick``: 300 steps, 1 seed (the loss check then uses the last 100 of 300 steps).
 """
 
