@@ -224,3 +224,36 @@ def test_linear_head_option_and_its_guard():
     with pytest.raises(ValueError, match="joint .* same feature"):
         DTSpec("joint", n_agents=3, obs_dim=4, discrete=True, n_actions=5, hidden=16, n_layers=1, n_heads=2,
                dropout=0.0, activation="relu", feature_dim=0, max_timestep=12)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("rows", [None, slice(1, None, 3)])
+def test_one_head_attention_equals_the_generic_path_with_the_same_dropout(padded, rows):
+    from offmarl.nets.transformer import Block, softmax_attention
+
+    block = Block(members=1, hidden=8, n_heads=1, dropout=0.3, activation="relu", n_layers=1).train()
+    g = torch.Generator().manual_seed(0)
+    qkv = torch.randn(3, 7, 24, generator=g, dtype=torch.float64, requires_grad=True)  # [N, L, 3d]
+    key_mask = torch.ones(3, 7, dtype=torch.bool)
+    if padded:
+        key_mask[1, :3] = False
+        key_mask[2, :6] = False
+    mask = attention_mask(key_mask)
+    torch.manual_seed(5)
+    ours = block.attend(qkv, mask, rows)  # one head with dropout: the fused-gradient function
+    assert ours.grad_fn.name() == "_OneHeadAttentionBackward"
+    q, k, v = (t[:, None] for t in qkv.split(8, dim=-1))  # [N, 1, L, d]
+    ref_mask = torch.ones(7, 7, dtype=torch.bool).tril_() if mask is None else mask
+    if rows is not None:
+        q, ref_mask = q[:, :, rows], ref_mask[..., rows, :]
+    torch.manual_seed(5)  # the same dropout draws
+    ref = softmax_attention(q, k, v, ref_mask, 0.3)[:, 0]
+    assert ours.shape == ref.shape == (3, 7 if rows is None else 2, 8)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    weight = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    (ours_grad,) = torch.autograd.grad((ours * weight).sum(), qkv)
+    (ref_grad,) = torch.autograd.grad((ref * weight).sum(), qkv)
+    assert torch.allclose(ours_grad, ref_grad, atol=1e-12)  # dq, dk, dv written into one gradient
+    if rows is not None:  # queries that were not kept get no gradient
+        dropped_rows = [i for i in range(7) if i not in range(7)[rows]]
+        assert torch.all(ours_grad[:, dropped_rows, :8] == 0)

@@ -136,7 +136,7 @@ class MLPHead(nn.Module):
         self.out = EnsembleLinear(members, feature_dim or hidden, out_dim, std=None)
 
     def forward(self, x: torch.Tensor, member: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        f = x if self.fc is None else self.act(self.fc(x, member))
+        f = x if self.fc is None else self.fc(x, member, self.act)
         return self.out(f, member), f
 
 

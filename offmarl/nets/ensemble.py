@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from offmarl.nets.linear import linear, relu_mlp
+
 INIT_STD = 0.02
 
 
@@ -44,26 +46,50 @@ class EnsembleLinear(nn.Module):
             self.weight = nn.Parameter(torch.randn(members, out_features, in_features) * std)
             self.bias = nn.Parameter(torch.zeros(members, out_features)) if bias else None
 
-    def forward(self, x: torch.Tensor, member: int | None = None) -> torch.Tensor:
+    def single(self, member: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The 2-D weight and 1-D bias of the one map that ``forward(x, member)`` applies: member ``member``'s,
+        or the only one (``E == 1``, as views: their backward needs no scatter into the stacked gradient);
+        None when the call would apply every member (``E > 1``, ``member=None``)."""
+        if member is None and self.members > 1:
+            return None
+        if member is None:
+            return self.weight.view(self.out_features, self.in_features), None if self.bias is None else self.bias.view(-1)
+        return self.weight[member], None if self.bias is None else self.bias[member]
+
+    def forward(self, x: torch.Tensor, member: int | None = None, activation: nn.Module | None = None) -> torch.Tensor:
+        """``activation``: applied to the output; an ``nn.ReLU`` is fused into the matmul where
+        :func:`offmarl.nets.linear.linear` can."""
         E = self.members
-        if member is not None:
-            return F.linear(x, self.weight[member], None if self.bias is None else self.bias[member])
-        if E == 1:  # a view, not an index: its backward needs no scatter into the stacked gradient
-            return F.linear(x, self.weight.view(self.out_features, self.in_features),
-                            None if self.bias is None else self.bias.view(-1))
+        relu = isinstance(activation, nn.ReLU)
+        if activation is not None and not relu:
+            return activation(self.forward(x, member))
+        single = self.single(member)
+        if single is not None:
+            return linear(x, *single, relu)
         if x.shape[0] == 1:  # one input shared by all members: a single matmul against the stacked weights
-            y = F.linear(x[0], self.weight.reshape(E * self.out_features, self.in_features),
-                         None if self.bias is None else self.bias.reshape(-1))  # [..., E * out]
+            y = linear(x[0], self.weight.reshape(E * self.out_features, self.in_features),
+                       None if self.bias is None else self.bias.reshape(-1), relu)  # [..., E * out]
             return y.unflatten(-1, (E, self.out_features)).movedim(-2, 0)
         if x.shape[0] != E:
             raise ValueError(f"EnsembleLinear with {E} members got input with leading dim {x.shape[0]}")
         flat = x.reshape(E, -1, self.in_features)  # [E, N, in]
         w = self.weight.transpose(1, 2)  # [E, in, out]
         y = torch.bmm(flat, w) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(1), flat, w)
-        return y.reshape(*x.shape[:-1], self.out_features)
+        y = y.reshape(*x.shape[:-1], self.out_features)
+        return torch.relu(y) if relu else y
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in={self.in_features}, out={self.out_features}, bias={self.bias is not None}"
+
+
+def two_layers(first: EnsembleLinear, second: EnsembleLinear, x: torch.Tensor, member: int | None,
+               activation: nn.Module) -> torch.Tensor:
+    """``second(activation(first(x)))``; with ReLU and one map per layer, as one
+    :func:`offmarl.nets.linear.relu_mlp` (whose backward needs no fresh tensor for ReLU's gradient)."""
+    a, b = first.single(member), second.single(member)
+    if isinstance(activation, nn.ReLU) and a is not None and b is not None:
+        return relu_mlp(x, *a, *b)
+    return second(first(x, member, activation), member)
 
 
 class EnsembleLayerNorm(nn.Module):

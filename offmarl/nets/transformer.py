@@ -16,7 +16,10 @@ cannot reach a real position; outputs at pad positions are finite and meaningles
 Attention runs on ``torch.nn.functional.scaled_dot_product_attention`` (its ``is_causal`` fast path when
 nothing is padded). Departure for speed, same math: when attention dropout is active (training with
 ``dropout > 0``) the softmax is computed explicitly, because SDPA's CPU dropout draws one value of the
-per-element Bernoulli generator per attention weight, which costs as much as the attention matmuls. All
+per-element Bernoulli generator per attention weight, which costs as much as the attention matmuls; with
+one head (kzl's configuration) by :class:`_OneHeadAttention`, which reads q, k and v as views of the
+fused projection and writes their gradients into one tensor. The linear layers and the ReLU MLP run on
+:mod:`offmarl.nets.linear` (oneDNN's matmul on the CPU in fp32, ReLU fused). All
 dropouts use :func:`dropout` / :func:`residual_dropout`, which draw 16 random bits per element from
 64-bit words (4x fewer generator calls; the drop probability is rounded to a multiple of 2^-16, e.g.
 0.1 -> 0.100006); on the CPU the words come from numpy's SFC64 generator seeded from torch's
@@ -41,8 +44,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
-from offmarl.nets.ensemble import EnsembleEmbedding, EnsembleLayerNorm, EnsembleLinear
+from offmarl.nets.ensemble import EnsembleEmbedding, EnsembleLayerNorm, EnsembleLinear, two_layers
 from offmarl.nets.mlp import activation_layer
 
 _GRID = 65536  # dropout thresholds live on a 16-bit grid
@@ -65,8 +69,10 @@ def _keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     bits = _random_words((x.numel() + 3) // 4, x.device).view(torch.int16)[: x.numel()].view(x.shape)
     # int16 bits are uniform over [-2^15, 2^15); the comparison runs in place (0/1 int16): a bool result
     # is ~7x slower on CPU, and torch.where slower still
-    keep = bits.ge_(threshold - _GRID // 2).to(x.dtype)
-    return keep.mul_(_GRID / (_GRID - threshold))
+    keep, scale = bits.ge_(threshold - _GRID // 2), _GRID / (_GRID - threshold)
+    if x.dtype == torch.get_default_dtype():  # int16 times a Python float: x's dtype, in one pass
+        return torch.mul(keep, scale)
+    return keep.to(x.dtype).mul_(scale)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -108,22 +114,74 @@ def attention_mask(key_mask: torch.Tensor) -> torch.Tensor | None:
     return ((causal & key_mask[:, None, :]) | eye).unsqueeze(1)
 
 
+def _mask_bias(mask: torch.Tensor, N: int, H: int, dtype: torch.dtype) -> torch.Tensor:
+    """``mask`` (bool, True = may attend; 4-D broadcastable to ``[N, H, Lq, L]``, or 2-D ``[Lq, L]``) as an
+    additive 0 / -inf bias ``[N * H, Lq, L]`` (a 2-D mask stays 2-D: it broadcasts in ``baddbmm``)."""
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+    if bias.dim() == 4:
+        bias = bias.expand(N, H, *mask.shape[-2:]).reshape(N * H, *mask.shape[-2:])
+    return bias
+
+
 def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                       p: float) -> torch.Tensor:
     """``softmax(q kᵀ / √dh + mask) v`` with :func:`dropout` on the attention weights (what SDPA computes,
-    with a cheaper dropout); ``mask`` as in :meth:`Block.attend`."""
+    with a cheaper dropout); ``q [N, H, Lq, dh]``, ``k, v [N, H, L, dh]``, ``mask`` as in :meth:`Block.attend`."""
     if mask is None:
         mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril_()
     N, H, Lq, dh = q.shape
     L = k.shape[-2]
+    bias = _mask_bias(mask, N, H, q.dtype)
     # the mask as 0 / -inf added inside the matmul (no masking pass over the scores nor their gradient),
     # then scaled in place (-inf stays -inf); baddbmm's alpha would cost a pass over q's and k's gradients
-    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-    if bias.dim() == 4:  # [N | 1, H | 1, Lq, L]; a 2-D causal mask broadcasts as it is
-        bias = bias.expand(N, H, Lq, L).reshape(N * H, Lq, L)
     scores = torch.baddbmm(bias, q.reshape(N * H, Lq, dh), k.reshape(N * H, L, dh).transpose(1, 2)).mul_(dh ** -0.5)
     probs = torch.softmax(scores, dim=-1).view(N, H, Lq, L)
     return torch.matmul(dropout(probs, p), v)
+
+
+class _OneHeadAttention(torch.autograd.Function):
+    """:func:`softmax_attention` with dropout for one head, read straight from the fused projection
+    ``qkv [N, L, 3d]`` (q, k, v are strided views of it; ``rows`` selects the query rows) -> ``[N, Lq, d]``.
+    Same math; its backward writes dq, dk and dv into one ``[N, L, 3d]`` gradient, where autograd's
+    backward of the split would concatenate three fresh tensors (a pass over cold memory per layer).
+    Runs in ``qkv``'s dtype with autocast off (what autocast computes these ops in anyway)."""
+
+    @staticmethod
+    def forward(ctx, qkv, bias, rows, p):
+        with torch.autocast(qkv.device.type, enabled=False):
+            d = qkv.shape[-1] // 3
+            q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]  # [N, L, d]
+            if rows is not None:
+                q = q[:, rows]  # [N, Lq, d]
+            scores = torch.baddbmm(bias.to(qkv.dtype), q, k.transpose(1, 2)).mul_(d ** -0.5)  # [N, Lq, L]
+            probs = torch.softmax(scores, dim=-1)
+            keep = _keep_mask(probs, p)
+            dropped = probs * keep
+            ctx.save_for_backward(qkv, probs, keep, dropped)
+            ctx.rows = rows
+            return torch.bmm(dropped, v)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # grad [N, Lq, d]
+        qkv, probs, keep, dropped = ctx.saved_tensors
+        with torch.autocast(qkv.device.type, enabled=False):
+            d = qkv.shape[-1] // 3
+            grad = grad.to(qkv.dtype)
+            q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+            grad_qkv = torch.empty_like(qkv)  # [N, L, 3d]
+            gq, gk, gv = grad_qkv[..., :d], grad_qkv[..., d:2 * d], grad_qkv[..., 2 * d:]
+            torch.bmm(dropped.transpose(1, 2), grad, out=gv)
+            g_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(keep)  # [N, Lq, L]
+            g_scores = torch._softmax_backward_data(g_probs, probs, -1, probs.dtype).mul_(d ** -0.5)
+            if ctx.rows is None:
+                torch.bmm(g_scores, k, out=gq)
+            else:
+                q = q[:, ctx.rows]
+                gq.zero_()  # queries the caller did not keep get no gradient
+                torch.bmm(g_scores, k, out=gq[:, ctx.rows])
+            torch.bmm(g_scores.transpose(1, 2), q, out=gk)
+        return grad_qkv, None, None, None
 
 
 class Block(nn.Module):
@@ -143,31 +201,39 @@ class Block(nn.Module):
         self.act = activation_layer(activation)
         self.out = EnsembleLinear(members, 4 * hidden, hidden, std=proj_std)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """``q [N, H, Lq, dh]``, ``k, v [N, H, L, dh]``, ``mask`` bool broadcastable to ``[N, H, Lq, L]``
-        (None: plain causal, Lq = L) -> ``[N, H, Lq, dh]``."""
+    def attend(self, qkv: torch.Tensor, mask: torch.Tensor | None, rows: slice | None) -> torch.Tensor:
+        """``qkv [N, L, 3d]`` (the fused projection), ``mask`` bool broadcastable to ``[N, H, L, L]`` (None:
+        plain causal), ``rows``: the query rows to keep (None: all) -> ``[N, Lq, d]``."""
+        N, L, d3 = qkv.shape
+        d, H = d3 // 3, self.n_heads
         p = self.dropout if self.training else 0.0
+        if rows is not None:
+            if mask is None:
+                mask = torch.ones(L, L, dtype=torch.bool, device=qkv.device).tril_()
+            mask = mask[..., rows, :]
+        if p > 0.0 and H == 1:
+            causal = torch.ones(L, L, dtype=torch.bool, device=qkv.device).tril_() if mask is None else mask
+            return _OneHeadAttention.apply(qkv, _mask_bias(causal, N, 1, qkv.dtype), rows, p)
+        q, k, v = (t.view(N, L, H, d // H).transpose(1, 2) for t in qkv.split(d, dim=-1))  # [N, H, L, dh]
+        if rows is not None:
+            q = q[:, :, rows]
         if p == 0.0:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
-        return softmax_attention(q, k, v, mask, p)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+        else:
+            a = softmax_attention(q, k, v, mask, p)
+        return a.transpose(1, 2).reshape(N, -1, d)  # [N, Lq, d]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, member: int | None,
                 rows: slice | None = None) -> torch.Tensor:
         E, B, L, d = x.shape
-        H = self.n_heads
         qkv = self.qkv(self.ln1(x, member), member).view(E * B, L, 3 * d)
-        q, k, v = (t.view(E * B, L, H, d // H).transpose(1, 2) for t in qkv.split(d, dim=-1))  # [E*B, H, L, dh]
         if rows is not None:  # keep only the query rows the caller needs
-            q, x = q[:, :, rows], x[:, :, rows]
-            if mask is None:
-                mask = torch.ones(L, L, dtype=torch.bool, device=x.device).tril_()
-            mask = mask[..., rows, :]
+            x = x[:, :, rows]
         if mask is not None and mask.dim() == 4 and mask.shape[0] > 1 and E > 1:
-            mask = mask.repeat(E, 1, 1, 1)  # [E * B, 1, Lq, L]; the same key mask for every member
-        a = self.attend(q, k, v, mask)  # [E * B, H, Lq, dh]
-        Lq = a.shape[-2]
-        x = residual_dropout(x, self.proj(a.transpose(1, 2).reshape(E, B, Lq, d), member), self.dropout, self.training)
-        h = self.out(self.act(self.fc(self.ln2(x, member), member)), member)
+            mask = mask.repeat(E, 1, 1, 1)  # [E * B, 1, L, L]; the same key mask for every member
+        a = self.attend(qkv, mask, rows)  # [E * B, Lq, d]
+        x = residual_dropout(x, self.proj(a.view(E, B, -1, d), member), self.dropout, self.training)
+        h = two_layers(self.fc, self.out, self.ln2(x, member), member, self.act)
         return residual_dropout(x, h, self.dropout, self.training)
 
 
