@@ -190,9 +190,13 @@ def test_the_best_evaluation_keeps_its_weights_and_ties_keep_the_earlier(tmp_pat
     assert not (tmp_path / "no_eval" / "best").exists()  # nothing evaluated, nothing selected
 
 
-def test_bf16_runs_updates_under_autocast(toy):
+def test_bf16_runs_updates_under_autocast(toy, monkeypatch):
+    from offmarl.train import loop
+
     algo = TwoStage(toy.spec, AlgoConfig(steps=2))
-    fit(algo, toy, None, cfg(precision="bf16"))
+    monkeypatch.setattr(loop, "native_bf16", lambda device: False)  # e.g. an AVX2-only CPU: the user is told
+    with pytest.warns(UserWarning, match="without native bf16 .* emulated"):
+        fit(algo, toy, None, cfg(precision="bf16"))
     assert algo.precision == "bf16" and algo.autocast_seen == [True, True]
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainConfig(precision="fp16")

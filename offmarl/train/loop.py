@@ -34,6 +34,7 @@ import platform
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -47,6 +48,15 @@ from offmarl.train.run_dir import RunPaths, dataset_cards
 from offmarl.train.seeding import global_rng_state, seed_everything, set_global_rng_state
 
 PRECISIONS = ("fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls run on bf16 hardware: any CUDA device this PyTorch supports bf16 on, or a CPU
+    with AVX512-BF16 or AMX. Elsewhere (e.g. AVX2-only CPUs such as AMD Zen 3) oneDNN emulates them, about
+    10x slower than fp32 (BENCHMARKS.md, "Decision Transformer training speed")."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 Evaluator = Callable[[int], dict]
 
 
@@ -231,6 +241,9 @@ def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
 
     autocast = (torch.autocast(algo.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                 else contextlib.nullcontext())
+    if cfg.precision == "bf16" and not native_bf16(algo.device):
+        warnings.warn(f"--precision bf16 on a {algo.device.type} without native bf16 (no AVX512-BF16 or AMX on a CPU): "
+                      "its bf16 matmuls are emulated and train several times slower than fp32", stacklevel=2)
     bar = tqdm(total=total, initial=step, disable=not cfg.progress, dynamic_ncols=True, unit="step",
                desc=algo.name)
     first_step, session_time, last_row = step, 0.0, {}
