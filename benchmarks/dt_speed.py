@@ -1,6 +1,6 @@
 """Training speed of offmarl's Decision Transformer vs ``transformers.DecisionTransformerModel``.
 
-    .venv/bin/python benchmarks/dt_speed.py [--quick] [--steps 1000] [--seeds 3] [--precision fp32,bf16]
+    .venv/bin/python benchmarks/dt_speed.py [--quick] [--steps 1000] [--seeds 3] [--precision fp32[,bf16]]
                                             [--threads N] [--json out.json]
 
 Both models get kzl's configuration (hidden 128, 3 layers, 1 head, 4x MLP, ReLU, dropout 0.1, K = 20,
@@ -10,10 +10,13 @@ like kzl's ``get_batch``, about a fifth of them) of a synthetic continuous-contr
 MSE of the tanh-squashed action over real positions (kzl). Optimizer for both: AdamW (lr 1e-4, weight
 decay 1e-4, fused), gradient-norm clip 0.25; no warm-up. ``--precision bf16`` runs forward and loss
 under ``torch.autocast("cpu", torch.bfloat16)`` (weights and optimizer stay fp32), as ``offmarl train
---precision bf16`` does.
+--precision bf16`` does. The default is both precisions, or fp32 alone on a CPU without native bf16
+(AVX512-BF16 or AMX), where oneDNN emulates bf16 matmuls far slower than fp32 (a bf16 run there measures
+the emulation, and the bf16 goals cannot be met).
 
-The two models train in the same process, one step of each in turn on the same batch, so a changing
-machine load (a shared 2-core CPU) affects both alike. Speed is measured in steps per second of the
+Both models, in every precision run, train in the same process, one step of each in turn on the same
+batch (the order rotating), so a changing machine load (a shared 2-core CPU) affects all of them alike,
+the cross-precision ratio (our bf16 vs HF fp32) included. Speed is measured in steps per second of the
 process's CPU time (``time.process_time``), which other processes' load does not inflate; with the
 default ``--threads 1`` that is the single-core training speed (wall-clock steps/s are printed too).
 Reported per (model, precision): steps/s (median over seeds, timed after 10 warm-up steps),
@@ -47,6 +50,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from offmarl.train.loop import native_bf16
 
 STATE_DIM, ACT_DIM, K, BATCH, HIDDEN, LAYERS, HEADS, MAX_EP_LEN = 11, 3, 20, 64, 128, 3, 1, 1000
 LR, WD, CLIP, DROPOUT = 1e-4, 1e-4, 0.25, 0.1
@@ -185,21 +190,31 @@ class Trainer:
             self.wall_seconds += time.perf_counter() - t0
 
 
-def train_pair(precision: str, seed: int, steps: int) -> dict[str, Run]:
-    """Train offmarl's and HF's model on the same batches, one step of each in turn (alternating which
-    goes first), so that a changing machine load affects both timings alike."""
-    trainers = {which: Trainer(which, precision, seed) for which in BUILDERS}
+def train_group(precisions: list[str], seed: int, steps: int) -> dict[tuple[str, str], Run]:
+    """Train offmarl's and HF's model in every precision on the same batches, one step of each in turn
+    (the order rotating every step), so that a changing machine load affects every timing alike -- the
+    cross-precision ratio (our bf16 vs HF fp32) included."""
+    trainers = {(which, p): Trainer(which, p, seed) for p in precisions for which in BUILDERS}
     data = SyntheticWindows(seed)
     probe = data.sample()
-    flops = {which: t.flops(probe) for which, t in trainers.items()}
+    flops = {key: t.flops(probe) for key, t in trainers.items()}
     warm = min(10, steps // 10)
     order = list(trainers)
     for i in range(steps):
         batch = data.sample()
-        for which in order if i % 2 == 0 else order[::-1]:
-            trainers[which].step(batch, timed=i >= warm)
+        shift = i % len(order)
+        for key in order[shift:] + order[:shift]:
+            trainers[key].step(batch, timed=i >= warm)
     n = steps - warm
-    return {which: Run(n / t.cpu_seconds, n / t.wall_seconds, t.losses, flops[which]) for which, t in trainers.items()}
+    return {key: Run(n / t.cpu_seconds, n / t.wall_seconds, t.losses, flops[key]) for key, t in trainers.items()}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def matmul_peak(precision: str, n: int = 2048, repeats: int = 10) -> float:
@@ -220,13 +235,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="300 steps, 1 seed")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default 1000)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds (default 3)")
-    parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--precision", default=None,
+                        help="comma-separated: fp32, bf16 (default both; fp32 alone on a CPU without native bf16)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: see the docstring)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     steps = args.steps or (300 if args.quick else 1000)
     seeds = args.seeds or (1 if args.quick else 3)
-    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    native = native_bf16(torch.device("cpu"))
+    precisions = [p.strip() for p in (args.precision or ("fp32,bf16" if native else "fp32")).split(",") if p.strip()]
+    if not native:
+        print(f"{cpu_name()} has no native bf16 (AVX512-BF16 or AMX): oneDNN emulates bf16 matmuls about 10x slower "
+              f"than fp32, so the bf16 goals cannot be met here" + ("" if "bf16" in precisions else
+              "; bf16 is left out (--precision fp32,bf16 to run it anyway)"), file=sys.stderr)
     if steps < 110:
         parser.error("--steps must be >= 110 (the loss check averages the last 100 steps)")
     torch.set_num_threads(args.threads)
@@ -238,13 +259,12 @@ def main(argv: list[str] | None = None) -> int:
 
     peaks = {p: matmul_peak(p) for p in precisions}
     results: dict[tuple[str, str], list[Run]] = {}
-    for precision in precisions:
-        for seed in range(seeds):
-            for which, run in train_pair(precision, seed, steps).items():
-                results.setdefault((which, precision), []).append(run)
-                print(f"  {which:8s} {precision} seed {seed}: {run.steps_per_s:6.2f} steps/s (CPU time), "
-                      f"{run.wall_steps_per_s:6.2f} (wall), "
-                      f"last-100 loss {np.mean(run.losses[-100:]):.5f}", file=sys.stderr, flush=True)
+    for seed in range(seeds):
+        for (which, precision), run in train_group(precisions, seed, steps).items():
+            results.setdefault((which, precision), []).append(run)
+            print(f"  {which:8s} {precision} seed {seed}: {run.steps_per_s:6.2f} steps/s (CPU time), "
+                  f"{run.wall_steps_per_s:6.2f} (wall), "
+                  f"last-100 loss {np.mean(run.losses[-100:]):.5f}", file=sys.stderr, flush=True)
 
     # the peak is measured before and after the runs and the larger kept: on a shared machine a sibling
     # hyper-thread's load can halve a single measurement (seen: bf16 464 vs 1040 GFLOP/s)
@@ -252,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"## DT training speed: offmarl vs transformers.DecisionTransformerModel\n")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}, load average {load:.2f} at the end; "
+          f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if native else 'no'}), "
+          f"load average {load:.2f} at the end; "
           f"{steps} steps x {seeds} seed(s); batch {BATCH}, K {K}, hidden {HIDDEN}, {LAYERS} layers, {HEADS} head\n")
     print("| model | precision | steps/s (CPU time) | wall steps/s | speed-up vs HF (same precision) | GFLOP/step "
           "| % of matmul peak | last-100 loss |")
