@@ -22,10 +22,16 @@ def _grads(out: torch.Tensor, *leaves: torch.Tensor) -> tuple[torch.Tensor, ...]
     return torch.autograd.grad((out * weight).sum(), leaves)
 
 
+@pytest.fixture
+def onednn_for_all_sizes(monkeypatch):
+    """Small test products take oneDNN too (normally only products of ``ONEDNN_MIN_MACS`` and more)."""
+    monkeypatch.setattr(L, "ONEDNN_MIN_MACS", 0)
+
+
 @needs_onednn
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_equals_torch_forward_and_backward(relu, bias):
+def test_linear_equals_torch_forward_and_backward(relu, bias, onednn_for_all_sizes):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 7, 16, generator=g, requires_grad=True)  # [..., in]: leading dims are flattened
     w = torch.randn(24, 16, generator=g, requires_grad=True)
@@ -42,7 +48,7 @@ def test_linear_equals_torch_forward_and_backward(relu, bias):
 
 
 @needs_onednn
-def test_relu_mlp_equals_torch_and_skips_frozen_weights():
+def test_relu_mlp_equals_torch_and_skips_frozen_weights(onednn_for_all_sizes):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(5, 9, 8, generator=g, requires_grad=True)
     w1, w2 = torch.randn(32, 8, generator=g, requires_grad=True), torch.randn(6, 32, generator=g, requires_grad=True)
@@ -61,7 +67,14 @@ def test_relu_mlp_equals_torch_and_skips_frozen_weights():
                           atol=1e-4)
 
 
-def test_fallbacks_keep_torch_semantics():
+@needs_onednn
+def test_only_large_products_take_onednn():
+    x, w = torch.randn(2048, 128, requires_grad=True), torch.randn(256, 128)  # 2^26 multiply-adds: oneDNN
+    assert _backward_of(L.linear(x, w)) == "_OneDNNLinearBackward"
+    assert L.linear(x[:2047], w).grad_fn.name() == "MmBackward0"  # one row fewer: torch's own F.linear
+
+
+def test_fallbacks_keep_torch_semantics(onednn_for_all_sizes):
     g = torch.Generator().manual_seed(2)
     x, w, b = torch.randn(4, 8, generator=g), torch.randn(3, 8, generator=g), torch.randn(3, generator=g)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: F.linear, so the matmul runs in bf16

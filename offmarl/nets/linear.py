@@ -5,14 +5,14 @@ On the CPU in fp32 (no autocast) the forward and the input gradient run on oneDN
 (``torch.ops.mkldnn._linear_pointwise``, the op PyTorch's own inductor emits for CPU linears) and the
 weight gradient on MKL's (``torch.mm``), because that is the faster kernel for each product at the shapes
 of our transformers (``[B·L, 128] x [128, 512]`` and the like): measured on the 2-core AMD EPYC (Zen 3,
-AVX2) machines of this project, where MKL's ``addmm`` runs these shapes 15-40 % slower than oneDNN, while
-MKL is the faster one for the weight gradient ``gᵀ x`` (its inputs are transposed views, which oneDNN
-copies). The ReLU is fused into oneDNN's matmul as a post-op (no separate pass over the wide
+AVX2) machines of this project, where oneDNN runs the MLP's forward and input-gradient products 10-45 %
+faster than MKL's ``addmm`` (the q/k/v projection about alike), while MKL is the faster one for the
+weight gradient ``gᵀ x`` (its inputs are transposed views, which oneDNN copies). The ReLU is fused into oneDNN's matmul as a post-op (no separate pass over the wide
 activations, no stored pre-activation), and the bias is added inside the matmul (no broadcast copy).
 ``BENCHMARKS.md`` ("Decision Transformer training speed") has the figures.
 
-Everything else (CUDA, bf16/fp16 or autocast, a PyTorch without oneDNN) takes ``F.linear``: under bf16
-autocast PyTorch already runs the matmuls on oneDNN.
+Everything else (products smaller than ``ONEDNN_MIN_MACS`` multiply-adds, CUDA, bf16/fp16 or autocast, a
+PyTorch without oneDNN) takes ``F.linear``: under bf16 autocast PyTorch already runs the matmuls on oneDNN.
 """
 
 from __future__ import annotations
@@ -22,6 +22,20 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+# oneDNN costs ~30-70 us more per call than MKL, which only large products repay (rows x in x out
+# multiply-adds; measured with benchmarks/linear_kernels.py --rows): the DT's training batches at kzl's
+# size are above it (q/k/v 185 M, MLP 247 M), a policy's forward during evaluation below
+ONEDNN_MIN_MACS = 2 ** 26
+
+
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
+    """oneDNN's ``relu?(x Wᵀ + b)`` for 2-D tensors."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
+
+
+def _input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``g W`` on oneDNN, which reads the (small) transposed weight as its weight."""
+    return _onednn(grad, weight.t().contiguous())
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -29,7 +43,7 @@ class _OneDNNLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, relu: bool):
-        y = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")  # [N, out]
+        y = _onednn(x, weight, bias, relu)  # [N, out]
         ctx.save_for_backward(x, weight, y if relu else None)  # ReLU's backward needs only its output
         ctx.has_bias = bias is not None
         return y
@@ -38,15 +52,12 @@ class _OneDNNLinear(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         x, weight, y = ctx.saved_tensors
+        needs = ctx.needs_input_grad
         if y is not None:
             grad = torch.ops.aten.threshold_backward(grad, y, 0)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:  # g W: oneDNN reads the (small) transposed weight as its weight
-            grad_x = torch.ops.mkldnn._linear_pointwise(grad, weight.t().contiguous(), None, "none", [], "")
-        if ctx.needs_input_grad[1]:
-            grad_w = grad.t().mm(x)  # [out, in]
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad.sum(0)
+        grad_x = _input_grad(grad, weight) if needs[0] else None
+        grad_w = grad.t().mm(x) if needs[1] else None  # [out, in]
+        grad_b = grad.sum(0) if ctx.has_bias and needs[2] else None
         return grad_x, grad_w, grad_b, None
 
 
@@ -58,10 +69,10 @@ class _OneDNNReLUMLP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2):
-        h = torch.ops.mkldnn._linear_pointwise(x, w1, b1, "relu", [], "")  # [N, hidden]
+        h = _onednn(x, w1, b1, relu=True)  # [N, hidden]
         ctx.save_for_backward(x, w1, h, w2)
         ctx.has_bias = b1 is not None, b2 is not None
-        return torch.ops.mkldnn._linear_pointwise(h, w2, b2, "none", [], "")  # [N, out]
+        return _onednn(h, w2, b2)  # [N, out]
 
     @staticmethod
     @once_differentiable
@@ -70,17 +81,17 @@ class _OneDNNReLUMLP(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grad_w2 = grad.t().mm(h) if needs[3] else None
         grad_b2 = grad.sum(0) if ctx.has_bias[1] and needs[4] else None
-        grad_h = torch.ops.mkldnn._linear_pointwise(grad, w2.t().contiguous(), None, "none", [], "")
+        grad_h = _input_grad(grad, w2)
         torch.ops.aten.threshold_backward.grad_input(grad_h, h, 0, grad_input=grad_h)  # ReLU's mask, in place
-        grad_x = torch.ops.mkldnn._linear_pointwise(grad_h, w1.t().contiguous(), None, "none", [], "") if needs[0] else None
+        grad_x = _input_grad(grad_h, w1) if needs[0] else None
         grad_w1 = grad_h.t().mm(x) if needs[1] else None
         grad_b1 = grad_h.sum(0) if ctx.has_bias[0] and needs[2] else None
         return grad_x, grad_w1, grad_b1, grad_w2, grad_b2
 
 
 def _onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (_ONEDNN and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and x.numel() > 0
-            and not torch.is_autocast_enabled("cpu"))
+    return (_ONEDNN and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS and not torch.is_autocast_enabled("cpu"))
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:

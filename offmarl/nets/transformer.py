@@ -153,7 +153,7 @@ class _OneHeadAttention(torch.autograd.Function):
             q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]  # [N, L, d]
             if rows is not None:
                 q = q[:, rows]  # [N, Lq, d]
-            scores = torch.baddbmm(bias.to(qkv.dtype), q, k.transpose(1, 2)).mul_(d ** -0.5)  # [N, Lq, L]
+            scores = torch.baddbmm(bias, q, k.transpose(1, 2)).mul_(d ** -0.5)  # [N, Lq, L]
             probs = torch.softmax(scores, dim=-1)
             keep = _keep_mask(probs, p)
             dropped = probs * keep
@@ -207,13 +207,13 @@ class Block(nn.Module):
         N, L, d3 = qkv.shape
         d, H = d3 // 3, self.n_heads
         p = self.dropout if self.training else 0.0
+        one_head = p > 0.0 and H == 1
+        if mask is None and (rows is not None or one_head):
+            mask = torch.ones(L, L, dtype=torch.bool, device=qkv.device).tril_()
         if rows is not None:
-            if mask is None:
-                mask = torch.ones(L, L, dtype=torch.bool, device=qkv.device).tril_()
             mask = mask[..., rows, :]
-        if p > 0.0 and H == 1:
-            causal = torch.ones(L, L, dtype=torch.bool, device=qkv.device).tril_() if mask is None else mask
-            return _OneHeadAttention.apply(qkv, _mask_bias(causal, N, 1, qkv.dtype), rows, p)
+        if one_head:
+            return _OneHeadAttention.apply(qkv, _mask_bias(mask, N, 1, qkv.dtype), rows, p)
         q, k, v = (t.view(N, L, H, d // H).transpose(1, 2) for t in qkv.split(d, dim=-1))  # [N, H, L, dh]
         if rows is not None:
             q = q[:, :, rows]
