@@ -253,7 +253,7 @@ def test_one_head_attention_equals_the_generic_path_with_the_same_dropout(padded
     weight = torch.randn(ref.shape, generator=g, dtype=torch.float64)
     (ours_grad,) = torch.autograd.grad((ours * weight).sum(), qkv)
     (ref_grad,) = torch.autograd.grad((ref * weight).sum(), qkv)
-    assert torch.allclose(ours_grad, ref_grad, atol=1e-12)  # dq, dk, dv written into one gradient
+    assert torch.allclose(ours_grad, ref_grad, atol=1e-12)
     if rows is not None:  # queries that were not kept get no gradient
         dropped_rows = [i for i in range(7) if i not in range(7)[rows]]
         assert torch.all(ours_grad[:, dropped_rows, :8] == 0)

@@ -18,7 +18,7 @@ nothing is padded). Departure for speed, same math: when attention dropout is ac
 ``dropout > 0``) the softmax is computed explicitly, because SDPA's CPU dropout draws one value of the
 per-element Bernoulli generator per attention weight, which costs as much as the attention matmuls; with
 one head (kzl's configuration) by :class:`_OneHeadAttention`, which reads q, k and v as views of the
-fused projection and writes their gradients into one tensor. The linear layers and the ReLU MLP run on
+fused projection. The linear layers and the ReLU MLP run on
 :mod:`offmarl.nets.linear` (oneDNN's matmul on the CPU in fp32, ReLU fused). All
 dropouts use :func:`dropout` / :func:`residual_dropout`, which draw 16 random bits per element from
 64-bit words (4x fewer generator calls; the drop probability is rounded to a multiple of 2^-16, e.g.
@@ -142,9 +142,11 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
 class _OneHeadAttention(torch.autograd.Function):
     """:func:`softmax_attention` with dropout for one head, read straight from the fused projection
     ``qkv [N, L, 3d]`` (q, k, v are strided views of it; ``rows`` selects the query rows) -> ``[N, Lq, d]``.
-    Same math; its backward writes dq, dk and dv into one ``[N, L, 3d]`` gradient, where autograd's
-    backward of the split would concatenate three fresh tensors (a pass over cold memory per layer).
-    Runs in ``qkv``'s dtype with autocast off (what autocast computes these ops in anyway)."""
+    Same math in fewer passes than autograd through the general path, whose 4-D matmuls and head
+    reshapes copy q, k, v and their gradients. Its backward concatenates dq, dk, dv as autograd's backward
+    of the split would (writing them into one preallocated gradient instead is slower: ``bmm`` into a
+    strided output loops over the batch). Runs in ``qkv``'s dtype with autocast off (what autocast
+    computes these ops in anyway)."""
 
     @staticmethod
     def forward(ctx, qkv, bias, rows, p):
@@ -169,19 +171,17 @@ class _OneHeadAttention(torch.autograd.Function):
             d = qkv.shape[-1] // 3
             grad = grad.to(qkv.dtype)
             q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
-            grad_qkv = torch.empty_like(qkv)  # [N, L, 3d]
-            gq, gk, gv = grad_qkv[..., :d], grad_qkv[..., d:2 * d], grad_qkv[..., 2 * d:]
-            torch.bmm(dropped.transpose(1, 2), grad, out=gv)
-            g_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(keep)  # [N, Lq, L]
-            g_scores = torch._softmax_backward_data(g_probs, probs, -1, probs.dtype).mul_(d ** -0.5)
+            grad_v = torch.bmm(dropped.transpose(1, 2), grad)  # [N, L, d]
+            grad_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(keep)  # [N, Lq, L]
+            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype).mul_(d ** -0.5)
             if ctx.rows is None:
-                torch.bmm(g_scores, k, out=gq)
+                grad_q = torch.bmm(grad_scores, k)
             else:
                 q = q[:, ctx.rows]
-                gq.zero_()  # queries the caller did not keep get no gradient
-                torch.bmm(g_scores, k, out=gq[:, ctx.rows])
-            torch.bmm(g_scores.transpose(1, 2), q, out=gk)
-        return grad_qkv, None, None, None
+                grad_q = torch.zeros_like(grad_v)  # queries the caller did not keep get no gradient
+                grad_q[:, ctx.rows] = torch.bmm(grad_scores, k)
+            grad_k = torch.bmm(grad_scores.transpose(1, 2), q)
+        return torch.cat([grad_q, grad_k, grad_v], dim=-1), None, None, None
 
 
 class Block(nn.Module):
