@@ -7,8 +7,9 @@ weight gradient on MKL's (``torch.mm``), because that is the faster kernel for e
 of our transformers (``[B·L, 128] x [128, 512]`` and the like): measured on the 2-core AMD EPYC (Zen 3,
 AVX2) machines of this project, where oneDNN runs the MLP's forward and input-gradient products 10-45 %
 faster than MKL's ``addmm`` (the q/k/v projection about alike), while MKL is the faster one for the
-weight gradient ``gᵀ x`` (its inputs are transposed views, which oneDNN copies). The ReLU is fused into oneDNN's matmul as a post-op (no separate pass over the wide
-activations, no stored pre-activation), and the bias is added inside the matmul (no broadcast copy).
+weight gradient ``gᵀ x`` (its inputs are transposed views, which oneDNN copies). The ReLU is fused into
+oneDNN's matmul as a post-op (no separate pass over the wide activations, no stored pre-activation), and
+the bias is added inside the matmul (no broadcast copy).
 ``BENCHMARKS.md`` ("Decision Transformer training speed") has the figures.
 
 Everything else (products smaller than ``ONEDNN_MIN_MACS`` multiply-adds, CUDA, bf16/fp16 or autocast, a
@@ -38,6 +39,12 @@ def _input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return _onednn(grad, weight.t().contiguous())
 
 
+def _param_grads(grad: torch.Tensor, x: torch.Tensor, weight_needed: bool,
+                 bias_needed: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Weight gradient ``gᵀ x`` (on MKL) and bias gradient ``Σ_rows g``, each only when needed."""
+    return grad.t().mm(x) if weight_needed else None, grad.sum(0) if bias_needed else None
+
+
 class _OneDNNLinear(torch.autograd.Function):
     """``relu?(x Wᵀ + b)`` for 2-D fp32 CPU tensors ``x [N, in]``, ``W [out, in]``, ``b [out] | None``."""
 
@@ -56,9 +63,7 @@ class _OneDNNLinear(torch.autograd.Function):
         if y is not None:
             grad = torch.ops.aten.threshold_backward(grad, y, 0)
         grad_x = _input_grad(grad, weight) if needs[0] else None
-        grad_w = grad.t().mm(x) if needs[1] else None  # [out, in]
-        grad_b = grad.sum(0) if ctx.has_bias and needs[2] else None
-        return grad_x, grad_w, grad_b, None
+        return (grad_x, *_param_grads(grad, x, needs[1], ctx.has_bias and needs[2]), None)
 
 
 class _OneDNNReLUMLP(torch.autograd.Function):
@@ -79,13 +84,11 @@ class _OneDNNReLUMLP(torch.autograd.Function):
     def backward(ctx, grad):
         x, w1, h, w2 = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grad_w2 = grad.t().mm(h) if needs[3] else None
-        grad_b2 = grad.sum(0) if ctx.has_bias[1] and needs[4] else None
+        grad_w2, grad_b2 = _param_grads(grad, h, needs[3], ctx.has_bias[1] and needs[4])
         grad_h = _input_grad(grad, w2)
         torch.ops.aten.threshold_backward.grad_input(grad_h, h, 0, grad_input=grad_h)  # ReLU's mask, in place
         grad_x = _input_grad(grad_h, w1) if needs[0] else None
-        grad_w1 = grad_h.t().mm(x) if needs[1] else None
-        grad_b1 = grad_h.sum(0) if ctx.has_bias[0] and needs[2] else None
+        grad_w1, grad_b1 = _param_grads(grad_h, x, needs[1], ctx.has_bias[0] and needs[2])
         return grad_x, grad_w1, grad_b1, grad_w2, grad_b2
 
 

@@ -18,8 +18,8 @@ nothing is padded). Departure for speed, same math: when attention dropout is ac
 ``dropout > 0``) the softmax is computed explicitly, because SDPA's CPU dropout draws one value of the
 per-element Bernoulli generator per attention weight, which costs as much as the attention matmuls; with
 one head (kzl's configuration) by :class:`_OneHeadAttention`, which reads q, k and v as views of the
-fused projection. The linear layers and the ReLU MLP run on
-:mod:`offmarl.nets.linear` (oneDNN's matmul on the CPU in fp32, ReLU fused). All
+fused projection. The linear layers and the ReLU MLP run on :mod:`offmarl.nets.linear` (oneDNN's matmul
+on the CPU in fp32, ReLU fused). All
 dropouts use :func:`dropout` / :func:`residual_dropout`, which draw 16 random bits per element from
 64-bit words (4x fewer generator calls; the drop probability is rounded to a multiple of 2^-16, e.g.
 0.1 -> 0.100006); on the CPU the words come from numpy's SFC64 generator seeded from torch's
@@ -139,6 +139,12 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     return torch.matmul(dropout(probs, p), v)
 
 
+def _split_qkv(qkv: torch.Tensor, rows: slice | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Views ``q [N, Lq, d]``, ``k, v [N, L, d]`` of one head's fused projection ``qkv [N, L, 3d]``."""
+    q, k, v = qkv.split(qkv.shape[-1] // 3, dim=-1)
+    return (q if rows is None else q[:, rows]), k, v
+
+
 class _OneHeadAttention(torch.autograd.Function):
     """:func:`softmax_attention` with dropout for one head, read straight from the fused projection
     ``qkv [N, L, 3d]`` (q, k, v are strided views of it; ``rows`` selects the query rows) -> ``[N, Lq, d]``.
@@ -151,11 +157,8 @@ class _OneHeadAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, qkv, bias, rows, p):
         with torch.autocast(qkv.device.type, enabled=False):
-            d = qkv.shape[-1] // 3
-            q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]  # [N, L, d]
-            if rows is not None:
-                q = q[:, rows]  # [N, Lq, d]
-            scores = torch.baddbmm(bias, q, k.transpose(1, 2)).mul_(d ** -0.5)  # [N, Lq, L]
+            q, k, v = _split_qkv(qkv, rows)
+            scores = torch.baddbmm(bias, q, k.transpose(1, 2)).mul_(q.shape[-1] ** -0.5)  # [N, Lq, L]
             probs = torch.softmax(scores, dim=-1)
             keep = _keep_mask(probs, p)
             dropped = probs * keep
@@ -168,16 +171,14 @@ class _OneHeadAttention(torch.autograd.Function):
     def backward(ctx, grad):  # grad [N, Lq, d]
         qkv, probs, keep, dropped = ctx.saved_tensors
         with torch.autocast(qkv.device.type, enabled=False):
-            d = qkv.shape[-1] // 3
             grad = grad.to(qkv.dtype)
-            q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+            q, k, v = _split_qkv(qkv, ctx.rows)
             grad_v = torch.bmm(dropped.transpose(1, 2), grad)  # [N, L, d]
             grad_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(keep)  # [N, Lq, L]
-            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype).mul_(d ** -0.5)
+            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype).mul_(q.shape[-1] ** -0.5)
             if ctx.rows is None:
                 grad_q = torch.bmm(grad_scores, k)
             else:
-                q = q[:, ctx.rows]
                 grad_q = torch.zeros_like(grad_v)  # queries the caller did not keep get no gradient
                 grad_q[:, ctx.rows] = torch.bmm(grad_scores, k)
             grad_k = torch.bmm(grad_scores.transpose(1, 2), q)
