@@ -22,9 +22,9 @@ default ``--threads 1`` that is the single-core training speed (wall-clock steps
 Reported per (model, precision): steps/s (median over seeds, timed after 10 warm-up steps),
 the mean loss over the last 100 steps (mean over seeds), and the achieved fraction of this CPU's matmul
 peak: FLOPs of one training step (forward + backward, counted by ``torch.utils.flop_counter``) x steps/s
-/ the peak GFLOP/s of a large ``torch.matmul`` at the same precision (the better of a measurement before
-and one after the runs). Checks: ours >= 1.5x HF at the same
-precision; our bf16 >= 3x HF fp32; equal loss: the mean over seeds of the last-100-step mean loss within
+/ the peak GFLOP/s of a large matmul (``torch.matmul`` or oneDNN's linear, the faster) at the same
+precision (the better of a measurement before and one after the runs). Checks: ours >= 1.5x HF at the
+same precision; our bf16 >= 3x HF fp32; equal loss: the mean over seeds of the last-100-step mean loss within
 5 % of HF's (per-seed gaps are printed too: with different dropout draws single seeds differ by a few %).
 
 Both models are kzl's layout with one linear action head (offmarl's ``feature_dim=0``; its default
@@ -223,15 +223,22 @@ def cpu_name() -> str:
 
 
 def matmul_peak(precision: str, n: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of a large square matmul per second of process CPU time x threads (best of ``repeats``)."""
+    """GFLOP/s of a large square matmul per second of process CPU time x threads (best of ``repeats``),
+    the better of torch's ``matmul`` (MKL on the CPU) and oneDNN's linear: on some CPUs one of them is
+    about twice the other (seen: on an AVX-512 AMD EPYC, MKL 92 and oneDNN 207 GFLOP/s in fp32), and
+    offmarl's linear layers run on oneDNN where it is the faster."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.matmul(a, b)
+    kernels = [lambda: torch.matmul(a, b)]
+    if torch.backends.mkldnn.is_available():
+        kernels.append(lambda: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], ""))
     best = float("inf")
-    for _ in range(repeats):
-        c0 = time.process_time()
-        torch.matmul(a, b)
-        best = min(best, (time.process_time() - c0) / torch.get_num_threads())
+    for kernel in kernels:
+        kernel()
+        for _ in range(repeats):
+            c0 = time.process_time()
+            kernel()
+            best = min(best, (time.process_time() - c0) / torch.get_num_threads())
     return 2 * n ** 3 / best / 1e9
 
 
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                                                "peak_fraction": frac, "loss_last100": loss}
             print(f"| {which} | {precision} | {sps:.2f} | {wall:.2f} | {sps / hf_sps:.2f}x | {flops / 1e9:.2f} "
                   f"| {100 * frac:.1f} % | {loss:.5f} |")
-    print("\nmatmul peak (2048^3, best of 10 before and after the runs, per core): "
+    print("\nmatmul peak (2048^3, torch.matmul or oneDNN linear, best of 10 before and after the runs, per core): "
           + ", ".join(f"{p} {peaks[p]:.0f} GFLOP/s" for p in precisions))
 
     checks = []
