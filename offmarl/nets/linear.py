@@ -10,8 +10,9 @@ faster than MKL's ``addmm`` (the q/k/v projection about alike), while MKL is the
 weight gradient ``gᵀ x`` (its inputs are transposed views, which oneDNN copies). The ReLU is fused into
 oneDNN's matmul as a post-op (no separate pass over the wide activations, no stored pre-activation), and
 the bias is added inside the matmul (no broadcast copy). On an AVX-512 AMD EPYC (Zen 5, where MKL
-runs AVX2 code and oneDNN AVX-512) oneDNN is 1.5-2.3x MKL for the forward and input gradient, and for the
-weight gradient from 0.93x (q/k/v) to 1.7x (the MLP's second layer): the split is kept there too.
+runs AVX2 code and oneDNN AVX-512) oneDNN is 1.5-2.3x MKL for the forward and input gradient (up to
+2.9x with the fused ReLU), and for the weight gradient from 0.93x (q/k/v) to 1.7x (the MLP's second
+layer): the split is kept there too.
 ``BENCHMARKS.md`` ("Decision Transformer training speed") has the figures.
 
 Everything else (products smaller than ``ONEDNN_MIN_MACS`` multiply-adds, CUDA, bf16/fp16 or autocast, a
