@@ -24,8 +24,8 @@ the mean loss over the last 100 steps (mean over seeds), and the achieved fracti
 peak: FLOPs of one training step (forward + backward, counted by ``torch.utils.flop_counter``) x steps/s
 / the peak GFLOP/s of a large matmul (``torch.matmul`` or oneDNN's linear, the faster) at the same
 precision (the better of a measurement before and one after the runs). Checks: ours >= 1.5x HF at the
-same precision; our bf16 >= 3x HF fp32; equal loss: the mean over seeds of the last-100-step mean loss within
-5 % of HF's (per-seed gaps are printed too: with different dropout draws single seeds differ by a few %).
+same precision; our bf16 >= 3x HF fp32; equal loss: the mean over seeds of the last-100-step mean loss
+within 5 % of HF's (per-seed gaps are printed too: with different dropout draws single seeds differ by a few %).
 
 Both models are kzl's layout with one linear action head (offmarl's ``feature_dim=0``; its default
 MLP head would add a hidden layer), initialised alike (GPT-2's N(0, 0.02); offmarl's library default for
@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                                                "peak_fraction": frac, "loss_last100": loss}
             print(f"| {which} | {precision} | {sps:.2f} | {wall:.2f} | {sps / hf_sps:.2f}x | {flops / 1e9:.2f} "
                   f"| {100 * frac:.1f} % | {loss:.5f} |")
-    print("\nmatmul peak (2048^3, torch.matmul or oneDNN linear, best of 10 before and after the runs, per core): "
+    print("\nmatmul peak (2048^3, torch.matmul or oneDNN linear, best of 10 before and after the runs, "
+          "per core): "
           + ", ".join(f"{p} {peaks[p]:.0f} GFLOP/s" for p in precisions))
 
     checks = []

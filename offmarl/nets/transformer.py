@@ -175,7 +175,8 @@ class _OneHeadAttention(torch.autograd.Function):
             q, k, v = _split_qkv(qkv, ctx.rows)
             grad_v = torch.bmm(dropped.transpose(1, 2), grad)  # [N, L, d]
             grad_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(keep)  # [N, Lq, L]
-            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype).mul_(q.shape[-1] ** -0.5)
+            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+            grad_scores.mul_(q.shape[-1] ** -0.5)  # [N, Lq, L]
             if ctx.rows is None:
                 grad_q = torch.bmm(grad_scores, k)
             else:
