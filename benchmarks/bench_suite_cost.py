@@ -46,7 +46,7 @@ def _rate(algo, sampler, updates: int) -> float:
 
 
 def _build(cls, spec, config, dataset, seed: int = 0):
-    from offmarl.train.seeding import seed_everything
+    from offmarl.core.seeding import seed_everything
 
     seed_everything(seed)
     algo = cls(spec, config)

@@ -41,7 +41,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from offmarl.algos.base import build_config, get_algo_class, load_algo
     from offmarl.train.run_dir import dataset_cards, resolve_dataset
-    from offmarl.train.seeding import seed_everything
+    from offmarl.core.seeding import seed_everything
 
     cls = get_algo_class("distill")
     print("| dataset | point | reduction | real positions per batch | α L_rel / L_action | β L_KL / L_action | runs |")

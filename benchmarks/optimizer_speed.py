@@ -1,4 +1,4 @@
-"""Update speed with the fused Adam/AdamW of ``offmarl.train.optim`` vs torch's default (per-tensor) loop.
+"""Update speed with the fused Adam/AdamW of ``offmarl.core.optim`` vs torch's default (per-tensor) loop.
 
     .venv/bin/python benchmarks/optimizer_speed.py [--updates 60] [--dataset tseng/fill_in]
 
@@ -31,12 +31,12 @@ ALGOS = {
 
 def build(name: str, overrides: dict, data, card, fused: bool):
     from offmarl.algos.base import build_config, get_algo_class
-    from offmarl.train.seeding import seed_everything
+    from offmarl.core.seeding import seed_everything
 
     cls = get_algo_class(name.split(" ")[0])
     config = dataclasses.replace(build_config(cls, dict(overrides)), steps=100_000)
     seed_everything(0)
-    with mock.patch("offmarl.train.optim._fusable", return_value=fused):
+    with mock.patch("offmarl.core.optim._fusable", return_value=fused):
         algo = cls(card.spec, config)
     sampler = algo.make_sampler(data, 0)
     algo.on_fit_start(data, None)

@@ -250,20 +250,3 @@ def test_info_per_agent_file(tmp_path: Path) -> None:
     assert table.exit_code == 0 and all(f"[agent_{i}]" in table.stdout for i in range(3))
     bad = runner.invoke(app, ["info", str(path), "--agent", "7"])
     assert bad.exit_code == 2 and "agent 7 out of range" in bad.stderr
-
-
-def test_data_io_imports_only_envs_base_and_errors() -> None:
-    """DESIGN.md import direction: offmarl.data uses env specs only (plus offmarl.errors and itself)."""
-    import ast
-
-    import offmarl.data.io
-    import offmarl.data.validate
-
-    allowed = ("offmarl.envs.base", "offmarl.errors", "offmarl.data")
-    for module in (offmarl.data.io, offmarl.data.validate):
-        tree = ast.parse(Path(module.__file__).read_text())
-        imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
-        imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
-        for name in imported:
-            if name.startswith("offmarl"):
-                assert name.startswith(allowed), f"{module.__name__} imports {name}"

@@ -1,4 +1,4 @@
-"""offmarl.train.optim: the optimizers every algorithm builds, fused where torch can."""
+"""offmarl.core.optim: the optimizers every algorithm builds, fused where torch can."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
-from offmarl.train.optim import make_optimizer
+from offmarl.core.optim import make_optimizer
 
 
 def _net() -> nn.Module:

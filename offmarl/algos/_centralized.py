@@ -41,7 +41,7 @@ from offmarl.nets.action_head import ActionHead
 from offmarl.nets.agents import AGENT_KINDS, AgentNetwork
 from offmarl.nets.mixers import make_mixer
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.train.optim import make_optimizer
+from offmarl.core.optim import make_optimizer
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from offmarl.data.samplers import WindowSampler
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.decision_transformer import DecisionTransformer, DTOutput, DTSpec
-from offmarl.train.optim import make_optimizer
+from offmarl.core.optim import make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)

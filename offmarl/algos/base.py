@@ -116,7 +116,7 @@ class Algorithm(ABC):
     def save(self, path: str | Path) -> None:
         """Save weights + config + library version to directory ``path`` (loadable by :func:`load_algo`)."""
         from offmarl import __version__
-        from offmarl.train.checkpoint import atomic_torch_save
+        from offmarl.core.files import atomic_torch_save
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.mlp import MLP
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.train.optim import make_optimizer
+from offmarl.core.optim import make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,7 +50,7 @@ from offmarl.nets.action_head import ActionHead
 from offmarl.nets.mlp import MLP
 from offmarl.nets.vae import ConditionalVAE, Perturbation
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.train.optim import make_optimizer
+from offmarl.core.optim import make_optimizer
 
 VARIANTS = ("vd_tn", "vd", "tn", "bcq", "ddpg", "behavior")
 TN_ESTIMATORS = ("auto", "counts", "vae")

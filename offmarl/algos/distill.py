@@ -75,7 +75,7 @@ from offmarl.algos.teacher import Teacher
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead, mask_logits
 from offmarl.nets.mlp import MLP
-from offmarl.train.optim import make_optimizer
+from offmarl.core.optim import make_optimizer
 
 COS_EPS = 1e-6  # cosines are clamped to [-1 + eps, 1 - eps]: arccos has an infinite slope at ±1
 ARTIFACT = "teacher"
@@ -326,7 +326,7 @@ class Distill(DTAlgorithm):
                 "dataset": None if card is None else {k: getattr(card, k) for k in ("env_name", "episodes", "steps", "return_mean")}}
 
     def _save_artifact(self, path: Path) -> None:
-        from offmarl.train.checkpoint import atomic_torch_save
+        from offmarl.core.files import atomic_torch_save
 
         path.mkdir(parents=True, exist_ok=True)
         handoff = {"sampler": None if self._sampler is None else self._sampler.state_dict(),

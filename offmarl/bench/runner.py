@@ -30,7 +30,7 @@ Resumability (what "nothing lost, nothing done twice" rests on):
   bench (it has no eval.json), from its checkpoint when it has one.
 
 Threads: W workers each run ``torch.set_num_threads(max(1, cores // W))`` (and OMP/MKL variables) -- a
-run's numbers depend on its thread count (``offmarl.train.seeding``), which config.json records.
+run's numbers depend on its thread count (``offmarl.core.seeding``), which config.json records.
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite
+from offmarl.core.files import file_lock
 
 LOCK_FILE = ".lock"  # a bench holds an flock on it while it trains the run
 PIN_FILE = "bench.json"  # the settings a started run is pinned to
@@ -115,30 +116,9 @@ def _paths(run_dir: str | Path):
     return RunPaths(Path(run_dir))
 
 
-@contextlib.contextmanager
-def run_lock(run_dir: Path, wait_s: float) -> Iterator[bool]:
+def run_lock(run_dir: Path, wait_s: float) -> contextlib.AbstractContextManager[bool]:
     """An exclusive lock on ``run_dir/.lock``; yields False when another process holds it after ``wait_s``."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX: no lock
-        yield True
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_FILE, "w") as handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.1)
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(run_dir / LOCK_FILE, wait_s)
 
 
 def set_threads(threads: int) -> None:
@@ -201,7 +181,7 @@ def _train(task: RunTask, paths: Any) -> None:
 
 
 def _write_pin(path: Path, pin: dict[str, Any]) -> None:
-    from offmarl.train.checkpoint import atomic_write_json
+    from offmarl.core.files import atomic_write_json
 
     atomic_write_json(path, pin)
 
@@ -358,7 +338,7 @@ def write_override_files(suite: Suite, suite_dir: Path) -> dict[str, Path | None
     """``configs/<algo label>.yaml`` of every algorithm with overrides (passed as ``offmarl train --config``)."""
     import yaml
 
-    from offmarl.train.checkpoint import atomic_write_text
+    from offmarl.core.files import atomic_write_text
 
     files: dict[str, Path | None] = {}
     for entry in suite.algorithms:
@@ -466,7 +446,7 @@ def bench_command(suite: str, seeds: str | None, workers: int | None, backend: s
 def write_suite_record(suite_dir: Path, suite: Suite, seeds: Sequence[int], scale: float, command: str) -> None:
     """``suite.json``: the resolved suite, the training scale and every command that ran it (tables quote them)."""
     from offmarl import __version__
-    from offmarl.train.checkpoint import atomic_write_json
+    from offmarl.core.files import atomic_write_json
 
     path = suite_dir / "suite.json"
     commands: list[str] = json.loads(path.read_text()).get("commands", []) if path.exists() else []

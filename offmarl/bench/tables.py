@@ -245,7 +245,7 @@ def suite_report(suite_dir: str | Path, eval_files: Sequence[Path] | None = None
     are plotted and a table of the final values is appended to table.md."""
     from offmarl.bench.plots import plot_bars, plot_curves, plot_metric_curves
     from offmarl.bench.run_metrics import final_metric_markdown
-    from offmarl.train.checkpoint import atomic_write_text
+    from offmarl.core.files import atomic_write_text
 
     suite_dir = Path(suite_dir)
     files = find_eval_files(suite_dir) if eval_files is None else list(eval_files)

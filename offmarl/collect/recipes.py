@@ -42,16 +42,16 @@ reward scale; the ordering is what carries over).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from offmarl.collect.compositions import collect_composition, collect_per_agent, parse_composition
 from offmarl.collect.mixing import DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE
 from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.collect.tiers import TIER_TARGETS, collect_tier
+from offmarl.core.files import file_lock
 from offmarl.data.dataset import MultiAgentDataset
 
 RECIPES_VERSION = 1
@@ -271,29 +271,12 @@ def save_collected(result: Collected, path: Path) -> Path:
     return Path(save_dataset(result, path))
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` + ".lock" (POSIX; elsewhere no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def get_recipe_dataset(name: str, seed: int = 0, scale: float = 1.0, progress: bool = False) -> Path:
     """The cached file of recipe ``name`` (built and saved first when missing)."""
     path = recipe_dataset_path(name, seed, scale)
     if path.exists():
         return path
-    with _locked(path):
+    with file_lock(path.with_name(path.name + ".lock")):
         if not path.exists():  # another process may have built it while we waited
             save_collected(build_recipe(name, seed=seed, scale=scale, progress=progress), path)
     return path

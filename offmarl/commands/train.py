@@ -38,11 +38,12 @@ import typer
 import yaml
 
 from offmarl.algos.base import Algorithm, build_config, get_algo_class, list_algos, load_algo
-from offmarl.train.checkpoint import atomic_write_json, load_checkpoint
+from offmarl.core.files import atomic_write_json
+from offmarl.train.checkpoint import load_checkpoint
 from offmarl.train.evaluate import evaluate_policy, write_eval_json
 from offmarl.train.loop import TrainConfig, fit, keep_if_best
 from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, dataset_cards, default_run_dir, resolve_dataset
-from offmarl.train.seeding import seed_everything
+from offmarl.core.seeding import seed_everything
 
 EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
 HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored

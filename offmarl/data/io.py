@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from offmarl.core.files import atomic_path
 from offmarl.data.dataset import FORMAT_VERSION, DatasetCard, MultiAgentDataset
 from offmarl.data.validate import (
     ALL_FIELDS,
@@ -157,32 +157,11 @@ def _write_array(group: h5py.Group, name: str, arr: np.ndarray, compression: str
     group.create_dataset(name, data=arr, **options)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: Path, write: Callable[[h5py.File], None]) -> None:
-    """Run ``write`` on a fresh HDF5 file next to ``path``, then rename it over ``path``."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory, not a dataset file path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with h5py.File(tmp, "w-") as f:
-            write(f)
-        _fsync(tmp)  # the rename must not become visible before the data is on disk
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        _fsync(path.parent)  # make the rename itself durable
-    except OSError:  # some filesystems refuse to fsync a directory; the file is complete anyway
-        pass
+    """Run ``write`` on a fresh HDF5 file written atomically to ``path`` (``offmarl.core.files``)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w-") as f:
+        write(f)
+
 
 
 # ---- reading -------------------------------------------------------------------------------------------

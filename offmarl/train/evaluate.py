@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from offmarl.policies.base import DecentralizedPolicy
-from offmarl.train.checkpoint import atomic_write_json
+from offmarl.core.files import atomic_write_json
 
 EVAL_SCHEMA_VERSION = 1
 

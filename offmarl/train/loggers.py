@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from offmarl.train.checkpoint import atomic_write_text
+from offmarl.core.files import atomic_write_text
 
 BASE_COLUMNS = ("step", "stage", "steps_per_s", "wall_time")
 

@@ -42,10 +42,11 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from offmarl.train.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from offmarl.core.files import atomic_write_json
+from offmarl.train.checkpoint import load_checkpoint, save_checkpoint
 from offmarl.train.loggers import BASE_COLUMNS, CSVLogger, LossWindow, TensorBoardLogger, tensorboard_available
 from offmarl.train.run_dir import RunPaths, dataset_cards
-from offmarl.train.seeding import global_rng_state, seed_everything, set_global_rng_state
+from offmarl.core.seeding import global_rng_state, seed_everything, set_global_rng_state
 
 PRECISIONS = ("fp32", "bf16")
 
