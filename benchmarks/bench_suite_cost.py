@@ -81,7 +81,7 @@ def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tu
     from offmarl.algos.base import build_config, get_algo_class
     from offmarl.bench.runner import prepare_datasets, resolve_steps, write_override_files
     from offmarl.bench.suite import check_algorithms, import_modules, load_suite
-    from offmarl.commands.train import config_overrides
+    from offmarl.train.experiment import config_overrides
     from offmarl.train.evaluate import evaluate_policy
     from offmarl.train.run_dir import dataset_cards, resolve_dataset
 

@@ -48,13 +48,12 @@ def targets_of(card: dict) -> dict[str, np.ndarray]:
 def evaluate_run(run: Path, episodes: int, teacher_artifact: bool) -> dict[str, float]:
     """``{target name: per-agent average return}`` of one run (or of its distill teacher artifact)."""
     from offmarl.algos.base import load_algo
-    from offmarl.commands.train import EVAL_SEED, _eval_env, load_trained, make_policies
-    from offmarl.train.run_dir import RunPaths
     from offmarl.train.evaluate import evaluate_policy
+    from offmarl.train.experiment import EVAL_SEED, load_run, make_policies, run_config, run_env
 
-    config = json.loads((run / "config.json").read_text())
-    algo = load_algo(run / "teacher") if teacher_artifact else load_trained(RunPaths(run), config)[0]
-    env_name, env_kwargs = _eval_env(config["dataset"])
+    config = run_config(run)
+    algo = load_algo(run / "teacher") if teacher_artifact else load_run(run)[0]
+    env_name, env_kwargs = run_env(config)
     out = {}
     for name, target in targets_of(config["dataset"]).items():
         result = evaluate_policy(make_policies(algo, target), env_name, env_kwargs, episodes, EVAL_SEED)

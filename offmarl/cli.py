@@ -131,10 +131,14 @@ def info(
 @app.command()
 def train(
     algo: Optional[str] = typer.Argument(None, help="Algorithm name (see `offmarl train --list`)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset path or recipe name."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset path or recipe name (offline learners)."),
+    env: Optional[str] = typer.Option(None, "--env", help="Environment of an online learner (see `offmarl envs`)."),
+    env_set: List[str] = typer.Option([], "--env-set", help="Environment keyword argument key=value (repeatable)."),
+    num_envs: int = typer.Option(8, "--num-envs", help="Sub-environments an online learner steps together."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory."),
     seed: int = typer.Option(0, "--seed", help="Seed of everything."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Gradient steps (replaces the paper default)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Step budget, replacing the paper default: gradient "
+                                        "updates offline, environment frames online."),
     scale: float = typer.Option(1.0, "--scale", help="Multiply the default number of steps."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config overrides."),
     sets: List[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
@@ -156,10 +160,11 @@ def train(
     list_algos: bool = typer.Option(False, "--list", help="List the algorithms and exit."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Train an algorithm on a dataset, writing checkpoints, metrics.csv and eval.json to the run directory."""
+    """Train an algorithm on a dataset (or online in an env), writing checkpoints, metrics.csv and eval.json to
+    the run directory."""
     from offmarl.commands.train import run_train
 
-    _run(run_train, algo=algo, dataset=dataset, out=out, seed=seed, steps=steps, scale=scale, config=config,
+    _run(run_train, algo=algo, dataset=dataset, env=env, env_set=env_set, num_envs=num_envs, out=out, seed=seed, steps=steps, scale=scale, config=config,
          sets=sets, ablation=ablation, variant=variant, preset=preset, precision=precision, resume=resume,
          eval_episodes=eval_episodes, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device,
          threads=threads, list_algos=list_algos, quiet=quiet, tag=tag, checkpoint=checkpoint)

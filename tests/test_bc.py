@@ -11,7 +11,7 @@ import torch
 import _toy_env
 from _toy_env import ToyPickEnv
 from offmarl.algos import get_algo_class, load_algo, make_algo
-from offmarl.commands.train import env_defaults
+from offmarl.train.experiment import env_defaults
 from offmarl.data.samplers import WindowSampler
 from offmarl.train import TrainConfig, evaluate_policy, fit, seed_everything
 

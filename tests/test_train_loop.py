@@ -342,13 +342,13 @@ def test_cli_list_names_every_algorithm():
     result = invoke("train", "--list")
     assert result.exit_code == 0
     header, *rows = result.output.splitlines()
-    assert header.split() == ["name", "discrete", "continuous", "decentralized", "ablations", "variants"]
-    assert any(row.split()[:4] == ["bc", "yes", "yes", "yes"] for row in rows)
+    assert header.split() == ["name", "learns_from", "discrete", "continuous", "decentralized", "ablations", "variants"]
+    assert any(row.split()[:5] == ["bc", "dataset", "yes", "yes", "yes"] for row in rows)
 
 
 def test_config_sources_override_in_order(tmp_path):
     from offmarl.algos.base import build_config, get_algo_class
-    from offmarl.commands.train import config_overrides
+    from offmarl.train.experiment import config_overrides
 
     bc = get_algo_class("bc")
     assert build_config(bc, config_overrides(bc, "fill_in", None, [], None, None, None)).lr == 5e-4  # Table 5

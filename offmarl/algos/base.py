@@ -52,6 +52,7 @@ class Algorithm(ABC):
     supports_discrete: ClassVar[bool] = True
     supports_continuous: ClassVar[bool] = True
     decentralized_training: ClassVar[bool] = False  # True: learner i sees only agent i's data
+    learns_from: ClassVar[str] = "dataset"  # "dataset" (offline) | "env" (online) | "dataset+env" (both, staged)
     ablations: ClassVar[tuple[str, ...]] = ()
     variants: ClassVar[tuple[str, ...]] = ()
 

@@ -10,7 +10,7 @@ Layout (DESIGN.md, "Run directory")::
         bench.log                          + what the bench pinned the run to, and the run's own output
       table.md  table.csv  curves_<dataset>.png  bars.png
 
-The one code path: a worker calls :func:`offmarl.commands.train.run_train` exactly as ``offmarl train``
+The one code path: a worker calls :func:`offmarl.train.experiment.run_experiment` exactly as ``offmarl train``
 does (fit, final evaluation, eval.json), with ``resume=True`` when the run directory holds a checkpoint.
 
 Resumability (what "nothing lost, nothing done twice" rests on):
@@ -50,15 +50,13 @@ from typing import Any, Callable, Sequence
 
 from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite
 from offmarl.core.files import file_lock
+from offmarl.core.seeding import set_threads
 
 LOCK_FILE = ".lock"  # a bench holds an flock on it while it trains the run
 PIN_FILE = "bench.json"  # the settings a started run is pinned to
 STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
 BACKENDS = ("local", "ray")
 LOCK_WAIT_S = 10.0  # a run locked by a dying worker of a killed bench is free again within ~1 s
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
 def cpu_count() -> int:
     """Cores this process may use (the affinity mask where the OS has one)."""
     try:
@@ -121,15 +119,6 @@ def run_lock(run_dir: Path, wait_s: float) -> contextlib.AbstractContextManager[
     return file_lock(run_dir / LOCK_FILE, wait_s)
 
 
-def set_threads(threads: int) -> None:
-    """Limit this process to ``threads`` intra-op threads (torch, and OpenMP/MKL for what starts later)."""
-    for var in THREAD_VARS:
-        os.environ[var] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def execute_run(task: RunTask) -> RunOutcome:
     """Train and evaluate one run in this process (a pool worker or a Ray task); never raises for a
     failing run -- its traceback goes to ``error.txt`` and the outcome says ``failed``."""
@@ -166,16 +155,19 @@ def execute_run(task: RunTask) -> RunOutcome:
 
 def _train(task: RunTask, paths: Any) -> None:
     from offmarl.collect.recipes import get_recipe_dataset
-    from offmarl.commands.train import run_train
+    from offmarl.train.experiment import Experiment, run_experiment
 
     entry = task.dataset
     # A Ray node without the suite's datasets builds them into its own cache (same recipe, seed, scale).
     dataset = str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale) if entry.recipe else entry.path)
-    run_train(algo=task.algo.name, dataset=dataset, dataset_label=entry.label, out=paths.root, seed=task.seed,
-              steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
-              preset=task.algo.preset, tag=task.algo.tag, resume=paths.checkpoint.exists(), eval_episodes=task.eval_episodes,
-              eval_every=task.eval_every, checkpoint_every=task.checkpoint_every, checkpoint=task.checkpoint,
-              quiet=True)
+    record = run_experiment(Experiment(
+        algo=task.algo.name, dataset=dataset, dataset_label=entry.label, out=paths.root, seed=task.seed,
+        steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
+        preset=task.algo.preset, tag=task.algo.tag, resume=paths.checkpoint.exists(),
+        eval_episodes=task.eval_episodes, eval_every=task.eval_every, checkpoint_every=task.checkpoint_every,
+        checkpoint=task.checkpoint, progress=False))
+    print(f"{record['label']} on {record['source_label']}, seed {task.seed}: {record['steps']} steps -> "
+          f"{record['run_dir']}", flush=True)
     if not paths.eval.exists():
         raise RuntimeError(f"training finished but wrote no {paths.eval} (eval_episodes must be >= 1 in a bench)")
 
@@ -357,7 +349,7 @@ def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Pa
     algorithm's own default (per-env defaults and overrides applied, as ``offmarl train``) ×
     ``train_scale`` × ``scale``. Bad override keys or values fail here, before any run starts."""
     from offmarl.algos.base import build_config, get_algo_class
-    from offmarl.commands.train import config_overrides
+    from offmarl.train.experiment import config_overrides
 
     cls = get_algo_class(entry.name)
     try:

@@ -16,7 +16,6 @@ import numpy as np
 import yaml
 
 from offmarl.envs import get_env_entry, list_envs, make_env
-from offmarl.envs.base import BatchedEnv, EnvSpec
 
 
 # ---- offmarl envs ----------------------------------------------------------------------------------
@@ -117,76 +116,27 @@ def parse_env_set(items: Sequence[str]) -> dict[str, Any]:
     return kwargs
 
 
-def play_episode_frames(env: BatchedEnv, policy: Any, max_steps: int | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-    """Play one episode of sub-env 0 with JointPolicy ``policy``; return its frames and per-agent return.
-
-    Frames: the first observation's, then one after every step; the state reached by the last action is
-    drawn from ``final_state`` when the env offers ``render_state`` (``render`` shows the auto-reset
-    episode by then), otherwise the episode's last frame is the state before the last action.
-    """
-    ts = env.reset()
-    policy.reset(env.num_envs)
-    frames = [env.render(0)]
-    episode_return = np.zeros(env.spec.n_agents)
-    limit = max_steps or env.spec.episode_limit
-    first = True
-    for _ in range(limit):
-        actions = policy.act(ts, first=first)
-        first = False
-        ts = env.step(actions)
-        episode_return += ts.reward[0]
-        if ts.done[0]:
-            if hasattr(env, "render_state"):
-                frames.append(env.render_state(ts.final_state[0]))
-            break
-        frames.append(env.render(0))
-        if ts.done.any():
-            policy.reset(env.num_envs, ts.done)
-    return frames, episode_return
-
-
-def _trained_policy(run_dir: Path, name: str) -> tuple[Any, EnvSpec]:
-    """The evaluation policy of a run directory written by ``offmarl train`` and the spec it was trained on."""
-    model = run_dir / "model"
-    if not model.is_dir():
-        raise FileNotFoundError(f"{run_dir} is not a trained run directory: {model} is missing (written by `offmarl train`)")
-    try:
-        from offmarl.algos import load_algo
-    except ImportError as exc:
-        raise ImportError(f"cannot load trained run {run_dir}: offmarl.algos is unavailable ({exc})") from exc
-    algo = load_algo(model)
-    if algo.spec.name != name:
-        raise ValueError(f"run {run_dir} was trained on env {algo.spec.name!r}, not {name!r}")
-    policy = algo.policies()
-    if isinstance(policy, (list, tuple)):  # per-agent policies: execute them decentralized
-        from offmarl.policies.base import DecentralizedPolicy
-
-        policy = DecentralizedPolicy(policy)
-    return policy, algo.spec
-
-
 def run_render(name: str, policy: str = "random", out: Path = Path("episode.gif"), seed: int = 0, fps: int = 8,
                env_set: Sequence[str] = ()) -> None:
-    """Write a GIF of one episode of env ``name`` played by behaviour policy (or run directory) ``policy``."""
-    import imageio.v3 as iio
-
+    """Write a GIF of one episode of env ``name`` played by behaviour policy (or run directory) ``policy``
+    (the one rollout-to-GIF of :func:`offmarl.train.evaluate.evaluate_policy`)."""
     from offmarl.policies.registry import make_behavior_policy
+    from offmarl.train.evaluate import evaluate_policy
 
     if fps < 1:
         raise ValueError(f"--fps must be >= 1, got {fps}")
     kwargs = parse_env_set(env_set)
     run_dir = Path(policy)
     if run_dir.is_dir():
-        joint_policy, trained_spec = _trained_policy(run_dir, name)
-        env = make_env(name, num_envs=1, seed=seed, **{**trained_spec.kwargs, **kwargs})
+        from offmarl.train.experiment import load_run
+
+        algo, _ = load_run(run_dir)
+        if algo.spec.name != name:
+            raise ValueError(f"run {run_dir} was trained on env {algo.spec.name!r}, not {name!r}")
+        joint_policy, kwargs = algo.policies(), {**algo.spec.kwargs, **kwargs}
     else:
-        env = make_env(name, num_envs=1, seed=seed, **kwargs)
-        joint_policy = make_behavior_policy(policy, env.spec, seed=seed)
-    try:
-        frames, episode_return = play_episode_frames(env, joint_policy)
-    finally:
-        env.close()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(out, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
-    print(f"wrote {out} ({len(frames)} frames, per-agent return {np.round(episode_return, 3).tolist()})")
+        spec = make_env(name, num_envs=1, **kwargs).spec
+        joint_policy = make_behavior_policy(policy, spec, seed=seed)
+    result = evaluate_policy(joint_policy, name, kwargs, episodes=1, seed=seed, render_path=out, fps=fps)
+    print(f"wrote {out} ({result['render_frames']} frames, per-agent return "
+          f"{np.round(result['per_agent_return'], 3).tolist()})")

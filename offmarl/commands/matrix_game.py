@@ -55,9 +55,9 @@ def deep_learners(payoff: np.ndarray, behavior: list[np.ndarray], epsilon: float
     learners' ``Q_i(s₀, ·)/γ``."""
     from offmarl.algos import make_algo
     from offmarl.collect.recipes import collect_dataset
-    from offmarl.commands.train import env_defaults
     from offmarl.envs import make_env
     from offmarl.train import TrainConfig, fit, seed_everything
+    from offmarl.train.experiment import env_defaults
 
     env_kwargs = {"payoff": payoff.tolist(), "behavior": [b.tolist() for b in behavior]}
     data = collect_dataset("matrix_game", env_kwargs=env_kwargs, policy="behavior", episodes=episodes, seed=seed,

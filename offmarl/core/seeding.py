@@ -13,6 +13,7 @@ differently over a different number of threads).
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -58,3 +59,18 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def set_threads(threads: int) -> None:
+    """Limit this process to ``threads`` intra-op threads: torch's, and OpenMP/MKL/OpenBLAS's for whatever
+    starts later (a worker process). A run's numbers depend on its thread count (intra-op reductions split
+    differently), which config.json records. On a machine shared with other jobs 1 is much faster than 2:
+    OpenMP threads that wait for a busy core stall every operation."""
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+    torch.set_num_threads(threads)

@@ -30,7 +30,10 @@ def evaluate_policy(policy: Any, env_name: str, env_kwargs: dict[str, Any], epis
 
     Returns ``{"return_mean", "return_std", "per_agent_return" [n], "episodes", "returns" [episodes][n],
     "lengths" [episodes], "win_rate"}`` (``win_rate`` None unless the env reports ``info["win"]``).
-    ``render_path``: a GIF of sub-env 0's episode (frames before each action, from ``env.render(0)``).
+    ``render_path``: a GIF of sub-env 0's first episode (:func:`write_gif`): its first observation's frame,
+    then one after every step; the state its last action reached is drawn from ``final_state`` when the
+    env offers ``render_state`` (``render`` shows the auto-reset episode by then), otherwise the episode
+    ends on the frame before its last action. The result then holds ``render_frames``.
     """
     from offmarl.envs import make_env
 
@@ -52,13 +55,18 @@ def evaluate_policy(policy: Any, env_name: str, env_kwargs: dict[str, Any], epis
         while active.any():
             if lengths.max() > limit:
                 raise RuntimeError(f"env {env_name!r} ran past its episode_limit {limit} without ending an episode")
-            if render_path is not None and active[0]:
+            if render_path is not None and first:
                 frames.append(env.render(0))
             ts = env.step(policy.act(ts, first=first))
             first = False
             returns += np.where(active[:, None], ts.reward, 0.0)
             lengths += active
             done = ts.done
+            if render_path is not None and active[0]:
+                if not done[0]:
+                    frames.append(env.render(0))
+                elif hasattr(env, "render_state"):
+                    frames.append(env.render_state(ts.final_state[0]))
             if "win" in ts.info:
                 wins = np.zeros(episodes, dtype=bool) if wins is None else wins
                 ended = active & done
@@ -71,7 +79,7 @@ def evaluate_policy(policy: Any, env_name: str, env_kwargs: dict[str, Any], epis
     if render_path is not None:
         write_gif(render_path, frames, fps)
     avg = returns.mean(axis=1)  # [episodes] per-agent average return
-    return {
+    result = {
         "return_mean": float(avg.mean()),
         "return_std": float(avg.std()),
         "per_agent_return": returns.mean(axis=0).tolist(),
@@ -80,16 +88,22 @@ def evaluate_policy(policy: Any, env_name: str, env_kwargs: dict[str, Any], epis
         "lengths": lengths.tolist(),
         "win_rate": None if wins is None else float(wins.mean()),
     }
+    if render_path is not None:
+        result["render_frames"] = len(frames)
+    return result
 
 
 def write_gif(path: str | Path, frames: list[np.ndarray], fps: int = 8) -> None:
+    """An endlessly looping GIF of RGB ``frames`` at ``fps`` frames per second (parent folders created)."""
     import imageio.v3 as iio
 
+    if fps < 1:
+        raise ValueError(f"--fps must be >= 1, got {fps}")
     if not frames:
         raise ValueError(f"no frames to write to {path}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, np.stack(frames).astype(np.uint8), duration=1000.0 / fps, loop=0)
+    iio.imwrite(path, np.stack(frames).astype(np.uint8), extension=".gif", duration=1000.0 / fps, loop=0)
 
 
 def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, dataset: str, seed: int,

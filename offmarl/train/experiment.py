@@ -1,0 +1,407 @@
+"""The experiment as a library API: what ``offmarl train``, ``offmarl eval`` and a bench worker do.
+
+::
+
+    from offmarl.train.experiment import Experiment, run_experiment, evaluate_run, load_run
+
+    record = run_experiment(Experiment(algo="bc", dataset="tseng/fill_in", seed=0, steps=2_000))
+    record["eval"]["return_mean"], record["run_dir"]
+    algo, steps = load_run(record["run_dir"])            # the trained algorithm, for its policies
+    evaluate_run(record["run_dir"], episodes=64)           # rewrites RUN/eval.json, returns it
+
+Nothing here prints: every function returns records (dicts shaped like the files it writes) and raises
+one-line errors; ``offmarl.commands`` parses options and prints, ``offmarl.bench`` runs suites of
+experiments. An :class:`Experiment` holds the experiment's settings (what to learn from, the seed, the
+budget, evaluation, the run directory), kept apart from the algorithm's own config (its ``Config``
+dataclass, built by :func:`config_overrides` + :func:`offmarl.algos.base.build_config`).
+
+What an algorithm learns from (``Algorithm.learns_from``):
+
+* ``"dataset"`` -- offline: ``Experiment.dataset`` names a file or a recipe; evaluation runs in the env of
+  the dataset's card. Steps count gradient updates.
+* ``"env"`` -- online: ``Experiment.env`` (+ ``env_kwargs``, ``num_envs``) names the environment it
+  interacts with through an :class:`offmarl.envs.base.EnvSource`; evaluation runs in the same env.
+  Steps count environment frames (one frame = one step of one sub-env).
+* ``"dataset+env"`` -- a dataset stage then an env stage (finetuning, imitation with interaction): both
+  are given; the env defaults to the dataset's.
+
+Run, in order (:func:`run_experiment`):
+
+1. resolve the source (dataset file or recipe, or env) and the algorithm config, later sources overriding
+   earlier ones: per-env defaults (``offmarl/algos/env_defaults/<algo>.yaml``, keyed by env name) <
+   ``config`` YAML < ``sets`` (``key=value``) < ``ablation`` / ``variant`` / ``preset``; then ``steps`` =
+   ``Experiment.steps``, or the config's steps × ``scale``. Unknown keys are named in the error;
+2. seed everything, build the algorithm and train it with :func:`offmarl.train.fit` in the run directory
+   (default ``runs/<source label>/<algo label>/seed<k>``), evaluating every ``eval_every`` steps;
+3. save the trained algorithm to ``RUN/model`` and evaluate it (``eval_episodes``), writing ``RUN/eval.json``.
+   A failure writes its traceback to ``RUN/error.txt`` (removed when a later attempt succeeds).
+
+Checkpoint protocol (``checkpoint``, eval.json's ``protocol.checkpoint``): ``last`` scores the weights at
+the end of training; ``best`` the weights of the best evaluation during training (``RUN/best/``, kept by
+the fit loop at every new best of the ``eval_every`` curve, the final evaluation included). The best is
+*selected* on the evaluation seed's episodes, so scoring it on the same episodes would report the maximum
+of noisy estimates; ``best`` is therefore scored on held-out episodes (seed :data:`HELD_OUT_SEED`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from offmarl.algos.base import Algorithm, AlgoConfig, build_config, get_algo_class, load_algo
+from offmarl.core.files import atomic_write_json
+from offmarl.core.seeding import seed_everything
+from offmarl.envs.base import EnvSource, EnvSpec
+from offmarl.train.checkpoint import load_checkpoint
+from offmarl.train.evaluate import evaluate_policy, write_eval_json
+from offmarl.train.loop import TrainConfig, fit, keep_if_best
+from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, dataset_cards, default_run_dir, resolve_dataset
+
+EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
+HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
+ENV_DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "algos" / "env_defaults"
+LEARNS_FROM = ("dataset", "env", "dataset+env")
+
+
+# ---- algorithm configs -------------------------------------------------------------------------------
+def env_defaults(algo: str, env_name: str) -> dict[str, Any]:
+    """Per-env config defaults of ``algo`` from ``offmarl/algos/env_defaults/<algo>.yaml`` (may be empty)."""
+    path = ENV_DEFAULTS_DIR / f"{algo}.yaml"
+    if not path.exists():
+        return {}
+    table = yaml.safe_load(path.read_text()) or {}
+    entry = table.get(env_name) or {}
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: entry {env_name!r} must be a mapping of config keys")
+    return dict(entry)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of config keys in YAML file ``path`` (``--config``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--config {path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def parse_sets(cls: type[Algorithm], sets: Sequence[str]) -> dict[str, Any]:
+    """``["lr=3e-4", ...]`` → ``{"lr": "3e-4"}``; values of fields whose default is None are read as JSON
+    (``null``, numbers, lists), the others are converted by the config's own coercion."""
+    base = cls.Config()
+    out: dict[str, Any] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        if hasattr(base, key) and getattr(base, key) is None:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # a plain string
+        out[key] = value
+    return out
+
+
+def config_overrides(cls: type[Algorithm], env_name: str, config: str | Path | None = None, sets: Sequence[str] = (),
+                     ablation: str | None = None, variant: str | None = None,
+                     preset: str | None = None) -> dict[str, Any]:
+    """The merged overrides of the algorithm config (module docstring, step 1)."""
+    overrides = env_defaults(cls.name, env_name)
+    if config is not None:
+        overrides.update(read_config_file(config))
+    overrides.update(parse_sets(cls, sets))
+    if ablation is not None:
+        overrides["ablation"] = ablation
+    if variant is not None:
+        overrides["variant"] = variant
+    if preset is not None:
+        if "preset" not in {f.name for f in dataclasses.fields(cls.Config)}:
+            raise ValueError(f"algorithm {cls.name!r} has no presets (its config has no 'preset' key); "
+                             f"drop --preset {preset}")
+        overrides["preset"] = preset
+    return overrides
+
+
+# ---- the experiment ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Experiment:
+    """One training run's settings (the algorithm's own config is built from ``config``/``sets``/...).
+
+    algo: registered algorithm name (``offmarl train --list``).
+    dataset: a dataset file or a recipe name; needed by algorithms that learn from a dataset.
+    env, env_kwargs, num_envs: the environment an online algorithm interacts with (``num_envs`` sub-envs
+        stepped together); ``dataset+env`` learners default to the dataset's env.
+    out: the run directory (None: ``runs/<source label>/<algo label>/seed<k>``).
+    seed: seed of everything (initial weights, sampling, the env).
+    steps / scale: the step budget (gradient updates offline, env frames online); None: the config's
+        ``steps`` × ``scale``.
+    config, sets, ablation, variant, preset: sources of the algorithm config (module docstring, step 1).
+    tag: appended to the algorithm's label (``distill@long_teacher``) so runs that differ in overrides stay
+        apart in tables; dataset_label replaces the source's label (a bench's recipe at another seed/scale).
+    precision: ``fp32`` or ``bf16`` (autocast). device: ``cpu`` or ``cuda``.
+    resume: continue the run directory's last checkpoint (it must exist).
+    eval_episodes: episodes of the final evaluation (0: none); eval_every: steps between evaluations for the
+        learning curve (0: the end only); checkpoint: which weights the final evaluation scores (``last`` |
+        ``best``; ``best`` needs ``eval_every``).
+    checkpoint_every: steps between checkpoints. progress: show a progress bar.
+    """
+
+    algo: str
+    dataset: str | None = None
+    env: str | None = None
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    num_envs: int = 8
+    out: Path | None = None
+    seed: int = 0
+    steps: int | None = None
+    scale: float = 1.0
+    config: Path | None = None
+    sets: tuple[str, ...] = ()
+    ablation: str | None = None
+    variant: str | None = None
+    preset: str | None = None
+    tag: str | None = None
+    dataset_label: str | None = None
+    precision: str = "fp32"
+    device: str = "cpu"
+    resume: bool = False
+    eval_episodes: int = 32
+    eval_every: int = 0
+    checkpoint: str = "last"
+    checkpoint_every: int = 500
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.algo:
+            raise ValueError("name an algorithm: offmarl train ALGO --dataset PATH (see offmarl train --list)")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {self.steps}")
+        if self.scale <= 0:
+            raise ValueError(f"--scale must be > 0, got {self.scale}")
+        if self.num_envs < 1:
+            raise ValueError(f"--num-envs must be >= 1, got {self.num_envs}")
+        if self.eval_episodes < 0 or self.eval_every < 0:
+            raise ValueError("--eval-episodes and --eval-every must be >= 0")
+        check_checkpoint(self.checkpoint, self.eval_every if self.eval_episodes else 0)
+        object.__setattr__(self, "sets", tuple(self.sets))
+        object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """What an experiment trains on: the fit loop's source, the spec, the label and the evaluation env."""
+
+    source: Any
+    spec: EnvSpec
+    label: str
+    eval_env: tuple[str, dict[str, Any]]
+    meta: dict[str, Any]
+
+
+def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
+    learns_from = cls.learns_from
+    if learns_from not in LEARNS_FROM:
+        raise ValueError(f"algorithm {cls.name!r} declares learns_from={learns_from!r}; expected one of {LEARNS_FROM}")
+    if learns_from == "env":
+        if exp.env is None:
+            raise ValueError(f"algorithm {cls.name!r} learns online: name its environment with --env "
+                             "(see offmarl envs)")
+        if exp.dataset is not None:
+            raise ValueError(f"algorithm {cls.name!r} learns online from --env; it takes no --dataset")
+        source = EnvSource(exp.env, exp.env_kwargs, exp.num_envs)
+        return _Resolved(source, source.spec(), exp.dataset_label or exp.env, (exp.env, dict(exp.env_kwargs)),
+                         {"env_source": source.to_dict(), "source_label": exp.dataset_label or exp.env})
+    if exp.dataset is None:
+        raise ValueError("--dataset is required: a dataset file or a recipe name (see offmarl collect --list)")
+    data, dataset_source = resolve_dataset(exp.dataset)
+    if exp.dataset_label is not None:
+        dataset_source = dataclasses.replace(dataset_source, label=exp.dataset_label)
+    card = dataset_cards(data)[0]
+    meta = {"dataset_source": dataset_source.to_dict(), "source_label": dataset_source.label}
+    if learns_from == "dataset":
+        if exp.env is not None:
+            raise ValueError(f"algorithm {cls.name!r} learns offline from --dataset; it takes no --env")
+        return _Resolved(data, card.spec, dataset_source.label, (card.env_name, dict(card.env_kwargs)), meta)
+    env = EnvSource(exp.env or card.env_name, exp.env_kwargs if exp.env else card.env_kwargs, exp.num_envs)
+    meta["env_source"] = env.to_dict()
+    return _Resolved({"dataset": data, "env": env}, card.spec, dataset_source.label,
+                     (env.env_name, dict(env.env_kwargs)), meta)
+
+
+def build_algorithm(exp: Experiment, spec: EnvSpec) -> Algorithm:
+    """The algorithm of ``exp`` for env ``spec``, seeded (its initial weights come from ``exp.seed``), with
+    ``config.steps`` the experiment's budget."""
+    cls = get_algo_class(exp.algo)
+    config = build_config(cls, config_overrides(cls, spec.name, exp.config, exp.sets, exp.ablation, exp.variant,
+                                                exp.preset))
+    config = dataclasses.replace(config, steps=budget(exp, config))
+    seed_everything(exp.seed)
+    return cls(spec, config, device=exp.device)
+
+
+def budget(exp: Experiment, config: AlgoConfig) -> int:
+    """The step budget: ``exp.steps``, or the config's steps × ``exp.scale`` (at least 1)."""
+    return exp.steps if exp.steps is not None else max(1, round(config.steps * exp.scale))
+
+
+def run_experiment(exp: Experiment) -> dict[str, Any]:
+    """Train and evaluate ``exp`` (module docstring). Returns the fit summary (``steps``, ``losses``, ``curve``,
+    ``wall_time``, ``steps_per_s``) with ``run_dir``, ``label``, ``source_label`` and, when evaluated,
+    ``eval`` (the eval.json record)."""
+    cls = get_algo_class(exp.algo)
+    resolved = _resolve_source(exp, cls)
+    learner = build_algorithm(exp, resolved.spec)
+    label = algo_label(exp.algo, learner.config.ablation, learner.config.variant, exp.tag)
+    paths = RunPaths(Path(exp.out) if exp.out is not None else default_run_dir(resolved.label, label, exp.seed))
+    if exp.resume and not paths.checkpoint.exists():
+        raise FileNotFoundError(f"--resume: {paths.checkpoint} does not exist (nothing to resume)")
+    if not exp.resume and paths.checkpoint.exists():
+        raise ValueError(f"run directory {paths.root} already holds a run ({paths.checkpoint}); "
+                         "pass --resume to continue it or choose another --out")
+    eval_every = exp.eval_every if exp.eval_episodes else 0
+    train_cfg = TrainConfig(steps=learner.total_steps, seed=exp.seed, checkpoint_every=exp.checkpoint_every,
+                            eval_every=eval_every, eval_episodes=exp.eval_episodes, precision=exp.precision,
+                            resume=exp.resume, progress=exp.progress)
+    env_name, env_kwargs = resolved.eval_env
+
+    def evaluator(step: int) -> dict[str, Any]:
+        return evaluate_policy(learner.policies(), env_name, env_kwargs, exp.eval_episodes, EVAL_SEED)
+
+    meta = {"algo_label": label, "eval_seed": EVAL_SEED, **resolved.meta}
+    try:
+        summary = fit(learner, resolved.source, paths.root, train_cfg, evaluator if eval_every else None, meta)
+        learner.save(paths.model)
+        if exp.eval_episodes:
+            summary["eval"] = _final_evaluation(exp, learner, paths, summary, evaluator, label, resolved)
+    except Exception:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        paths.error.write_text(traceback.format_exc())
+        raise
+    paths.error.unlink(missing_ok=True)
+    return {**summary, "run_dir": str(paths.root), "label": label, "source_label": resolved.label}
+
+
+def _final_evaluation(exp: Experiment, learner: Algorithm, paths: RunPaths, summary: dict[str, Any],
+                      evaluator: Any, label: str, resolved: _Resolved) -> dict[str, Any]:
+    """Score the last (or best) weights and write eval.json; the final point joins the curve."""
+    result = evaluator(summary["steps"])
+    curve = summary["curve"]
+    if not curve or int(curve[-1][0]) != summary["steps"]:
+        curve = curve + [[summary["steps"], result["return_mean"], result["return_std"]]]
+        atomic_write_json(paths.curve, curve)
+        if exp.eval_every:  # the new final point may be the best
+            keep_if_best(learner, paths, curve)
+    scored_steps, eval_seed = summary["steps"], EVAL_SEED
+    if exp.checkpoint == "best":
+        best, scored_steps = load_run(paths.root, "best", exp.device)
+        eval_seed = HELD_OUT_SEED
+        result = evaluate_policy(best.policies(), *resolved.eval_env, exp.eval_episodes, eval_seed)
+    return write_eval_json(paths.root, result, algo=label, dataset=resolved.label, seed=exp.seed, curve=curve,
+                           checkpoint=exp.checkpoint, steps=scored_steps, eval_seed=eval_seed)
+
+
+# ---- trained runs ----------------------------------------------------------------------------------------
+def check_checkpoint(checkpoint: str, eval_every: int | None = None) -> None:
+    """A known ``checkpoint``; for training (``eval_every`` given) ``best`` needs evaluations to select from."""
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
+    if checkpoint == "best" and eval_every is not None and eval_every < 1:
+        raise ValueError("--checkpoint best needs evaluations during training to select from (--eval-every N)")
+
+
+def run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run directory's config.json; a directory without one is named in the error."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        raise FileNotFoundError(f"{paths.root} is not a run directory (no config.json)")
+    return json.loads(paths.config.read_text())
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "last", device: str = "cpu") -> tuple[Algorithm, int]:
+    """A run's trained algorithm and the step its weights are from -- the one way to load a run's policies.
+
+    ``last``: ``RUN/model`` when training finished, else the last checkpoint (built from config.json's
+    algorithm, config and env spec). ``best``: ``RUN/best`` (kept with ``eval_every``)."""
+    check_checkpoint(checkpoint)
+    paths = RunPaths(Path(run_dir))
+    if checkpoint == "best":
+        record = paths.best / "best.json"
+        if not record.exists():
+            raise FileNotFoundError(f"{paths.root} has no best checkpoint ({paths.best}): it was trained without "
+                                    "evaluations during training (--eval-every) or by an offmarl that did not keep one")
+        return load_algo(paths.best, device=device), int(json.loads(record.read_text())["step"])
+    if (paths.model / "algo.json").exists():
+        algo = load_algo(paths.model, device=device)
+        return algo, int(algo.config.steps)
+    if not paths.config.is_file():
+        raise FileNotFoundError(f"{paths.root} is not a trained run directory: it has neither {paths.model} nor "
+                                "config.json (both written by `offmarl train`)")
+    config = run_config(paths.root)
+    if not paths.checkpoint.exists():
+        raise FileNotFoundError(f"{paths.root} has neither a trained model ({paths.model}) nor a checkpoint")
+    cls = get_algo_class(config["algo"])
+    algo = cls(EnvSpec.from_dict(config["env_spec"]), build_config(cls, config["algo_config"]), device=device)
+    ckpt = load_checkpoint(paths.checkpoint)
+    algo.load_state_dict(ckpt["algo"])
+    return algo, int(ckpt["step"])
+
+
+def make_policies(algo: Algorithm, target_return: float | None = None) -> Any:
+    """``algo.policies()``, with ``target_return`` for algorithms whose policies take one."""
+    if target_return is None:
+        return algo.policies()
+    params = inspect.signature(algo.policies).parameters
+    if "target_return" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise ValueError(f"algorithm {algo.name!r} is not return-conditioned; --target-return does not apply")
+    return algo.policies(target_return=target_return)
+
+
+def run_env(config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The environment (name, kwargs) a run is evaluated in, from its config.json."""
+    if "env_source" in config:
+        return config["env_source"]["env_name"], dict(config["env_source"]["env_kwargs"])
+    card = config["dataset"][0] if isinstance(config["dataset"], list) else config["dataset"]
+    return card["env_name"], dict(card["env_kwargs"])
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int | None = None,
+                 target_return: float | None = None, render: str | Path | None = None,
+                 checkpoint: str = "last") -> dict[str, Any]:
+    """Evaluate a run's policies and rewrite its eval.json, keeping the training curve; returns the record.
+
+    ``seed`` None: :data:`EVAL_SEED` for the last weights, :data:`HELD_OUT_SEED` for the best ones.
+    ``render``: also write a GIF of the first episode there."""
+    config = run_config(run_dir)
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    algo, steps = load_run(run_dir, checkpoint)
+    if seed is None:
+        seed = HELD_OUT_SEED if checkpoint == "best" else EVAL_SEED
+    env_name, env_kwargs = run_env(config)
+    try:
+        result = evaluate_policy(make_policies(algo, target_return), env_name, env_kwargs, episodes, seed,
+                                 render_path=render)
+    except NotImplementedError as exc:  # the env has no renderer
+        raise RuntimeError(f"--render: {exc}") from exc
+    paths = RunPaths(Path(run_dir))
+    curve = json.loads(paths.curve.read_text()) if paths.curve.exists() else []
+    label = config.get("source_label") or config.get("dataset_source", {}).get("label", env_name)
+    return write_eval_json(paths.root, result, algo=config.get("algo_label", config["algo"]), dataset=label, seed=int(config["train_config"]["seed"]),
+                           curve=curve, checkpoint=checkpoint, target_return=target_return, steps=steps,
+                           eval_seed=seed)
