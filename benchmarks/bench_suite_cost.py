@@ -51,29 +51,20 @@ def _build(cls, spec, config, dataset, seed: int = 0):
     seed_everything(seed)
     algo = cls(spec, config)
     sampler = algo.make_sampler(dataset, seed)
-    algo.on_fit_start(dataset, None)
+    algo.on_fit_start(dataset)
     return algo, sampler
 
 
-# config fields holding the first stage's share of ``steps`` in the multi-stage algorithms (distill's teacher,
-# dec_mabcq's VAEs, ma_bcq's behaviour model); the later stage is timed on a copy whose first stage is empty
-STAGE_FRACTIONS = ("teacher_fraction", "vae_fraction", "behavior_fraction")
-
-
-def _train_seconds(cls, spec, config, data, algo, sampler, updates: int) -> tuple[float, str]:
-    """CPU seconds of ``config.steps`` updates and the updates/s of each stage (``"a / b"`` for two)."""
-    steps = config.steps
-    first_stage, first_rate = algo.stage, _rate(algo, sampler, updates)
-    field = next((f for f in STAGE_FRACTIONS if hasattr(config, f)), None)
-    if field is None:
-        return steps / first_rate, f"{first_rate:.1f}"
-    later_cfg = dataclasses.replace(config, **{field: 1e-9}, steps=max(steps, updates + 10))
-    later, later_sampler = _build(cls, spec, later_cfg, data)
-    later_rate = _rate(later, later_sampler, updates)
-    if later.stage == first_stage:  # one stage only (e.g. dec_mabcq's ddpg and behavior variants)
-        return steps / first_rate, f"{first_rate:.1f}"
-    first_steps = min(max(round(steps * getattr(config, field)), 0), steps)  # as the algorithms round, ±1 step
-    return first_steps / first_rate + (steps - first_steps) / later_rate, f"{first_rate:.1f} / {later_rate:.1f}"
+def _train_seconds(algo, sampler, updates: int) -> tuple[float, str]:
+    """CPU seconds of the algorithm's budget: each stage entered and timed on its own, times its length; and
+    the updates/s of each stage (``"a / b"`` for two)."""
+    seconds, rates = 0.0, []
+    for stage in algo.schedule.names:
+        algo.enter_stage(stage)
+        rate = _rate(algo, sampler, updates)
+        seconds += algo.schedule.length(stage) / rate
+        rates.append(f"{rate:.1f}")
+    return seconds, " / ".join(rates)
 
 
 def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tuple[list[dict], float, float]:
@@ -83,7 +74,8 @@ def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tu
     from offmarl.bench.suite import check_algorithms, import_modules, load_suite
     from offmarl.train.experiment import config_overrides
     from offmarl.train.evaluate import evaluate_policy
-    from offmarl.train.run_dir import dataset_cards, resolve_dataset
+    from offmarl.data.sources import dataset_cards
+    from offmarl.train.run_dir import resolve_dataset
 
     suite = load_suite(suite_name)
     import_modules(suite)
@@ -103,7 +95,7 @@ def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tu
                                          algo_entry.variant, algo_entry.preset)
             config = dataclasses.replace(build_config(cls, overrides), steps=steps)
             algo, sampler = _build(cls, card.spec, config, data)
-            train_s, stages = _train_seconds(cls, card.spec, config, data, algo, sampler, updates)
+            train_s, stages = _train_seconds(algo, sampler, updates)
             start = time.process_time()
             evaluate_policy(algo.policies(), card.env_name, card.env_kwargs, suite.eval_episodes, 12345)
             eval_s = time.process_time() - start

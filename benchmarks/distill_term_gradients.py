@@ -40,7 +40,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from offmarl.algos.base import build_config, get_algo_class, load_algo
-    from offmarl.train.run_dir import dataset_cards, resolve_dataset
+    from offmarl.data.sources import dataset_cards
+    from offmarl.train.run_dir import resolve_dataset
     from offmarl.core.seeding import seed_everything
 
     cls = get_algo_class("distill")
@@ -65,9 +66,11 @@ def main() -> None:
                     algo = cls(card.spec, cfg)
                     if point == "end of training":
                         algo.load_state_dict(load_algo(run / "model").state_dict())
+                    else:  # the students as they start: the run's teacher, handed over at the stage's end
+                        algo.teacher.load_state_dict(load_algo(run / "teacher").state_dict())
                     sampler = algo.make_sampler(data, seed)
-                    algo.on_fit_start(data, run)  # reads the run's teacher artifact; writes nothing
-                    algo.sync_stage()
+                    algo.on_fit_start(data)
+                    algo.enter_stage("student")
                     for _ in range(args.batches):
                         batch = algo.to_device(sampler.sample())
                         r, k = _ratios(algo, batch)

@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     # hyper-thread's load can halve a single measurement (seen: bf16 464 vs 1040 GFLOP/s)
     peaks = {p: max(peaks[p], matmul_peak(p)) for p in precisions}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"## DT training speed: offmarl vs transformers.DecisionTransformerModel\n")
+    print("## DT training speed: offmarl vs transformers.DecisionTransformerModel\n")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
           f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if native else 'no'}), "
           f"load average {load:.2f} at the end; "

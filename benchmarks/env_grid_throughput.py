@@ -76,7 +76,7 @@ def main() -> None:
         torch.set_num_threads(1)
     except ImportError:
         pass
-    print(f"| env | B | agent-steps/s (wall) | agent-steps/s (CPU) | target |")
+    print("| env | B | agent-steps/s (wall) | agent-steps/s (CPU) | target |")
     print("|---|---|---|---|---|")
     for name in ENVS:
         wall, cpu = throughput(name, args.num_envs, args.steps)

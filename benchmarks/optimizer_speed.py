@@ -39,7 +39,7 @@ def build(name: str, overrides: dict, data, card, fused: bool):
     with mock.patch("offmarl.core.optim._fusable", return_value=fused):
         algo = cls(card.spec, config)
     sampler = algo.make_sampler(data, 0)
-    algo.on_fit_start(data, None)
+    algo.on_fit_start(data)
     return algo, sampler
 
 
@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="tseng/fill_in")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from offmarl.train.run_dir import dataset_cards, resolve_dataset
+    from offmarl.data.sources import dataset_cards
+    from offmarl.train.run_dir import resolve_dataset
 
     data, _ = resolve_dataset(args.dataset)
     card = dataset_cards(data)[0]

@@ -144,8 +144,9 @@ def test_state_dict_restores_the_optimizer(toy):
 
 def test_mismatched_dataset_is_refused(toy):
     algo = make_algo("bc", dataclasses.replace(toy.spec, obs_dims=(3, 2)), **SMALL)
-    with pytest.raises(ValueError, match=r"bc was built for obs_dims \[3, 2\], the dataset has \[3, 3\]"):
-        algo.make_sampler(toy, 0)
+    with pytest.raises(ValueError, match=r"bc cannot train on the dataset of env 'toy_pick' .*: its observation widths "
+                                         r"are \[3, 3\], the algorithm was built for \[3, 2\]"):
+        algo.check_source(toy)
 
 
 def test_bf16_autocast_training_learns_too(toy):

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from _drive import drive
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from offmarl.algos import make_algo
 from offmarl.algos.base import build_config, get_algo_class
 from offmarl.collect.recipes import collect_dataset
+from offmarl.data.sources import PerAgentDatasets
 from offmarl.train.experiment import parse_sets
 from offmarl.train import TrainConfig, fit, seed_everything
 
@@ -31,7 +33,7 @@ def matrix():
 
 
 def train(data, steps=8, seed=0, **overrides):
-    spec = (data[0] if isinstance(data, list) else data).spec
+    spec = data.spec
     seed_everything(seed)
     algo = make_algo("dec_mabcq", spec, **{**SMALL, "steps": steps, **overrides})
     out = fit(algo, data, None, TrainConfig(seed=seed, progress=False, log_every=1))
@@ -47,7 +49,7 @@ def _same(a, b) -> bool:
 def test_changing_another_agents_dataset_leaves_agent_i_bit_for_bit_unchanged(equal_space):
     """Continuous form, λ_tn from the VAEs: replacing B_1 changes only learner 1."""
     other = collect_dataset("equal_space", per_agent=True, episodes=4, seed=1, progress=False)
-    changed = [equal_space[0], other[1], equal_space[2]]
+    changed = PerAgentDatasets((equal_space[0], other[1], equal_space[2]))
     a, _ = train(equal_space, vae_fraction=0.25)
     b, _ = train(changed, vae_fraction=0.25)
     assert _same(a.learners[0], b.learners[0]) and _same(a.learners[2], b.learners[2])
@@ -57,8 +59,8 @@ def test_changing_another_agents_dataset_leaves_agent_i_bit_for_bit_unchanged(eq
 def test_decentralization_in_the_discrete_form_with_counts(matrix):
     shuffled = dataclasses.replace(matrix, actions=matrix.actions.copy())
     shuffled.actions[:, 1] = 1 - shuffled.actions[:, 1]  # agent 1's own actions differ
-    a, _ = train([matrix, matrix], **{"epsilon": math.inf})
-    b, _ = train([matrix, shuffled], **{"epsilon": math.inf})
+    a, _ = train(PerAgentDatasets((matrix, matrix)), **{"epsilon": math.inf})
+    b, _ = train(PerAgentDatasets((matrix, shuffled)), **{"epsilon": math.inf})
     assert a.learners[0].tn_from_counts and _same(a.learners[0], b.learners[0])
     assert not _same(a.learners[1], b.learners[1])
 
@@ -87,10 +89,10 @@ def test_variants_switch_the_weights_and_the_stages(matrix, equal_space):
     _, out = train(matrix, variant="tn")
     assert out["losses"]["lambda_vd"] == 1.0 and out["losses"]["lambda_tn"] != 1.0
     ddpg, out = train(equal_space, variant="ddpg")
-    assert ddpg.generative_steps == 0 and "g1" not in ddpg.learners[0].nets and "policy_loss" in out["losses"]
+    assert ddpg.schedule.names == ["main"] and "g1" not in ddpg.learners[0].nets and "policy_loss" in out["losses"]
     behavior, out = train(equal_space, variant="behavior")
-    assert behavior.stage == "vae" and set(out["losses"]) == {"g1_loss"}
-    fresh = make_algo("dec_mabcq", equal_space[0].spec, **SMALL, variant="behavior")
+    assert behavior.schedule.names == ["vae"] and set(out["losses"]) == {"g1_loss"}
+    fresh = make_algo("dec_mabcq", equal_space.spec, **SMALL, variant="behavior")
     assert all(torch.equal(p, q) for p, q in zip(fresh.learners[0].nets["q"].parameters(),
                                                  behavior.learners[0].nets["q"].parameters()))  # Q untouched
 
@@ -99,9 +101,9 @@ def test_value_deviation_waits_for_the_warmup(matrix):
     algo = make_algo("dec_mabcq", matrix.spec, **{**SMALL, "steps": 10, "vae_fraction": 0.2, "vd_warmup": 0.5,
                                                   "epsilon": 0.5})
     sampler = algo.make_sampler(matrix, 0)
-    algo.on_fit_start(matrix, None)
-    logs = [algo.update(sampler.sample()) for _ in range(10)]
-    assert algo.generative_steps == 2 and algo.warmup_steps == 4
+    algo.on_fit_start(matrix)
+    logs = drive(algo, sampler, 10)
+    assert algo.schedule.stages == (("vae", 2), ("main", 8))  # and λ_vd held at 1 for half the main stage
     assert all(log["lambda_vd"] == 1.0 for log in logs[2:6]) and logs[6]["lambda_vd"] != 1.0
 
 
@@ -116,10 +118,11 @@ def test_value_difference_is_zero_for_identical_learners(matrix):
 def test_state_dict_continues_exactly_with_the_generators(equal_space):
     a, _ = train(equal_space, steps=6, vae_fraction=0.5)
     config = {**SMALL, "steps": 6, "vae_fraction": 0.5}
-    b = make_algo("dec_mabcq", equal_space[0].spec, **config)
+    b = make_algo("dec_mabcq", equal_space.spec, **config)
     batch = b.make_sampler(equal_space, 3).sample()  # (make_sampler seeds the learners' generators: before loading)
-    b.on_fit_start(equal_space, None)
+    b.on_fit_start(equal_space)
     b.load_state_dict(a.state_dict())
+    b.enter_stage(a.stage)  # the stage follows from the step, which the fit loop keeps
     assert a.update(batch) == b.update(batch)
     assert all(_same(x, y) for x, y in zip(a.learners, b.learners))
 
@@ -130,9 +133,10 @@ def test_config_errors_name_the_problem(matrix, equal_space):
     with pytest.raises(ValueError, match=r"epsilon \(optimism level\) must be > 0"):
         make_algo("dec_mabcq", matrix.spec, epsilon=0.0)
     with pytest.raises(ValueError, match="tn_estimator 'counts' needs discrete actions"):
-        make_algo("dec_mabcq", equal_space[0].spec, tn_estimator="counts")
+        make_algo("dec_mabcq", equal_space.spec, tn_estimator="counts")
     with pytest.raises(ValueError, match="has no variant 'qmix'"):
         make_algo("dec_mabcq", matrix.spec, variant="qmix")
-    with pytest.raises(ValueError, match="needs a joint dataset or 3 per-agent datasets, got list of length 2"):
-        make_algo("dec_mabcq", equal_space[0].spec, **SMALL).make_sampler(equal_space[:2], 0)
+    with pytest.raises(ValueError, match=r"dec_mabcq cannot train on the per-agent dataset \(2 groups\) of env "
+                                         "'equal_space' .*: it has 2 per-agent groups for 3 agents"):
+        make_algo("dec_mabcq", equal_space.spec, **SMALL).check_source(PerAgentDatasets(equal_space.datasets[:2]))
 

@@ -4,15 +4,19 @@ the momentum-like mapping update, the ablation switches and resuming across the 
 from __future__ import annotations
 
 import copy
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from _datasets import make_dataset
+from _drive import drive
+from _run_files import metrics_without_timing
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
-from offmarl.algos import make_algo
+from offmarl.algos import load_algo, make_algo
 from offmarl.algos.distill import ABLATIONS, kl_loss, relation_loss
 from offmarl.nets.action_head import ActionHead
 from offmarl.train import TrainConfig, fit, seed_everything
@@ -107,7 +111,7 @@ def _sharpen_teacher(algo):
 
 def _student_batch(algo, ds, seed: int = 3):
     sampler = algo.make_sampler(ds, seed)
-    batch = sampler.inner.batch_at(np.arange(ds.n_steps)[:24])  # includes left-padded windows
+    batch = sampler.batch_at(np.arange(ds.n_steps)[:24])  # includes left-padded windows
     assert (~batch["mask"]).any()
     return batch
 
@@ -117,20 +121,15 @@ def test_teacher_frozen_and_students_trained_in_student_stage():
     algo = _distill(ds, steps=8)
     sampler = algo.make_sampler(ds, 0)
     assert algo.teacher_steps == 2 and algo.student_steps == 6 and algo.total_steps == 8
-    for step in range(1, 3):
-        assert algo.stage == "teacher"
-        algo.update(sampler.sample())
-        algo.on_step_end(step, None)
-    assert algo.stage == "student"
+    assert set(drive(algo, sampler, 2)[-1]) == {"teacher_loss"}
+    assert algo.stage == "student" and not any(p.requires_grad for p in algo.teacher.model.parameters())
     teacher = copy.deepcopy(algo.teacher.model.state_dict())
     students = copy.deepcopy(algo.students.state_dict())
-    for step in range(3, 9):
-        losses = algo.update(sampler.sample())
+    for losses in drive(algo, sampler, 6):
         assert set(losses) == {"loss", "action", "rel", "kl"}
     for key, value in algo.teacher.model.state_dict().items():
         assert torch.equal(value, teacher[key]), key
     assert not all(torch.equal(v, students[k]) for k, v in algo.students.state_dict().items())
-    assert algo.state_dict()["stage"] == "student"
 
 
 def _params(module):
@@ -146,13 +145,12 @@ def test_mapping_m_steps_every_e_updates_of_n(ablation, m_every):
     ds = make_dataset(n_agents=3, episodes=6, seed=1)
     algo = _distill(ds, steps=10, ablation=ablation, mapping_period=3, teacher_fraction=0.1)
     sampler = algo.make_sampler(ds, 0)
-    algo.update(sampler.sample())
-    algo.on_step_end(1, None)
+    drive(algo, sampler, 1)
     assert algo.stage == "student"
     m_steps = []
     for k in range(1, 10):
         m0, n0 = _params(algo.M), _params(algo.N)
-        algo.update(sampler.sample())
+        drive(algo, sampler, 1)
         assert _changed(n0, algo.N), f"N did not step at student update {k}"
         if _changed(m0, algo.M):
             m_steps.append(k)
@@ -165,11 +163,10 @@ def test_shared_mapping_is_one_network_stepped_every_update():
     algo = _distill(ds, steps=6, ablation="shared_mapping", teacher_fraction=0.2)
     assert algo.M is algo.N and algo.m_optimizer is None
     sampler = algo.make_sampler(ds, 0)
-    algo.update(sampler.sample())
-    algo.on_step_end(1, None)
+    drive(algo, sampler, 1)
     for _ in range(3):
         before = _params(algo.N)
-        algo.update(sampler.sample())
+        drive(algo, sampler, 1)
         assert _changed(before, algo.N)
 
 
@@ -272,23 +269,30 @@ def _fit(algo, ds, run_dir, **kw):
     return fit(algo, ds, run_dir, cfg)
 
 
-def test_resume_between_stages_reuses_teacher_artifact(tmp_path):
+def _kill_at_first_student_update(algo):
+    """Make ``algo`` die (as a kill would) on its first student update: the last checkpoint is the hand-over."""
+    original = algo._student_update
+
+    def dies(batch):
+        if algo.student_updates == 0:
+            raise KeyboardInterrupt
+        return original(batch)
+
+    algo._student_update = dies
+
+
+def test_a_resume_at_the_hand_over_continues_the_students_exactly(tmp_path):
     ds = make_dataset(n_agents=3, episodes=6, seed=1)
     reference = _distill(ds, steps=8, teacher_fraction=0.375)  # 3 teacher + 5 student updates
     _fit(reference, ds, tmp_path / "a")
-    assert (tmp_path / "a" / "teacher" / "algo.pt").exists()
+    assert json.loads((tmp_path / "a" / "teacher" / "stage.json").read_text())["step"] == 3
+    assert load_algo(tmp_path / "a" / "teacher").name == "teacher"
 
     interrupted = _distill(ds, steps=8, teacher_fraction=0.375)
-    original_end = interrupted.on_step_end
-
-    def crash_after_hand_over(step, run_dir):
-        original_end(step, run_dir)
-        if step == 3:  # the teacher artifact is written, the last checkpoint is step 2's
-            raise KeyboardInterrupt
-
-    interrupted.on_step_end = crash_after_hand_over
+    _kill_at_first_student_update(interrupted)
     with pytest.raises(KeyboardInterrupt):
         _fit(interrupted, ds, tmp_path / "b")
+    assert torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)["step"] == 3
     artifact = tmp_path / "b" / "teacher" / "algo.pt"
     stamp = artifact.stat().st_mtime_ns
 
@@ -297,37 +301,41 @@ def test_resume_between_stages_reuses_teacher_artifact(tmp_path):
     original_update = resumed.teacher.update
     resumed.teacher.update = lambda batch: teacher_updates.append(1) or original_update(batch)
     _fit(resumed, ds, tmp_path / "b", resume=True)
-    assert teacher_updates == []  # the teacher was loaded, not trained again
+    assert teacher_updates == []  # the teacher came back from the hand-over's checkpoint, not trained again
     assert artifact.stat().st_mtime_ns == stamp
     assert resumed.stage == "student" and resumed.student_updates == resumed.student_steps
     for mine, ref in ((resumed.students, reference.students), (resumed.teacher.model, reference.teacher.model),
                       (resumed.M, reference.M), (resumed.N, reference.N)):
         for (key, a), b in zip(mine.state_dict().items(), ref.state_dict().values()):
             assert torch.equal(a, b), key  # bit-identical to the uninterrupted run
+    assert metrics_without_timing(tmp_path / "b" / "metrics.csv") == metrics_without_timing(tmp_path / "a" / "metrics.csv")
 
 
-def test_state_dict_carries_the_stage_and_mismatched_artifact_is_named(tmp_path):
+def test_a_resume_refuses_another_runs_teacher_and_rewrites_a_missing_one(tmp_path):
     ds = make_dataset(n_agents=3, episodes=6, seed=1)
-    algo = _distill(ds, steps=4)
-    _fit(algo, ds, tmp_path / "run")
-    state = algo.state_dict()
-    fresh = _distill(ds, steps=4)
-    assert fresh.stage == "teacher"
-    fresh.load_state_dict(state)
-    assert fresh.stage == "student" and not any(p.requires_grad for p in fresh.teacher.model.parameters())
-    other = _distill(ds, steps=4, hidden=32)
-    other.make_sampler(ds, 0)
-    other.on_fit_start(ds, tmp_path / "run")
-    with pytest.raises(ValueError, match="teacher artifact .* 'hidden' was 16, now 32"):
-        other.sync_stage()
+    _fit(_distill(ds, steps=4, alpha=0.02), ds, tmp_path / "other")
+    interrupted = _distill(ds, steps=4)
+    _kill_at_first_student_update(interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(interrupted, ds, tmp_path / "run")
+    teacher = tmp_path / "run" / "teacher"
+    shutil.rmtree(teacher)
+    shutil.copytree(tmp_path / "other" / "teacher", teacher)
+    with pytest.raises(ValueError, match=r"run/teacher does not belong to this run .*delete it to resume"):
+        _fit(_distill(ds, steps=4), ds, tmp_path / "run", resume=True)
+    shutil.rmtree(teacher)
+    resumed = _distill(ds, steps=4)
+    _fit(resumed, ds, tmp_path / "run", resume=True)
+    saved = load_algo(teacher)
+    assert all(torch.equal(a, b) for a, b in zip(saved.model.state_dict().values(),
+                                                 resumed.teacher.model.state_dict().values()))
 
 
 def test_sum_reduction_scales_rel_and_kl_by_the_real_positions_only():
     ds = make_dataset(n_agents=3, episodes=6, seed=1)
     mean_algo, sum_algo = _distill(ds, steps=4), _distill(ds, steps=4, distill_reduction="sum")
     for algo in (mean_algo, sum_algo):
-        algo.sync_stage()
-        algo._begin_student_stage()
+        algo.enter_stage("student")
         _sharpen_teacher(algo)
     batch = _student_batch(mean_algo, ds)
     positions = int(batch["mask"].sum())
@@ -346,10 +354,7 @@ def test_a_wider_deeper_teacher_distils_into_students_of_their_own_size():
     algo = _distill(ds, steps=8, teacher_hidden=32, teacher_layers=2)
     assert algo.teacher.model.spec.hidden == 32 and len(algo.teacher.model.transformer.blocks) == 2
     assert algo.students.spec.hidden == 16 and len(algo.students.transformer.blocks) == 1
-    sampler = algo.make_sampler(ds, 0)
-    for step in range(1, 9):
-        losses = algo.update(sampler.sample())
-        algo.on_step_end(step, None)
+    losses = drive(algo, algo.make_sampler(ds, 0), 8)[-1]
     assert algo.stage == "student" and set(losses) == {"loss", "action", "rel", "kl"}
     assert all(np.isfinite(v) for v in losses.values()) and losses["kl"] > 0
     with pytest.raises(ValueError, match="teacher_hidden and teacher_layers must be >= 0"):
@@ -360,7 +365,7 @@ def test_distill_config_errors_name_the_field():
     ds = make_dataset(n_agents=3, episodes=2, seed=1)
     with pytest.raises(ValueError, match="mapping must be one of"):
         make_algo("distill", ds.spec, mapping="mirror")
-    with pytest.raises(ValueError, match="steps >= 2"):
+    with pytest.raises(ValueError, match=r"a budget of 1 steps cannot train the 2 stages \[.teacher., .student.\]"):
         make_algo("distill", ds.spec, steps=1)
     with pytest.raises(ValueError, match="no ablation 'no_teacher'"):
         make_algo("distill", ds.spec, ablation="no_teacher")

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 import torch
 from _datasets import make_dataset
+from _drive import drive
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 from offmarl.algos import load_algo, make_algo
-from offmarl.algos._sequence import action_loss, clip_grad_norm_per_member, masked_mean
+from offmarl.algos._sequence import action_loss, masked_mean
+from offmarl.core.optim import clip_grad_norm_per_member
 from offmarl.data.samplers import WindowSampler
+from offmarl.data.sources import PerAgentDatasets
 from offmarl.envs.base import TimeStep
 from offmarl.train import TrainConfig, evaluate_policy, fit, seed_everything
 
@@ -144,13 +147,9 @@ def test_agent_action_unchanged_when_other_agents_observations_change(name):
 def test_save_load_round_trip_gives_identical_actions(tmp_path, name, discrete):
     ds = make_dataset(n_agents=3, episodes=6, seed=2, discrete=discrete)
     algo = _algo(name, ds, steps=4)
-    sampler = algo.make_sampler(ds, 0)
-    for step in range(1, 4):
-        algo.update(sampler.sample())
-        algo.on_step_end(step, None)
+    drive(algo, algo.make_sampler(ds, 0), 3)
     algo.save(tmp_path / "model")
     loaded = load_algo(tmp_path / "model")
-    assert loaded.stage == algo.stage
     np.testing.assert_array_equal(loaded.target_returns(), ds.episode_returns().max(axis=0))
     a, b = _rollout(algo.policies()), _rollout(loaded.policies())
     np.testing.assert_array_equal(a, b)
@@ -254,5 +253,6 @@ def test_bf16_autocast_training_is_finite(name):
 def test_per_agent_dataset_is_rejected_with_a_named_error():
     ds = make_dataset(n_agents=3, episodes=2, seed=2)
     algo = _algo("idt", ds)
-    with pytest.raises(ValueError, match="joint dataset .* per-agent dataset of 3 groups"):
-        algo.make_sampler([ds, ds, ds], 0)
+    with pytest.raises(ValueError, match=r"idt cannot train on the per-agent dataset \(3 groups\) of env .*: it is a "
+                                         "per-agent dataset .*; this algorithm trains on a joint one"):
+        algo.check_source(PerAgentDatasets((ds, ds, ds)))

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)

@@ -13,6 +13,7 @@ from offmarl.collect.compositions import parse_composition
 from offmarl.collect.recipes import (build_recipe, collect_dataset, get_recipe, get_recipe_dataset, is_recipe,
                                      list_recipes, recipe_dataset_path)
 from offmarl.collect.tiers import TIER_TARGETS
+from offmarl.data.sources import PerAgentDatasets, datasets_of
 from offmarl.envs.registry import get_env_entry
 from offmarl.policies.registry import behavior_policy_names
 
@@ -155,7 +156,8 @@ def test_every_untiered_recipe_builds_at_a_tiny_scale(name):
     recipe = get_recipe(name)
     _env_or_skip(recipe.env)
     result = build_recipe(name, scale=0.001)
-    datasets = result if isinstance(result, list) else [result]
+    datasets = datasets_of(result)
+    assert isinstance(result, PerAgentDatasets) == recipe.per_agent
     assert len(datasets) == (datasets[0].n_agents if recipe.per_agent else 1)
     for ds in datasets:
         assert ds.card.recipe == name and ds.card.env_name == recipe.env and ds.n_episodes >= 1

@@ -49,15 +49,15 @@ class TwoStage(Algorithm):
     Config = AlgoConfig
 
     def __init__(self, spec, config, device="cpu", switch: int = 5, crash_at: int | None = None):
+        self.switch, self.crash_at = switch, crash_at  # the stages are checked against the budget at construction
         super().__init__(spec, config, device)
         self.w = torch.zeros(3)
         self.updates = 0
-        self.switch, self.crash_at = switch, crash_at
         self.autocast_seen: list[bool] = []
 
-    @property
-    def stage(self) -> str:
-        return "teacher" if self.updates < self.switch else "student"
+    def stage_fractions(self):
+        share = self.switch / self.config.steps
+        return (("teacher", share), ("student", 1.0 - share))
 
     def make_sampler(self, dataset, seed):
         return CountingSampler(seed)
@@ -68,7 +68,7 @@ class TwoStage(Algorithm):
         self.autocast_seen.append(torch.is_autocast_enabled("cpu"))
         self.w += batch["x"] * torch.rand(3)
         self.updates += 1
-        if self.updates <= self.switch:
+        if self.stage == "teacher":
             return {"loss_teacher": float(self.updates)}
         return {"loss_student": 2.0 * self.updates, "kl": 1.0}
 
@@ -110,7 +110,7 @@ def test_fit_writes_config_metrics_and_checkpoint(tmp_path, toy):
     assert config["dataset"]["env_name"] == "toy_pick" and config["algo_config"]["steps"] == 10
 
     header, rows = read_rows(tmp_path / "metrics.csv")
-    # the stage switch (after step 5) flushes the teacher's partial window; new loss columns widen the header
+    # the stage's end (after step 5) flushes the teacher's partial window; new loss columns widen the header
     assert header == ["step", "stage", "steps_per_s", "wall_time", "loss_teacher", "loss_student", "kl"]
     assert [(r["step"], r["stage"]) for r in rows] == [("4", "teacher"), ("5", "teacher"), ("8", "student"),
                                                        ("10", "student")]

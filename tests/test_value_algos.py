@@ -88,12 +88,15 @@ def test_capabilities_and_paper_defaults():
 def test_presets_build_the_papers_networks():
     spec = _toy_env.ToyPickEnv().spec
     tseng = make_algo("ma_cql", spec)
-    assert isinstance(tseng.nets["mixer"], QMixer) and tseng.nets["q"].kind == "mlp" and tseng.nets["q"].hidden == 256
-    assert isinstance(tseng.optims["q"], torch.optim.AdamW) and tseng.optims["q"].param_groups[0]["lr"] == 1e-4
+    critic = tseng.nets["critic"]
+    assert isinstance(tseng.nets["mixer"], QMixer) and critic.kind == "mlp" and critic.hidden == 256
+    optimizer = tseng.optims["critic"].optimizer
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.param_groups[0]["lr"] == 1e-4
     sit = make_algo("ma_icq", spec, preset="sit")
     assert isinstance(sit.nets["mixer"], LinearMixer) and sit.nets["critic"].kind == "gru"
-    assert isinstance(sit.optims["actor"], torch.optim.RMSprop) and sit.config.batch_size == 32
-    assert sit.optims["critic"].param_groups[0]["lr"] == 1e-4 and sit.optims["actor"].param_groups[0]["lr"] == 5e-4
+    actor, critic = sit.optims["actor"].optimizer, sit.optims["critic"].optimizer
+    assert isinstance(actor, torch.optim.RMSprop) and sit.config.batch_size == 32
+    assert critic.param_groups[0]["lr"] == 1e-4 and actor.param_groups[0]["lr"] == 5e-4
 
 
 def _force_action_2(algo) -> None:
@@ -104,7 +107,7 @@ def _force_action_2(algo) -> None:
                 for key in ("q", "behavior"):
                     learner.nets[key].net[-1].bias[2] = 1e3
             return
-        for key in ("q", "actor", "behavior"):
+        for key in ("critic", "actor", "behavior"):
             if key in algo.nets:
                 algo.nets[key].head_net.layers[-1].bias[..., 2] = 1e3
 
@@ -126,14 +129,14 @@ def test_targets_mask_unavailable_next_actions():
     toy = _toy_env.toy_dataset(episodes=10, seed=0)
     algo = make_algo("qmix", toy.spec, mixer="vdn", **TINY)
     with torch.no_grad():
-        algo.nets["target_q"].head_net.layers[-1].bias[..., 2] = 1e3
+        algo.nets["target_critic"].head_net.layers[-1].bias[..., 2] = 1e3
     batch = algo.make_sampler(toy, 0).sample()
     from offmarl.algos._centralized import to_sequences
 
     seq = to_sequences(batch, algo.device)
     seq.avail[..., 2] = False  # nobody may play action 2 next
     with torch.no_grad():
-        y = algo.discrete_targets(seq, algo.nets["q"](seq.obs)[:, 1:])
+        y = algo.td_targets(seq, algo.nets["critic"].features(seq.obs)[:, 1:])
     assert y.abs().max() < 100
 
 
@@ -151,6 +154,7 @@ def test_state_dict_continues_exactly(name, preset):
     a = _train(name, toy, preset=preset, steps=3, **extra, **TINY)
     b = make_algo(name, toy.spec, **a.config_dict())
     b.load_state_dict(a.state_dict())
+    b.enter_stage(a.stage)  # the stage follows from the step, which the fit loop keeps
     batch = a.make_sampler(toy, 9).sample()
     torch.manual_seed(5)
     la = a.update(batch)
@@ -166,8 +170,9 @@ def test_centralized_learners_refuse_a_per_agent_file(files):
 
     data, _ = resolve_dataset(str(files["per_agent"]))
     algo = make_algo("qmix", data[0].spec, **TINY)
-    with pytest.raises(ValueError, match="qmix trains centrally on a joint dataset; got a per-agent file with 3 groups"):
-        algo.make_sampler(data, 0)
+    with pytest.raises(ValueError, match=r"qmix cannot train on the per-agent dataset \(3 groups\) .*: it is a "
+                                         "per-agent dataset"):
+        algo.check_source(data)
 
 
 def test_gru_policy_resets_only_the_masked_sub_envs():
@@ -196,7 +201,7 @@ def test_greedy_policy_matches_the_training_time_q_values():
     ep = int(np.argmax(toy.episode_lengths))
     s, length = int(toy.episode_starts[ep]), int(toy.episode_lengths[ep])
     obs = torch.as_tensor(toy.obs[s:s + length])[None]  # [1, L, n, d]
-    q = algo.nets["q"](obs)[0]  # [L, n, A]
+    q = algo.nets["critic"](obs)[0]  # [L, n, A]
     policy = algo.policies()
     policy.reset(1)
     for t in range(length):
@@ -226,7 +231,7 @@ def test_a_crashed_run_resumes_to_the_same_weights(tmp_path, files, name, kind, 
 
     data = _toy_env.toy_dataset(episodes=10, seed=0, continuous=kind == "continuous") if kind != "per_agent" else \
         resolve_dataset(str(files["per_agent"]))[0]
-    spec = (data[0] if isinstance(data, list) else data).spec
+    spec = data.spec
     cfg = dict(seed=3, progress=False, log_every=1, checkpoint_every=2, eval_every=5)
 
     def build():

@@ -20,7 +20,6 @@ algorithm is built; the saved config holds the resolved values.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -28,20 +27,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from offmarl.algos._value import (
-    clip_grads,
-    frozen_copy,
-    resolve_preset,
-    update_target,
-)
+from offmarl.algos._value import frozen_copy, masked_mean, one_step_targets, resolve_preset, update_target
 from offmarl.algos.base import Algorithm, AlgoConfig
+from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.samplers import EpisodeSampler, TransitionSampler
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.agents import AGENT_KINDS, AgentNetwork
 from offmarl.nets.mixers import make_mixer
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.core.optim import make_optimizer
+from offmarl.core.optim import OptimizerWrapper
 
 
 @dataclass(frozen=True)
@@ -149,9 +144,18 @@ def to_sequences(batch: dict[str, torch.Tensor], device: torch.device) -> Sequen
 
 
 class MixedValueLearner(Algorithm):
-    """Base of the centralized value baselines (module docstring). Subclasses implement :meth:`build`,
-    :meth:`train_step` and :meth:`policies`, and register their modules in ``self.nets`` and their
-    optimizers in ``self.optims`` so that :meth:`state_dict` is complete."""
+    """Base of the centralized value baselines (module docstring). Subclasses implement :meth:`build` and
+    :meth:`policies`, and register their modules in ``self.nets`` (the agents' values as ``critic``, the
+    mixer as ``mixer``) and their optimizers in ``self.optims`` so that :meth:`state_dict` is complete.
+
+    :meth:`train_step` is the mixed TD update of qmix, ma_cql and ma_bcq, one skeleton with small hooks:
+
+        Q_tot = f_mix(Q_i(τ_i, a_i); s),   y = r + γ (1 − d) f̂_mix(V̂_i(τ'_i); s')     (:meth:`next_agent_values`)
+        L = E[(Q_tot − y)²] + conservative term (:meth:`conservative_loss`), one critic + mixer step,
+        then the policy's own step where the method has one (:meth:`policy_step`), then the targets.
+
+    ma_icq's update (λ-returns and an advantage-weighted actor) replaces it whole.
+    """
 
     Config = MixedValueConfig
     #: per-preset values of the subclass's own None fields, e.g. {"sit": {"critic_lr": 1e-4}}
@@ -188,25 +192,22 @@ class MixedValueLearner(Algorithm):
         self.nets[f"target_{name}"] = frozen_copy(self.nets[name])
         return self.nets[f"target_{name}"]
 
-    def optimizer(self, modules: Sequence[nn.Module], lr: float | None = None) -> torch.optim.Optimizer:
+    def optimizer(self, modules: Sequence[nn.Module], lr: float | None = None) -> OptimizerWrapper:
         c = self.config
         params = [p for m in modules for p in m.parameters()]
-        return make_optimizer(c.optimizer, params, c.lr if lr is None else lr, c.weight_decay)
+        return OptimizerWrapper(params, c.optimizer, c.lr if lr is None else lr, c.weight_decay, c.grad_clip)
 
-    def step_optimizer(self, name: str, loss: torch.Tensor) -> float:
-        """Zero, backpropagate ``loss``, clip and step optimizer ``name``; returns the gradient norm."""
-        opt = self.optims[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        params = [p for group in opt.param_groups for p in group["params"]]
-        norm = clip_grads(params, self.config.grad_clip)
-        opt.step()
-        return norm
+    def step_optimizer(self, name: str, loss: torch.Tensor) -> dict[str, float]:
+        """One step of optimizer ``name`` on ``loss``; returns ``{"grad_norm": …}`` when it clips."""
+        norm = self.optims[name].minimize(loss)
+        return {} if norm is None else {"grad_norm": norm}
 
-    def update_targets(self, *names: str) -> None:
+    def update_targets(self) -> None:
+        """Soft or hard updates (config ``tau``, ``target_update_interval``) of every ``target_<name>``."""
         c = self.config
-        for name in names:
-            update_target(self.nets[f"target_{name}"], self.nets[name], self.updates, c.tau, c.target_update_interval)
+        for name in [key for key in self.nets if key.startswith("target_")]:
+            update_target(self.nets[name], self.nets[name[len("target_"):]], self.updates, c.tau,
+                          c.target_update_interval)
 
     def squash(self, raw: torch.Tensor) -> torch.Tensor:
         return self.action_head.squash(raw)
@@ -216,12 +217,52 @@ class MixedValueLearner(Algorithm):
         low, high = self.action_head.low, self.action_head.high
         return low + (high - low) * torch.rand(*shape, low.numel(), device=self.device)
 
+    def agent_values(self, critic: AgentNetwork, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q_i(τ_i, a_i) ``[..., n]`` at ``actions`` from the critic's ``features [..., n, H]``."""
+        if self.spec.discrete:
+            return critic.head(features).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return critic.head(features, actions).squeeze(-1)
+
+    # ---- the mixed TD step -----------------------------------------------------------------------------
+    def train_step(self, seq: Sequences) -> dict[str, float]:
+        nets = self.nets
+        features = nets["critic"].features(seq.obs)  # [B, L+1, n, H]
+        f_now = features[:, :-1]
+        q_taken = self.agent_values(nets["critic"], f_now, seq.actions)  # [B, L, n]
+        q_tot = nets["mixer"](q_taken, seq.state_now).squeeze(-1)  # [B, L]
+        with torch.no_grad():
+            y = self.td_targets(seq, features[:, 1:])
+        td = masked_mean((q_tot - y).pow(2), seq.mask)
+        extra, logs = self.conservative_loss(seq, f_now, q_taken, q_tot)
+        logs.update(self.step_optimizer("critic", td if extra is None else td + extra))
+        logs.update(self.policy_step(seq, f_now.detach()))
+        self.update_targets()
+        return {"td_loss": td.item(), **logs, "q_tot": masked_mean(q_tot.detach(), seq.mask).item()}
+
+    def td_targets(self, seq: Sequences, f_next: torch.Tensor) -> torch.Tensor:
+        """One-step targets ``[B, L]`` from :meth:`next_agent_values` mixed by the target mixer (``f_next``:
+        the online critic's features of the next steps); subclasses with n-step targets extend it."""
+        v_agents, _ = self.next_agent_values(seq, f_next)
+        v_next = self.nets["target_mixer"](v_agents, seq.state_next).squeeze(-1)
+        return one_step_targets(seq.rewards, seq.done, v_next, self.config.gamma)
+
     # ---- what subclasses implement ---------------------------------------------------------------------
     def build(self) -> None:
         raise NotImplementedError
 
-    def train_step(self, seq: Sequences) -> dict[str, float]:
+    def next_agent_values(self, seq: Sequences, f_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The target networks' per-agent values ``[B, L, n]`` of the next steps under the learned policy,
+        and the next actions the policy picks (None where it picks none explicitly)."""
         raise NotImplementedError
+
+    def conservative_loss(self, seq: Sequences, f_now: torch.Tensor, q_taken: torch.Tensor, q_tot: torch.Tensor
+                          ) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """A regulariser added to the TD loss and its logs (None: none; CQL's term in ma_cql)."""
+        return None, {}
+
+    def policy_step(self, seq: Sequences, f_now: torch.Tensor) -> dict[str, float]:
+        """The policy's own update after the critic's (continuous actors, BCQ's perturbation); logs."""
+        return {}
 
     @property
     def uses_episodes(self) -> bool:
@@ -229,18 +270,7 @@ class MixedValueLearner(Algorithm):
         return self.config.agent == "gru"
 
     # ---- the Algorithm contract -----------------------------------------------------------------------
-    def make_sampler(self, dataset: Any, seed: int) -> TransitionSampler | EpisodeSampler:
-        if isinstance(dataset, (list, tuple)):
-            raise ValueError(f"{self.name} trains centrally on a joint dataset; got a per-agent file with "
-                             f"{len(dataset)} groups (the decentralized learner for those is dec_mabcq)")
-        if dataset.state_only:
-            raise ValueError(f"{self.name} needs actions; the dataset is state-only")
-        if dataset.n_agents != self.n or dataset.obs.shape[2] != self.spec.obs_dim:
-            raise ValueError(f"{self.name} was built for {self.n} agents with obs_dim {self.spec.obs_dim}; the dataset "
-                             f"has {dataset.n_agents} agents with obs_dim {dataset.obs.shape[2]}")
-        if (dataset.card.action_kind == "discrete") != self.spec.discrete:
-            raise ValueError(f"{self.name} was built for {'discrete' if self.spec.discrete else 'continuous'} actions; "
-                             f"the dataset's actions are {dataset.card.action_kind}")
+    def make_sampler(self, dataset: MultiAgentDataset, seed: int) -> TransitionSampler | EpisodeSampler:
         if self.uses_episodes:
             return EpisodeSampler(dataset, self.config.batch_size, seed, max_len=self.config.seq_len)
         return TransitionSampler(dataset, self.config.batch_size, seed)
@@ -251,22 +281,13 @@ class MixedValueLearner(Algorithm):
 
     def state_dict(self) -> dict[str, Any]:
         return {"nets": self.nets.state_dict(), "optims": {k: o.state_dict() for k, o in self.optims.items()},
-                "updates": self.updates, **self.extra_state()}
+                "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.nets.load_state_dict(state["nets"])
         for name, opt in self.optims.items():
-            # torch adopts the given moment tensors without copying; copy so two live learners never share them
-            opt.load_state_dict(copy.deepcopy(state["optims"][name]))
+            opt.load_state_dict(state["optims"][name])
         self.updates = int(state["updates"])
-        self.load_extra_state(state)
-
-    def extra_state(self) -> dict[str, Any]:
-        """Counters beyond ``updates`` (e.g. the stage of a two-stage learner)."""
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
 
 
 # ---- decentralized execution ----------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 * :class:`DTConfig` -- the config fields every DT has (defaults: Tseng et al. Tables 4, 6, 10, batch 128
   from Tables 7-9; kzl's decision-transformer for what the paper does not state).
 * :func:`masked_mean`, :func:`action_loss` -- per-agent losses over real (unpadded) positions only.
-* :func:`clip_grad_norm_per_member` -- gradient clipping that keeps stacked per-agent networks independent.
 * :class:`DTAlgorithm` -- the algorithm skeleton: dataset statistics (observation standardisation,
   return-to-go scale, default target returns) fitted in ``make_sampler``/``on_fit_start`` and kept in the
-  state, AdamW with kzl's linear warm-up, one update = one action-loss step, policies with context.
+  state, AdamW with kzl's linear warm-up over the stage's steps and gradient clipping per agent network
+  (:class:`~offmarl.core.optim.OptimizerWrapper`), one update = one action-loss step, policies with context.
 
 Steps: the paper counts "offline epochs" (Tables 4, 6, 10: 1000 Fill-In, 500 Equal Space, 1000
 Grid-World). offmarl counts gradient steps; ``offmarl/algos/env_defaults/<algo>.yaml`` converts with one
@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from offmarl.algos.base import Algorithm, AlgoConfig
+from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.samplers import WindowSampler
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.decision_transformer import DecisionTransformer, DTOutput, DTSpec
-from offmarl.core.optim import make_optimizer
+from offmarl.core.optim import OptimizerWrapper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,26 +108,6 @@ def action_loss(head: ActionHead, pred: torch.Tensor, batch: dict[str, torch.Ten
         return masked_mean(head.loss(pred.float(), targets, avail), batch["mask"])
 
 
-def clip_grad_norm_per_member(parameters: list[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
-    """Clip the gradient of each member (leading axis ``E`` of every parameter) to norm ``max_norm``.
-
-    One network per agent stacked on axis 0 (``offmarl.nets.ensemble``) must be clipped per agent: a
-    global norm would let agent j's gradient shrink agent i's step. Returns the norms ``[E]``."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return torch.zeros(0)
-    norms = torch.stack([g.flatten(1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()  # [E]
-    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.view((-1,) + (1,) * (g.dim() - 1)))
-    return norms
-
-
-def warmup_factor(step: int, warmup_steps: int) -> float:
-    """kzl's linear warm-up: ``min((step + 1) / warmup_steps, 1)``."""
-    return min((step + 1) / warmup_steps, 1.0) if warmup_steps > 0 else 1.0
-
-
 def dt_spec(spec: EnvSpec, config: DTConfig, layout: str) -> DTSpec:
     """The network sizes of a DT with ``layout`` for env ``spec`` under ``config``."""
     return DTSpec(layout=layout, n_agents=spec.n_agents, obs_dim=spec.obs_dim, discrete=spec.discrete,
@@ -147,17 +128,7 @@ class DTStats:
         self.reward_scale = 1.0
         self.fitted = False
 
-    def fit(self, dataset: Any, spec: EnvSpec, reward_scale: float) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(dataset, (list, tuple)):
-            raise ValueError("Decision-Transformer algorithms train on a joint dataset (all agents per step); "
-                             f"got a per-agent dataset of {len(dataset)} groups")
-        card = dataset.card
-        if dataset.n_agents != spec.n_agents or dataset.obs.shape[2] != spec.obs_dim:
-            raise ValueError(f"dataset of env {card.env_name!r} has {dataset.n_agents} agents x obs width "
-                             f"{dataset.obs.shape[2]}; the algorithm was built for {spec.n_agents} x {spec.obs_dim}")
-        if dataset.spec.discrete != spec.discrete:
-            raise ValueError(f"dataset of env {card.env_name!r} has {'discrete' if dataset.spec.discrete else 'continuous'} "
-                             f"actions; the algorithm was built for {'discrete' if spec.discrete else 'continuous'} ones")
+    def fit(self, dataset: MultiAgentDataset, reward_scale: float) -> tuple[np.ndarray, np.ndarray]:
         returns = dataset.episode_returns()  # [E, n]
         self.target_return = returns.max(axis=0)
         biggest = float(np.abs(returns).max())
@@ -201,26 +172,26 @@ class DTAlgorithm(Algorithm):
         check_dt_config(config)
         self.head = ActionHead.for_spec(spec).to(self.device)
         self.model = DecisionTransformer(dt_spec(spec, config, self.layout)).to(self.device)
-        self.optimizer = make_optimizer("adamw", self.model.parameters(), config.lr, config.weight_decay)
+        self.optimizer = self.adamw(self.model, per_member=self.model.spec.members > 1)
         self.stats = DTStats(spec.n_agents)
         self.updates = 0
 
     # ---- data -----------------------------------------------------------------------------------
-    def fit_dataset(self, dataset: Any) -> None:
+    def fit_dataset(self, dataset: MultiAgentDataset) -> None:
         """Fit the dataset statistics (idempotent: the same dataset gives the same values)."""
-        mean, std = self.stats.fit(dataset, self.spec, self.config.reward_scale)
+        mean, std = self.stats.fit(dataset, self.config.reward_scale)
         for model in self._models_with_obs_stats():
             model.set_obs_stats(torch.as_tensor(mean), torch.as_tensor(std))
 
     def _models_with_obs_stats(self) -> list[DecisionTransformer]:
         return [self.model]
 
-    def make_sampler(self, dataset: Any, seed: int) -> WindowSampler:
+    def make_sampler(self, dataset: MultiAgentDataset, seed: int) -> WindowSampler:
         self.fit_dataset(dataset)
         return WindowSampler(dataset, self.config.batch_size, seed, K=self.config.context_len,
                              reward_scale=self.stats.reward_scale)
 
-    def on_fit_start(self, dataset: Any, run_dir: Any) -> None:
+    def on_fit_start(self, dataset: MultiAgentDataset) -> None:
         self.fit_dataset(dataset)
 
     # ---- training -------------------------------------------------------------------------------
@@ -231,31 +202,21 @@ class DTAlgorithm(Algorithm):
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
-    def set_lr(self, optimizer: torch.optim.Optimizer, step: int, total: int) -> None:
-        factor = warmup_factor(step, int(self.config.warmup_frac * total))
-        for group in optimizer.param_groups:
-            group["lr"] = self.config.lr * factor
+    def adamw(self, module: torch.nn.Module, per_member: bool = False) -> OptimizerWrapper:
+        """AdamW over ``module`` with the config's rate, decay and gradient clip (per member: one per agent)."""
+        c = self.config
+        return OptimizerWrapper(module.parameters(), "adamw", c.lr, c.weight_decay, c.grad_clip, per_member)
 
-    def clip(self, model: torch.nn.Module, per_member: bool) -> None:
-        params = [p for p in model.parameters() if p.grad is not None]
-        if self.config.grad_clip <= 0:
-            return
-        if per_member:
-            clip_grad_norm_per_member(params, self.config.grad_clip)
-        else:
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+    def warmup_steps(self, stage_steps: int) -> int:
+        """kzl's warm-up length for a stage of ``stage_steps`` updates: ``warmup_frac`` of them."""
+        return int(self.config.warmup_frac * stage_steps)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         batch = self.to_device(batch)
         self.model.train()
         per_agent = action_loss(self.head, self.forward(self.model, batch).action, batch)  # [n]
-        independent = self.model.spec.members > 1
-        loss = per_agent.sum() if independent else per_agent.mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.clip(self.model, per_member=independent)
-        self.set_lr(self.optimizer, self.updates, self.total_steps)
-        self.optimizer.step()
+        loss = per_agent.sum() if self.model.spec.members > 1 else per_agent.mean()
+        self.optimizer.minimize(loss, self.updates, self.warmup_steps(self.total_steps))
         self.updates += 1
         return {"loss": float(per_agent.detach().mean())}
 

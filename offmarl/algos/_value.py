@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,14 +103,6 @@ def update_target(target: nn.Module, source: nn.Module, updates: int, tau: float
         soft_update(target, source, tau)
     else:
         hard_update(target, source)
-
-
-def clip_grads(params: Iterable[nn.Parameter], max_norm: float) -> float:
-    """Clip the gradient norm to ``max_norm`` (0: no clipping); returns the norm before clipping."""
-    params = [p for p in params if p.grad is not None]
-    if max_norm and max_norm > 0:
-        return float(nn.utils.clip_grad_norm_(params, max_norm))
-    return float(torch.norm(torch.stack([p.grad.norm() for p in params]))) if params else 0.0
 
 
 # ---- masked operations over actions --------------------------------------------------------------------

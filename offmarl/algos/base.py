@@ -4,13 +4,29 @@ An algorithm is one file in ``offmarl/algos/`` holding a frozen ``Config`` datac
 math, the paper reference and every field) and a subclass of :class:`Algorithm` registered with
 :func:`register_algo`. The one fit loop (``offmarl.train.fit``) drives it:
 
-    sampler = algo.make_sampler(dataset, seed)       # any object with sample() and state_dict()/load_state_dict()
-    for step in range(algo.total_steps): losses = algo.update(sampler.sample())
-    algo.policies()                                  # JointPolicy for evaluation
+    algo.plan(total)                                  # the step budget -> the stage schedule
+    algo.check_source(source)                         # one compatibility check, before training
+    sampler = algo.make_sampler(source, seed)         # any object with sample() and state_dict()/load_state_dict()
+    for step in range(total): losses = algo.update(sampler.sample())
+    algo.policies()                                   # JointPolicy for evaluation
 
-``state_dict()`` must hold everything needed to continue exactly (weights, optimizers, schedulers,
-counters, the current stage of a multi-stage algorithm) as tensors / numbers / strings / lists / dicts,
-so a checkpoint is loadable with ``torch.load(weights_only=True)``.
+What an algorithm learns from (``learns_from``): a dataset (``"dataset"``: a
+:class:`~offmarl.data.dataset.MultiAgentDataset`, or :class:`~offmarl.data.sources.PerAgentDatasets` where
+``dataset_layouts`` admits them), an environment (``"env"``: an :class:`~offmarl.envs.registry.EnvSource`)
+or both in turn (``"dataset+env"``: a :class:`~offmarl.data.sources.DatasetAndEnv`). Offline steps count
+gradient updates; online steps count environment frames (one frame = one step of one sub-env): an online
+learner's sampler says how many frames its last ``sample()`` took in ``last_sample_frames``.
+
+Stages. A multi-stage algorithm (a behaviour model, then the policy; a teacher, then students) declares
+its stages with :meth:`Algorithm.stage_fractions`; :meth:`Algorithm.plan` divides the one step budget
+among them (:class:`StageSchedule`), so every stage keeps its share whatever the budget. The fit loop
+enters each stage (:meth:`Algorithm.enter_stage`), logs the stage of every metrics row, checkpoints at
+every hand-over and saves the artifact a stage hands over (:meth:`Algorithm.stage_artifact`, e.g. the
+distillation teacher) in the run directory.
+
+``state_dict()`` must hold everything needed to continue exactly (weights, optimizers, counters) as
+tensors / numbers / strings / lists / dicts, so a checkpoint is loadable with
+``torch.load(weights_only=True)``. The current stage is not part of it: it follows from the step.
 """
 
 from __future__ import annotations
@@ -19,11 +35,14 @@ import dataclasses
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 
+from offmarl.data.dataset import MultiAgentDataset
+from offmarl.data.sources import DatasetAndEnv, PerAgentDatasets, describe, incompatibility, source_dataset
 from offmarl.envs.base import EnvSpec
+from offmarl.envs.registry import EnvSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +63,61 @@ class AlgoConfig:
     variant: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class StageSchedule:
+    """Consecutive stages over a step budget: ``stages`` holds ``(name, length)`` pairs, each length >= 1."""
+
+    stages: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def from_fractions(cls, total: int, fractions: Sequence[tuple[str, float]]) -> "StageSchedule":
+        """Stage k gets ``round(total * fraction_k)`` steps (at least 1; the last stage the rest).
+
+        Every stage keeps at least one step, so ``total`` must be at least the number of stages."""
+        names = [name for name, _ in fractions]
+        if total < len(names):
+            raise ValueError(f"a budget of {total} steps cannot train the {len(names)} stages {names}: "
+                             f"give at least {len(names)} steps")
+        stages, used = [], 0
+        for k, (name, fraction) in enumerate(fractions):
+            later = len(names) - k - 1
+            length = total - used if not later else min(max(1, round(total * fraction)), total - used - later)
+            stages.append((name, int(length)))
+            used += length
+        return cls(tuple(stages))
+
+    @property
+    def total(self) -> int:
+        return sum(length for _, length in self.stages)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.stages]
+
+    def start(self, name: str) -> int:
+        """Steps done when stage ``name`` begins."""
+        done = 0
+        for stage, length in self.stages:
+            if stage == name:
+                return done
+            done += length
+        raise KeyError(f"no stage {name!r}; stages: {self.names}")
+
+    def length(self, name: str) -> int:
+        return dict(self.stages)[name] if name in self.names else 0
+
+    def stage_at(self, step: int) -> str:
+        """The stage the update after ``step`` steps belongs to (the last stage once the budget is spent)."""
+        done = 0
+        for stage, length in self.stages:
+            done += length
+            if step < done:
+                return stage
+        return self.stages[-1][0]
+
+
 class Algorithm(ABC):
-    """Base of every offline learner. Subclasses set ``name``, ``Config`` and capability flags."""
+    """Base of every learner. Subclasses set ``name``, ``Config`` and capability flags (module docstring)."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[AlgoConfig]] = AlgoConfig
@@ -53,6 +125,8 @@ class Algorithm(ABC):
     supports_continuous: ClassVar[bool] = True
     decentralized_training: ClassVar[bool] = False  # True: learner i sees only agent i's data
     learns_from: ClassVar[str] = "dataset"  # "dataset" (offline) | "env" (online) | "dataset+env" (both, staged)
+    dataset_layouts: ClassVar[tuple[str, ...]] = ("joint",)  # "joint" and/or "per_agent" (PerAgentDatasets)
+    needs_actions: ClassVar[bool] = True  # False: learns from state-only datasets too
     ablations: ClassVar[tuple[str, ...]] = ()
     variants: ClassVar[tuple[str, ...]] = ()
 
@@ -69,19 +143,86 @@ class Algorithm(ABC):
         self.config = config
         self.device = torch.device(device)
         self.precision = "fp32"  # set by the fit loop; "bf16" runs forward passes under CPU/CUDA autocast
+        self._schedule: StageSchedule | None = None
+        self._stage: str | None = None
+        StageSchedule.from_fractions(int(config.steps), self.stage_fractions())  # a budget every stage can share
 
-    # ---- what the fit loop calls ---------------------------------------------------------------
+    # ---- the step budget and its stages ----------------------------------------------------------
+    def stage_fractions(self) -> Sequence[tuple[str, float]]:
+        """The stages in order with their shares of the budget (one stage, ``main``, by default)."""
+        return (("main", 1.0),)
+
+    def plan(self, total_steps: int) -> StageSchedule:
+        """Divide the budget ``total_steps`` among the stages; ``config.steps`` becomes the budget, so a saved
+        algorithm records what it trained for. The fit loop calls it before training."""
+        self._schedule = StageSchedule.from_fractions(int(total_steps), self.stage_fractions())
+        self.config = dataclasses.replace(self.config, steps=int(total_steps))
+        return self._schedule
+
+    @property
+    def schedule(self) -> StageSchedule:
+        """The stage schedule (planned over ``config.steps`` until the fit loop plans the budget)."""
+        if self._schedule is None:
+            self.plan(int(self.config.steps))
+        return self._schedule
+
     @property
     def total_steps(self) -> int:
-        return int(self.config.steps)
+        return self.schedule.total
+
+    @property
+    def stage(self) -> str:
+        """The running stage (the first until the fit loop enters another)."""
+        return self._stage if self._stage is not None else self.schedule.names[0]
+
+    def enter_stage(self, name: str) -> None:
+        """Make ``name`` the running stage; called by the fit loop when a stage begins and after a resume, so
+        it must derive everything from the algorithm's state (e.g. freeze a finished stage's network)."""
+        if name not in self.schedule.names:
+            raise ValueError(f"{self.name}: no stage {name!r}; stages: {self.schedule.names}")
+        self._stage = name
+
+    def stage_artifact(self, name: str) -> "Algorithm | None":
+        """What stage ``name`` hands over, saved by the fit loop to ``<run>/<name>/`` when it ends (None: nothing)."""
+        return None
+
+    # ---- what the fit loop calls ---------------------------------------------------------------
+    def check_source(self, source: Any) -> None:
+        """Refuse a source this algorithm cannot learn from, with one error naming it and the reason."""
+        expected = {"dataset": (MultiAgentDataset, PerAgentDatasets), "env": (EnvSource,),
+                    "dataset+env": (DatasetAndEnv,)}[self.learns_from]
+        if not isinstance(source, expected):
+            wanted = {"dataset": "a dataset (--dataset)", "env": "an environment (--env)",
+                      "dataset+env": "a dataset and an environment"}[self.learns_from]
+            raise ValueError(f"{self.name} cannot train on {type(source).__name__}: it learns from {wanted}")
+        dataset = source_dataset(source)
+        if dataset is None:
+            return
+        per_agent = isinstance(dataset, PerAgentDatasets)
+        layout = "per_agent" if per_agent else "joint"
+        reason = None
+        if layout not in self.dataset_layouts:
+            reason = ("it is a per-agent dataset (one group per agent); this algorithm trains on a joint one"
+                      if per_agent else "it is a joint dataset; this algorithm trains on a per-agent one")
+        elif per_agent and len(dataset) != self.spec.n_agents:
+            reason = f"it has {len(dataset)} per-agent groups for {self.spec.n_agents} agents"
+        else:
+            groups = list(enumerate(dataset)) if per_agent else [(None, dataset)]
+            for agent, ds in groups:
+                reason = incompatibility(ds, self.spec, agent, self.needs_actions)
+                if reason is not None:
+                    reason = reason if agent is None else f"agent {agent}'s group: {reason}"
+                    break
+        if reason is not None:
+            raise ValueError(f"{self.name} cannot train on the {describe(source)}: {reason}")
 
     @abstractmethod
-    def make_sampler(self, dataset: Any, seed: int) -> Any:
-        """A sampler over ``dataset`` whose ``sample()`` returns what :meth:`update` takes."""
+    def make_sampler(self, source: Any, seed: int) -> Any:
+        """A sampler over ``source`` (already checked) whose ``sample()`` returns what :meth:`update` takes."""
 
     @abstractmethod
     def update(self, batch: Any) -> dict[str, float]:
-        """One gradient step; returns the losses (floats) to log."""
+        """One gradient step (or, online, one rollout's updates); returns the losses (floats) to log."""
 
     @abstractmethod
     def policies(self) -> Any:
@@ -99,16 +240,8 @@ class Algorithm(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         ...
 
-    def on_fit_start(self, dataset: Any, run_dir: Path | None) -> None:
-        """Hook before the first update (e.g. fit normalizers on ``dataset``; reuse artifacts in ``run_dir``)."""
-
-    def on_step_end(self, step: int, run_dir: Path | None) -> None:
-        """Hook after every update (e.g. write a stage's artifact when the stage ends)."""
-
-    @property
-    def stage(self) -> str:
-        """Name of the running stage of a multi-stage algorithm (``"main"`` for single-stage ones)."""
-        return "main"
+    def on_fit_start(self, source: Any) -> None:
+        """Hook after the sampler is built, before the first update (e.g. fit normalizers on the dataset)."""
 
     # ---- persistence -----------------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:
@@ -117,13 +250,13 @@ class Algorithm(ABC):
     def save(self, path: str | Path) -> None:
         """Save weights + config + library version to directory ``path`` (loadable by :func:`load_algo`)."""
         from offmarl import __version__
-        from offmarl.core.files import atomic_torch_save
+        from offmarl.core.files import atomic_torch_save, atomic_write_json
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"algo": self.name, "config": self.config_dict(), "env_spec": self.spec.to_dict(),
                 "offmarl_version": __version__}
-        (path / "algo.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        atomic_write_json(path / "algo.json", json.loads(json.dumps(meta, default=str)))
         atomic_torch_save(self.state_dict(), path / "algo.pt")
 
 

@@ -8,7 +8,6 @@ manner". The baseline row "BC" of Tables 1-3.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
@@ -17,12 +16,13 @@ import torch
 from torch import nn
 
 from offmarl.algos.base import Algorithm, AlgoConfig, register_algo
+from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.samplers import WindowSampler
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.mlp import MLP
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.core.optim import make_optimizer
+from offmarl.core.optim import OptimizerWrapper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,15 +75,10 @@ class BC(Algorithm):
             MLP(config.history * d, config.hidden, self.head.out_dim, config.n_layers, config.activation)
             for d in spec.obs_dims
         ).to(self.device)
-        self.optimizer = make_optimizer("adamw", self.nets.parameters(), config.lr, config.weight_decay)
+        self.optimizer = OptimizerWrapper(self.nets.parameters(), "adamw", config.lr, config.weight_decay)
         self.updates = 0
 
-    def make_sampler(self, dataset: Any, seed: int) -> WindowSampler:
-        if isinstance(dataset, (list, tuple)):
-            raise ValueError("bc trains on one joint dataset, not a per-agent file (one dataset per agent)")
-        if tuple(dataset.card.obs_dims) != tuple(self.spec.obs_dims):
-            raise ValueError(f"bc was built for obs_dims {list(self.spec.obs_dims)}, "
-                             f"the dataset has {list(dataset.card.obs_dims)}")
+    def make_sampler(self, dataset: MultiAgentDataset, seed: int) -> WindowSampler:
         # Windows end at a uniformly drawn step t and are zero-padded before the episode start: exactly h_t^i.
         return WindowSampler(dataset, self.config.batch_size, seed, K=self.config.history)
 
@@ -97,9 +92,7 @@ class BC(Algorithm):
             raw = net(history)  # [B, out_dim]
             losses.append(self.head.loss(raw, actions[:, i], None if avail is None else avail[:, i]).mean())
         loss = torch.stack(losses)  # [n]
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        self.optimizer.step()
+        self.optimizer.minimize(loss.sum())
         self.updates += 1
         return {"loss": loss.detach().mean().item()}
 
@@ -114,8 +107,7 @@ class BC(Algorithm):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.nets.load_state_dict(state["nets"])
-        # torch's optimizer adopts the given moment tensors as they are: copy, so two live algorithms never share them
-        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
 
 

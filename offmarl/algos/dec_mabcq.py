@@ -44,16 +44,40 @@ from offmarl.algos._value import (
 )
 from offmarl.algos.base import Algorithm, AlgoConfig, register_algo
 from offmarl.data.dataset import MultiAgentDataset
+from offmarl.data.sources import Dataset, PerAgentDatasets
 from offmarl.data.samplers import TransitionSampler, agent_slice
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.mlp import MLP
 from offmarl.nets.vae import ConditionalVAE, Perturbation
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.core.optim import make_optimizer
+from offmarl.core.optim import OptimizerWrapper
 
-VARIANTS = ("vd_tn", "vd", "tn", "bcq", "ddpg", "behavior")
 TN_ESTIMATORS = ("auto", "counts", "vae")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """What one variant of §4.1 uses: the two importance weights, and how agent i picks its action.
+
+    policy: ``bcq`` -- the best of G¹_i's candidates perturbed by ξ_i (discrete: the max over the actions
+        the behaviour classifier allows); ``free`` -- an unconstrained actor (discrete: the max over every
+        available action), i.e. DDPG / independent Q-learning; ``behavior`` -- G¹_i's own action.
+    """
+
+    value_deviation: bool
+    transition_normalization: bool
+    policy: str
+
+
+VARIANTS: dict[str, Variant] = {
+    "vd_tn": Variant(value_deviation=True, transition_normalization=True, policy="bcq"),
+    "vd": Variant(value_deviation=True, transition_normalization=False, policy="bcq"),
+    "tn": Variant(value_deviation=False, transition_normalization=True, policy="bcq"),
+    "bcq": Variant(value_deviation=False, transition_normalization=False, policy="bcq"),
+    "ddpg": Variant(value_deviation=False, transition_normalization=False, policy="free"),
+    "behavior": Variant(value_deviation=False, transition_normalization=False, policy="behavior"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,19 +182,15 @@ class AgentLearner(nn.Module):
         super().__init__()
         c = config
         self.config, self.obs_dim, self.discrete = c, obs_dim, spec.discrete
-        variant = c.variant or "vd_tn"
-        self.use_vd = variant in ("vd_tn", "vd")
-        self.use_tn = variant in ("vd_tn", "tn")
-        self.unconstrained = variant == "ddpg"
-        self.behavior_only = variant == "behavior"
+        self.variant = VARIANTS[c.variant or "vd_tn"]
         self.nets = nn.ModuleDict()
         if self.discrete:
             A = spec.n_actions
             self.n_actions = A
             self.nets["q"] = MLP(obs_dim, c.hidden, A, c.n_layers)
-            if not self.unconstrained:
+            if self.variant.policy != "free":
                 self.nets["behavior"] = MLP(obs_dim, c.hidden, A, c.n_layers)
-            if self.use_tn:  # used only when λ_tn comes from the VAEs (tn_estimator)
+            if self.variant.transition_normalization:  # used only when λ_tn comes from the VAEs (tn_estimator)
                 self.nets["g1"] = ConditionalVAE(obs_dim, c.latent_dim, c.hidden, c.n_layers, n_actions=A)
                 self.nets["g2"] = ConditionalVAE(2 * obs_dim, c.latent_dim, c.hidden, c.n_layers, n_actions=A)
         else:
@@ -178,23 +198,24 @@ class AgentLearner(nn.Module):
             self.head = ActionHead.for_spec(spec)
             act_dim = spec.act_dim
             self.nets["q"] = MLP(obs_dim + act_dim, c.hidden, 1, c.n_layers)
-            if self.unconstrained:
+            if self.variant.policy == "free":
                 self.nets["actor"] = MLP(obs_dim, c.hidden, act_dim, c.n_layers)
             else:
                 self.nets["g1"] = ConditionalVAE(obs_dim, c.latent_dim, c.hidden, c.n_layers, low=low, high=high)
                 self.nets["perturb"] = Perturbation(obs_dim, c.hidden, low, high, c.phi, c.n_layers)
-                if self.use_tn:
+                if self.variant.transition_normalization:
                     self.nets["g2"] = ConditionalVAE(2 * obs_dim, c.latent_dim, c.hidden, c.n_layers, low=low, high=high)
         self.targets = nn.ModuleDict({k: copy.deepcopy(self.nets[k]) for k in ("q", "perturb", "actor") if k in self.nets})
         for p in self.targets.parameters():
             p.requires_grad_(False)
-        self.optims: dict[str, torch.optim.Optimizer] = {"q": make_optimizer("adam", self.nets["q"].parameters(), c.lr)}
-        policy_net = "actor" if self.unconstrained else "perturb"
+        self.optims = {"q": OptimizerWrapper(self.nets["q"].parameters(), "adam", c.lr)}
+        policy_net = "actor" if self.variant.policy == "free" else "perturb"
         if policy_net in self.nets:
-            self.optims["policy"] = make_optimizer("adam", self.nets[policy_net].parameters(), c.perturb_lr)
+            self.optims["policy"] = OptimizerWrapper(self.nets[policy_net].parameters(), "adam", c.perturb_lr)
         generative = [self.nets[k] for k in ("behavior", "g1", "g2") if k in self.nets]
         if generative:
-            self.optims["generative"] = make_optimizer("adam", [p for m in generative for p in m.parameters()], c.vae_lr)
+            self.optims["generative"] = OptimizerWrapper([p for m in generative for p in m.parameters()], "adam",
+                                                         c.vae_lr)
         self.generator = torch.Generator()
         self.tn_from_counts = False  # set by the learner once it has seen B_i (make_sampler)
 
@@ -206,7 +227,7 @@ class AgentLearner(nn.Module):
 
     def allowed(self, s: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor | None:
         """Discrete: the actions π_i may choose (BCQ's ζ filter ∧ available; all available for ddpg)."""
-        if self.unconstrained:
+        if self.variant.policy == "free":
             return avail
         return bcq_allowed_actions(self.nets["behavior"](s), avail, self.config.zeta)
 
@@ -220,14 +241,14 @@ class AgentLearner(nn.Module):
                       target: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(π_i(s), Q_i(s, π_i(s)))`` with the online or the target networks."""
         if self.discrete:
-            if self.behavior_only:
+            if self.variant.policy == "behavior":
                 action = masked_argmax(self.nets["behavior"](s), avail)
                 return action, s.new_zeros(s.shape[0])
             value, action = masked_max(self.q_value(s, target=target), self.allowed(s, avail))
             return action, value
-        if self.behavior_only:
+        if self.variant.policy == "behavior":
             return self.nets["g1"].decode(s, generator=generator), s.new_zeros(s.shape[0])
-        if self.unconstrained:
+        if self.variant.policy == "free":
             actor = (self.targets if target else self.nets)["actor"]
             action = self.head.squash(actor(s))
             return action, self.q_value(s, action, target)
@@ -256,17 +277,14 @@ class AgentLearner(nn.Module):
         if "behavior" in self.nets:
             losses["behavior_loss"] = -masked_log_softmax(self.nets["behavior"](s), b.get("avail")).gather(
                 -1, a.unsqueeze(-1)).mean()
-        vae_tn = self.use_tn and not self.tn_from_counts
+        vae_tn = self.variant.transition_normalization and not self.tn_from_counts
         if "g1" in self.nets and (not self.discrete or vae_tn):
             losses["g1_loss"] = self.nets["g1"].loss(s, a, self.generator)[0].mean()
         if "g2" in self.nets and vae_tn:
             losses["g2_loss"] = self.nets["g2"].loss(torch.cat([s, s2], dim=-1), a, self.generator)[0].mean()
         if not losses:
             return {}
-        opt = self.optims["generative"]
-        opt.zero_grad(set_to_none=True)
-        torch.stack(list(losses.values())).sum().backward()
-        opt.step()
+        self.optims["generative"].minimize(torch.stack(list(losses.values())).sum())
         return {k: v.item() for k, v in losses.items()}
 
     @torch.no_grad()
@@ -276,12 +294,12 @@ class AgentLearner(nn.Module):
         s, a, r, s2 = b["obs"], b["actions"], b["rewards"], b["next_obs"]
         ones = torch.ones_like(r)
         lam_vd, lam_tn = ones, ones
-        if self.use_vd and warm:
+        if self.variant.value_deviation and warm:
             q_sa = self.q_value(s, target=True).gather(-1, a.unsqueeze(-1)).squeeze(-1) if self.discrete else \
                 self.q_value(s, a, target=True)
             # a probability multiplier cannot be negative (binds only when ε > 1: V(s') and E V of opposite signs)
             lam_vd = value_deviation(v_next, expected_next_value(q_sa, r, c.gamma), c.epsilon, b["done"]).clamp_min(0.0)
-        if self.use_tn:
+        if self.variant.transition_normalization:
             if self.tn_from_counts:
                 lam_tn = b["tn"]
             else:
@@ -301,10 +319,10 @@ class AgentLearner(nn.Module):
             w = lam["vd"] * lam["tn"]
         q = self.q_value(s).gather(-1, a.unsqueeze(-1)).squeeze(-1) if self.discrete else self.q_value(s, a)
         q_loss = weighted_mse(q, y, w, c.self_normalize)
-        self._step("q", q_loss)
+        self.optims["q"].minimize(q_loss)
         logs = {"q_loss": q_loss.item(), "lambda_vd": lam["vd"].mean().item(), "lambda_tn": lam["tn"].mean().item()}
         if not self.discrete:
-            if self.unconstrained:
+            if self.variant.policy == "free":
                 a_pi = self.head.squash(self.nets["actor"](s))
             else:
                 with torch.no_grad():
@@ -312,17 +330,11 @@ class AgentLearner(nn.Module):
                 a_pi = self.nets["perturb"](s, sampled)
             q_pi = self.q_value(s, a_pi)
             policy_loss = -((w * q_pi).sum() / w.sum().clamp_min(1e-8) if c.self_normalize else (w * q_pi).mean())
-            self._step("policy", policy_loss)
+            self.optims["policy"].minimize(policy_loss)
             logs["policy_loss"] = policy_loss.item()
         for name, target in self.targets.items():
             soft_update(target, self.nets[name], c.tau)
         return logs
-
-    def _step(self, name: str, loss: torch.Tensor) -> None:
-        opt = self.optims[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
 
     # ---- persistence ----------------------------------------------------------------------------------
     def learner_state(self) -> dict[str, Any]:
@@ -334,7 +346,7 @@ class AgentLearner(nn.Module):
         self.nets.load_state_dict(state["nets"])
         self.targets.load_state_dict(state["targets"])
         for k, opt in self.optims.items():
-            opt.load_state_dict(copy.deepcopy(state["optims"][k]))
+            opt.load_state_dict(state["optims"][k])
         self.generator.set_state(state["generator"])
         self.tn_from_counts = bool(state["tn_from_counts"])
 
@@ -371,7 +383,8 @@ class DecMABCQ(Algorithm):
     name = "dec_mabcq"
     Config = Config
     decentralized_training = True
-    variants = VARIANTS
+    dataset_layouts = ("joint", "per_agent")
+    variants = tuple(VARIANTS)
 
     def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
         super().__init__(spec, config, device)
@@ -391,78 +404,55 @@ class DecMABCQ(Algorithm):
         self.value_diff = float("nan")
         self._diff_states: torch.Tensor | None = None  # [K, n, d] fixed states for the Fig. 3 statistic
 
-    @property
-    def variant(self) -> str:
-        return self.config.variant or "vd_tn"
+    # ---- stages ------------------------------------------------------------------------------------------
+    def stage_fractions(self) -> tuple[tuple[str, float], ...]:
+        """``vae`` (G¹_i, G²_i, the behaviour classifier; ``vae_fraction``), then ``main`` (Q_i, ξ_i). The
+        ``behavior`` variant only fits G¹_i; ``ddpg`` has nothing generative to fit."""
+        policy, fraction = VARIANTS[self.config.variant or "vd_tn"].policy, self.config.vae_fraction
+        if policy == "behavior":
+            return (("vae", 1.0),)
+        if policy == "free" or fraction <= 0:
+            return (("main", 1.0),)
+        return (("vae", fraction), ("main", 1.0 - fraction))
 
-    @property
-    def generative_steps(self) -> int:
-        if self.variant == "behavior":
-            return self.total_steps
-        if self.variant == "ddpg":
-            return 0
-        return int(round(self.total_steps * self.config.vae_fraction))
-
-    @property
-    def stage(self) -> str:
-        return "vae" if self.variant == "behavior" or self.updates < self.generative_steps else "main"
-
-    @property
-    def warmup_steps(self) -> int:
-        """Main-stage updates with λ_vd held at 1 (``vd_warmup`` of the main stage)."""
-        return int(round((self.total_steps - self.generative_steps) * self.config.vd_warmup))
+    def value_deviation_on(self) -> bool:
+        """Whether λ_vd is past its warm-up (``vd_warmup`` of the main stage, during which it is held at 1)."""
+        main = self.schedule.length("main")
+        return self.updates - self.schedule.start("main") >= int(round(main * self.config.vd_warmup))
 
     # ---- data ------------------------------------------------------------------------------------------
-    def agent_datasets(self, dataset: Any) -> list[MultiAgentDataset]:
-        """B_1 … B_n as one-agent datasets: slices of a joint dataset, of a per-agent file's groups, or given."""
-        n = self.spec.n_agents
-        if isinstance(dataset, MultiAgentDataset):
-            groups = [dataset] * n
-        elif isinstance(dataset, (list, tuple)) and len(dataset) == n:
-            groups = list(dataset)
-        else:
-            raise ValueError(f"dec_mabcq needs a joint dataset or {n} per-agent datasets, got "
-                             f"{type(dataset).__name__} of length {len(dataset) if hasattr(dataset, '__len__') else '?'}")
-        out = []
-        for i, ds in enumerate(groups):
-            if ds.n_agents == n:
-                ds = agent_slice(ds, i)
-            elif ds.n_agents != 1:
-                raise ValueError(f"dec_mabcq: dataset of agent {i} has {ds.n_agents} agents; expected {n} (joint) or 1")
-            if ds.obs.shape[2] != self.spec.obs_dims[i]:
-                raise ValueError(f"dec_mabcq: agent {i}'s observations are {ds.obs.shape[2]} wide, the env's obs_dims[{i}] "
-                                 f"is {self.spec.obs_dims[i]}")
-            if (ds.card.action_kind == "discrete") != self.spec.discrete:
-                raise ValueError(f"dec_mabcq: agent {i}'s dataset has {ds.card.action_kind} actions, the env does not")
-            out.append(ds)
-        return out
+    def agent_datasets(self, dataset: Dataset) -> list[MultiAgentDataset]:
+        """B_1 … B_n as one-agent datasets: agent i's slice of a joint dataset or of per-agent group i (a
+        group holding agent i alone is B_i as it is)."""
+        groups = list(dataset) if isinstance(dataset, PerAgentDatasets) else [dataset] * self.spec.n_agents
+        return [agent_slice(ds, i) if ds.n_agents == self.spec.n_agents else ds for i, ds in enumerate(groups)]
 
-    def make_sampler(self, dataset: Any, seed: int) -> PerAgentSampler:
+    def make_sampler(self, dataset: Dataset, seed: int) -> PerAgentSampler:
         samplers, tn = [], []
         for i, (ds, learner) in enumerate(zip(self.agent_datasets(dataset), self.learners)):
             sampler = TransitionSampler(ds, self.config.batch_size, _seed_of(seed, i))
             learner.generator.manual_seed(_seed_of(seed, 1000 + i))
-            learner.tn_from_counts = learner.use_tn and self.spec.discrete and (
+            learner.tn_from_counts = learner.variant.transition_normalization and self.spec.discrete and (
                 self.config.tn_estimator == "counts" or (self.config.tn_estimator == "auto" and _integer_valued(ds)))
             tn.append(_count_weights(sampler) if learner.tn_from_counts else None)
             samplers.append(sampler)
         return PerAgentSampler(samplers, tn)
 
-    def on_fit_start(self, dataset: Any, run_dir: Any) -> None:
+    def on_fit_start(self, dataset: Dataset) -> None:
         self._diff_states = _fixed_states(dataset, self.spec, self.config.value_diff_states)
 
     # ---- updates ------------------------------------------------------------------------------------------
     def update(self, batch: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-        generative = self.updates < self.generative_steps
+        generative = self.stage == "vae"
+        warm = not generative and self.value_deviation_on()
         logs: dict[str, list[float]] = {}
         for learner, agent_batch in zip(self.learners, batch):
             b = {k: v.to(self.device) for k, v in AgentLearner.unpack(agent_batch).items()}
-            warm = self.updates - self.generative_steps >= self.warmup_steps
             for key, value in (learner.generative_step(b) if generative else learner.main_step(b, warm)).items():
                 logs.setdefault(key, []).append(value)
         self.updates += 1
         out = {k: float(np.mean(v)) for k, v in logs.items()}
-        if not generative and self.variant != "behavior" and self._diff_states is not None:
+        if not generative and self._diff_states is not None:
             if np.isnan(self.value_diff) or self.updates % self.config.value_diff_every == 0:
                 self.value_diff = self.value_difference(self._diff_states)
             out["value_diff"] = self.value_diff
@@ -524,7 +514,7 @@ def _count_weights(sampler: TransitionSampler) -> np.ndarray:
                                                 full["next_obs"][:, 0].numpy())
 
 
-def _fixed_states(dataset: Any, spec: EnvSpec, count: int) -> torch.Tensor | None:
+def _fixed_states(dataset: Dataset, spec: EnvSpec, count: int) -> torch.Tensor | None:
     """``count`` dataset steps (a fixed draw, spread evenly over the per-agent groups) with every agent's
     observation ``[K, n, d]``; None when the datasets are one-agent slices (no common states)."""
     groups = [dataset] if isinstance(dataset, MultiAgentDataset) else list(dataset)

@@ -4,16 +4,12 @@ Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, �
 Algorithm 1 (``../shared/papers/001_9fffdde4843a62eb.txt``); hyperparameters App. B.7 Table 10 and the
 Huber/MSE comparison App. F.1 Table 13 (``000_d2a4d6ed983a1f6a.txt``). The "Ours" rows of Tables 1-3.
 
-Stage 1 ("teacher", ``teacher_steps`` updates): train the centralized DT teacher
-(:mod:`offmarl.algos.teacher`) on all agents' concatenated (R̂, o, a). Then freeze it and write it as the
-artifact ``<run>/teacher/`` (``algo.json`` + ``algo.pt``, loadable with ``load_algo`` / ``offmarl eval``,
-plus ``handoff.pt``: the sampler and torch RNG state at the hand-over). A run that finds a complete
-artifact in its run directory -- a resume after an interruption between the stages, or a restart --
-loads it instead of training the teacher again (its config, env and dataset must match, else a
-``ValueError`` names the difference), restores the hand-over state, and continues with the students
-exactly as an uninterrupted run would; the fit loop's surplus updates are then no-ops.
+Stage 1 ("teacher", ``teacher_fraction`` of the step budget): train the centralized DT teacher
+(:mod:`offmarl.algos.teacher`) on all agents' concatenated (R̂, o, a). Then freeze it; the fit loop saves
+it as the stage's artifact ``<run>/teacher/`` (``algo.json`` + ``algo.pt``, loadable with ``load_algo`` /
+``offmarl eval``) and checkpoints the hand-over.
 
-Stage 2 ("student", ``student_steps`` updates): one student DT per agent (separate weights; student i
+Stage 2 ("student", the rest of the budget): one student DT per agent (separate weights; student i
 reads only agent i's (R̂^i, o^i, a^i), so execution is decentralized), trained with, for agent i,
 
     L^i = L_action^i + α L_rel^i + β L_KL^i                                             (Eq. 4)
@@ -59,11 +55,8 @@ Ablations (``--ablation NAME``; Table 3 rows and Table 13):
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,13 +65,13 @@ from offmarl.algos._sequence import (DTAlgorithm, DTConfig, action_loss, agent_m
                                      full_precision, masked_mean)
 from offmarl.algos.base import register_algo
 from offmarl.algos.teacher import Teacher
+from offmarl.data.dataset import MultiAgentDataset
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead, mask_logits
 from offmarl.nets.mlp import MLP
-from offmarl.core.optim import make_optimizer
+from offmarl.core.optim import OptimizerWrapper
 
 COS_EPS = 1e-6  # cosines are clamped to [-1 + eps, 1 - eps]: arccos has an infinite slope at ±1
-ARTIFACT = "teacher"
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "conventional": {"alpha": 0.0},
@@ -203,27 +196,6 @@ def valid_positions(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 # ---- the algorithm -----------------------------------------------------------------------------------
-class _StageSampler:
-    """The run's window sampler; before each draw the algorithm enters the stage the draw belongs to.
-
-    A run resumed from a checkpoint taken before the hand-over loads the teacher artifact at its first
-    draw -- after the fit loop has restored the RNGs -- so the hand-over state saved with the artifact
-    (this sampler's position, torch's RNG) replaces them exactly where an uninterrupted run switched."""
-
-    def __init__(self, inner: Any, algo: "Distill"):
-        self.inner, self.algo = inner, algo
-
-    def sample(self) -> dict[str, torch.Tensor]:
-        self.algo.sync_stage()
-        return self.inner.sample()
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.inner.load_state_dict(state)
-
-
 def _mapping_net(config: Config) -> nn.Module:
     f = config.feature_dim
     return MLP(f, f, f, config.mapping_layers, "relu")
@@ -241,12 +213,11 @@ class Distill(DTAlgorithm):
     def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
         self.settings = dataclasses.replace(config, **ABLATIONS.get(config.ablation, {}))
         _check_distill_config(self.settings)
-        self._dataset_card: Any = None  # the card of the dataset fitted on (artifact compatibility)
         # the teacher is built first and the mapping networks last, so every ablation starts from the
         # same teacher and student weights for a given seed
         base = {f.name: getattr(config, f.name) for f in dataclasses.fields(DTConfig)}
-        base.update(steps=self.teacher_steps_for(config), ablation=None, variant=None,
-                    hidden=config.teacher_hidden or config.hidden, n_layers=config.teacher_layers or config.n_layers)
+        base.update(ablation=None, variant=None, hidden=config.teacher_hidden or config.hidden,
+                    n_layers=config.teacher_layers or config.n_layers)
         self.teacher = Teacher(spec, Teacher.Config(**base), device=device)
         super().__init__(spec, config, device)  # the students: self.model, self.optimizer, self.head
         self.students = self.model
@@ -255,124 +226,50 @@ class Distill(DTAlgorithm):
         self.M: nn.Module = self.N if s.mapping in ("identity", "shared") else _mapping_net(s)
         self.N.to(self.device)
         self.M.to(self.device)
-        self.n_optimizer = self._adamw(self.N)
-        self.m_optimizer = self._adamw(self.M) if s.mapping == "separate" else None
-        self._stage = "teacher"
+        self.n_optimizer = self._mapping_optimizer(self.N)
+        self.m_optimizer = self._mapping_optimizer(self.M) if s.mapping == "separate" else None
         self.student_updates = 0
         self.m_updates = 0
-        self.run_dir: Path | None = None
-        self._sampler: _StageSampler | None = None
-        self._artifact_checked = False
 
-    def _adamw(self, module: nn.Module) -> torch.optim.Optimizer | None:
-        params = list(module.parameters())
-        return make_optimizer("adamw", params, self.config.lr, self.config.weight_decay) if params else None
+    def _mapping_optimizer(self, module: nn.Module) -> OptimizerWrapper | None:
+        return self.adamw(module) if any(True for _ in module.parameters()) else None
 
     # ---- stages ---------------------------------------------------------------------------------
-    @staticmethod
-    def teacher_steps_for(config: Config) -> int:
-        if config.steps < 2:
-            raise ValueError(f"distill needs steps >= 2 (a teacher and a student stage), got {config.steps}")
-        return min(max(1, round(config.steps * config.teacher_fraction)), config.steps - 1)
+    def stage_fractions(self) -> tuple[tuple[str, float], ...]:
+        return (("teacher", self.config.teacher_fraction), ("student", 1.0 - self.config.teacher_fraction))
+
+    def plan(self, total_steps: int):
+        schedule = super().plan(total_steps)
+        self.teacher.plan(schedule.length("teacher"))
+        return schedule
 
     @property
     def teacher_steps(self) -> int:
-        return self.teacher_steps_for(self.config)
+        return self.schedule.length("teacher")
 
     @property
     def student_steps(self) -> int:
-        return int(self.config.steps) - self.teacher_steps
+        return self.schedule.length("student")
 
-    @property
-    def total_steps(self) -> int:
-        return self.teacher_steps + self.student_steps
+    def enter_stage(self, name: str) -> None:
+        super().enter_stage(name)
+        student = name == "student"
+        self.teacher.model.requires_grad_(not student)  # frozen once the students learn from it
+        if student:
+            self.teacher.model.eval()
 
-    @property
-    def stage(self) -> str:
-        return self._stage
-
-    def artifact_dir(self) -> Path | None:
-        return None if self.run_dir is None else Path(self.run_dir) / ARTIFACT
-
-    def sync_stage(self) -> None:
-        """Enter the student stage when the teacher is done or a complete teacher artifact exists."""
-        if self._stage != "teacher":
-            return
-        if not self._artifact_checked:
-            self._artifact_checked = True
-            path = self.artifact_dir()
-            if path is not None and (path / "algo.pt").exists() and (path / "handoff.pt").exists():
-                self._load_artifact(path)
-                self._begin_student_stage()
-                return
-        if self.teacher.updates >= self.teacher_steps:
-            self._begin_student_stage()
-
-    def _begin_student_stage(self) -> None:
-        self.teacher.model.requires_grad_(False)
-        self.teacher.model.eval()
-        self._stage = "student"
-
-    def on_step_end(self, step: int, run_dir: Path | None) -> None:
-        if self._stage == "teacher" and self.teacher.updates >= self.teacher_steps:
-            if run_dir is not None:
-                self.run_dir = Path(run_dir)
-                self._save_artifact(self.artifact_dir())
-            self._begin_student_stage()
-
-    def _artifact_meta(self) -> dict[str, Any]:
-        card = self._dataset_card
-        return {"teacher_steps": self.teacher_steps,
-                "dataset": None if card is None else {k: getattr(card, k) for k in ("env_name", "episodes", "steps", "return_mean")}}
-
-    def _save_artifact(self, path: Path) -> None:
-        from offmarl.core.files import atomic_torch_save
-
-        path.mkdir(parents=True, exist_ok=True)
-        handoff = {"sampler": None if self._sampler is None else self._sampler.state_dict(),
-                   "torch_rng": torch.get_rng_state(), "meta": json.dumps(self._artifact_meta(), sort_keys=True)}
-        atomic_torch_save(handoff, path / "handoff.pt")
-        self.teacher.save(path)  # writes algo.pt last: the artifact is complete once it exists
-
-    def _load_artifact(self, path: Path) -> None:
-        saved = json.loads((path / "algo.json").read_text())
-        handoff = torch.load(path / "handoff.pt", weights_only=True)
-        mine, theirs = json.loads(json.dumps(self.teacher.config_dict())), saved.get("config", {})
-        stale = [(f"teacher config {k!r}", theirs.get(k), mine.get(k)) for k in sorted(set(mine) | set(theirs))]
-        stale += [("env spec", saved.get("env_spec"), json.loads(json.dumps(self.spec.to_dict())))]
-        meta, now = json.loads(handoff["meta"]), self._artifact_meta()
-        stale += [(k, meta.get(k), now[k]) for k in now]
-        for what, old, new in stale:
-            if old != new:
-                raise ValueError(f"teacher artifact {path} does not belong to this run: {what} was {old!r}, now "
-                                 f"{new!r}; delete {path} to train the teacher again")
-        self.teacher.load_state_dict(torch.load(path / "algo.pt", map_location=self.device, weights_only=True))
-        if self._sampler is not None and handoff["sampler"] is not None:
-            self._sampler.load_state_dict(handoff["sampler"])
-        torch.set_rng_state(handoff["torch_rng"])
+    def stage_artifact(self, name: str) -> Teacher | None:
+        return self.teacher if name == "teacher" else None
 
     # ---- data -----------------------------------------------------------------------------------
-    def fit_dataset(self, dataset: Any) -> None:
+    def fit_dataset(self, dataset: MultiAgentDataset) -> None:
         super().fit_dataset(dataset)
         self.teacher.fit_dataset(dataset)
-        self._dataset_card = dataset.card
-
-    def make_sampler(self, dataset: Any, seed: int) -> _StageSampler:
-        self._sampler = _StageSampler(super().make_sampler(dataset, seed), self)
-        return self._sampler
-
-    def on_fit_start(self, dataset: Any, run_dir: Path | None) -> None:
-        super().on_fit_start(dataset, run_dir)
-        self.run_dir = None if run_dir is None else Path(run_dir)
-        self._artifact_checked = False
 
     # ---- training -------------------------------------------------------------------------------
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        self.sync_stage()
-        if self._stage == "teacher":
+        if self.stage == "teacher":
             return {"teacher_loss": self.teacher.update(batch)["loss"]}
-        if self.student_updates >= self.student_steps:
-            return {}  # surplus updates of a run that reused the teacher artifact (module docstring)
         return self._student_update(self.to_device(batch))
 
     def distill_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -407,19 +304,16 @@ class Distill(DTAlgorithm):
         per_agent = losses["action"] + s.alpha * losses["rel"] + s.beta * losses["kl"]  # L^i, [n]
         optimizers = [o for o in (self.optimizer, self.n_optimizer, self.m_optimizer) if o is not None]
         for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
         per_agent.sum().backward()  # student i's parameters appear in L^i only
-        self.clip(self.students, per_member=self.students.spec.members > 1)
-        self.clip(self.N, per_member=False)
-        if self.m_optimizer is not None:
-            self.clip(self.M, per_member=False)
         for opt in optimizers:
-            self.set_lr(opt, self.student_updates, self.student_steps)
-        self.optimizer.step()
+            opt.clip_grads()
+        warmup = self.warmup_steps(self.student_steps)
+        self.optimizer.step(self.student_updates, warmup)
         if self.n_optimizer is not None:
-            self.n_optimizer.step()
+            self.n_optimizer.step(self.student_updates, warmup)
         if self.m_optimizer is not None and (self.student_updates + 1) % s.mapping_period == 0:
-            self.m_optimizer.step()  # momentum-like: M moves with every e-th gradient only
+            self.m_optimizer.step(self.student_updates, warmup)  # momentum-like: M moves with every e-th gradient only
             self.m_updates += 1
         self.student_updates += 1
         return {"loss": float(per_agent.detach().mean()),
@@ -428,7 +322,7 @@ class Distill(DTAlgorithm):
     # ---- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()  # students
-        state.update(stage=self._stage, teacher=self.teacher.state_dict(), student_updates=self.student_updates,
+        state.update(teacher=self.teacher.state_dict(), student_updates=self.student_updates,
                      m_updates=self.m_updates, M=self.M.state_dict(), N=self.N.state_dict())
         for key, opt in (("n_optimizer", self.n_optimizer), ("m_optimizer", self.m_optimizer)):
             if opt is not None:
@@ -444,11 +338,6 @@ class Distill(DTAlgorithm):
             if opt is not None:
                 opt.load_state_dict(state[key])
         self.student_updates, self.m_updates = int(state["student_updates"]), int(state["m_updates"])
-        self._stage = "teacher"
-        self.teacher.model.requires_grad_(True)
-        if state["stage"] == "student":
-            self._begin_student_stage()
-        self._artifact_checked = False
 
 
 def _check_distill_config(config: Config) -> None:

@@ -19,7 +19,6 @@ from offmarl.algos._value import (
     masked_log_softmax,
     masked_max,
     masked_mean,
-    one_step_targets,
 )
 from offmarl.algos.base import register_algo
 from offmarl.nets.vae import ConditionalVAE, Perturbation
@@ -85,22 +84,18 @@ class MABCQ(MixedValueLearner):
         if not 0.0 <= self.config.behavior_fraction < 1.0:
             raise ValueError(f"ma_bcq: behavior_fraction must lie in [0, 1), got {self.config.behavior_fraction}")
 
-    @property
-    def behavior_steps(self) -> int:
-        return int(round(self.config.steps * self.config.behavior_fraction))
-
-    @property
-    def stage(self) -> str:
-        return "behavior" if self.updates < self.behavior_steps else "main"
+    # ---- stages ------------------------------------------------------------------------------------
+    def stage_fractions(self) -> tuple[tuple[str, float], ...]:
+        fraction = self.config.behavior_fraction
+        return (("behavior", fraction), ("main", 1.0 - fraction)) if fraction > 0 else (("main", 1.0),)
 
     def build(self) -> None:
         c, spec = self.config, self.spec
         if spec.discrete:
-            self.nets["q"] = self.agent_network(spec.n_actions)
+            self.nets["critic"] = self.agent_network(spec.n_actions)
             self.nets["behavior"] = self.agent_network(spec.n_actions)
             self.nets["mixer"] = self.mixer_network()
-            self.add_target("q"), self.add_target("mixer")
-            self.optims["q"] = self.optimizer([self.nets["q"], self.nets["mixer"]])
+            self.add_target("critic"), self.add_target("mixer")
         else:
             low, high = spec.action_space.low, spec.action_space.high
             self.nets["critic"] = self.agent_network(1, action_in=spec.act_dim)
@@ -110,17 +105,16 @@ class MABCQ(MixedValueLearner):
             self.nets["perturb"] = Perturbation(spec.obs_dim, c.hidden, low, high, c.phi, groups=self.n)
             for name in ("critic", "mixer", "perturb"):
                 self.add_target(name)
-            self.optims["q"] = self.optimizer([self.nets["critic"], self.nets["mixer"]])
             self.optims["perturb"] = self.optimizer([self.nets["perturb"]])
+        self.optims["critic"] = self.optimizer([self.nets["critic"], self.nets["mixer"]])
         self.optims["behavior"] = self.optimizer([self.nets["behavior"]])
 
     # ---- updates -----------------------------------------------------------------------------------
     def train_step(self, seq: Sequences) -> dict[str, float]:
-        if self.updates <= self.behavior_steps:
-            return self._behavior_step(seq)
-        return self._discrete_step(seq) if self.spec.discrete else self._continuous_step(seq)
+        return self._behavior_step(seq) if self.stage == "behavior" else super().train_step(seq)
 
     def _behavior_step(self, seq: Sequences) -> dict[str, float]:
+        """Fit μ_i by cross-entropy over available actions (discrete) or the VAE G_i (continuous)."""
         obs = seq.obs[:, :-1]
         if self.spec.discrete:
             logits = self.nets["behavior"](obs)  # [B, L, n, A]
@@ -129,56 +123,41 @@ class MABCQ(MixedValueLearner):
         else:
             per_sample, _ = self.nets["behavior"].loss(obs, seq.actions)  # [B, L, n]
             loss = masked_mean(per_sample, seq.mask.unsqueeze(-1))
-        self.step_optimizer("behavior", loss)
+        self.optims["behavior"].minimize(loss)
         return {"behavior_loss": loss.item()}
 
-    def _discrete_step(self, seq: Sequences) -> dict[str, float]:
-        c, nets = self.config, self.nets
-        q_taken = nets["q"](seq.obs[:, :-1]).gather(-1, seq.actions.unsqueeze(-1)).squeeze(-1)  # [B, L, n]
-        q_tot = nets["mixer"](q_taken, seq.state_now).squeeze(-1)  # [B, L]
-        with torch.no_grad():
-            q_next = nets["target_q"](seq.obs)[:, 1:]  # [B, L, n, A]
-            beh_next = nets["behavior"](seq.obs)[:, 1:]
-            allowed = bcq_allowed_actions(beh_next, seq.avail_next, c.zeta)
-            v_agents, _ = masked_max(q_next, allowed)  # [B, L, n]
-            v_next = nets["target_mixer"](v_agents, seq.state_next).squeeze(-1)
-            y = one_step_targets(seq.rewards, seq.done, v_next, c.gamma)
-        loss = masked_mean((q_tot - y).pow(2), seq.mask)
-        grad_norm = self.step_optimizer("q", loss)
-        self.update_targets("q", "mixer")
-        return {"td_loss": loss.item(), "q_tot": masked_mean(q_tot.detach(), seq.mask).item(), "grad_norm": grad_norm}
+    def next_agent_values(self, seq: Sequences, f_next: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Discrete: the target critic's max over each agent's allowed actions (ζ filter of μ_i);
+        continuous: the max over m perturbed candidates of G_i at τ' (module docstring)."""
+        nets = self.nets
+        target = nets["target_critic"]
+        f_next_target = target.features(seq.obs)[:, 1:]  # [B, L, n, H]
+        if self.spec.discrete:
+            allowed = bcq_allowed_actions(nets["behavior"](seq.obs)[:, 1:], seq.avail_next, self.config.zeta)
+            return masked_max(target.head(f_next_target), allowed)[0], None  # [B, L, n]
+        obs_next = seq.obs[:, 1:].unsqueeze(2).expand(-1, -1, self.config.n_candidates, -1, -1)  # [B, L, m, n, d]
+        cands = nets["target_perturb"](obs_next, nets["behavior"].decode(obs_next))  # [B, L, m, n, act]
+        q_cands = target.head(f_next_target.unsqueeze(2), cands).squeeze(-1)  # [B, L, m, n]
+        return q_cands.max(dim=2).values, None
 
-    def _continuous_step(self, seq: Sequences) -> dict[str, float]:
-        c, nets = self.config, self.nets
-        features = nets["critic"].features(seq.obs)  # [B, L+1, n, H]
-        f_now = features[:, :-1]
-        q_taken = nets["critic"].head(f_now, seq.actions).squeeze(-1)  # [B, L, n]
-        q_tot = nets["mixer"](q_taken, seq.state_now).squeeze(-1)
-        with torch.no_grad():
-            obs_next = seq.obs[:, 1:].unsqueeze(2).expand(-1, -1, c.n_candidates, -1, -1)  # [B, L, m, n, d]
-            cands = nets["target_perturb"](obs_next, nets["behavior"].decode(obs_next))  # [B, L, m, n, act]
-            f_next = nets["target_critic"].features(seq.obs)[:, 1:].unsqueeze(2)  # [B, L, 1, n, H]
-            q_cands = nets["target_critic"].head(f_next, cands).squeeze(-1)  # [B, L, m, n]
-            v_next = nets["target_mixer"](q_cands.max(dim=2).values, seq.state_next).squeeze(-1)
-            y = one_step_targets(seq.rewards, seq.done, v_next, c.gamma)
-        loss = masked_mean((q_tot - y).pow(2), seq.mask)
-        grad_norm = self.step_optimizer("q", loss)
-
+    def policy_step(self, seq: Sequences, f_now: torch.Tensor) -> dict[str, float]:
+        """Continuous: ξ ascends Q_tot at perturbed G_i samples (BCQ's perturbation model)."""
+        if self.spec.discrete:
+            return {}
+        nets = self.nets
         obs = seq.obs[:, :-1]
         with torch.no_grad():
             sampled = nets["behavior"].decode(obs)  # [B, L, n, act]
-        q_pert = nets["critic"].head(f_now.detach(), nets["perturb"](obs, sampled)).squeeze(-1)
+        q_pert = nets["critic"].head(f_now, nets["perturb"](obs, sampled)).squeeze(-1)  # [B, L, n]
         perturb_loss = -masked_mean(nets["mixer"](q_pert, seq.state_now).squeeze(-1), seq.mask)
-        self.step_optimizer("perturb", perturb_loss)
-        self.update_targets("critic", "mixer", "perturb")
-        return {"td_loss": loss.item(), "perturb_loss": perturb_loss.item(),
-                "q_tot": masked_mean(q_tot.detach(), seq.mask).item(), "grad_norm": grad_norm}
+        self.optims["perturb"].minimize(perturb_loss)
+        return {"perturb_loss": perturb_loss.item()}
 
     # ---- execution ---------------------------------------------------------------------------------
     def policies(self) -> DecentralizedPolicy:
         nets, c = self.nets, self.config
         if self.spec.discrete:
-            q, behavior = nets["q"], nets["behavior"]
+            q, behavior = nets["critic"], nets["behavior"]
 
             def make_choose(i: int):
                 def choose(f, obs, avail):

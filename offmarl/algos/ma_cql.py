@@ -82,15 +82,14 @@ class MACQL(QMIX):
     def uses_episodes(self) -> bool:
         return super().uses_episodes or self.n_step > 1
 
-    def conservative_loss(self, seq: Sequences, q_now: torch.Tensor | None, q_taken: torch.Tensor,
-                          q_tot: torch.Tensor, features: torch.Tensor | None = None
+    def conservative_loss(self, seq: Sequences, f_now: torch.Tensor, q_taken: torch.Tensor, q_tot: torch.Tensor
                           ) -> tuple[torch.Tensor, dict[str, float]]:
         state = seq.state_now[:, :, None, None, :]  # [B, L, 1, 1, S] broadcast over (agent, action)
         if self.spec.discrete:
-            q_alt = q_now  # [B, L, n, A]: every action of agent i
+            q_alt = self.nets["critic"].head(f_now)  # [B, L, n, A]: every action of agent i
             avail = seq.avail_now
         else:
-            q_alt = self._sampled_action_values(seq, features)  # [B, L, n, 2K]
+            q_alt = self._sampled_action_values(seq, f_now)  # [B, L, n, 2K]
             avail = None
         joint = counterfactual_agent_qs(q_alt, q_taken)  # [B, L, n, A|2K, n]
         q_tot_alt = self.nets["mixer"](joint, state).squeeze(-1)  # [B, L, n, A|2K]

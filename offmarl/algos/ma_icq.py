@@ -116,12 +116,6 @@ class MAICQ(MixedValueLearner):
         self.optims["actor"] = self.optimizer(actor_modules)
 
     # ---- pieces ------------------------------------------------------------------------------------
-    def _agent_values(self, critic: nn.Module, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Q_i(τ_i, a_i) ``[..., n]`` at the given actions."""
-        if self.spec.discrete:
-            return critic.head(features).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        return critic.head(features, actions).squeeze(-1)
-
     def _log_prob(self, raw: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
         """log π_i(a_i | τ_i) ``[..., n]`` of the dataset actions."""
         if self.spec.discrete:
@@ -144,23 +138,23 @@ class MAICQ(MixedValueLearner):
     def train_step(self, seq: Sequences) -> dict[str, float]:
         c, nets = self.config, self.nets
         features = nets["critic"].features(seq.obs)  # [B, L+1, n, H]
-        q_taken = self._agent_values(nets["critic"], features[:, :-1], seq.actions)  # [B, L, n]
+        q_taken = self.agent_values(nets["critic"], features[:, :-1], seq.actions)  # [B, L, n]
         q_tot = nets["mixer"](q_taken, seq.state_now).squeeze(-1)  # [B, L]
         actor_raw = nets["actor"](seq.obs)  # [B, L+1, n, out]
 
         with torch.no_grad():
             target_features = nets["target_critic"].features(seq.obs)[:, 1:]
             mix = nets["target_mixer"]
-            q_next_data = mix(self._agent_values(nets["target_critic"], target_features, seq.next_actions),
+            q_next_data = mix(self.agent_values(nets["target_critic"], target_features, seq.next_actions),
                               seq.state_next).squeeze(-1)  # [B, L] Q̂_tot(τ', a') of the dataset's next action
             a_pi = self._greedy(actor_raw[:, 1:], seq.avail_next)
-            q_next_pi = mix(self._agent_values(nets["target_critic"], target_features, a_pi), seq.state_next).squeeze(-1)
+            q_next_pi = mix(self.agent_values(nets["target_critic"], target_features, a_pi), seq.state_next).squeeze(-1)
             # exp(Q̂(τ', a')/β)/Z(τ'), with the τ'-only baseline Q̂(τ', π(τ')) taken out before Z is estimated over the batch
             weights = batch_softmax_weights((q_next_data - q_next_pi) / c.beta_icq, seq.has_next & seq.mask)
             v_next = torch.where(seq.has_next, weights * q_next_data, q_next_pi)
             targets = lambda_return_targets(seq.rewards, seq.done, v_next, seq.has_next, c.gamma, c.lambda_icq)
         critic_loss = masked_mean((q_tot - targets).pow(2), seq.mask)
-        grad_norm = self.step_optimizer("critic", critic_loss)
+        logs = self.step_optimizer("critic", critic_loss)
 
         with torch.no_grad():
             w = nets["mixer"].agent_weights(q_taken.detach(), seq.state_now)  # [B, L, n]
@@ -169,9 +163,9 @@ class MAICQ(MixedValueLearner):
         log_pi = self._log_prob(actor_raw[:, :-1], seq.actions, seq.avail_now)  # [B, L, n]
         actor_loss = masked_mean(-(actor_weights * log_pi), seq.mask.unsqueeze(-1))
         self.step_optimizer("actor", actor_loss)
-        self.update_targets("critic", "mixer")
-        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
-                "q_tot": masked_mean(q_tot.detach(), seq.mask).item(), "grad_norm": grad_norm}
+        self.update_targets()
+        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), **logs,
+                "q_tot": masked_mean(q_tot.detach(), seq.mask).item()}
 
     # ---- execution ---------------------------------------------------------------------------------
     def policies(self) -> DecentralizedPolicy:

@@ -13,7 +13,7 @@ import dataclasses
 import torch
 
 from offmarl.algos._centralized import MixedValueConfig, MixedValueLearner, Sequences, decentralized
-from offmarl.algos._value import masked_argmax, masked_mean, one_step_targets, tree_backup_targets
+from offmarl.algos._value import masked_argmax, masked_mean, tree_backup_targets
 from offmarl.algos.base import register_algo
 from offmarl.policies.base import DecentralizedPolicy
 
@@ -59,10 +59,9 @@ class QMIX(MixedValueLearner):
     # ---- networks ----------------------------------------------------------------------------------
     def build(self) -> None:
         if self.spec.discrete:
-            self.nets["q"] = self.agent_network(self.spec.n_actions)
+            self.nets["critic"] = self.agent_network(self.spec.n_actions)
             self.nets["mixer"] = self.mixer_network()
-            self.add_target("q"), self.add_target("mixer")
-            self.optims["q"] = self.optimizer([self.nets["q"], self.nets["mixer"]])
+            self.add_target("critic"), self.add_target("mixer")
         else:
             act_dim = self.spec.act_dim
             self.nets["critic"] = self.agent_network(1, action_in=act_dim)
@@ -70,76 +69,53 @@ class QMIX(MixedValueLearner):
             self.nets["actor"] = self.agent_network(act_dim)
             for name in ("critic", "mixer", "actor"):
                 self.add_target(name)
-            self.optims["critic"] = self.optimizer([self.nets["critic"], self.nets["mixer"]])
             self.optims["actor"] = self.optimizer([self.nets["actor"]], lr=self.config.actor_lr or self.config.lr)
+        self.optims["critic"] = self.optimizer([self.nets["critic"], self.nets["mixer"]])
 
-    # ---- updates -----------------------------------------------------------------------------------
-    def train_step(self, seq: Sequences) -> dict[str, float]:
-        return self._discrete_step(seq) if self.spec.discrete else self._continuous_step(seq)
+    # ---- the hooks of the mixed TD step --------------------------------------------------------------
+    def next_agent_values(self, seq: Sequences, f_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Discrete: the greedy next actions (chosen by the online critic with double Q), valued by the
+        target critic; continuous: the target actors' actions, valued by the target critic."""
+        return self._next_values(seq, f_next, self.nets["target_critic"].features(seq.obs)[:, 1:])
 
-    def conservative_loss(self, seq: Sequences, q_now: torch.Tensor, q_taken: torch.Tensor, q_tot: torch.Tensor,
-                          features: torch.Tensor | None = None) -> tuple[torch.Tensor | None, dict[str, float]]:
-        """A regulariser added to the critic loss (None here; CQL's term in ma_cql)."""
-        return None, {}
+    def _next_values(self, seq: Sequences, f_next: torch.Tensor, f_next_target: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        target = self.nets["target_critic"]
+        if self.spec.discrete:
+            q_next = target.head(f_next_target)  # [B, L, n, A]
+            chooser = self.nets["critic"].head(f_next) if self.config.double_q else q_next
+            a_next = masked_argmax(chooser, seq.avail_next)  # [B, L, n]
+        else:
+            a_next = self.squash(self.nets["target_actor"](seq.obs)[:, 1:])  # [B, L, n, act]
+        return self.agent_values(target, f_next_target, a_next), a_next
 
-    def _discrete_step(self, seq: Sequences) -> dict[str, float]:
-        nets = self.nets
-        q_ext = nets["q"](seq.obs)  # [B, L+1, n, A]
-        q_now = q_ext[:, :-1]
-        q_taken = q_now.gather(-1, seq.actions.unsqueeze(-1)).squeeze(-1)  # [B, L, n]
-        q_tot = nets["mixer"](q_taken, seq.state_now).squeeze(-1)  # [B, L]
-        with torch.no_grad():
-            y = self.discrete_targets(seq, q_ext[:, 1:])
-        td = masked_mean((q_tot - y).pow(2), seq.mask)
-        extra, logs = self.conservative_loss(seq, q_now, q_taken, q_tot)
-        loss = td if extra is None else td + extra
-        grad_norm = self.step_optimizer("q", loss)
-        self.update_targets("q", "mixer")
-        return {"td_loss": td.item(), **logs, "q_tot": masked_mean(q_tot.detach(), seq.mask).item(),
-                "grad_norm": grad_norm}
-
-    def discrete_targets(self, seq: Sequences, q_online_next: torch.Tensor) -> torch.Tensor:
-        """One-step (``n_step = 1``) or n-step Tree-Backup targets ``[B, L]`` under the greedy policy."""
-        q_next = self.nets["target_q"](seq.obs)[:, 1:]  # [B, L, n, A]
-        chooser = q_online_next if self.config.double_q else q_next
-        greedy = masked_argmax(chooser, seq.avail_next)  # [B, L, n]
-        mix = self.nets["target_mixer"]
-        v_next = mix(q_next.gather(-1, greedy.unsqueeze(-1)).squeeze(-1), seq.state_next).squeeze(-1)
+    def td_targets(self, seq: Sequences, f_next: torch.Tensor) -> torch.Tensor:
+        """One-step targets, or n-step Tree-Backup targets under the greedy policy (``n_step > 1``, discrete)."""
         if self.n_step == 1:
-            return one_step_targets(seq.rewards, seq.done, v_next, self.config.gamma)
-        q_next_data = mix(q_next.gather(-1, seq.next_actions.unsqueeze(-1)).squeeze(-1), seq.state_next).squeeze(-1)
+            return super().td_targets(seq, f_next)
+        mix, target = self.nets["target_mixer"], self.nets["target_critic"]
+        f_next_target = target.features(seq.obs)[:, 1:]  # [B, L, n, H]
+        v_agents, greedy = self._next_values(seq, f_next, f_next_target)
+        v_next = mix(v_agents, seq.state_next).squeeze(-1)  # [B, L]
+        q_next_data = mix(self.agent_values(target, f_next_target, seq.next_actions), seq.state_next).squeeze(-1)
         pi_next = ((greedy == seq.next_actions).all(dim=-1) & seq.has_next).float()  # greedy π(a_{t+1}|τ_{t+1})
         return tree_backup_targets(seq.rewards, seq.done, v_next, q_next_data, pi_next, self.config.gamma, self.n_step)
 
-    def _continuous_step(self, seq: Sequences) -> dict[str, float]:
+    def policy_step(self, seq: Sequences, f_now: torch.Tensor) -> dict[str, float]:
+        """Continuous: the deterministic actors ascend Q_tot through the (just updated) mixer."""
+        if self.spec.discrete:
+            return {}
         nets = self.nets
-        features = nets["critic"].features(seq.obs)  # [B, L+1, n, H]
-        f_now = features[:, :-1]
-        q_taken = nets["critic"].head(f_now, seq.actions).squeeze(-1)  # [B, L, n]
-        q_tot = nets["mixer"](q_taken, seq.state_now).squeeze(-1)  # [B, L]
-        with torch.no_grad():
-            a_next = self.squash(nets["target_actor"](seq.obs)[:, 1:])  # [B, L, n, act]
-            target_critic = nets["target_critic"]
-            q_next = target_critic.head(target_critic.features(seq.obs)[:, 1:], a_next)  # [B, L, n, 1]
-            v_next = nets["target_mixer"](q_next.squeeze(-1), seq.state_next).squeeze(-1)
-            y = one_step_targets(seq.rewards, seq.done, v_next, self.config.gamma)
-        td = masked_mean((q_tot - y).pow(2), seq.mask)
-        extra, logs = self.conservative_loss(seq, None, q_taken, q_tot, f_now)
-        critic_loss = td if extra is None else td + extra
-        grad_norm = self.step_optimizer("critic", critic_loss)
-
         a_pi = self.squash(nets["actor"](seq.obs[:, :-1]))  # [B, L, n, act]
-        q_pi = nets["critic"].head(f_now.detach(), a_pi).squeeze(-1)
+        q_pi = nets["critic"].head(f_now, a_pi).squeeze(-1)  # [B, L, n]
         actor_loss = -masked_mean(nets["mixer"](q_pi, seq.state_now).squeeze(-1), seq.mask)
-        self.step_optimizer("actor", actor_loss)
-        self.update_targets("critic", "mixer", "actor")
-        return {"td_loss": td.item(), **logs, "actor_loss": actor_loss.item(),
-                "q_tot": masked_mean(q_tot.detach(), seq.mask).item(), "grad_norm": grad_norm}
+        self.optims["actor"].minimize(actor_loss)
+        return {"actor_loss": actor_loss.item()}
 
     # ---- execution ---------------------------------------------------------------------------------
     def policies(self) -> DecentralizedPolicy:
         if self.spec.discrete:
-            q = self.nets["q"]
+            q = self.nets["critic"]
             return decentralized(self.n, [q], lambda i: lambda f, o, avail: masked_argmax(q.head(f[0], group=i), avail),
                                  self.device)
         actor = self.nets["actor"]

@@ -34,6 +34,7 @@ from offmarl.collect.mixing import (DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE, L
                                     PerAgentLevelPolicy)
 from offmarl.collect.rollout import concatenate, derive_seed, make_card, mean_return, rollout
 from offmarl.data.dataset import MultiAgentDataset
+from offmarl.data.sources import PerAgentDatasets
 from offmarl.envs.base import BatchedEnv
 from offmarl.policies.base import JointPolicy
 
@@ -162,7 +163,7 @@ def mabcq_components(agent: int, n_agents: int, noise: float = DEFAULT_EXPERT_NO
 def collect_per_agent(env: BatchedEnv, make_expert: ExpertFactory, episodes: int, seed: int, *,
                       medium_rate: float = DEFAULT_MEDIUM_RATE, noise: float = DEFAULT_EXPERT_NOISE,
                       expert_name: str = "expert", state_only: bool = False, progress: bool = True,
-                      recipe: str | None = None, extra: dict[str, Any] | None = None) -> list[MultiAgentDataset]:
+                      recipe: str | None = None, extra: dict[str, Any] | None = None) -> PerAgentDatasets:
     """One dataset of ``episodes`` episodes per agent, each mixed as in MABCQ §4.1 (module docstring).
 
     Write them with ``offmarl.data.io.save_per_agent_datasets``; read agent i back with
@@ -180,4 +181,4 @@ def collect_per_agent(env: BatchedEnv, make_expert: ExpertFactory, episodes: int
             state_only=state_only, progress=progress, behavior=behavior, recipe=recipe,
             extra={**(extra or {}), "per_agent": {"agent": i, "n_agents": n, "agent_seed": agent_seed}}))
         datasets[-1].card.seed = seed  # the user's seed; agent_seed is derived from it
-    return datasets
+    return PerAgentDatasets(tuple(datasets))

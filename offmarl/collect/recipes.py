@@ -52,12 +52,11 @@ from offmarl.collect.mixing import DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE
 from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.collect.tiers import TIER_TARGETS, collect_tier
 from offmarl.core.files import file_lock
-from offmarl.data.dataset import MultiAgentDataset
+from offmarl.data.sources import Dataset, PerAgentDatasets, datasets_of
 
 RECIPES_VERSION = 1
 DEFAULT_NUM_ENVS = 256
 
-Collected = MultiAgentDataset | list[MultiAgentDataset]
 
 
 def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, policy: str = "expert",
@@ -65,7 +64,7 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
                     state_only: bool = False, episodes: int = 100, seed: int = 0,
                     num_envs: int = DEFAULT_NUM_ENVS, medium_rate: float = DEFAULT_MEDIUM_RATE,
                     noise: float = DEFAULT_EXPERT_NOISE, progress: bool = True,
-                    recipe: str | None = None) -> Collected:
+                    recipe: str | None = None) -> Dataset:
     """Collect a dataset of env ``env`` (per-agent: a list of ``n`` datasets).
 
     Exactly one of: a plain ``policy`` rollout; ``tier`` (good/normal/poor, ``policy`` must be
@@ -113,7 +112,7 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
             pilot_env = batched if batched.num_envs == num_envs else make_env(env, num_envs=num_envs, seed=seed,
                                                                               **env_kwargs)
             try:
-                result: Collected = collect_tier(batched, make_expert, tier, episodes, seed, state_only=state_only,
+                result: Dataset = collect_tier(batched, make_expert, tier, episodes, seed, state_only=state_only,
                                                  progress=progress, expert_name=policy, recipe=recipe, extra=extra,
                                                  pilot_env=pilot_env)
             finally:
@@ -133,7 +132,7 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
                              behavior={"policy": policy}, recipe=recipe, extra=extra)
     finally:
         batched.close()
-    for ds in result if isinstance(result, list) else [result]:
+    for ds in datasets_of(result):
         ds.card.env_kwargs = {**env_kwargs, **ds.card.env_kwargs}  # the spec's kwargs win when it has them
     return result
 
@@ -232,7 +231,7 @@ def get_recipe(name: str) -> Recipe:
     return _RECIPES[name]
 
 
-def build_recipe(name: str, seed: int | None = None, scale: float = 1.0, progress: bool = False) -> Collected:
+def build_recipe(name: str, seed: int | None = None, scale: float = 1.0, progress: bool = False) -> Dataset:
     """Collect recipe ``name`` in memory (``seed`` None: the recipe's default seed)."""
     recipe = get_recipe(name)
     seed = recipe.seed if seed is None else seed
@@ -240,7 +239,7 @@ def build_recipe(name: str, seed: int | None = None, scale: float = 1.0, progres
                              composition=recipe.composition, per_agent=recipe.per_agent,
                              state_only=recipe.state_only, episodes=recipe.scaled_episodes(scale), seed=seed,
                              num_envs=recipe.num_envs, progress=progress, recipe=name)
-    for ds in result if isinstance(result, list) else [result]:
+    for ds in datasets_of(result):
         ds.card.extra["recipe_scale"] = float(scale)
         ds.card.extra["recipes_version"] = RECIPES_VERSION
     return result
@@ -260,13 +259,13 @@ def recipe_dataset_path(name: str, seed: int = 0, scale: float = 1.0) -> Path:
             / f"{name.replace('/', '__')}__seed{seed}__scale{scale:g}.h5")
 
 
-def save_collected(result: Collected, path: Path) -> Path:
-    """Write a dataset (or a per-agent list: one group per agent) to ``path`` (atomic, see ``offmarl.data.io``)."""
+def save_collected(result: Dataset, path: Path) -> Path:
+    """Write a dataset (per-agent datasets: one group per agent) to ``path`` (atomic, see ``offmarl.data.io``)."""
     from offmarl.data.io import save_dataset, save_per_agent_datasets
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(result, list):
+    if isinstance(result, PerAgentDatasets):
         return Path(save_per_agent_datasets(result, path))
     return Path(save_dataset(result, path))
 

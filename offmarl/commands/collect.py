@@ -23,9 +23,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from offmarl.collect.recipes import (Collected, build_recipe, collect_dataset, get_recipe, list_recipes,
+from offmarl.collect.recipes import (build_recipe, collect_dataset, get_recipe, list_recipes,
                                      save_collected)
 from offmarl.data.dataset import MultiAgentDataset
+from offmarl.data.sources import Dataset, PerAgentDatasets
 
 
 def print_recipes() -> None:
@@ -50,9 +51,9 @@ def _summary_of(ds: MultiAgentDataset) -> str:
     return text
 
 
-def summary(result: Collected, path: Path) -> str:
+def summary(result: Dataset, path: Path) -> str:
     """One paragraph describing what was written to ``path``."""
-    if isinstance(result, list):
+    if isinstance(result, PerAgentDatasets):
         first = result[0].card
         parts = "; ".join(f"agent {i}: {_summary_of(ds)}" for i, ds in enumerate(result))
         head = f"Collected per-agent datasets of {first.env_name} ({len(result)} groups): {parts}."
@@ -69,7 +70,7 @@ def summary(result: Collected, path: Path) -> str:
 def run_collect(*, env: str | None, policy: str | None = None, tier: str | None = None, composition: str | None = None,
                 per_agent: bool = False, state_only: bool = False, episodes: int = 100, seed: int = 0,
                 out: Path | None = None, recipe: str | None = None, scale: float = 1.0, list_recipes: bool = False,
-                num_envs: int = 256, env_set: Sequence[str] = ()) -> Collected | None:
+                num_envs: int = 256, env_set: Sequence[str] = ()) -> Dataset | None:
     """The ``offmarl collect`` command (module docstring). Returns what was collected (None with --list)."""
     if list_recipes:
         print_recipes()
@@ -88,7 +89,7 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
             raise ValueError(f"{fixed[0]} cannot be combined with --recipe: recipe {recipe!r} fixes it "
                              f"(collect ENV ... to choose it yourself)")
         get_recipe(recipe)  # unknown names fail before anything runs
-        result: Collected = build_recipe(recipe, seed=seed, scale=scale, progress=True)
+        result: Dataset = build_recipe(recipe, seed=seed, scale=scale, progress=True)
         path = Path(out) if out is not None else Path("data") / f"{recipe}.h5"
     else:
         if out is None:

@@ -1,7 +1,7 @@
 """Batched multi-agent environments (native numpy ones and adapters) behind one contract."""
 
 from offmarl.envs.base import BatchedEnv, EnvSpec, TimeStep
-from offmarl.envs.registry import get_env_entry, list_envs, make_env, register_env
+from offmarl.envs.registry import EnvSource, get_env_entry, list_envs, make_env, register_env
 
 # Each native env module registers itself on import (cheap: numpy only).
 from offmarl.envs import catalog as _catalog  # noqa: F401,E402
@@ -14,4 +14,4 @@ def pettingzoo_env(name: str, **kwargs):
     return PettingZooParallelEnv(name, **kwargs)
 
 
-__all__ = ["BatchedEnv", "EnvSpec", "TimeStep", "make_env", "register_env", "list_envs", "get_env_entry", "pettingzoo_env"]
+__all__ = ["BatchedEnv", "EnvSource", "EnvSpec", "TimeStep", "make_env", "register_env", "list_envs", "get_env_entry", "pettingzoo_env"]

@@ -195,38 +195,3 @@ class BatchedEnv(ABC):
         if actions.shape != want:
             raise ValueError(f"{spec.name}: actions must have shape [B, n, act_dim] = {list(want)}, got {list(actions.shape)}")
         return actions.astype(np.float32, copy=False)
-
-
-@dataclass(frozen=True)
-class EnvSource:
-    """The environment an online learner interacts with: ``num_envs`` sub-envs of ``env_name(**env_kwargs)``.
-
-    What a dataset is to an offline learner, this is to an online one: ``algo.make_sampler(source, seed)``
-    builds its rollout sampler with :meth:`make`, and config.json records :meth:`to_dict`."""
-
-    env_name: str
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    num_envs: int = 8
-
-    def __post_init__(self) -> None:
-        if self.num_envs < 1:
-            raise ValueError(f"EnvSource {self.env_name!r}: num_envs must be >= 1, got {self.num_envs}")
-        object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
-
-    def make(self, seed: int | None = None) -> BatchedEnv:
-        from offmarl.envs.registry import make_env
-
-        return make_env(self.env_name, num_envs=self.num_envs, seed=seed, **self.env_kwargs)
-
-    def spec(self) -> EnvSpec:
-        """The env's spec (built from one sub-env, then closed)."""
-        from offmarl.envs.registry import make_env
-
-        env = make_env(self.env_name, num_envs=1, **self.env_kwargs)
-        try:
-            return env.spec
-        finally:
-            env.close()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"env_name": self.env_name, "env_kwargs": dict(self.env_kwargs), "num_envs": self.num_envs}

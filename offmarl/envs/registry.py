@@ -7,10 +7,10 @@ package (highway-env, jax, mujoco); the import happens only in ``make_env``.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from offmarl.envs.base import BatchedEnv
+from offmarl.envs.base import BatchedEnv, EnvSpec
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,34 @@ def make_env(name: str, num_envs: int = 1, seed: int | None = None, **kwargs: An
             f"environment {name!r} needs the optional extra '{entry.source}': pip install 'offmarl[{entry.source}]' ({exc})"
         ) from exc
     return factory(num_envs=num_envs, seed=seed, **kwargs)
+
+
+@dataclass(frozen=True)
+class EnvSource:
+    """The environment an online learner interacts with: ``num_envs`` sub-envs of ``env_name(**env_kwargs)``.
+
+    What a dataset is to an offline learner, this is to an online one: ``algo.make_sampler(source, seed)``
+    builds its rollout sampler with :meth:`make`, and config.json records :meth:`to_dict`."""
+
+    env_name: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    num_envs: int = 8
+
+    def __post_init__(self) -> None:
+        if self.num_envs < 1:
+            raise ValueError(f"EnvSource {self.env_name!r}: num_envs must be >= 1, got {self.num_envs}")
+        object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
+
+    def make(self, seed: int | None = None) -> BatchedEnv:
+        return make_env(self.env_name, num_envs=self.num_envs, seed=seed, **self.env_kwargs)
+
+    def spec(self) -> EnvSpec:
+        """The env's spec (built from one sub-env, then closed)."""
+        env = make_env(self.env_name, num_envs=1, **self.env_kwargs)
+        try:
+            return env.spec
+        finally:
+            env.close()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env_name": self.env_name, "env_kwargs": dict(self.env_kwargs), "num_envs": self.num_envs}

@@ -6,7 +6,7 @@ leading member axis and maps ``[E, ..., in] -> [E, ..., out]`` with one batched 
 output depends only on member ``e``'s input and weights, so the members are exactly independent networks:
 their gradients never mix, and an elementwise optimizer (Adam/AdamW) over the stacked tensors equals ``E``
 separate optimizers (gradient clipping must then be per member, see
-``offmarl.algos._sequence.clip_grad_norm_per_member``).
+``offmarl.core.optim.clip_grad_norm_per_member``).
 
 Conventions for every layer's ``forward(x, member=None)``:
     * ``member=None``: ``x`` is ``[E, ..., in]`` (one slice per member) or ``[1, ..., in]`` (one input

@@ -20,7 +20,7 @@ What an algorithm learns from (``Algorithm.learns_from``):
 * ``"dataset"`` -- offline: ``Experiment.dataset`` names a file or a recipe; evaluation runs in the env of
   the dataset's card. Steps count gradient updates.
 * ``"env"`` -- online: ``Experiment.env`` (+ ``env_kwargs``, ``num_envs``) names the environment it
-  interacts with through an :class:`offmarl.envs.base.EnvSource`; evaluation runs in the same env.
+  interacts with through an :class:`offmarl.envs.registry.EnvSource`; evaluation runs in the same env.
   Steps count environment frames (one frame = one step of one sub-env).
 * ``"dataset+env"`` -- a dataset stage then an env stage (finetuning, imitation with interaction): both
   are given; the env defaults to the dataset's.
@@ -58,11 +58,13 @@ import yaml
 from offmarl.algos.base import Algorithm, AlgoConfig, build_config, get_algo_class, load_algo
 from offmarl.core.files import atomic_write_json
 from offmarl.core.seeding import seed_everything
-from offmarl.envs.base import EnvSource, EnvSpec
+from offmarl.data.sources import DatasetAndEnv, dataset_cards
+from offmarl.envs.base import EnvSpec
+from offmarl.envs.registry import EnvSource
 from offmarl.train.checkpoint import load_checkpoint
 from offmarl.train.evaluate import evaluate_policy, write_eval_json
 from offmarl.train.loop import TrainConfig, fit, keep_if_best
-from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, dataset_cards, default_run_dir, resolve_dataset
+from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, default_run_dir, resolve_dataset
 
 EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
 HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
@@ -226,22 +228,21 @@ def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
             raise ValueError(f"algorithm {cls.name!r} learns online from --env; it takes no --dataset")
         source = EnvSource(exp.env, exp.env_kwargs, exp.num_envs)
         return _Resolved(source, source.spec(), exp.dataset_label or exp.env, (exp.env, dict(exp.env_kwargs)),
-                         {"env_source": source.to_dict(), "source_label": exp.dataset_label or exp.env})
+                         {"source_label": exp.dataset_label or exp.env})
     if exp.dataset is None:
         raise ValueError("--dataset is required: a dataset file or a recipe name (see offmarl collect --list)")
+    if learns_from == "dataset" and exp.env is not None:
+        raise ValueError(f"algorithm {cls.name!r} learns offline from --dataset; it takes no --env")
     data, dataset_source = resolve_dataset(exp.dataset)
     if exp.dataset_label is not None:
         dataset_source = dataclasses.replace(dataset_source, label=exp.dataset_label)
     card = dataset_cards(data)[0]
     meta = {"dataset_source": dataset_source.to_dict(), "source_label": dataset_source.label}
     if learns_from == "dataset":
-        if exp.env is not None:
-            raise ValueError(f"algorithm {cls.name!r} learns offline from --dataset; it takes no --env")
         return _Resolved(data, card.spec, dataset_source.label, (card.env_name, dict(card.env_kwargs)), meta)
     env = EnvSource(exp.env or card.env_name, exp.env_kwargs if exp.env else card.env_kwargs, exp.num_envs)
-    meta["env_source"] = env.to_dict()
-    return _Resolved({"dataset": data, "env": env}, card.spec, dataset_source.label,
-                     (env.env_name, dict(env.env_kwargs)), meta)
+    return _Resolved(DatasetAndEnv(data, env), card.spec, dataset_source.label, (env.env_name, dict(env.env_kwargs)),
+                     meta)
 
 
 def build_algorithm(exp: Experiment, spec: EnvSpec) -> Algorithm:

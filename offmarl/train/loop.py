@@ -1,28 +1,33 @@
-"""The one fit loop: every offline algorithm trains through :func:`fit`.
+"""The one fit loop: every algorithm trains through :func:`fit`, offline and online alike.
 
 ::
 
-    sampler = algo.make_sampler(dataset, cfg.seed)
-    algo.on_fit_start(dataset, run_dir)
+    algo.plan(total)                                   # the budget -> the stage schedule
+    algo.check_source(source)                          # one compatibility check, before anything runs
+    sampler = algo.make_sampler(source, cfg.seed); algo.on_fit_start(source)
     [resume: restore algo, sampler, global RNGs, loss window and curve from checkpoints/last.pt]
-    for step in (done + 1) .. total:
-        losses = algo.update(sampler.sample())        # under bf16 autocast when cfg.precision == "bf16"
-        algo.on_step_end(step, run_dir)
-        every log_every:        a metrics.csv row (window means of the losses, steps/s, wall time)
-        every eval_every:       evaluator(step) -> {"return_mean", "return_std", ...} appended to the curve;
-                                a new best return saves the weights to best/ (:func:`keep_if_best`)
-        every checkpoint_every: checkpoints/last.pt, written atomically (and at the last step)
+    algo.enter_stage(the stage of the steps done)
+    while step < total:
+        losses = algo.update(sampler.sample())         # under bf16 autocast when cfg.precision == "bf16"
+        step += 1, or the env frames the sample took (an online sampler's ``last_sample_frames``)
+        at a log boundary or a stage's end:  a metrics.csv row (window means of the losses, steps/s, wall time)
+        at a stage's end:                    save what it hands over to <run>/<stage>/, enter the next stage
+        at an eval boundary:                 evaluator(step) -> {"return_mean", "return_std", ...} appended to the
+                                             curve; a new best return saves the weights to best/ (:func:`keep_if_best`)
+        at a checkpoint boundary, a stage's end and the last step: checkpoints/last.pt, written atomically
+
+A boundary of every ``k`` steps is crossed when ``step // k`` grows (online, an update advances many frames).
 
 Reproducibility: build the algorithm after ``seed_everything(seed)`` (``offmarl train`` does); the loop
-re-seeds before building the sampler, so a run is a function of (seed, algorithm config, dataset,
-torch thread count). The evaluator runs with the global RNG states saved and restored around it, so
-evaluating during training never changes the training numbers (an algorithm's ``policies()`` must leave
-the algorithm as it found it: a policy that puts modules in eval mode puts them back). A resumed run
-restores every RNG and counter, so its final weights equal those of an uninterrupted run bit for bit.
+re-seeds before building the sampler, so a run is a function of (seed, algorithm config, source, torch
+thread count). The evaluator runs with the global RNG states saved and restored around it, so evaluating
+during training never changes the training numbers (an algorithm's ``policies()`` must leave the
+algorithm as it found it). A resumed run restores every RNG and counter: its weights, metrics.csv (but
+for the two timing columns), curve and best checkpoint equal those of an uninterrupted run, whichever
+step it was killed at -- a stage's hand-over is a checkpoint, so a resume never repeats or skips one.
 
-Steps: ``cfg.steps`` (None → ``round(algo.total_steps * cfg.scale)``). A multi-stage algorithm splits
-its own ``config.steps`` among its stages; ``offmarl train --steps/--scale`` therefore rewrites the
-algorithm config's ``steps`` and passes the same number here.
+Steps: ``cfg.steps`` (None → ``round(algo.total_steps * cfg.scale)``), divided among the algorithm's
+stages by ``algo.plan``, so a scaled run trains every stage in proportion.
 """
 
 from __future__ import annotations
@@ -43,10 +48,11 @@ import torch
 from tqdm.auto import tqdm
 
 from offmarl.core.files import atomic_write_json
+from offmarl.core.seeding import global_rng_state, seed_everything, set_global_rng_state
+from offmarl.data.sources import source_record
 from offmarl.train.checkpoint import load_checkpoint, save_checkpoint
 from offmarl.train.loggers import BASE_COLUMNS, CSVLogger, LossWindow, TensorBoardLogger, tensorboard_available
-from offmarl.train.run_dir import RunPaths, dataset_cards
-from offmarl.core.seeding import global_rng_state, seed_everything, set_global_rng_state
+from offmarl.train.run_dir import RunPaths
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -111,16 +117,15 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def run_config(algo: Any, dataset: Any, cfg: TrainConfig, meta: dict[str, Any] | None) -> dict[str, Any]:
+def run_config(algo: Any, source: Any, cfg: TrainConfig, meta: dict[str, Any] | None) -> dict[str, Any]:
     """What ``config.json`` holds (everything needed to re-run or interpret the run)."""
     from offmarl import __version__
 
-    cards = dataset_cards(dataset)
     return _jsonable({
         "algo": algo.name,
         "algo_config": algo.config_dict(),
         "train_config": dataclasses.asdict(cfg),
-        "dataset": [card.to_dict() for card in cards] if isinstance(dataset, (list, tuple)) else cards[0].to_dict(),
+        **source_record(source),
         "env_spec": algo.spec.to_dict(),
         "offmarl_version": __version__,
         "torch_version": torch.__version__,
@@ -133,15 +138,27 @@ def run_config(algo: Any, dataset: Any, cfg: TrainConfig, meta: dict[str, Any] |
     })
 
 
+def _source_fingerprint(config: dict[str, Any]) -> Any:
+    cards = config.get("dataset")
+    data = [{k: card.get(k) for k in ("env_name", "episodes", "steps", "return_mean")}
+            for card in (cards if isinstance(cards, list) else [cards] if cards else [])]
+    return {"dataset": data, "env_source": config.get("env_source")}
+
+
+def run_fingerprint(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same experiment: the algorithm, its config (the budget included), the seed
+    and the source."""
+    return {"algo": config["algo"], "algo_config": config["algo_config"],
+            "seed": config["train_config"]["seed"], "source": _source_fingerprint(config)}
+
+
 def _check_same_run(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
     """A resume must continue the same experiment: name the first setting that differs."""
     checks = [("algo", stored.get("algo"), current["algo"]),
               ("seed", stored.get("train_config", {}).get("seed"), current["train_config"]["seed"])]
     for key in sorted(set(stored.get("algo_config", {})) | set(current["algo_config"])):
         checks.append((f"algo config {key!r}", stored.get("algo_config", {}).get(key), current["algo_config"].get(key)))
-    fingerprint = lambda d: [{k: c.get(k) for k in ("env_name", "episodes", "steps", "return_mean")}  # noqa: E731
-                             for c in (d if isinstance(d, list) else [d or {}])]
-    checks.append(("dataset", fingerprint(stored.get("dataset")), fingerprint(current["dataset"])))
+    checks.append(("source", _source_fingerprint(stored), _source_fingerprint(current)))
     for what, old, new in checks:
         if old != new:
             raise ValueError(f"cannot resume {path.parent}: {what} was {old!r}, now {new!r}")
@@ -174,26 +191,65 @@ def keep_if_best(algo: Any, paths: RunPaths, curve: list[list[float]]) -> bool:
     return True
 
 
-def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
-        evaluator: Evaluator | None = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train ``algo`` on ``dataset`` (see the module docstring); ``run_dir=None`` writes nothing.
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(before, after]``."""
+    return every > 0 and after // every > before // every
 
-    ``meta`` adds keys to config.json (the CLI records the algo label and the dataset's source).
+
+def _save_stage_artifact(algo: Any, stage: str, step: int, paths: RunPaths, fingerprint: dict[str, Any]) -> None:
+    """Save what ``stage`` hands over to ``<run>/<stage>/`` with ``stage.json``; staged and renamed, so a kill
+    leaves the old directory or the new one."""
+    artifact = algo.stage_artifact(stage)
+    if artifact is None:
+        return
+    target = paths.stage_artifact(stage)
+    staging = target.with_name(f"{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    artifact.save(staging)
+    atomic_write_json(staging / "stage.json", {"stage": stage, "step": step, "run": fingerprint})
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+
+
+def _check_stage_artifacts(algo: Any, step: int, paths: RunPaths, fingerprint: dict[str, Any]) -> None:
+    """On resume: the artifact of every finished stage must be this run's (its fingerprint equal), else the
+    error names it; a missing one is written again from the restored state."""
+    for stage in algo.schedule.names:
+        end = algo.schedule.start(stage) + algo.schedule.length(stage)
+        if end > step or end == algo.schedule.total or algo.stage_artifact(stage) is None:
+            continue
+        record = paths.stage_artifact(stage) / "stage.json"
+        if not record.is_file():
+            _save_stage_artifact(algo, stage, end, paths, fingerprint)
+        elif json.loads(record.read_text()).get("run") != fingerprint:
+            raise ValueError(f"{record.parent} does not belong to this run (it was handed over by another "
+                             f"configuration, seed or dataset); delete it to resume")
+
+
+def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
+        evaluator: Evaluator | None = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train ``algo`` on ``source`` (a dataset, per-agent datasets, an env, or both; see the module
+    docstring); ``run_dir=None`` writes nothing.
+
+    ``meta`` adds keys to config.json (the experiment records the algo label and the source's label).
     Returns ``{"steps", "losses" (last window means), "curve", "wall_time", "steps_per_s"}``.
     """
     if cfg.resume and run_dir is None:
         raise ValueError("resume needs a run directory")
     total = cfg.total_steps(algo)
+    schedule = algo.plan(total)
+    algo.check_source(source)
     algo.precision = cfg.precision
     seed_everything(cfg.seed)
-    sampler = algo.make_sampler(dataset, cfg.seed)
-    algo.on_fit_start(dataset, run_dir)
+    sampler = algo.make_sampler(source, cfg.seed)
+    algo.on_fit_start(source)
 
     paths = RunPaths(Path(run_dir)) if run_dir is not None else None
     step, wall_before, curve, window, keep_rows = 0, 0.0, [], LossWindow(), None
     if paths is not None:
         paths.root.mkdir(parents=True, exist_ok=True)
-        config = run_config(algo, dataset, cfg, meta)
+        config = run_config(algo, source, cfg, meta)
+        fingerprint = run_fingerprint(config)
         if cfg.resume:
             ckpt = load_checkpoint(paths.checkpoint)
             if paths.config.exists():
@@ -209,6 +265,7 @@ def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
             window.load_state_dict(ckpt["metrics"]["window"])
             curve = [list(point) for point in ckpt["curve"]]
             keep_rows = int(ckpt["metrics"]["rows"])
+            _check_stage_artifacts(algo, step, paths, fingerprint)
         elif paths.checkpoint.exists():
             raise ValueError(f"run directory {paths.root} already holds a run ({paths.checkpoint}); "
                              "pass --resume to continue it or choose another --out")
@@ -217,6 +274,7 @@ def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
         csv_log = CSVLogger(paths.metrics, keep_rows=keep_rows if cfg.resume else None)
         tb_log = (TensorBoardLogger(paths.tensorboard, purge_step=step + 1 if cfg.resume else None)
                   if cfg.tensorboard and tensorboard_available() else None)
+    algo.enter_stage(schedule.stage_at(step))
 
     session_start = time.perf_counter()
 
@@ -245,27 +303,30 @@ def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
     if cfg.precision == "bf16" and not native_bf16(algo.device):
         warnings.warn(f"--precision bf16 on a {algo.device.type} without native bf16 (no AVX512-BF16 or AMX on a CPU): "
                       "its bf16 matmuls are emulated and train several times slower than fp32", stacklevel=2)
-    bar = tqdm(total=total, initial=step, disable=not cfg.progress, dynamic_ncols=True, unit="step",
-               desc=algo.name)
+    online = algo.learns_from != "dataset"
+    bar = tqdm(total=total, initial=step, disable=not cfg.progress, dynamic_ncols=True,
+               unit="frame" if online else "step", desc=algo.name)
     first_step, session_time, last_row = step, 0.0, {}
     try:
         while step < total:
             t0 = time.perf_counter()
-            stage = algo.stage  # the stage this update belongs to (on_step_end may switch it)
-            if window.count and window.stage != stage:
-                last_row = write_row(step)  # a stage's last partial window gets its own row
+            stage = algo.stage
             with autocast:
                 losses = algo.update(sampler.sample())
-            step += 1
-            algo.on_step_end(step, run_dir)
+            before, step = step, min(total, step + int(getattr(sampler, "last_sample_frames", 1)))
             dt = time.perf_counter() - t0
             window.add(losses, stage, dt)
             session_time += dt
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
+            bar.update(step - before)
+            stage_ends = step < total and schedule.stage_at(step) != stage
+            if _crossed(before, step, cfg.log_every) or step == total or stage_ends:
                 last_row = write_row(step)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in last_row.items() if k not in BASE_COLUMNS}, refresh=False)
-            if evaluator is not None and cfg.eval_every and step % cfg.eval_every == 0:
+            if stage_ends:
+                if paths is not None:
+                    _save_stage_artifact(algo, stage, step, paths, fingerprint)
+                algo.enter_stage(schedule.stage_at(step))
+            if evaluator is not None and _crossed(before, step, cfg.eval_every):
                 result = _isolated(evaluator, step)
                 curve.append([step, float(result["return_mean"]), float(result["return_std"])])
                 if paths is not None:
@@ -273,8 +334,9 @@ def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
                     keep_if_best(algo, paths, curve)
                     if tb_log is not None:
                         tb_log.log({"step": step, "return_mean": curve[-1][1], "return_std": curve[-1][2]}, "eval")
-                bar.write(f"step {step}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}")
-            if paths is not None and (step % cfg.checkpoint_every == 0 or step == total):
+                if cfg.progress:
+                    bar.write(f"step {step}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}")
+            if paths is not None and (_crossed(before, step, cfg.checkpoint_every) or step == total or stage_ends):
                 checkpoint()
     finally:
         bar.close()
@@ -285,4 +347,3 @@ def fit(algo: Any, dataset: Any, run_dir: str | Path | None, cfg: TrainConfig,
     return {"steps": step, "losses": {k: v for k, v in last_row.items() if k not in BASE_COLUMNS},
             "curve": curve, "wall_time": wall_time(),
             "steps_per_s": (step - first_step) / session_time if step > first_step else 0.0}
-

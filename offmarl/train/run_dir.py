@@ -9,6 +9,8 @@ Layout of ``runs/<dataset>/<algo label>/seed<k>/`` (``offmarl train --out`` over
     model/                 the trained algorithm (Algorithm.save: algo.json + algo.pt)
     eval.json              final evaluation (offmarl.train.evaluate.write_eval_json)
     best/                  the weights of the best evaluation during training + best.json (with --eval-every)
+    <stage>/               what a finished stage hands over (Algorithm.stage_artifact, e.g. distill's teacher/):
+                           algo.json + algo.pt + stage.json (the stage, its last step and the run's fingerprint)
     tensorboard/           TensorBoard events (when tensorboard is installed)
     error.txt              the traceback of a failed run (removed when the run later succeeds)
 
@@ -23,6 +25,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from offmarl.data.sources import Dataset, PerAgentDatasets
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,10 @@ class RunPaths:
     def best(self) -> Path:
         """The weights of the best evaluation during training (``best/best.json`` says which)."""
         return self.root / "best"
+
+    def stage_artifact(self, stage: str) -> Path:
+        """What stage ``stage`` handed over (``Algorithm.stage_artifact``), e.g. ``teacher/``."""
+        return self.root / stage
 
     @property
     def tensorboard(self) -> Path:
@@ -107,12 +115,12 @@ class DatasetSource:
         return {"label": self.label, "path": self.path, "recipe": self.recipe, "per_agent": self.per_agent}
 
 
-def resolve_dataset(name: str):
+def resolve_dataset(name: str) -> tuple[Dataset, DatasetSource]:
     """``(dataset, DatasetSource)`` for ``--dataset NAME``: an existing file, else a recipe name.
 
     A file's label is its stem (``data/small.h5`` → ``small``); a recipe's label is the recipe name and
     its file comes from the recipe cache (:func:`offmarl.collect.recipes.get_recipe_dataset`, seed 0,
-    scale 1). A per-agent file (one group per agent, MABCQ) gives a list with agent i's dataset at i.
+    scale 1). A per-agent file (one group per agent, MABCQ) gives :class:`PerAgentDatasets`.
     """
     from offmarl.data.io import dataset_info, load_dataset
 
@@ -127,13 +135,8 @@ def resolve_dataset(name: str):
         recipe, path = name, get_recipe_dataset(name)
     info = dataset_info(path)
     if info["per_agent"]:
-        dataset: Any = [load_dataset(path, agent=i) for i in range(info["n_groups"])]
+        dataset: Dataset = PerAgentDatasets(tuple(load_dataset(path, agent=i) for i in range(info["n_groups"])))
     else:
         dataset = load_dataset(path)
     source = DatasetSource(label=recipe or path.stem, path=str(path), recipe=recipe, per_agent=info["per_agent"])
     return dataset, source
-
-
-def dataset_cards(dataset: Any) -> list[Any]:
-    """The card of a dataset, or the cards of a per-agent list of datasets."""
-    return [ds.card for ds in dataset] if isinstance(dataset, (list, tuple)) else [dataset.card]

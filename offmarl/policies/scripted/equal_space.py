@@ -84,7 +84,6 @@ class EqualSpaceExpert(JointPolicy):
 
     def _plan(self, pos: np.ndarray) -> np.ndarray:
         """Targets ``[b, n, 2]`` (agent order) for positions ``pos [b, n, 2]``."""
-        b = pos.shape[0]
         centred = pos - pos.mean(axis=1, keepdims=True)
         order = np.argsort(np.arctan2(centred[..., 1], centred[..., 0]), axis=1, kind="stable")  # [b, n] CCW
         ordered = np.take_along_axis(pos, order[..., None], axis=1)  # [b, n, 2]
