@@ -86,6 +86,7 @@ class TabularPG(Algorithm):
     supports_continuous: ClassVar[bool] = False
     decentralized_training: ClassVar[bool] = True
     learns_from: ClassVar[str] = "env"
+    progress_metric: ClassVar[str] = "return"
 
     def __init__(self, spec: EnvSpec, config: TabularPGConfig, device: str | torch.device = "cpu"):
         super().__init__(spec, config, device)
@@ -113,6 +114,9 @@ class TabularPG(Algorithm):
         loss = -(advantage.unsqueeze(1) * taken).sum(dim=1).mean(dim=0).sum()  # agents' losses add: no coupling
         self.optimizer.minimize(loss)
         return {"loss": loss.item(), "return": returns.mean().item()}
+
+    def agent_parameters(self, agent: int) -> list[torch.Tensor]:
+        return [self.logits[agent]]
 
     def policies(self) -> list[GreedyTablePolicy]:
         return [GreedyTablePolicy(self.logits[i]) for i in range(self.spec.n_agents)]

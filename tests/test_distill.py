@@ -369,3 +369,16 @@ def test_distill_config_errors_name_the_field():
         make_algo("distill", ds.spec, steps=1)
     with pytest.raises(ValueError, match="no ablation 'no_teacher'"):
         make_algo("distill", ds.spec, ablation="no_teacher")
+
+
+def test_a_scaled_budget_trains_both_stages_in_proportion():
+    """fit(TrainConfig(scale=0.4)) on a distill built for 200 steps: 80 updates, 40 per stage (the stage
+    boundaries come from the one budget, not from the config the algorithm was built with)."""
+    ds = make_dataset(n_agents=3, episodes=6, seed=1)
+    algo = _distill(ds, steps=200, teacher_fraction=0.5)
+    teacher_updates = []
+    original = algo.teacher.update
+    algo.teacher.update = lambda batch: teacher_updates.append(1) or original(batch)
+    summary = fit(algo, ds, None, TrainConfig(scale=0.4, seed=0, progress=False))
+    assert summary["steps"] == 80 and algo.schedule.stages == (("teacher", 40), ("student", 40))
+    assert len(teacher_updates) == 40 and algo.student_updates == 40 and algo.config.steps == 80

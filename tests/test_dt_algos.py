@@ -166,7 +166,8 @@ def test_target_return_defaults_to_dataset_max_and_can_be_overridden():
         algo.target_returns([1.0, 2.0])
     policy = algo.policies(target_return=2.0)
     policy.reset(2)
-    assert np.allclose(policy.agents[1].context.tracker.current, 2.0 * algo.stats.reward_scale)
+    np.testing.assert_array_equal(algo.stats.reward_scale, 1.0 / np.abs(ds.episode_returns()).max(axis=0))  # per agent
+    assert np.allclose(policy.agents[1].context.tracker.current, 2.0 * algo.stats.reward_scale[1])
 
 
 @pytest.mark.parametrize("name", ["idt", "teacher"])

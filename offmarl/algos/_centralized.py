@@ -158,6 +158,8 @@ class MixedValueLearner(Algorithm):
     """
 
     Config = MixedValueConfig
+    contract_overrides = {"hidden": 16, "mixer_hidden": 8, "batch_size": 8}
+    progress_metric = "td_loss"
     #: per-preset values of the subclass's own None fields, e.g. {"sit": {"critic_lr": 1e-4}}
     preset_extras: ClassVar[dict[str, dict[str, Any]]] = {}
 

@@ -48,8 +48,9 @@ class DTConfig(AlgoConfig):
         0 = kzl's single linear head (IDT/MADT only).
     warmup_frac: linear learning-rate warm-up over this fraction of ``steps`` (kzl: 10,000 of 100,000).
     grad_clip: gradient-norm clip, 0.25 (kzl), applied per agent network.
-    reward_scale: returns-to-go are multiplied by it; 0 = automatic, 1 / max |episode return| of any
-        agent in the dataset (kzl uses a fixed 1/1000 for MuJoCo returns).
+    reward_scale: returns-to-go are multiplied by it; 0 = automatic, agent i's 1 / max |episode return of
+        agent i| in the dataset, so nothing of the other agents' rewards reaches agent i (kzl uses a fixed
+        1/1000 for MuJoCo returns).
     target_return: per-agent return to condition on at evaluation (unscaled); empty = each agent's
         maximum episode return in the dataset; one value = the same for every agent.
     """
@@ -120,19 +121,20 @@ class DTStats:
     """Dataset statistics a DT needs at evaluation, fitted once and carried in the state.
 
     ``target_return [n]`` (default evaluation target: each agent's maximum episode return),
-    ``reward_scale`` (return-to-go multiplier), observation mean/std ``[n, obs_dim]`` (stored in the
+    ``reward_scale [n]`` (each agent's return-to-go multiplier), observation mean/std ``[n, obs_dim]`` (stored in the
     networks' buffers by the caller). Agent i's entries come from agent i's data only."""
 
     def __init__(self, n_agents: int):
         self.target_return = np.zeros(n_agents)
-        self.reward_scale = 1.0
+        self.reward_scale = np.ones(n_agents)
         self.fitted = False
 
     def fit(self, dataset: MultiAgentDataset, reward_scale: float) -> tuple[np.ndarray, np.ndarray]:
         returns = dataset.episode_returns()  # [E, n]
         self.target_return = returns.max(axis=0)
-        biggest = float(np.abs(returns).max())
-        self.reward_scale = float(reward_scale) if reward_scale > 0 else (1.0 / biggest if biggest > 0 else 1.0)
+        biggest = np.abs(returns).max(axis=0)  # [n]
+        automatic = np.divide(1.0, biggest, out=np.ones_like(biggest), where=biggest > 0)
+        self.reward_scale = np.full(returns.shape[1], float(reward_scale)) if reward_scale > 0 else automatic
         self.fitted = True
         obs = dataset.obs.astype(np.float64)  # [T, n, d]
         return obs.mean(axis=0), obs.std(axis=0)
@@ -148,11 +150,12 @@ class DTStats:
 
     def state_dict(self) -> dict[str, Any]:
         return {"target_return": torch.as_tensor(self.target_return, dtype=torch.float64),
-                "reward_scale": self.reward_scale, "fitted": self.fitted}
+                "reward_scale": torch.as_tensor(self.reward_scale, dtype=torch.float64), "fitted": self.fitted}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.target_return = state["target_return"].numpy().astype(np.float64)
-        self.reward_scale = float(state["reward_scale"])
+        n = self.target_return.shape[0]  # a model saved with one scale for all agents loads as that scale for each
+        self.reward_scale = np.broadcast_to(np.asarray(state["reward_scale"], dtype=np.float64), (n,)).copy()
         self.fitted = bool(state["fitted"])
 
 
@@ -166,6 +169,8 @@ class DTAlgorithm(Algorithm):
 
     Config = DTConfig
     layout: ClassVar[str] = "per_agent"
+    contract_overrides = {"hidden": 16, "n_layers": 1, "n_heads": 2, "feature_dim": 8, "context_len": 4,
+                          "batch_size": 8, "lr": 1e-3}
 
     def __init__(self, spec: EnvSpec, config: DTConfig, device: str | torch.device = "cpu"):
         super().__init__(spec, config, device)
@@ -219,6 +224,15 @@ class DTAlgorithm(Algorithm):
         self.optimizer.minimize(loss, self.updates, self.warmup_steps(self.total_steps))
         self.updates += 1
         return {"loss": float(per_agent.detach().mean())}
+
+    def agent_parameters(self, agent: int) -> list[torch.Tensor]:
+        """Agent ``agent``'s slices of a per-agent model's stacked weights (every weight has the member axis)."""
+        members = self.model.spec.members
+        if members == 1:
+            return super().agent_parameters(agent)
+        params = list(self.model.parameters())
+        assert all(p.shape[0] == members for p in params), "a per-agent model shares a weight between agents"
+        return [p[agent] for p in params]
 
     # ---- evaluation -----------------------------------------------------------------------------
     def target_returns(self, target_return: float | np.ndarray | None = None) -> np.ndarray:

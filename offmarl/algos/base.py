@@ -129,6 +129,12 @@ class Algorithm(ABC):
     needs_actions: ClassVar[bool] = True  # False: learns from state-only datasets too
     ablations: ClassVar[tuple[str, ...]] = ()
     variants: ClassVar[tuple[str, ...]] = ()
+    #: config overrides that make the algorithm tiny (small networks and batches, updates of milliseconds):
+    #: the algorithm contract test (tests/test_algorithm_contract.py) builds every registered algorithm with them
+    contract_overrides: ClassVar[dict[str, Any]] = {}
+    #: what a tiny run must improve in the contract test: a loss that :meth:`update` returns (it falls on a
+    #: fixed batch), or ``"return"`` (the mean evaluation return rises; online learners)
+    progress_metric: ClassVar[str] = "loss"
 
     def __init__(self, spec: EnvSpec, config: AlgoConfig, device: str | torch.device = "cpu"):
         if spec.discrete and not self.supports_discrete:
@@ -242,6 +248,11 @@ class Algorithm(ABC):
 
     def on_fit_start(self, source: Any) -> None:
         """Hook after the sampler is built, before the first update (e.g. fit normalizers on the dataset)."""
+
+    def agent_parameters(self, agent: int) -> list[torch.Tensor]:
+        """What agent ``agent``'s learner owns (its weights, or its slices of stacked weights): a decentralized
+        learner (``decentralized_training``) must say, so a test can prove no other agent's data reaches them."""
+        raise NotImplementedError(f"{self.name} trains centrally: its agents own no separate parameters")
 
     # ---- persistence -----------------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:

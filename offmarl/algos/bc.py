@@ -67,6 +67,7 @@ class BC(Algorithm):
     name = "bc"
     Config = Config
     decentralized_training = True
+    contract_overrides = {"hidden": 16, "history": 2, "batch_size": 16, "lr": 3e-3}
 
     def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
         super().__init__(spec, config, device)
@@ -95,6 +96,9 @@ class BC(Algorithm):
         self.optimizer.minimize(loss.sum())
         self.updates += 1
         return {"loss": loss.detach().mean().item()}
+
+    def agent_parameters(self, agent: int) -> list[torch.Tensor]:
+        return list(self.nets[agent].parameters())
 
     def policies(self) -> DecentralizedPolicy:
         return DecentralizedPolicy([

@@ -385,6 +385,8 @@ class DecMABCQ(Algorithm):
     decentralized_training = True
     dataset_layouts = ("joint", "per_agent")
     variants = tuple(VARIANTS)
+    contract_overrides = {"hidden": 16, "batch_size": 32, "value_diff_states": 16}
+    progress_metric = "q_loss"
 
     def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
         super().__init__(spec, config, device)
@@ -468,6 +470,9 @@ class DecMABCQ(Algorithm):
             values.append(v)
         v = torch.stack(values, dim=1)  # [K, n]
         return float((v.max(dim=1).values - v.min(dim=1).values).mean())
+
+    def agent_parameters(self, agent: int) -> list[torch.Tensor]:
+        return list(self.learners[agent].parameters())
 
     # ---- execution ------------------------------------------------------------------------------------------
     def policies(self) -> DecentralizedPolicy:

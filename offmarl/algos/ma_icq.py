@@ -88,6 +88,7 @@ class MAICQ(MixedValueLearner):
 
     name = "ma_icq"
     Config = Config
+    progress_metric = "critic_loss"
     preset_extras = {"tseng": {"critic_lr": 1e-4, "seq_len": 8}, "sit": {"critic_lr": 1e-4}}
 
     def __init__(self, spec, config, device="cpu"):

@@ -47,10 +47,11 @@ def _check_episode_starts(episode_starts: np.ndarray, n_steps: int) -> np.ndarra
     return starts.astype(np.int64)
 
 
-def returns_to_go(rewards: np.ndarray, episode_starts: np.ndarray, scale: float = 1.0) -> np.ndarray:
+def returns_to_go(rewards: np.ndarray, episode_starts: np.ndarray, scale: float | np.ndarray = 1.0) -> np.ndarray:
     """Undiscounted returns-to-go of every step, per column: ``[T]`` or ``[T, n]`` float32.
 
-    ``out[t] = scale * sum(rewards[t : end_of_episode(t)])`` (module docstring). Vectorized: with the
+    ``out[t] = scale * sum(rewards[t : end_of_episode(t)])`` (module docstring); ``scale`` is one number or
+    one per column ``[n]``. Vectorized: with the
     global prefix sum ``C[t] = sum(rewards[:t])`` (float64), ``out[t] = C[end(t)] - C[t]``; there is no
     Python loop over episodes.
     """
@@ -64,7 +65,7 @@ def returns_to_go(rewards: np.ndarray, episode_starts: np.ndarray, scale: float 
     ends = np.append(starts[1:], n_steps)
     end_of_step = np.repeat(ends, ends - starts)  # [T] exclusive end of each step's episode
     rtg = prefix[end_of_step] - prefix[:-1]
-    return (rtg * float(scale)).astype(np.float32)
+    return (rtg * np.asarray(scale, dtype=np.float64)).astype(np.float32)
 
 
 class ReturnToGoTracker:
@@ -79,7 +80,7 @@ class ReturnToGoTracker:
     (unscaled) reward; after an episode ends, ``reset(mask)`` the finished rows.
     """
 
-    def __init__(self, target: float | np.ndarray, batch_size: int, scale: float = 1.0):
+    def __init__(self, target: float | np.ndarray, batch_size: int, scale: float | np.ndarray = 1.0):
         target_arr = np.asarray(target, dtype=np.float64)
         if target_arr.ndim > 1:
             raise ValueError(f"target must be a float or a per-agent array [n], got shape {list(target_arr.shape)}")
@@ -89,7 +90,9 @@ class ReturnToGoTracker:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.target = target_arr
         self.batch_size = int(batch_size)
-        self.scale = float(scale)
+        self.scale = np.asarray(scale, dtype=np.float64)  # one number, or one per agent [n] like the target
+        if self.scale.ndim > target_arr.ndim or np.broadcast_shapes(self.scale.shape, target_arr.shape) != target_arr.shape:
+            raise ValueError(f"scale of shape {list(self.scale.shape)} does not match the target's {list(target_arr.shape)}")
         self._remaining = np.broadcast_to(target_arr, (self.batch_size,) + target_arr.shape).copy()  # [B] | [B, n]
 
     @property

@@ -238,7 +238,7 @@ class WindowSampler(_Sampler):
 
     Keys (``n`` = 1 in the per-agent view):
         obs [B, K, n, d] f32, actions [B, K, n] i64 | [B, K, n, act_dim] f32, rewards [B, K, n] f32,
-        rtg [B, K, n] f32       per-agent return-to-go ``reward_scale * sum_{t' >= t} r_{t'}^i``
+        rtg [B, K, n] f32       per-agent return-to-go ``reward_scale_i * sum_{t' >= t} r_{t'}^i``
                                 (:func:`~offmarl.data.returns.returns_to_go`, discount 1),
         team_rtg [B, K] f32     team return-to-go = sum over agents of the per-agent rtg (in the per-agent
                                 view it is agent i's own rtg: nothing of the others leaks in),
@@ -247,22 +247,22 @@ class WindowSampler(_Sampler):
         avail [B, K, n, A] bool when the dataset has action masks, state [B, K, S] f32 when it has state
                                 (joint view only).
     Pads hold zeros (actions 0, rtg 0) and ``avail`` all True, so a masked cross-entropy over pads never
-    meets a row of -inf. ``rewards`` are unscaled; ``reward_scale`` applies to ``rtg`` and ``team_rtg``
-    only, and an evaluation policy must use the same scale in its
+    meets a row of -inf. ``rewards`` are unscaled; ``reward_scale`` (one number, or one per agent ``[n]``)
+    applies to ``rtg`` and ``team_rtg`` only, and an evaluation policy must use the same scale in its
     :class:`~offmarl.data.returns.ReturnToGoTracker`.
     """
 
     def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, K: int = 20,
-                 reward_scale: float = 1.0, agent: int | None = None):
+                 reward_scale: float | np.ndarray = 1.0, agent: int | None = None):
         if not isinstance(K, (int, np.integer)) or K < 1:
             raise ValueError(f"WindowSampler: K must be a positive integer, got {K!r}")
         super().__init__(dataset, batch_size, seed, agent, require_actions=True)
         self.K = int(K)
-        self.reward_scale = float(reward_scale)
+        self.reward_scale = np.asarray(reward_scale, dtype=np.float64)  # [] or [n]
         ds = self.dataset
         self._rtg = returns_to_go(ds.rewards, ds.episode_starts, self.reward_scale)  # [T, n]
-        team_rewards = ds.rewards.sum(axis=1, dtype=np.float64)  # [T]; exact in float64 (see returns.py)
-        self._team_rtg = returns_to_go(team_rewards, ds.episode_starts, self.reward_scale)  # [T]
+        scaled = (ds.rewards.astype(np.float64) * self.reward_scale).sum(axis=1)  # [T]
+        self._team_rtg = returns_to_go(scaled, ds.episode_starts)  # [T]
         self._offsets = np.arange(self.K, dtype=np.int64) - (self.K - 1)  # [K] = -(K-1) .. 0
 
     def sample(self) -> dict[str, torch.Tensor]:

@@ -35,12 +35,13 @@ class DTContext:
     """
 
     def __init__(self, model: DecisionTransformer, head: ActionHead, agent_ids: Sequence[int], target: np.ndarray,
-                 reward_scale: float, context_len: int, member: int | None = None):
+                 reward_scale: np.ndarray, context_len: int, member: int | None = None):
         self.model, self.head, self.member = model, head, member
         self.device = next(model.parameters()).device
         self.agent_ids = torch.as_tensor(list(agent_ids), dtype=torch.long, device=self.device)
         self.target = np.asarray(target, dtype=np.float64).reshape(len(agent_ids))
-        self.reward_scale, self.K = float(reward_scale), int(context_len)
+        self.reward_scale = np.broadcast_to(np.asarray(reward_scale, dtype=np.float64), self.target.shape).copy()
+        self.K = int(context_len)
         self.batch_size = 0
 
     def reset(self, batch_size: int, mask: np.ndarray | None = None) -> None:
@@ -91,7 +92,8 @@ class DTAgentPolicy(AgentPolicy):
         if model.spec.layout == "joint":
             raise ValueError("a joint-layout DT (the teacher) acts for all agents: use DTJointPolicy")
         self.agent = agent
-        self.context = DTContext(model, head, [agent], np.array([target_return]), reward_scale, context_len, member)
+        self.context = DTContext(model, head, [agent], np.array([target_return]), np.array([reward_scale]), context_len,
+                                 member)
 
     def reset(self, batch_size: int, mask: np.ndarray | None = None) -> None:
         self.context.reset(batch_size, mask)
@@ -104,8 +106,8 @@ class DTAgentPolicy(AgentPolicy):
 class DTJointPolicy(JointPolicy):
     """The centralized teacher as a joint policy (reads every agent's observation and reward)."""
 
-    def __init__(self, model: DecisionTransformer, head: ActionHead, target_return: np.ndarray, reward_scale: float,
-                 context_len: int):
+    def __init__(self, model: DecisionTransformer, head: ActionHead, target_return: np.ndarray,
+                 reward_scale: np.ndarray, context_len: int):
         n = model.spec.n_agents
         self.context = DTContext(model, head, range(n), target_return, reward_scale, context_len)
         self._fresh: np.ndarray | None = None  # [B] sub-envs whose ts.reward belongs to the previous episode
@@ -127,10 +129,10 @@ class DTJointPolicy(JointPolicy):
         return actions
 
 
-def dt_policies(model: DecisionTransformer, head: ActionHead, target_return: np.ndarray, reward_scale: float,
+def dt_policies(model: DecisionTransformer, head: ActionHead, target_return: np.ndarray, reward_scale: np.ndarray,
                 context_len: int) -> JointPolicy:
     """The evaluation policy of a DT: per-agent policies (decentralized) or, for the teacher, a joint one."""
     if model.spec.layout == "joint":
         return DTJointPolicy(model, head, target_return, reward_scale, context_len)
-    return DecentralizedPolicy([DTAgentPolicy(model, head, i, float(target_return[i]), reward_scale, context_len)
+    return DecentralizedPolicy([DTAgentPolicy(model, head, i, float(target_return[i]), float(reward_scale[i]), context_len)
                                 for i in range(model.spec.n_agents)])

@@ -1,0 +1,310 @@
+"""The algorithm contract: every registered algorithm, and the test-only online learner, through one set of
+checks (``Algorithm.contract_overrides`` makes each tiny; ``Algorithm.progress_metric`` says what a tiny
+run must improve). An algorithm added to the registry is covered without touching this file.
+
+Dataset learners train on ``toy_pick`` expert data (discrete, two agents, agent 1 may never play action 2);
+online learners play the two-step ``matrix_game``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import _online_learner
+import _toy_env
+from _drive import drive
+from _run_files import assert_same_run_files
+from offmarl.algos import base, list_algos, load_algo, make_algo
+from offmarl.data.io import save_dataset
+from offmarl.envs.base import TimeStep
+from offmarl.envs.registry import EnvSource
+from offmarl.train import TrainConfig, evaluate_policy, fit, seed_everything
+from offmarl.train.experiment import Experiment, load_run, run_experiment
+
+CLASSES = {**{name: base.get_algo_class(name) for name in list_algos()}, _online_learner.NAME: _online_learner.TabularPG}
+ALGORITHMS = list(CLASSES)
+ONLINE_ENV = EnvSource("matrix_game", {}, num_envs=16)
+FRAMES_PER_UPDATE = ONLINE_ENV.num_envs * 2  # the tabular learner plays whole two-step games
+
+
+@pytest.fixture(scope="module", autouse=True)
+def online_learner_registered():
+    """The test-only online learner joins the registry for this module only."""
+    base._ALGOS[_online_learner.NAME] = _online_learner.TabularPG
+    yield
+    del base._ALGOS[_online_learner.NAME]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return _toy_env.toy_dataset(episodes=24, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks; results independent of the machine's core count
+    yield
+    torch.set_num_threads(threads)
+
+
+def cls_of(name: str) -> type[base.Algorithm]:
+    return CLASSES[name]
+
+
+def online(name: str) -> bool:
+    return cls_of(name).learns_from == "env"
+
+
+def source(name: str, toy) -> Any:
+    return ONLINE_ENV if online(name) else toy
+
+
+def spec_of(name: str, toy):
+    return ONLINE_ENV.spec() if online(name) else toy.spec
+
+
+def build(name: str, toy, updates: int, seed: int = 0, **overrides: Any) -> base.Algorithm:
+    """``name`` made tiny, with a budget of ``updates`` updates (env frames for an online learner)."""
+    steps = updates * FRAMES_PER_UPDATE if online(name) else updates
+    seed_everything(seed)
+    return make_algo(name, spec_of(name, toy), **{**cls_of(name).contract_overrides, "steps": steps, **overrides})
+
+
+def started(name: str, toy, updates: int, seed: int = 0):
+    """An algorithm and its sampler, ready for updates (as the fit loop leaves them before the first)."""
+    algo = build(name, toy, updates, seed)
+    src = source(name, toy)
+    algo.check_source(src)
+    sampler = algo.make_sampler(src, seed)
+    algo.on_fit_start(src)
+    return algo, sampler
+
+
+def states_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(states_equal, a, b))
+    return a == b or (a != a and b != b)  # NaN equals NaN here
+
+
+# ---- the checks ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_a_checkpoint_continues_bit_exactly(name, toy):
+    """A learner loaded from another's state (optimizer included) continues with the same losses and
+    weights; interleaving their updates also proves they share no optimizer tensors."""
+    a, sampler_a = started(name, toy, updates=6)
+    drive(a, sampler_a, 3)
+    b, sampler_b = started(name, toy, updates=6, seed=1)  # other initial weights, all overwritten by the state
+    b.load_state_dict(a.state_dict())
+    sampler_b.load_state_dict(sampler_a.state_dict())
+    b.enter_stage(a.stage)
+    b.driven_steps = a.driven_steps
+    for k in range(3):
+        seed_everything(100 + k)
+        losses_a = drive(a, sampler_a, 1)
+        seed_everything(100 + k)
+        assert drive(b, sampler_b, 1) == losses_a
+    assert states_equal(a.state_dict(), b.state_dict())
+
+
+def rollout_actions(policy, name: str, steps: int = 6, seed: int = 3) -> np.ndarray:
+    env = (ONLINE_ENV.make(seed) if online(name) else _toy_env.ToyPickEnv(num_envs=8, seed=seed))
+    ts = env.reset(seed=seed)
+    policy.reset(env.num_envs)
+    actions = []
+    for t in range(steps):
+        act = policy.act(ts, first=t == 0)
+        actions.append(act)
+        ts = env.step(act)
+        if ts.done.any():
+            policy.reset(env.num_envs, ts.done)
+    return np.stack(actions)
+
+
+def joint(policy):
+    from offmarl.policies.base import DecentralizedPolicy
+
+    return DecentralizedPolicy(policy) if isinstance(policy, (list, tuple)) else policy
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_save_and_load_give_identical_actions(name, toy, tmp_path):
+    algo, sampler = started(name, toy, updates=4)
+    drive(algo, sampler, 4)
+    algo.save(tmp_path / "model")
+    loaded = load_algo(tmp_path / "model")
+    assert loaded.name == name and loaded.config == algo.config
+    np.testing.assert_array_equal(rollout_actions(joint(algo.policies()), name),
+                                  rollout_actions(joint(loaded.policies()), name))
+
+
+@pytest.mark.parametrize("name", [n for n in ALGORITHMS if cls_of(n).supports_discrete])
+def test_unavailable_actions_are_never_played(name, toy):
+    """Random observations under random action masks (about half the actions unavailable): every action
+    the policies pick is available. Without masking an argmax would pick an unavailable one often."""
+    algo, sampler = started(name, toy, updates=4)
+    drive(algo, sampler, 2)
+    spec = algo.spec
+    policy = joint(algo.policies())
+    rng = np.random.default_rng(0)
+    B, n, A = 64, spec.n_agents, spec.n_actions
+    policy.reset(B)
+    for t in range(6):
+        avail = rng.random((B, n, A)) < 0.5
+        avail[np.arange(B)[:, None], np.arange(n)[None], rng.integers(0, A, (B, n))] = True  # one at least
+        obs = np.eye(spec.obs_dim, dtype=np.float32)[rng.integers(0, spec.obs_dim, (B, n))]
+        ts = TimeStep(obs=obs, state=rng.normal(size=(B, max(spec.state_dim, 1))).astype(np.float32),
+                      reward=rng.normal(size=(B, n)).astype(np.float32), terminated=np.zeros(B, bool),
+                      truncated=np.zeros(B, bool), avail_actions=avail)
+        actions = policy.act(ts, first=t == 0)
+        assert avail[np.arange(B)[:, None], np.arange(n)[None], actions].all(), f"step {t}: an unavailable action"
+
+
+@pytest.mark.parametrize("name", [n for n in ALGORITHMS if cls_of(n).decentralized_training and not online(n)])
+def test_a_decentralized_learner_is_unchanged_by_another_agents_data(name, toy):
+    """Agent 1's observations, actions and rewards replaced: agent 0's learner ends bit for bit the same."""
+    other = copy.deepcopy(toy)
+    rng = np.random.default_rng(1)
+    other.obs[:, 1] = np.eye(3, dtype=np.float32)[rng.integers(0, 3, other.n_steps)]
+    other.actions[:, 1] = rng.integers(0, 2, other.n_steps)
+    other.rewards[:, 1] = rng.normal(size=other.n_steps).astype(np.float32)
+    runs = []
+    for data in (toy, other):
+        algo = build(name, toy, updates=6)
+        fit(algo, data, None, TrainConfig(seed=0, progress=False))
+        runs.append(algo)
+    assert all(torch.equal(p, q) for p, q in zip(runs[0].agent_parameters(0), runs[1].agent_parameters(0)))
+    assert not all(torch.equal(p, q) for p, q in zip(runs[0].agent_parameters(1), runs[1].agent_parameters(1)))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_a_mismatched_source_is_refused_with_an_error_naming_it(name, toy):
+    if online(name):
+        with pytest.raises(ValueError, match=f"{name} cannot train on MultiAgentDataset: it learns from an "
+                                             r"environment \(--env\)"):
+            build(name, toy, updates=2).check_source(toy)
+        return
+    import dataclasses
+
+    narrow = dataclasses.replace(toy.spec, obs_dims=(3, 2))
+    algo = make_algo(name, narrow, **{**cls_of(name).contract_overrides, "steps": 4})
+    with pytest.raises(ValueError, match=rf"{name} cannot train on the dataset of env 'toy_pick' \(24 episodes\): "
+                                         r"its observation widths are \[3, 3\], the algorithm was built for \[3, 2\]"):
+        fit(algo, toy, None, TrainConfig(seed=0, progress=False))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_bf16_training_stays_finite(name, toy):
+    algo = build(name, toy, updates=4)
+    summary = fit(algo, source(name, toy), None, TrainConfig(seed=0, precision="bf16", log_every=1, progress=False))
+    assert summary["losses"] and all(np.isfinite(v) for v in summary["losses"].values())
+    assert all(torch.isfinite(t).all() for t in _tensors(algo.state_dict()))
+
+
+def _tensors(state: Any) -> list[torch.Tensor]:
+    if isinstance(state, torch.Tensor):
+        return [state] if state.is_floating_point() else []
+    if isinstance(state, dict):
+        return [t for v in state.values() for t in _tensors(v)]
+    if isinstance(state, (list, tuple)):
+        return [t for v in state for t in _tensors(v)]
+    return []
+
+
+PROGRESS_UPDATES = 60
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_a_tiny_run_improves_its_progress_metric(name, toy):
+    """The registered metric over the last stage: a loss on a fixed batch falls (measured on a copy, so
+    measuring trains nothing), or the mean evaluation return rises."""
+    algo, sampler = started(name, toy, updates=PROGRESS_UPDATES)
+    metric = algo.progress_metric
+    last = algo.schedule.names[-1]
+    drive(algo, sampler, _updates_until(algo, algo.schedule.start(last)))
+    fixed = sampler.sample()
+
+    def measure() -> float:
+        if metric == "return":
+            return evaluate_policy(algo.policies(), ONLINE_ENV.env_name, {}, episodes=16, seed=5)["return_mean"]
+        probe = copy.deepcopy(algo)
+        seed_everything(7)
+        return probe.update(copy.deepcopy(fixed))[metric]
+
+    before = measure()
+    drive(algo, sampler, _updates_until(algo, algo.schedule.total))
+    after = measure()
+    assert (after > before) if metric == "return" else (after < before), f"{metric}: {before} -> {after}"
+
+
+def _updates_until(algo, step: int) -> int:
+    """Updates from the algorithm's current step to ``step`` (online: one update plays many frames)."""
+    frames = FRAMES_PER_UPDATE if algo.learns_from == "env" else 1
+    return (step - getattr(algo, "driven_steps", 0)) // frames
+
+
+KILL_UPDATES = 12
+
+
+def _kill_points(name: str) -> list[int]:
+    """A seeded random update, and (multi-stage algorithms) the first update after a stage's hand-over."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    points = [int(rng.integers(1, KILL_UPDATES + 1))]
+    if not online(name):
+        algo_cls = cls_of(name)
+        config = base.build_config(algo_cls, {**algo_cls.contract_overrides, "steps": KILL_UPDATES})
+        schedule = algo_cls(_toy_env.ToyPickEnv().spec, config).schedule
+        points += [schedule.start(stage) + 1 for stage in schedule.names[1:]]
+    return sorted(set(points))
+
+
+def _experiment(name: str, data_file: Path, out: Path, config: Path, **kw: Any) -> Experiment:
+    budget = KILL_UPDATES * (FRAMES_PER_UPDATE if online(name) else 1)
+    where = dict(env=ONLINE_ENV.env_name, num_envs=ONLINE_ENV.num_envs) if online(name) else dict(dataset=str(data_file))
+    return Experiment(algo=name, **where, out=out, seed=2, steps=budget, config=config, eval_episodes=3,
+                      eval_every=budget // 4, checkpoint_every=budget // 3, checkpoint="best", progress=False, **kw)
+
+
+@pytest.mark.parametrize("name, kill_at", [(n, k) for n in ALGORITHMS for k in _kill_points(n)])
+def test_a_kill_resumes_to_the_same_files(name, kill_at, toy, tmp_path, monkeypatch):
+    """Killed before its ``kill_at``-th update and resumed: metrics.csv (but for timing), the curve, the best
+    checkpoint, eval.json's scores and the final weights equal an uninterrupted run's."""
+    data_file = save_dataset(toy, tmp_path / "toy.h5")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(dict(cls_of(name).contract_overrides)))
+    reference = run_experiment(_experiment(name, data_file, tmp_path / "reference", config))
+
+    original, calls = cls_of(name).update, {"n": 0}
+
+    def dies(self, batch):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise KeyboardInterrupt  # what a kill looks like to the loop: nothing after this point is written
+        return original(self, batch)
+
+    monkeypatch.setattr(cls_of(name), "update", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(_experiment(name, data_file, tmp_path / "killed", config))
+    monkeypatch.setattr(cls_of(name), "update", original)
+    checkpointed = (tmp_path / "killed" / "checkpoints" / "last.pt").exists()  # else the rerun starts afresh
+    resumed = run_experiment(_experiment(name, data_file, tmp_path / "killed", config, resume=checkpointed))
+
+    assert_same_run_files(tmp_path / "killed", tmp_path / "reference")
+    for key in ("return_mean", "return_std", "curve", "protocol"):
+        assert resumed["eval"][key] == reference["eval"][key], key
+    assert states_equal(load_run(tmp_path / "killed")[0].state_dict(), load_run(tmp_path / "reference")[0].state_dict())
+    resumes = json.loads((tmp_path / "killed" / "config.json").read_text()).get("resumes", [])
+    assert len(resumes) == int(checkpointed)
