@@ -8,8 +8,10 @@ import torch.nn.functional as F
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 from offmarl.nets import linear as L
+from offmarl.nets.kernels import use_fast_kernels
 
-needs_onednn = pytest.mark.skipif(not L._ONEDNN, reason="this PyTorch build has no oneDNN (mkldnn) linear op")
+needs_onednn = pytest.mark.skipif(not L.onednn_linear_available(),
+                                  reason="this PyTorch build has no oneDNN (mkldnn) linear op")
 
 
 def _backward_of(out: torch.Tensor) -> str:
@@ -20,6 +22,13 @@ def _backward_of(out: torch.Tensor) -> str:
 def _grads(out: torch.Tensor, *leaves: torch.Tensor) -> tuple[torch.Tensor, ...]:
     weight = torch.linspace(-1, 1, out.numel()).view(out.shape)  # a loss that weighs every output differently
     return torch.autograd.grad((out * weight).sum(), leaves)
+
+
+@pytest.fixture(autouse=True)
+def fast_kernels_on():
+    """These tests check the fast path, whatever ``OFFMARL_FAST_KERNELS`` says."""
+    with use_fast_kernels(True):
+        yield
 
 
 @pytest.fixture
@@ -63,8 +72,8 @@ def test_relu_mlp_equals_torch_and_skips_frozen_weights(onednn_for_all_sizes):
     w1.requires_grad_(False)
     x_const = x.detach()
     (gw2,) = torch.autograd.grad(L.relu_mlp(x_const, w1, b1, w2, b2).sum(), (w2,))
-    assert torch.allclose(gw2, torch.autograd.grad(F.linear(torch.relu(F.linear(x_const, w1, b1)), w2, b2).sum(), (w2,))[0],
-                          atol=1e-4)
+    assert torch.allclose(gw2, torch.autograd.grad(F.linear(torch.relu(F.linear(x_const, w1, b1)), w2, b2).sum(),
+                                                   (w2,))[0], atol=1e-4)
 
 
 @needs_onednn

@@ -8,6 +8,7 @@ from _torch_threads import one_torch_thread  # noqa: F401  (autouse)
 
 from offmarl.nets.decision_transformer import DecisionTransformer, DTSpec
 from offmarl.nets.ensemble import EnsembleLinear
+from offmarl.nets.kernels import use_fast_kernels
 from offmarl.nets.transformer import CausalTransformer, attention_mask
 
 
@@ -187,15 +188,15 @@ def test_explicit_softmax_attention_equals_sdpa():
     q, k, v = (torch.randn(3, 2, 6, 4, generator=g) for _ in range(3))
     key_mask = torch.tensor([[True] * 6, [False, False, True, True, True, True], [False] * 5 + [True]])
     mask = attention_mask(key_mask)
-    assert torch.allclose(softmax_attention(q, k, v, mask, 0.0), F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
-                          atol=1e-6)
-    assert torch.allclose(softmax_attention(q, k, v, None, 0.0), F.scaled_dot_product_attention(q, k, v, is_causal=True),
-                          atol=1e-6)
+    assert torch.allclose(softmax_attention(q, k, v, mask, 0.0),
+                          F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-6)
+    assert torch.allclose(softmax_attention(q, k, v, None, 0.0),
+                          F.scaled_dot_product_attention(q, k, v, is_causal=True), atol=1e-6)
     q, k, v = (t.double().requires_grad_() for t in (q, k, v))
     for m in (mask, None):  # the mask is added inside the score matmul: gradients as SDPA's
         ours = torch.autograd.grad(softmax_attention(q, k, v, m, 0.0).square().sum(), (q, k, v))
-        sdpa = torch.autograd.grad(F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=m is None).square().sum(),
-                                   (q, k, v))
+        sdpa = torch.autograd.grad(
+            F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=m is None).square().sum(), (q, k, v))
         assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(ours, sdpa))
 
 
@@ -240,7 +241,8 @@ def test_one_head_attention_equals_the_generic_path_with_the_same_dropout(padded
         key_mask[2, :6] = False
     mask = attention_mask(key_mask)
     torch.manual_seed(5)
-    ours = block.attend(qkv, mask, rows)  # one head with dropout: the fused-gradient function
+    with use_fast_kernels(True):  # whatever OFFMARL_FAST_KERNELS says
+        ours = block.attend(qkv, mask, rows)  # one head with dropout: the fused-gradient function
     assert ours.grad_fn.name() == "_OneHeadAttentionBackward"
     q, k, v = (t[:, None] for t in qkv.split(8, dim=-1))  # [N, 1, L, d]
     ref_mask = torch.ones(7, 7, dtype=torch.bool).tril_() if mask is None else mask

@@ -1,22 +1,18 @@
 """One affine map ``y = x Wᵀ + b`` (optionally followed by ReLU) for the layers of offmarl's own networks.
 
-Same math as ``torch.nn.functional.linear`` (+ ``relu``); what differs is which CPU kernels compute it.
-On the CPU in fp32 (no autocast) the forward and the input gradient run on oneDNN's matmul
-(``torch.ops.mkldnn._linear_pointwise``, the op PyTorch's own inductor emits for CPU linears) and the
-weight gradient on MKL's (``torch.mm``), because that is the faster kernel for each product at the shapes
-of our transformers (``[B·L, 128] x [128, 512]`` and the like): measured on the 2-core AMD EPYC (Zen 3,
-AVX2) machines of this project, where oneDNN runs the MLP's forward and input-gradient products 10-45 %
-faster than MKL's ``addmm`` (the q/k/v projection about alike), while MKL is the faster one for the
-weight gradient ``gᵀ x`` (its inputs are transposed views, which oneDNN copies). The ReLU is fused into
-oneDNN's matmul as a post-op (no separate pass over the wide activations, no stored pre-activation), and
-the bias is added inside the matmul (no broadcast copy). On an AVX-512 AMD EPYC (Zen 5, where MKL
-runs AVX2 code and oneDNN AVX-512) oneDNN is 1.5-2.3x MKL for the forward and input gradient (up to
-2.9x with the fused ReLU), and for the weight gradient from 0.93x (q/k/v) to 1.7x (the MLP's second
-layer): the split is kept there too.
-``BENCHMARKS.md`` ("Decision Transformer training speed") has the figures.
+Two paths compute it. The fast one (on by default, :mod:`offmarl.nets.kernels`) runs on the CPU in fp32
+without autocast for products of at least ``ONEDNN_MIN_MACS`` multiply-adds (rows x in x out): the forward
+and the input gradient on oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``, the op PyTorch's own
+inductor emits for CPU linears), with the bias added and the ReLU fused inside the matmul (no separate pass
+over the wide activation, no stored pre-activation), and the weight gradient on MKL's (``torch.mm``);
+:func:`relu_mlp`'s backward also applies ReLU's mask in place. Everything else takes the reference path,
+``F.linear`` (+ ``F.relu``): smaller products, CUDA, other dtypes, autocast (under which PyTorch already
+runs bf16 matmuls on oneDNN), a PyTorch without oneDNN or without the op, or the fast kernels switched off.
 
-Everything else (products smaller than ``ONEDNN_MIN_MACS`` multiply-adds, CUDA, bf16/fp16 or autocast, a
-PyTorch without oneDNN) takes ``F.linear``: under bf16 autocast PyTorch already runs the matmuls on oneDNN.
+Both paths compute the same function; their outputs and the gradients of input, weight and bias agree up
+to fp32 rounding (the kernels sum in another order), not bit for bit. Which kernel is the faster for each
+product depends on the CPU: ``benchmarks/linear_kernels.py`` measures it, and ``BENCHMARKS.md`` ("Decision
+Transformer training speed") has the figures behind this split.
 """
 
 from __future__ import annotations
@@ -25,16 +21,23 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-# oneDNN costs ~30-70 us more per call than MKL, which only large products repay (rows x in x out
-# multiply-adds; measured with benchmarks/linear_kernels.py --rows): the DT's training batches at kzl's
-# size are above it (q/k/v 185 M, MLP 247 M), a policy's forward during evaluation below
+from offmarl.nets.kernels import fast_kernels_enabled, private_op
+
+ONEDNN_LINEAR_OP = "torch.ops.mkldnn._linear_pointwise"
+# oneDNN's fixed cost per call is higher than MKL's, which only large products repay: the DT's training
+# batches at kzl's size are above the threshold (q/k/v 185 M, MLP 247 M), a policy's forward in evaluation below
 ONEDNN_MIN_MACS = 2 ** 26
 
 
-def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
+def onednn_linear_available() -> bool:
+    """Whether this PyTorch has oneDNN and its linear op (warns once if it has oneDNN but not the op)."""
+    return torch.backends.mkldnn.is_available() and private_op(ONEDNN_LINEAR_OP) is not None
+
+
+def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+            relu: bool = False) -> torch.Tensor:
     """oneDNN's ``relu?(x Wᵀ + b)`` for 2-D tensors."""
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
+    return private_op(ONEDNN_LINEAR_OP)(x, weight, bias, "relu" if relu else "none", [], "")
 
 
 def _input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -96,12 +99,14 @@ class _OneDNNReLUMLP(torch.autograd.Function):
 
 
 def _onednn_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (_ONEDNN and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS and not torch.is_autocast_enabled("cpu"))
+    """Whether ``x Wᵀ`` takes the fast path (module docstring); the op is looked up last, when all else fits."""
+    return (fast_kernels_enabled() and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS and not torch.is_autocast_enabled("cpu")
+            and onednn_linear_available())
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
-    """``x [..., in] -> [..., out]``: ``x Wᵀ + b``, then ReLU when ``relu`` (module docstring for kernels)."""
+    """``x [..., in] -> [..., out]``: ``x Wᵀ + b``, then ReLU when ``relu`` (module docstring for the paths)."""
     if _onednn_applies(x, weight):
         y = _OneDNNLinear.apply(x.reshape(-1, x.shape[-1]), weight, bias, relu)
         return y.view(*x.shape[:-1], weight.shape[0])
@@ -111,7 +116,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 def relu_mlp(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor | None, w2: torch.Tensor,
              b2: torch.Tensor | None) -> torch.Tensor:
-    """``x [..., in] -> [..., out]``: ``relu(x W1ᵀ + b1) W2ᵀ + b2`` (module docstring for kernels)."""
+    """``x [..., in] -> [..., out]``: ``relu(x W1ᵀ + b1) W2ᵀ + b2`` (module docstring for the paths)."""
     if _onednn_applies(x, w1):
         y = _OneDNNReLUMLP.apply(x.reshape(-1, x.shape[-1]), w1, b1, w2, b2)
         return y.view(*x.shape[:-1], w2.shape[0])

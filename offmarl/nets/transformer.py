@@ -15,15 +15,17 @@ cannot reach a real position; outputs at pad positions are finite and meaningles
 
 Attention runs on ``torch.nn.functional.scaled_dot_product_attention`` (its ``is_causal`` fast path when
 nothing is padded). Departure for speed, same math: when attention dropout is active (training with
-``dropout > 0``) the softmax is computed explicitly, because SDPA's CPU dropout draws one value of the
-per-element Bernoulli generator per attention weight, which costs as much as the attention matmuls; with
-one head (kzl's configuration) by :class:`_OneHeadAttention`, which reads q, k and v as views of the
-fused projection. The linear layers and the ReLU MLP run on :mod:`offmarl.nets.linear` (oneDNN's matmul
-on the CPU in fp32, ReLU fused). All
-dropouts use :func:`dropout` / :func:`residual_dropout`, which draw 16 random bits per element from
-64-bit words (4x fewer generator calls; the drop probability is rounded to a multiple of 2^-16, e.g.
-0.1 -> 0.100006); on the CPU the words come from numpy's SFC64 generator seeded from torch's
-(:func:`_random_words`).
+``dropout > 0``) the softmax is computed explicitly (:func:`softmax_attention`), because SDPA's CPU dropout
+draws one value of torch's per-element Bernoulli generator per attention weight, where :func:`dropout`
+draws 16 bits. With one head (kzl's configuration) and the fast kernels on (:mod:`offmarl.nets.kernels`),
+:class:`_OneHeadAttention` computes the same in one autograd function over views of the fused projection:
+same dropout draws, outputs and gradients equal to the explicit path's up to rounding; with the fast
+kernels off, or in a PyTorch without ``torch._softmax_backward_data``, the explicit path runs. The linear
+layers and the ReLU MLP run on :mod:`offmarl.nets.linear` (large fp32 CPU products on oneDNN's matmul,
+ReLU fused, when the fast kernels are on). All dropouts use :func:`dropout` / :func:`residual_dropout`,
+which draw 16 random bits per element from 64-bit words (4x fewer generator calls; the drop probability is
+rounded to a multiple of 2^-16, e.g. 0.1 -> 0.100006); on the CPU the words come from numpy's SFC64
+generator seeded from torch's (:func:`_random_words`).
 
 Precision: under ``torch.autocast(..., torch.bfloat16)`` the token embeddings come out of bf16 matmuls
 and the whole residual stream stays bf16 (LayerNorm statistics are accumulated in fp32 by the kernel);
@@ -47,15 +49,17 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from offmarl.nets.ensemble import EnsembleEmbedding, EnsembleLayerNorm, EnsembleLinear, two_layers
+from offmarl.nets.kernels import fast_kernels_enabled, private_op
 from offmarl.nets.mlp import activation_layer
 
 _GRID = 65536  # dropout thresholds live on a 16-bit grid
+SOFTMAX_BACKWARD_OP = "torch._softmax_backward_data"  # what _OneHeadAttention's backward needs
 
 
 def _random_words(n: int, device: torch.device) -> torch.Tensor:
     """``n`` uniformly random int64 words. On the CPU from numpy's SFC64 generator seeded by one draw of
-    torch's global generator (so ``torch.manual_seed`` still fixes every mask): it fills words ~2.8x faster
-    than torch's CPU generator (Mersenne Twister), whose draws were the dropout's largest cost."""
+    torch's global generator (so ``torch.manual_seed`` still fixes every mask): it fills words several times
+    faster than torch's CPU generator (Mersenne Twister), whose draws were the dropout's largest cost."""
     if device.type == "cpu":
         seed = int(torch.randint(0, 2 ** 62, (1,)))
         return torch.from_numpy(np.random.SFC64(seed).random_raw(n).view(np.int64))
@@ -68,7 +72,7 @@ def _keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     threshold = int(round(p * _GRID))
     bits = _random_words((x.numel() + 3) // 4, x.device).view(torch.int16)[: x.numel()].view(x.shape)
     # int16 bits are uniform over [-2^15, 2^15); the comparison runs in place (0/1 int16): a bool result
-    # is ~7x slower on CPU, and torch.where slower still
+    # is several times slower on CPU, and torch.where slower still
     keep, scale = bits.ge_(threshold - _GRID // 2), _GRID / (_GRID - threshold)
     if x.dtype == torch.get_default_dtype():  # int16 times a Python float: x's dtype, in one pass
         return torch.mul(keep, scale)
@@ -152,7 +156,8 @@ class _OneHeadAttention(torch.autograd.Function):
     reshapes copy q, k, v and their gradients. Its backward concatenates dq, dk, dv as autograd's backward
     of the split would (writing them into one preallocated gradient instead is slower: ``bmm`` into a
     strided output loops over the batch). Runs in ``qkv``'s dtype with autocast off (what autocast
-    computes these ops in anyway)."""
+    computes these ops in anyway). :meth:`Block.attend` uses it only with the fast kernels on
+    (:mod:`offmarl.nets.kernels`) and in a PyTorch that has ``torch._softmax_backward_data``."""
 
     @staticmethod
     def forward(ctx, qkv, bias, rows, p):
@@ -175,7 +180,7 @@ class _OneHeadAttention(torch.autograd.Function):
             q, k, v = _split_qkv(qkv, ctx.rows)
             grad_v = torch.bmm(dropped.transpose(1, 2), grad)  # [N, L, d]
             grad_probs = torch.bmm(grad, v.transpose(1, 2)).mul_(keep)  # [N, Lq, L]
-            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+            grad_scores = private_op(SOFTMAX_BACKWARD_OP)(grad_probs, probs, -1, probs.dtype)
             grad_scores.mul_(q.shape[-1] ** -0.5)  # [N, Lq, L]
             if ctx.rows is None:
                 grad_q = torch.bmm(grad_scores, k)
@@ -209,7 +214,7 @@ class Block(nn.Module):
         N, L, d3 = qkv.shape
         d, H = d3 // 3, self.n_heads
         p = self.dropout if self.training else 0.0
-        one_head = p > 0.0 and H == 1
+        one_head = p > 0.0 and H == 1 and fast_kernels_enabled() and private_op(SOFTMAX_BACKWARD_OP) is not None
         if mask is None and (rows is not None or one_head):
             mask = torch.ones(L, L, dtype=torch.bool, device=qkv.device).tril_()
         if rows is not None:
@@ -253,7 +258,8 @@ class CausalTransformer(nn.Module):
         self.max_timestep, self.dropout = max_timestep, dropout
         self.time_embed = EnsembleEmbedding(members, max_timestep, hidden)
         self.embed_ln = EnsembleLayerNorm(members, hidden)
-        self.blocks = nn.ModuleList(Block(members, hidden, n_heads, dropout, activation, n_layers) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(Block(members, hidden, n_heads, dropout, activation, n_layers)
+                                    for _ in range(n_layers))
         self.ln_f = EnsembleLayerNorm(members, hidden)
 
     def forward(self, tokens: torch.Tensor, timesteps: torch.Tensor, key_mask: torch.Tensor | None = None,
