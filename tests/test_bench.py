@@ -18,6 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from offmarl.bench import runner as bench_runner
+from offmarl.bench.layout import suite_dir_name
 from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
 from offmarl.bench.tables import EvalRecord, build_table, to_csv, to_markdown
 from offmarl.cli import app
@@ -302,8 +303,10 @@ def test_a_best_checkpoint_suite_scores_the_best_weights_and_says_so(tmp_path, o
     assert result.exit_code == 0, result.output
     run = out / "tiny" / "equal_space" / "bc" / "seed0"
     protocol = json.loads((run / "eval.json").read_text())["protocol"]
-    assert protocol["checkpoint"] == "best" and protocol["steps"] == json.loads((run / "best" / "best.json").read_text())["step"]
-    assert "checkpoint: best (the weights of the best evaluation during training" in (out / "tiny" / "table.md").read_text()
+    best_step = json.loads((run / "best" / "best.json").read_text())["step"]
+    assert protocol["checkpoint"] == "best" and protocol["steps"] == best_step
+    table = (out / "tiny" / "table.md").read_text()
+    assert "checkpoint: best (the weights of the best evaluation during training" in table
     assert json.loads((run / "bench.json").read_text())["checkpoint"] == "best"
 
 
@@ -329,7 +332,7 @@ def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):
     expected = rf"{re.escape(task.run_dir)} was started with steps = 20, the suite now asks 40"
     with pytest.raises(ValueError, match=expected):
         bench_runner.plan_runs(edited, tmp_path / "runs" / "tiny", edited.seeds, 1.0, files)
-    assert bench_runner.suite_dir_name("tiny", 2.0) == "tiny-x2" and bench_runner.suite_dir_name("tiny", 1.0) == "tiny"
+    assert suite_dir_name("tiny", 2.0) == "tiny-x2" and suite_dir_name("tiny", 1.0) == "tiny"
 
 
 BENCH = "import sys; from offmarl.cli import main; sys.argv[0] = 'offmarl'; main()"
