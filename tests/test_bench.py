@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 
 from offmarl.bench import runner as bench_runner
 from offmarl.bench.layout import suite_dir_name
+from offmarl.bench.records import EvalRecord, build_table, seed_curve
 from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
-from offmarl.bench.tables import EvalRecord, build_table, to_csv, to_markdown
+from offmarl.bench.tables import to_csv, to_markdown
 from offmarl.cli import app
 
 # bc at its smallest on a 10-episode Equal Space dataset: a run is a second or two of work
@@ -236,8 +237,6 @@ def test_bench_table_writes_tables_and_plots(hand_made):
 
 
 def test_curve_band_is_over_seeds_at_common_steps(tmp_path):
-    from offmarl.bench.plots import seed_curve
-
     recs = [EvalRecord.read(write_eval(tmp_path, "A", "d", 0, 3.0, curve=[[10, 1.0, 0.0], [20, 3.0, 0.0]])),
             EvalRecord.read(write_eval(tmp_path, "A", "d", 1, 5.0,
                                        curve=[[10, 3.0, 0.0], [15, 9.0, 0.0], [20, 5.0, 0.0]]))]

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from offmarl import __version__
 from offmarl.bench.layout import (
     CONFIGS_DIR,
     LOCK_FILE,
@@ -53,7 +54,8 @@ from offmarl.bench.layout import (
     run_order,
     suite_dir_name,
 )
-from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite
+from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite, check_algorithms, check_datasets, import_modules
+from offmarl.core.files import atomic_write_json, atomic_write_text
 from offmarl.core.seeding import set_threads
 
 STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
@@ -139,7 +141,7 @@ def execute_run(task: RunTask) -> RunOutcome:
                       f"{task.threads} thread(s), resume={paths.checkpoint.exists()}", flush=True)
                 for module in task.imports:
                     importlib.import_module(module)
-                _write_pin(paths.root / PIN_FILE, task.pin())
+                atomic_write_json(paths.root / PIN_FILE, task.pin())
                 _train(task, paths)
             paths.error.unlink(missing_ok=True)  # a retry that succeeded: the old failure no longer applies
         except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded, the bench goes on
@@ -169,12 +171,6 @@ def _train(task: RunTask, paths: Any) -> None:
           f"{record['run_dir']}", flush=True)
     if not paths.eval.exists():
         raise RuntimeError(f"training finished but wrote no {paths.eval} (eval_episodes must be >= 1 in a bench)")
-
-
-def _write_pin(path: Path, pin: dict[str, Any]) -> None:
-    from offmarl.core.files import atomic_write_json
-
-    atomic_write_json(path, pin)
 
 
 def _return_of(eval_path: Path) -> float | None:
@@ -321,8 +317,6 @@ def write_override_files(suite: Suite, suite_dir: Path) -> dict[str, Path | None
     """``configs/<algo label>.yaml`` of every algorithm with overrides (passed as ``offmarl train --config``)."""
     import yaml
 
-    from offmarl.core.files import atomic_write_text
-
     files: dict[str, Path | None] = {}
     for entry in suite.algorithms:
         if not entry.overrides:
@@ -423,9 +417,6 @@ def bench_command(suite: str, seeds: str | None, workers: int | None, backend: s
 
 def write_suite_record(suite_dir: Path, suite: Suite, seeds: Sequence[int], scale: float, command: str) -> None:
     """``suite.json``: the resolved suite, the training scale and every command that ran it (tables quote them)."""
-    from offmarl import __version__
-    from offmarl.core.files import atomic_write_json
-
     commands: list[str] = (read_suite_record(suite_dir) or {}).get("commands", [])
     if command not in commands:
         commands.append(command)
@@ -440,8 +431,6 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
               echo: Callable[[str], None] = print, progress: bool = True) -> BenchResult:
     """Build the suite's datasets, then run every pending (dataset, algorithm, seed) on ``backend``."""
     from tqdm.auto import tqdm
-
-    from offmarl.bench.suite import check_algorithms, check_datasets, import_modules
 
     if backend not in BACKENDS:
         raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

@@ -35,9 +35,9 @@ def run_bench_list() -> None:
 def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = None, backend: str = "local",
               address: str | None = None, out: Path = Path("runs"), scale: float | None = None):
     """Run a suite (module docstring); returns the :class:`offmarl.bench.runner.BenchResult`."""
+    from offmarl.bench.report import suite_report
     from offmarl.bench.runner import STATUS_DONE, bench_command, run_suite
     from offmarl.bench.suite import load_suite, parse_seeds
-    from offmarl.bench.tables import suite_report
 
     spec = load_suite(suite)
     seed_list = None if seeds is None else parse_seeds(seeds)
@@ -70,7 +70,7 @@ def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = Non
 
 def run_bench_table(*, runs_dir: Path) -> None:
     """Aggregate every eval.json under ``runs_dir`` (per suite directory) into tables and plots."""
-    from offmarl.bench.tables import report_dirs, suite_report
+    from offmarl.bench.report import report_dirs, suite_report
 
     for directory in report_dirs(runs_dir):
         report = suite_report(directory)
@@ -82,10 +82,11 @@ def run_bench_table(*, runs_dir: Path) -> None:
 
 def run_bench_status(*, runs_dir: Path) -> None:
     """Print :func:`offmarl.bench.status.status_markdown` for every suite directory under ``runs_dir``."""
+    from offmarl.bench.layout import is_suite_dir
+    from offmarl.bench.report import report_dirs
     from offmarl.bench.status import status_markdown
-    from offmarl.bench.tables import report_dirs
 
-    dirs = [d for d in report_dirs(runs_dir) if (d / "suite.json").exists()]
+    dirs = [d for d in report_dirs(runs_dir) if is_suite_dir(d)]
     if not dirs:
         raise FileNotFoundError(f"no suite directory (with suite.json) under {runs_dir}")
     typer.echo("\n".join(status_markdown(d) for d in dirs))
