@@ -53,6 +53,8 @@ BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"
     ({"algorithms": ["bc", "bc"]}, "algorithms: label 'bc' appears more than once"),
     ({"datasets": [{"recipe": "tseng/fill_in"}, {"recipe": "tseng/fill_in", "scale": 2}]},
      "datasets: label 'fill_in' appears more than once"),
+    ({"datasets": [{"recipe": "tseng/fill_in", "label": "records"}]},
+     "datasets[0].label: 'records' names a folder of the suite directory itself"),
     ({"train_scale": 0.1}, "exactly one of 'steps'"),
     ({"seeds": [1, 1]}, "seeds: seed list [1, 1] repeats a seed"),
     ({"eval_episodes": "many"}, "eval_episodes: expected an integer, got 'many'"),

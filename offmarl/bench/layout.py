@@ -8,9 +8,11 @@ status`` and the report share (DESIGN.md, "Run directory")::
       <dataset label>/<algo label>/seed<k>/   run_dir_for(): one ``offmarl train`` run directory, plus
         .lock  bench.json  bench.log            LOCK_FILE (held while a bench trains the run), PIN_FILE (the
                                                 settings the run is pinned to), LOG_FILE (the run's output)
+      records/                                RECORDS_DIR: a copy of each run's eval.json the table was built
+                                                from (:mod:`offmarl.bench.records`), written by the report
+      table.md  table.csv  *.png              the report (:mod:`offmarl.bench.report`)
 
-The table, plots and per-run records the report writes beside them are described in
-:mod:`offmarl.bench.records` (records) and :mod:`offmarl.bench.report` (table and plots).
+A dataset may not be labelled like one of the suite directory's own folders (:data:`SUITE_FOLDERS`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from offmarl.core.files import file_lock
 
 SUITE_RECORD = "suite.json"
 CONFIGS_DIR = "configs"
+RECORDS_DIR = "records"
+SUITE_FOLDERS = (CONFIGS_DIR, RECORDS_DIR)
 LOCK_FILE = ".lock"
 PIN_FILE = "bench.json"
 LOG_FILE = "bench.log"
@@ -72,11 +76,17 @@ class PlannedRun:
     run_dir: Path
 
 
-def planned_runs(suite_dir: Path, record: dict[str, Any]) -> list[PlannedRun]:
-    """Every run of the suite record ``record`` (its seeds x datasets x algorithms, in :func:`run_order`)."""
+def planned_run_keys(record: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """``(dataset label, algorithm label, seed)`` of every run the suite record ``record`` plans: the seeds
+    of the last command that ran it x the suite's datasets x algorithms, in :func:`run_order`."""
     suite = record.get("suite", {})
     seeds = record.get("seeds", suite.get("seeds", []))
     datasets = [d["label"] for d in suite.get("datasets", [])]
     algos = [a["label"] for a in suite.get("algorithms", [])]
+    return [(dataset, algo, seed) for seed, dataset, algo in run_order(seeds, datasets, algos)]
+
+
+def planned_runs(suite_dir: Path, record: dict[str, Any]) -> list[PlannedRun]:
+    """:func:`planned_run_keys` with each run's directory in ``suite_dir``."""
     return [PlannedRun(dataset, algo, seed, run_dir_for(suite_dir, dataset, algo, seed))
-            for seed, dataset, algo in run_order(seeds, datasets, algos)]
+            for dataset, algo, seed in planned_run_keys(record)]

@@ -13,9 +13,10 @@ For each such metric and each (algorithm, dataset) cell of a bench table:
 * the final value of a run is its value at its last logged step; the table cell is the mean ± std over
   seeds of those.
 
-The ``metrics.csv`` of a run is the one beside its ``eval.json`` (the run directory), so only finished runs
-(those in the table) count. Plotting is :func:`offmarl.bench.plots.plot_metric_curves`, the table of the
-final values :func:`offmarl.bench.tables.final_metric_markdown`.
+The ``metrics.csv`` of a run is the one beside its ``eval.json`` (the run directory) or its copy in a records
+folder (:mod:`offmarl.bench.records`), so only finished runs (those in the table) count. Plotting is
+:func:`offmarl.bench.plots.plot_metric_curves`, the table of the final values
+:func:`offmarl.bench.tables.final_metric_markdown`.
 """
 
 from __future__ import annotations
@@ -28,15 +29,10 @@ from typing import Sequence
 
 import numpy as np
 
-from offmarl.bench.records import EvalRecord, Table, safe_name
+from offmarl.bench.records import Table, safe_name
 
 # Axis labels of metrics whose name alone does not say what they are
 METRIC_LABELS = {"value_diff": "max_i V_i − min_i V_i"}
-
-
-def metrics_csv_of(record: EvalRecord) -> Path:
-    """The ``metrics.csv`` of the run that wrote ``record`` (same run directory as its eval.json)."""
-    return Path(record.path).parent / "metrics.csv"
 
 
 def read_metric(path: str | Path, metric: str) -> dict[float, float] | None:
@@ -85,7 +81,7 @@ def metric_runs(table: Table, metric: str) -> dict[tuple[str, str], list[MetricR
     for key, cell in table.cells.items():
         runs = []
         for record in cell.records:
-            series = read_metric(metrics_csv_of(record), metric)
+            series = read_metric(record.metrics_csv, metric)
             if series is not None:
                 runs.append(MetricRun(record.seed, series))
         if runs:
