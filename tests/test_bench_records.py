@@ -99,6 +99,16 @@ def test_several_suites_and_results_folders_under_one_root(tmp_path):
         assert f"## {name}" in output
 
 
+def test_out_refuses_two_folders_of_one_name(tmp_path):
+    for parent in ("a", "b"):
+        write_eval(tmp_path / "runs" / parent / "same", "A", "d1", 0, 1.0)
+        write_suite_record(tmp_path / "runs" / parent / "same", None)
+    result = CliRunner().invoke(app, ["bench", "table", str(tmp_path / "runs"), "--out", str(tmp_path / "results")])
+    assert result.exit_code == 2 and "more than one folder under" in result.output
+    assert f"is named 'same' and would write {tmp_path / 'results' / 'same'}" in result.output
+    assert not (tmp_path / "results").exists()
+
+
 def test_records_follow_the_table(suite_dir):
     """A run that left the table (here: its eval.json deleted) loses its record at the next report; files
     that are not records are left alone."""

@@ -79,8 +79,8 @@ def run_bench_table(*, runs_dir: Path, out: Path | None = None) -> None:
     names = [d.name for d in directories]
     if out is not None and len(set(names)) < len(names):
         repeated = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"--out {out}: {len(directories)} folders under {runs_dir} would all write {out}/"
-                         f"{repeated[0]}; aggregate them one at a time")
+        raise ValueError(f"--out {out}: more than one folder under {runs_dir} is named {repeated[0]!r} and would "
+                         f"write {Path(out) / repeated[0]}; aggregate them one at a time")
     for directory in directories:
         report = suite_report(directory, out_dir=None if out is None else Path(out) / directory.name)
         typer.echo(report.markdown)
