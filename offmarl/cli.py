@@ -215,11 +215,15 @@ def bench_run(
 
 
 @bench_app.command("table")
-def bench_table(runs_dir: Path = typer.Argument(..., help="Runs directory to aggregate.")) -> None:
-    """Aggregate the eval.json files under a runs directory into markdown/CSV tables and plots."""
+def bench_table(
+    runs_dir: Path = typer.Argument(..., help="Runs directory, suite directory or results folder to aggregate."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write each report to OUT/<folder name> (a results "
+                                                           "folder) instead of beside its runs."),
+) -> None:
+    """Aggregate the eval.json files (or a results folder's records) into markdown/CSV tables, plots and records."""
     from offmarl.commands.bench import run_bench_table
 
-    _run(run_bench_table, runs_dir=runs_dir)
+    _run(run_bench_table, runs_dir=runs_dir, out=out)
 
 
 @bench_app.command("status")

@@ -18,8 +18,10 @@ import yaml
 from typer.testing import CliRunner
 
 from offmarl.bench import runner as bench_runner
+from offmarl.bench.layout import suite_dir_name
+from offmarl.bench.records import EvalRecord, build_table, seed_curve
 from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
-from offmarl.bench.tables import EvalRecord, build_table, to_csv, to_markdown
+from offmarl.bench.tables import to_csv, to_markdown
 from offmarl.cli import app
 
 # bc at its smallest on a 10-episode Equal Space dataset: a run is a second or two of work
@@ -51,6 +53,8 @@ BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"
     ({"algorithms": ["bc", "bc"]}, "algorithms: label 'bc' appears more than once"),
     ({"datasets": [{"recipe": "tseng/fill_in"}, {"recipe": "tseng/fill_in", "scale": 2}]},
      "datasets: label 'fill_in' appears more than once"),
+    ({"datasets": [{"recipe": "tseng/fill_in", "label": "records"}]},
+     "datasets[0].label: 'records' names a folder of the suite directory itself"),
     ({"train_scale": 0.1}, "exactly one of 'steps'"),
     ({"seeds": [1, 1]}, "seeds: seed list [1, 1] repeats a seed"),
     ({"eval_episodes": "many"}, "eval_episodes: expected an integer, got 'many'"),
@@ -235,8 +239,6 @@ def test_bench_table_writes_tables_and_plots(hand_made):
 
 
 def test_curve_band_is_over_seeds_at_common_steps(tmp_path):
-    from offmarl.bench.plots import seed_curve
-
     recs = [EvalRecord.read(write_eval(tmp_path, "A", "d", 0, 3.0, curve=[[10, 1.0, 0.0], [20, 3.0, 0.0]])),
             EvalRecord.read(write_eval(tmp_path, "A", "d", 1, 5.0,
                                        curve=[[10, 3.0, 0.0], [15, 9.0, 0.0], [20, 5.0, 0.0]]))]
@@ -302,8 +304,10 @@ def test_a_best_checkpoint_suite_scores_the_best_weights_and_says_so(tmp_path, o
     assert result.exit_code == 0, result.output
     run = out / "tiny" / "equal_space" / "bc" / "seed0"
     protocol = json.loads((run / "eval.json").read_text())["protocol"]
-    assert protocol["checkpoint"] == "best" and protocol["steps"] == json.loads((run / "best" / "best.json").read_text())["step"]
-    assert "checkpoint: best (the weights of the best evaluation during training" in (out / "tiny" / "table.md").read_text()
+    best_step = json.loads((run / "best" / "best.json").read_text())["step"]
+    assert protocol["checkpoint"] == "best" and protocol["steps"] == best_step
+    table = (out / "tiny" / "table.md").read_text()
+    assert "checkpoint: best (the weights of the best evaluation during training" in table
     assert json.loads((run / "bench.json").read_text())["checkpoint"] == "best"
 
 
@@ -329,7 +333,7 @@ def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):
     expected = rf"{re.escape(task.run_dir)} was started with steps = 20, the suite now asks 40"
     with pytest.raises(ValueError, match=expected):
         bench_runner.plan_runs(edited, tmp_path / "runs" / "tiny", edited.seeds, 1.0, files)
-    assert bench_runner.suite_dir_name("tiny", 2.0) == "tiny-x2" and bench_runner.suite_dir_name("tiny", 1.0) == "tiny"
+    assert suite_dir_name("tiny", 2.0) == "tiny-x2" and suite_dir_name("tiny", 1.0) == "tiny"
 
 
 BENCH = "import sys; from offmarl.cli import main; sys.argv[0] = 'offmarl'; main()"

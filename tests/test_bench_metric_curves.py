@@ -11,9 +11,10 @@ import yaml
 from typer.testing import CliRunner
 
 from offmarl.bench.plots import plot_metric_curves
-from offmarl.bench.run_metrics import metric_runs, read_metric, seed_band
+from offmarl.bench.records import EvalRecord, build_table, seed_band
+from offmarl.bench.report import suite_report
+from offmarl.bench.run_metrics import metric_runs, read_metric
 from offmarl.bench.suite import check_algorithms, check_datasets, load_suite, parse_suite
-from offmarl.bench.tables import EvalRecord, build_table, suite_report
 from offmarl.cli import app
 
 BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"}], "algorithms": ["bc"], "steps": 10}

@@ -11,9 +11,9 @@ ray = pytest.importorskip("ray", reason="ray is not installed (optional extra: p
 
 from test_bench import tiny_suite  # noqa: E402
 
+from offmarl.bench.report import suite_report  # noqa: E402
 from offmarl.bench.runner import STATUS_DONE, run_suite  # noqa: E402
 from offmarl.bench.suite import load_suite  # noqa: E402
-from offmarl.bench.tables import suite_report  # noqa: E402
 
 
 @pytest.fixture

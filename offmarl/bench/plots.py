@@ -14,14 +14,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from offmarl.bench.run_metrics import METRIC_LABELS, metric_file_name, metric_runs, seed_band
-from offmarl.bench.tables import Cell, Table
+from offmarl.bench.records import Table, safe_name, seed_band, seed_curve
+from offmarl.bench.run_metrics import METRIC_LABELS, metric_file_name, metric_runs
 
 
 def _figure(width: float, height: float):
@@ -31,16 +28,6 @@ def _figure(width: float, height: float):
     fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
     return fig
-
-
-def safe_name(label: str) -> str:
-    """A file-name fragment of a label (recipe names hold '/')."""
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label).strip("_") or "dataset"
-
-
-def seed_curve(cell: Cell) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(steps, mean over seeds, std over seeds)`` at the steps every seed evaluated."""
-    return seed_band([{step: mean for step, mean, _ in rec.curve} for rec in cell.records])
 
 
 def plot_curves(table: Table, out_dir: str | Path) -> list[Path]:

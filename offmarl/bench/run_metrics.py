@@ -13,8 +13,10 @@ For each such metric and each (algorithm, dataset) cell of a bench table:
 * the final value of a run is its value at its last logged step; the table cell is the mean ± std over
   seeds of those.
 
-The ``metrics.csv`` of a run is the one beside its ``eval.json`` (the run directory), so only finished runs
-(those in the table) count. Plotting is :func:`offmarl.bench.plots.plot_metric_curves`.
+The ``metrics.csv`` of a run is the one beside its ``eval.json`` (the run directory) or its copy in a records
+folder (:mod:`offmarl.bench.records`), so only finished runs (those in the table) count. Plotting is
+:func:`offmarl.bench.plots.plot_metric_curves`, the table of the final values
+:func:`offmarl.bench.tables.final_metric_markdown`.
 """
 
 from __future__ import annotations
@@ -27,16 +29,10 @@ from typing import Sequence
 
 import numpy as np
 
-from offmarl.bench.tables import MISSING, EvalRecord, Table
+from offmarl.bench.records import Table, safe_name
 
-METRIC_DECIMALS = 3
 # Axis labels of metrics whose name alone does not say what they are
 METRIC_LABELS = {"value_diff": "max_i V_i − min_i V_i"}
-
-
-def metrics_csv_of(record: EvalRecord) -> Path:
-    """The ``metrics.csv`` of the run that wrote ``record`` (same run directory as its eval.json)."""
-    return Path(record.path).parent / "metrics.csv"
 
 
 def read_metric(path: str | Path, metric: str) -> dict[float, float] | None:
@@ -85,19 +81,12 @@ def metric_runs(table: Table, metric: str) -> dict[tuple[str, str], list[MetricR
     for key, cell in table.cells.items():
         runs = []
         for record in cell.records:
-            series = read_metric(metrics_csv_of(record), metric)
+            series = read_metric(record.metrics_csv, metric)
             if series is not None:
                 runs.append(MetricRun(record.seed, series))
         if runs:
             cells[key] = runs
     return cells
-
-
-def seed_band(series: Sequence[dict[float, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(steps, mean over seeds, std over seeds)`` (``ddof = 0``) at the steps every series has."""
-    steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
-    values = np.array([[s[x] for x in steps] for s in series], dtype=np.float64).reshape(len(series), len(steps))
-    return np.asarray(steps, dtype=np.float64), values.mean(axis=0), values.std(axis=0)
 
 
 def final_values(runs: Sequence[MetricRun]) -> tuple[float, float]:
@@ -107,43 +96,5 @@ def final_values(runs: Sequence[MetricRun]) -> tuple[float, float]:
 
 
 def metric_file_name(metric: str, dataset: str) -> str:
-    from offmarl.bench.plots import safe_name
-
+    """The file name of the plot of ``metric`` on ``dataset`` (the table's section refers to it)."""
     return f"metric_{safe_name(metric)}_{safe_name(dataset)}.png"
-
-
-def final_metric_markdown(table: Table, metric: str) -> str:
-    """A ``### <metric> at the end of training`` section: rows algorithms, columns datasets, each cell the
-    mean ± std over seeds of the runs' last logged value; ``""`` when no run logged ``metric``."""
-    cells = metric_runs(table, metric)
-    if not cells:
-        return ""
-    algos = [a for a in table.algos if any((a, d) in cells for d in table.datasets)]
-    datasets = [d for d in table.datasets if any((a, d) in cells for a in table.algos)]
-    rows = [["algorithm", *datasets], ["---"] * (len(datasets) + 1)]
-    for algo in algos:
-        row = [algo]
-        for ds in datasets:
-            runs = cells.get((algo, ds))
-            if runs is None:
-                row.append(MISSING)
-                continue
-            mean, std = final_values(runs)
-            row.append(f"{mean:.{METRIC_DECIMALS}f} ± {std:.{METRIC_DECIMALS}f}")
-        rows.append(row)
-    counts = {len(runs) for runs in cells.values()}
-    seeds = (f"{counts.pop()} seeds per cell" if len(counts) == 1 else
-             "seeds per cell: " + "; ".join(f"{a} on {d}: {len(cells[(a, d)])}" for a in algos for d in datasets
-                                            if (a, d) in cells))
-    last_steps = sorted({max(r.series) for runs in cells.values() for r in runs})
-    at = f"step {last_steps[0]:g}" if len(last_steps) == 1 else f"steps {last_steps[0]:g}-{last_steps[-1]:g}"
-    label = METRIC_LABELS.get(metric)
-    what = f"`{metric}`" + (f" ({label})" if label else "")
-    plots = ", ".join(f"`{metric_file_name(metric, d)}`" for d in datasets)
-    skipped = [a for a in table.algos if a not in algos]
-    lines = [f"### {metric} at the end of training", "", *("| " + " | ".join(r) + " |" for r in rows), "",
-             f"{what} at each run's last logged step of its metrics.csv ({at}): mean ± std over seeds "
-             f"(population std, ddof = 0; {seeds}). {MISSING}: not logged. Curves over training: {plots}."]
-    if skipped:
-        lines.append(f"Not logged by: {', '.join(skipped)}.")
-    return "\n".join(lines) + "\n"

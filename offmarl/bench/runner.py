@@ -1,14 +1,7 @@
 """Run every (dataset, algorithm, seed) of a suite, resumably, on a local process pool or on Ray.
 
-Layout (DESIGN.md, "Run directory")::
-
-    OUT/<suite dir>/                     <suite dir> = suite name (+ "-x<F>" when --scale F != 1, so runs
-      suite.json                           of different training scales never mix); the resolved suite,
-      configs/<algo label>.yaml            the commands that ran it; each algorithm's config overrides
-      <dataset>/<algo label>/seed<k>/      one run directory of ``offmarl train`` (config.json,
-        bench.json                           metrics.csv, checkpoints/, model/, eval.json, error.txt)
-        bench.log                          + what the bench pinned the run to, and the run's own output
-      table.md  table.csv  curves_<dataset>.png  bars.png
+The suite directory's layout (suite.json, configs/, one run directory per (dataset, algorithm, seed) with
+its lock, pin and log) is :mod:`offmarl.bench.layout`.
 
 The one code path: a worker calls :func:`offmarl.train.experiment.run_experiment` exactly as ``offmarl train``
 does (fit, final evaluation, eval.json), with ``resume=True`` when the run directory holds a checkpoint.
@@ -48,15 +41,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite
-from offmarl.core.files import file_lock
+from offmarl import __version__
+from offmarl.bench.layout import (
+    CONFIGS_DIR,
+    LOCK_FILE,
+    LOG_FILE,
+    PIN_FILE,
+    SUITE_RECORD,
+    read_suite_record,
+    run_dir_for,
+    run_lock,
+    run_order,
+    suite_dir_name,
+)
+from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite, check_algorithms, check_datasets, import_modules
+from offmarl.core.files import atomic_write_json, atomic_write_text
 from offmarl.core.seeding import set_threads
 
-LOCK_FILE = ".lock"  # a bench holds an flock on it while it trains the run
-PIN_FILE = "bench.json"  # the settings a started run is pinned to
 STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
 BACKENDS = ("local", "ray")
 LOCK_WAIT_S = 10.0  # a run locked by a dying worker of a killed bench is free again within ~1 s
+
+
 def cpu_count() -> int:
     """Cores this process may use (the affinity mask where the OS has one)."""
     try:
@@ -114,11 +120,6 @@ def _paths(run_dir: str | Path):
     return RunPaths(Path(run_dir))
 
 
-def run_lock(run_dir: Path, wait_s: float) -> contextlib.AbstractContextManager[bool]:
-    """An exclusive lock on ``run_dir/.lock``; yields False when another process holds it after ``wait_s``."""
-    return file_lock(run_dir / LOCK_FILE, wait_s)
-
-
 def execute_run(task: RunTask) -> RunOutcome:
     """Train and evaluate one run in this process (a pool worker or a Ray task); never raises for a
     failing run -- its traceback goes to ``error.txt`` and the outcome says ``failed``."""
@@ -130,17 +131,17 @@ def execute_run(task: RunTask) -> RunOutcome:
     with run_lock(paths.root, LOCK_WAIT_S) as locked:
         if not locked:
             return RunOutcome(task.run_dir, task.label, STATUS_BUSY,
-                              error=f"another process holds {paths.root / '.lock'}; it is running this run")
+                              error=f"another process holds {paths.root / LOCK_FILE}; it is running this run")
         if paths.eval.exists():  # finished by another bench while this one waited
             return RunOutcome(task.run_dir, task.label, STATUS_SKIPPED, return_mean=_return_of(paths.eval))
-        log = open(paths.root / "bench.log", "a")
+        log = open(paths.root / LOG_FILE, "a")
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 print(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {task.label}, "
                       f"{task.threads} thread(s), resume={paths.checkpoint.exists()}", flush=True)
                 for module in task.imports:
                     importlib.import_module(module)
-                _write_pin(paths.root / PIN_FILE, task.pin())
+                atomic_write_json(paths.root / PIN_FILE, task.pin())
                 _train(task, paths)
             paths.error.unlink(missing_ok=True)  # a retry that succeeded: the old failure no longer applies
         except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded, the bench goes on
@@ -170,12 +171,6 @@ def _train(task: RunTask, paths: Any) -> None:
           f"{record['run_dir']}", flush=True)
     if not paths.eval.exists():
         raise RuntimeError(f"training finished but wrote no {paths.eval} (eval_episodes must be >= 1 in a bench)")
-
-
-def _write_pin(path: Path, pin: dict[str, Any]) -> None:
-    from offmarl.core.files import atomic_write_json
-
-    atomic_write_json(path, pin)
 
 
 def _return_of(eval_path: Path) -> float | None:
@@ -290,14 +285,6 @@ def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> 
 
 
 # ---- planning -----------------------------------------------------------------------------------------
-def suite_dir_name(name: str, scale: float) -> str:
-    return name if scale == 1 else f"{name}-x{scale:g}"
-
-
-def run_dir_for(suite_dir: Path, dataset: str, algo_label: str, seed: int) -> Path:
-    return suite_dir / dataset / algo_label / f"seed{seed}"
-
-
 def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Path]:
     """Build (or find in the cache) every recipe dataset of the suite; ``{label: file}``."""
     from offmarl.collect.recipes import get_recipe_dataset, recipe_dataset_path
@@ -330,14 +317,12 @@ def write_override_files(suite: Suite, suite_dir: Path) -> dict[str, Path | None
     """``configs/<algo label>.yaml`` of every algorithm with overrides (passed as ``offmarl train --config``)."""
     import yaml
 
-    from offmarl.core.files import atomic_write_text
-
     files: dict[str, Path | None] = {}
     for entry in suite.algorithms:
         if not entry.overrides:
             files[entry.label] = None
             continue
-        path = suite_dir / "configs" / f"{entry.label}.yaml"
+        path = suite_dir / CONFIGS_DIR / f"{entry.label}.yaml"
         text = f"# config overrides of {entry.label} in suite {suite.name} ({suite.source})\n"
         atomic_write_text(path, text + yaml.safe_dump(entry.overrides, sort_keys=True))
         files[entry.label] = path
@@ -366,26 +351,21 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
               dataset_files: dict[str, Path]) -> list[RunTask]:
     """Every (dataset, algorithm, seed) of the suite as a task (threads are set when the backend is known).
 
-    Seeds are the outermost loop: a bench stopped part-way (and resumed in another session) leaves every
-    cell of the table with the same number of seeds, rather than some cells complete and others empty.
-    A run directory whose ``bench.json`` pins other settings is an error naming the directory."""
+    In :func:`offmarl.bench.layout.run_order` (seeds outermost). A run directory whose ``bench.json`` pins
+    other settings is an error naming the directory."""
     config_files = write_override_files(suite, suite_dir)
     env_names = {dataset.label: _env_name(dataset_files[dataset.label]) for dataset in suite.datasets}
     tasks = []
-    for seed in seeds:
-        for dataset in suite.datasets:
-            env_name = env_names[dataset.label]
-            for algo in suite.algorithms:
-                steps = resolve_steps(suite, algo, env_name, config_files[algo.label], scale)
-                run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
-                config = config_files[algo.label]
-                task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,
-                               eval_episodes=suite.eval_episodes, eval_every=suite.eval_every,
-                               checkpoint_every=suite.checkpoint_every,
-                               config_path=None if config is None else str(config), imports=suite.imports,
-                               checkpoint=suite.checkpoint)
-                _check_pin(run_dir, task.pin())
-                tasks.append(task)
+    for seed, dataset, algo in run_order(seeds, suite.datasets, suite.algorithms):
+        steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale)
+        run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
+        config = config_files[algo.label]
+        task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,
+                       eval_episodes=suite.eval_episodes, eval_every=suite.eval_every,
+                       checkpoint_every=suite.checkpoint_every, config_path=None if config is None else str(config),
+                       imports=suite.imports, checkpoint=suite.checkpoint)
+        _check_pin(run_dir, task.pin())
+        tasks.append(task)
     return tasks
 
 
@@ -437,16 +417,12 @@ def bench_command(suite: str, seeds: str | None, workers: int | None, backend: s
 
 def write_suite_record(suite_dir: Path, suite: Suite, seeds: Sequence[int], scale: float, command: str) -> None:
     """``suite.json``: the resolved suite, the training scale and every command that ran it (tables quote them)."""
-    from offmarl import __version__
-    from offmarl.core.files import atomic_write_json
-
-    path = suite_dir / "suite.json"
-    commands: list[str] = json.loads(path.read_text()).get("commands", []) if path.exists() else []
+    commands: list[str] = (read_suite_record(suite_dir) or {}).get("commands", [])
     if command not in commands:
         commands.append(command)
-    atomic_write_json(path, {"suite": suite.to_dict(), "scale": scale, "seeds": list(seeds), "commands": commands,
-                             "offmarl_version": __version__,
-                             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    atomic_write_json(suite_dir / SUITE_RECORD, {"suite": suite.to_dict(), "scale": scale, "seeds": list(seeds),
+                                                 "commands": commands, "offmarl_version": __version__,
+                                                 "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
 def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int | None = None,
@@ -455,8 +431,6 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
               echo: Callable[[str], None] = print, progress: bool = True) -> BenchResult:
     """Build the suite's datasets, then run every pending (dataset, algorithm, seed) on ``backend``."""
     from tqdm.auto import tqdm
-
-    from offmarl.bench.suite import check_algorithms, check_datasets, import_modules
 
     if backend not in BACKENDS:
         raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

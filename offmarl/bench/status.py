@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from offmarl.bench.runner import LOCK_FILE, PIN_FILE, run_dir_for, run_lock
+from offmarl.bench.layout import LOCK_FILE, PIN_FILE, SUITE_RECORD, planned_runs, read_suite_record, run_lock
 from offmarl.train.run_dir import RunPaths
 
 STATES = ("done", "running", "partial", "failed", "pending")
@@ -74,15 +74,11 @@ def run_state(run_dir: Path, dataset: str, algo: str, seed: int) -> RunState:
 def suite_status(suite_dir: str | Path) -> tuple[dict, list[RunState]]:
     """``(suite.json, the state of every planned run)`` of a suite directory."""
     suite_dir = Path(suite_dir)
-    record_path = suite_dir / "suite.json"
-    if not record_path.exists():
-        raise FileNotFoundError(f"{suite_dir} is not a suite directory (no suite.json; `offmarl bench run` writes it)")
-    record = json.loads(record_path.read_text())
-    suite = record.get("suite", {})
-    states = [run_state(run_dir_for(suite_dir, d["label"], a["label"], seed), d["label"], a["label"], seed)
-              for seed in record.get("seeds", suite.get("seeds", []))
-              for d in suite.get("datasets", []) for a in suite.get("algorithms", [])]
-    return record, states
+    record = read_suite_record(suite_dir)
+    if record is None:
+        raise FileNotFoundError(f"{suite_dir} is not a suite directory (no {SUITE_RECORD}; `offmarl bench run` "
+                                "writes it)")
+    return record, [run_state(run.run_dir, run.dataset, run.algo, run.seed) for run in planned_runs(suite_dir, record)]
 
 
 def status_markdown(suite_dir: str | Path) -> str:

@@ -57,6 +57,8 @@ from typing import Any
 
 import yaml
 
+from offmarl.bench.layout import SUITE_FOLDERS
+
 BUILTIN_DIR = Path(__file__).resolve().parent / "suites"
 DEFAULT_SEEDS = 3
 DEFAULT_EVAL_EPISODES = 32
@@ -326,6 +328,10 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
             hint = "give each a distinct 'label'" if what == "datasets" else \
                 "rows are labelled name[ablation,variant]@tag; give each a distinct 'tag'"
             raise w.error(what, f"label {repeated[0]!r} appears more than once ({hint})")
+    for i, dataset in enumerate(datasets):
+        if dataset.label in SUITE_FOLDERS:
+            raise w.error(f"datasets[{i}].label", f"{dataset.label!r} names a folder of the suite directory itself "
+                                                  "(its runs would mix with it); give the dataset another 'label'")
 
     if ("steps" in data) == ("train_scale" in data):
         raise w.error("", "give exactly one of 'steps' (gradient steps per run) or 'train_scale' "

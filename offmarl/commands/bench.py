@@ -2,12 +2,16 @@
 
 ``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
 [--scale F]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed) resumably, then
-writes and prints the table of the suite directory ``OUT/<suite>`` and the paths of the table and the
-plots. Failed runs are listed at the end (each with its ``error.txt``) and the command exits with status
-1; re-running the same command retries them and finishes whatever a killed bench left.
+writes and prints the table of the suite directory ``OUT/<suite>`` and the paths of the table, the plots
+and the per-run records. Failed runs are listed at the end (each with its ``error.txt``) and the command
+exits with status 1; re-running the same command retries them and finishes whatever a killed bench left.
 
 ``--scale F`` multiplies the training steps of every run (the datasets keep the suite's scale) and puts
 the runs in ``OUT/<suite>-x<F>`` so that runs of different scales are never mixed in one table.
+
+``offmarl bench table DIR [--out OUT]``: rewrites the report of every suite directory or results folder
+under DIR (:func:`offmarl.bench.report.report_dirs`) beside it, or into ``OUT/<its name>`` -- a results
+folder that holds the table, the plots and the records to re-aggregate it from.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ def run_bench_list() -> None:
 def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = None, backend: str = "local",
               address: str | None = None, out: Path = Path("runs"), scale: float | None = None):
     """Run a suite (module docstring); returns the :class:`offmarl.bench.runner.BenchResult`."""
+    from offmarl.bench.report import suite_report
     from offmarl.bench.runner import STATUS_DONE, bench_command, run_suite
     from offmarl.bench.suite import load_suite, parse_seeds
-    from offmarl.bench.tables import suite_report
 
     spec = load_suite(suite)
     seed_list = None if seeds is None else parse_seeds(seeds)
@@ -55,11 +59,9 @@ def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = Non
     for outcome in result.failed:
         typer.echo(f"  failed: {outcome.label}: {outcome.error}  ({Path(outcome.run_dir) / 'error.txt'})")
     if result.eval_files:
-        note = (f"Incomplete: {len(result.eval_files)} of {len(result.tasks)} runs have an eval.json."
-                if len(result.eval_files) < len(result.tasks) else "")
-        report = suite_report(result.suite_dir, result.eval_files, note=note)
+        report = suite_report(result.suite_dir, result.eval_files)
         typer.echo("\n" + report.markdown)
-        typer.echo(f"table: {report.table_md}\ncsv:   {report.table_csv}")
+        typer.echo(f"table: {report.table_md}\ncsv:   {report.table_csv}\nrecords: {report.records}")
         for plot in report.plots:
             typer.echo(f"plot:  {plot}")
     if result.failed:
@@ -68,24 +70,33 @@ def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = Non
     return result
 
 
-def run_bench_table(*, runs_dir: Path) -> None:
-    """Aggregate every eval.json under ``runs_dir`` (per suite directory) into tables and plots."""
-    from offmarl.bench.tables import report_dirs, suite_report
+def run_bench_table(*, runs_dir: Path, out: Path | None = None) -> None:
+    """Aggregate the runs under ``runs_dir`` -- per suite directory or results folder, from their eval.json
+    files or else their records -- into tables, plots and records, beside them or in ``out/<folder name>``."""
+    from offmarl.bench.report import report_dirs, suite_report
 
-    for directory in report_dirs(runs_dir):
-        report = suite_report(directory)
+    directories = report_dirs(runs_dir)
+    names = [d.name for d in directories]
+    if out is not None and len(set(names)) < len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"--out {out}: more than one folder under {runs_dir} is named {repeated[0]!r} and would "
+                         f"write {Path(out) / repeated[0]}; aggregate them one at a time")
+    for directory in directories:
+        report = suite_report(directory, out_dir=None if out is None else Path(out) / directory.name)
         typer.echo(report.markdown)
-        typer.echo(f"{report.runs} runs -> table: {report.table_md}, csv: {report.table_csv}")
+        typer.echo(f"{report.runs} runs -> table: {report.table_md}, csv: {report.table_csv}, "
+                   f"records: {report.records}")
         for plot in report.plots:
             typer.echo(f"plot:  {plot}")
 
 
 def run_bench_status(*, runs_dir: Path) -> None:
     """Print :func:`offmarl.bench.status.status_markdown` for every suite directory under ``runs_dir``."""
+    from offmarl.bench.layout import is_suite_dir
+    from offmarl.bench.report import report_dirs
     from offmarl.bench.status import status_markdown
-    from offmarl.bench.tables import report_dirs
 
-    dirs = [d for d in report_dirs(runs_dir) if (d / "suite.json").exists()]
+    dirs = [d for d in report_dirs(runs_dir) if is_suite_dir(d)]
     if not dirs:
         raise FileNotFoundError(f"no suite directory (with suite.json) under {runs_dir}")
     typer.echo("\n".join(status_markdown(d) for d in dirs))
