@@ -35,7 +35,7 @@ from offmarl.envs import make_env  # noqa: E402
 from offmarl.policies.registry import make_behavior_policy  # noqa: E402
 
 TARGETS = {"mpe_cn_3ls3l": 2e6}
-# SIT Table 5 (002_7d1041f23f8bbfbb.txt, App. C.2): random / medium / expert pool return ranges.
+# SIT (Tian et al. 2023) Table 5 (App. C.2): random / medium / expert pool return ranges.
 SIT_POOLS = {
     "mpe_cn_3ls3l": "-174.41~-133.28 / -133.28~-78.44 / -78.44~-37.32",
     "mpe_cn_4ls4l": "-288.89~-214.47 / -214.47~-115.24 / -115.24~-40.81",

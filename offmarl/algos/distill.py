@@ -1,8 +1,8 @@
 """Teacher→student Decision-Transformer distillation with structural relations (``distill``).
 
 Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, §3.2, Eq. 1-4 and
-Algorithm 1 (``../shared/papers/001_9fffdde4843a62eb.txt``); hyperparameters App. B.7 Table 10 and the
-Huber/MSE comparison App. F.1 Table 13 (``000_d2a4d6ed983a1f6a.txt``). The "Ours" rows of Tables 1-3.
+Algorithm 1; hyperparameters App. B.7 Table 10 and the
+Huber/MSE comparison App. F.1 Table 13. The "Ours" rows of Tables 1-3.
 
 Stage 1 ("teacher", ``teacher_steps`` updates): train the centralized DT teacher
 (:mod:`offmarl.algos.teacher`) on all agents' concatenated (R̂, o, a). Then freeze it and write it as the

@@ -88,7 +88,7 @@ def agent_slice(dataset: MultiAgentDataset, agent: int, trim_obs: bool = True) -
 
 
 def softmax_priorities(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """``exp(scores / temperature)`` up to a constant factor, computed stably (SIT Eq. 7, ``002_*.txt``).
+    """``exp(scores / temperature)`` up to a constant factor, computed stably (SIT, Tian et al. 2023, Eq. 7).
 
     SIT reshapes episode priorities with a softmax of temperature alpha; the normalising sum does not
     change proportional sampling, so pass the result as priorities with ``alpha=1``.
@@ -344,7 +344,7 @@ class PrioritizedEpisodeSampler(EpisodeSampler):
 
     Items: the dataset's episodes, or -- with ``agents=[j, ...]`` -- the individual trajectories
     ``(j, episode)`` of those agents (SIT stores the individual trajectories of all agents of one type in
-    one replay; ``002_*.txt``, "Decomposed Prioritized Experience Replay"). Item ``k`` is episode
+    one replay; Tian et al., "Decomposed Prioritized Experience Replay"). Item ``k`` is episode
     ``k % E`` of agent ``agents[k // E]``. An item is drawn with probability
 
         P(k) = p_k^alpha / sum_j p_j^alpha        (Schaul et al. 2016, Eq. 1; p_k = 0 is never drawn)

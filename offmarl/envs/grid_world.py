@@ -1,4 +1,4 @@
-"""Grid-World (Tseng et al. 2022, App. C, ``000_d2a4d6ed983a1f6a.txt``; main text §4 ``001_…``).
+"""Grid-World (Tseng et al. 2022, *Offline Multi-Agent RL with Knowledge Distillation*, App. C, §4).
 
 ``n`` agents with a heading move on a 10 x 10 map with obstacles and one target cell; each agent has
 its own objects (the paper's "apples") lying on the map. The paper gives the view (5 x 5), the four

@@ -1,6 +1,6 @@
 """SIT's partially observable MPE maps on mpe2's particle physics: CN_3ls3l, CN_4ls4l and PP_3p1p.
 
-Reference: SIT (Tian et al., AAAI 2023), ``../shared/papers/002_7d1041f23f8bbfbb.txt``, App. C.1
+Reference: SIT (Tian et al., *Learning from Good Trajectories in Offline MARL*, AAAI 2023), App. C.1
 (Table 3: what each agent sees) and C.2 (Table 5: return ranges of the random/medium/expert pools).
 Physics: :mod:`offmarl.envs._particles`, a vectorized copy of mpe2 1.1.1's ``World.step`` (order of
 updates and constants); ``tests/test_mpe_physics_vs_mpe2.py`` checks it against mpe2 step by step.
