@@ -4,7 +4,7 @@
 
 Throughput: each env steps ``num_envs`` sub-envs at once with pre-sampled uniform random actions (so the
 timing is the env's own: physics, observations, rewards, auto-resets), in wall-clock and in CPU time
-of this process (the latter is robust to other load on a shared machine). The issue's target is
+of this process (the latter is robust to other load on a shared machine). offmarl's target is
 mpe_cn_3ls3l >= 2 M agent-steps/s at B = 4096, single-threaded (numpy is pinned to one thread here).
 The reference is mpe2's ``simple_spread_v3.parallel_env(N=3, local_ratio=0, continuous_actions=False)``,
 one env stepped from Python, the way mpe2 runs.

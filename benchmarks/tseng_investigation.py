@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/tseng_investigation.py [--suite-dir /work/results_runs/tseng-table1]
         [--episodes 32] [--algos idt,madt,teacher,distill] [--out DIR]
 
-Issue 4 asks, where our table differs from the paper's distill > MADT > IDT > BC, to look at teacher
+Where our table differs from the paper's distill > MADT > IDT > BC, the suspects are teacher
 quality, target return, feature choice and scale. This script covers the first two on the trained runs of
 a bench, without retraining and without touching the bench's eval.json files:
 

@@ -44,7 +44,7 @@ teacher itself is the artifact's joint policy).
 The teacher's predictions are taken on the dataset's windows (teacher forcing), as in its own training.
 Departure: Algorithm 1 writes the teacher's input actions as its own predictions â_{<t}; read literally
 that is an autoregressive rollout of the teacher on the dataset's observations, which the main text does
-not describe. The students' action loss uses the dataset actions (§3.1), as the issue asks.
+not describe. The students' action loss uses the dataset actions: it is §3.1's L_action, which Eq. 4 reuses.
 
 Ablations (``--ablation NAME``; Table 3 rows and Table 13):
     conventional      "Ours (conventional distillation)": action + KL only (α = 0)

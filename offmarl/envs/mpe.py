@@ -20,7 +20,7 @@ mpe2's ``SimpleEnv`` mixes it::
     g   = - sum_l min_i |p_i - q_l|                    (simple_spread.global_reward)
     c_i = - #{j != i : |p_i - p_j| < 0.3}              (simple_spread.reward: -1 per colliding seeker)
 
-With the default ``local_ratio = 0`` (the issue's choice) the reward is the global team reward ``g``,
+With the default ``local_ratio = 0`` (SIT's "global reward game") the reward is the global team reward ``g``,
 broadcast to every seeker, and the collision penalty has weight 0 -- as in mpe2 with ``local_ratio=0``
 (collisions still push seekers apart physically). Observation of seeker ``i`` (``obs_dim`` 10 for
 the Table 3 defaults, ``4 + 2 * (visible_landmarks + visible_seekers)`` in general)::
