@@ -1,8 +1,8 @@
 """How much do Eq. 4's distillation terms pull on the students? Gradient norms of L_action, α L_rel and
 β L_KL on trained distill runs of a bench.
 
-    .venv/bin/python benchmarks/distill_term_gradients.py [--suite-dir runs/tseng-table1]
-                                                          [--batches 4]
+    .venv/bin/python analysis/distill_term_gradients.py [--suite-dir runs/tseng-table1]
+                                                        [--batches 4]
 
 For every ``<dataset>/distill/seed<k>`` run of the suite directory, at two points -- the start of the
 student stage (the run's saved teacher artifact, students freshly initialised from the run's seed) and

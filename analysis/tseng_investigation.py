@@ -1,6 +1,6 @@
 """Why does distill not beat MADT everywhere? Re-evaluate a finished `tseng-table1` bench at other targets.
 
-    .venv/bin/python benchmarks/tseng_investigation.py [--suite-dir runs/tseng-table1]
+    .venv/bin/python analysis/tseng_investigation.py [--suite-dir runs/tseng-table1]
         [--episodes 32] [--algos idt,madt,teacher,distill] [--out DIR]
 
 Where our table differs from the paper's distill > MADT > IDT > BC, the suspects are teacher
