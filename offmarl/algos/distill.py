@@ -113,7 +113,7 @@ class Config(DTConfig):
     action_target: ``dataset`` (the dataset's actions) or ``teacher`` (the teacher's greedy actions).
     distill_reduction: how L_rel and L_KL are reduced over the batch's real (window, step) positions before
         α and β weigh them: ``mean`` (as L_action) or ``sum``. Eq. 4 does not say. Measured on tseng-table1's
-        trained runs (BENCHMARKS.md), under ``mean`` the paper's α = 0.01, β ≤ 0.002 leave the two terms'
+        trained runs (results/FINDINGS.md), under ``mean`` the paper's α = 0.01, β ≤ 0.002 leave the two terms'
         gradients at 1e-5 … 1e-3 of L_action's -- distill then trains as IDT -- while the paper's ablations
         find each term matters; under ``sum`` (x the P real positions: 2560 for batch 128, K = 20) they
         weigh in. L_action is a mean either way.

@@ -13,7 +13,7 @@ the bias is added inside the matmul (no broadcast copy). On an AVX-512 AMD EPYC 
 runs AVX2 code and oneDNN AVX-512) oneDNN is 1.5-2.3x MKL for the forward and input gradient (up to
 2.9x with the fused ReLU), and for the weight gradient from 0.93x (q/k/v) to 1.7x (the MLP's second
 layer): the split is kept there too.
-``BENCHMARKS.md`` ("Decision Transformer training speed") has the figures.
+``BENCHMARKS.md`` has the figures (the Zen 3 runs in its history: ``git show 9b027a1:BENCHMARKS.md``).
 
 Everything else (products smaller than ``ONEDNN_MIN_MACS`` multiply-adds, CUDA, bf16/fp16 or autocast, a
 PyTorch without oneDNN) takes ``F.linear``: under bf16 autocast PyTorch already runs the matmuls on oneDNN.
