@@ -1,4 +1,4 @@
-"""Write + load throughput of the HDF5 dataset format (issue 2, item 8; figures go to BENCHMARKS.md).
+"""Write + load throughput of the HDF5 dataset format (figures in BENCHMARKS.md).
 
 Dataset: 1,000,000 steps x 3 agents x 32-dim obs (agent 2 observes 28 features, zero-padded), discrete
 actions (5, with avail masks), 48-dim state, episodes of 25 steps (40,000 episodes). Values are random

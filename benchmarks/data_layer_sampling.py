@@ -1,4 +1,4 @@
-"""Sampling throughput of the data layer (issue 2, item 8).
+"""Sampling throughput of the data layer.
 
 Builds in memory a dataset of 1,000,000 steps x 3 agents x 32-dim observations (discrete actions with
 5-action masks, 48-dim state, episodes of 25 steps) and times batches of each sampler: median over

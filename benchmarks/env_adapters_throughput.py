@@ -1,6 +1,6 @@
 """highway-env and MaMuJoCo adapters: env-steps/s next to the raw packages, and the Highway policies' returns.
 
-    /work/venv_adapters/bin/python benchmarks/env_adapters_throughput.py [--seconds 10] [--only highway|mamujoco]
+    python benchmarks/env_adapters_throughput.py [--seconds 10] [--only highway|mamujoco]
         [--returns EPISODES] [--tiers EPISODES]   (--only none: skip the throughput table)
 
 Needs the extras: ``pip install -e ".[highway,mamujoco]" torch==2.13.0``.

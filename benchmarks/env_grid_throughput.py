@@ -1,4 +1,4 @@
-"""Throughput of the grid environments (issue 3, Performance): Fill-In and Grid-World at B = 4096.
+"""Throughput of the grid environments: Fill-In and Grid-World at B = 4096.
 
 Measures agent-steps per second (= B * n * steps / seconds) of ``env.step`` with uniformly random
 actions (drawn before timing), single thread, auto-resets included; reports wall-clock and process-CPU

@@ -4,7 +4,7 @@
 
 Throughput: each env steps ``num_envs`` sub-envs at once with pre-sampled uniform random actions (so the
 timing is the env's own: physics, observations, rewards, auto-resets), in wall-clock and in CPU time
-of this process (the latter is robust to other load on a shared machine). The issue's target is
+of this process (the latter is robust to other load on a shared machine). offmarl's target is
 mpe_cn_3ls3l >= 2 M agent-steps/s at B = 4096, single-threaded (numpy is pinned to one thread here).
 The reference is mpe2's ``simple_spread_v3.parallel_env(N=3, local_ratio=0, continuous_actions=False)``,
 one env stepped from Python, the way mpe2 runs.
@@ -35,7 +35,7 @@ from offmarl.envs import make_env  # noqa: E402
 from offmarl.policies.registry import make_behavior_policy  # noqa: E402
 
 TARGETS = {"mpe_cn_3ls3l": 2e6}
-# SIT Table 5 (002_7d1041f23f8bbfbb.txt, App. C.2): random / medium / expert pool return ranges.
+# SIT (Tian et al. 2023) Table 5 (App. C.2): random / medium / expert pool return ranges.
 SIT_POOLS = {
     "mpe_cn_3ls3l": "-174.41~-133.28 / -133.28~-78.44 / -78.44~-37.32",
     "mpe_cn_4ls4l": "-288.89~-214.47 / -214.47~-115.24 / -115.24~-40.81",

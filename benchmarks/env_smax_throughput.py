@@ -1,6 +1,6 @@
 """SMAC maps on SMAX (offmarl.envs.smax): env-steps/s at B = 1 and B = 256 next to raw SMAX, and returns.
 
-    /work/venv_smax/bin/python benchmarks/env_smax_throughput.py [--maps 3s_vs_3z 2s3z 8m] [--batch 1 256]
+    python benchmarks/env_smax_throughput.py [--maps 3s_vs_3z 2s3z 8m] [--batch 1 256]
         [--seconds 6] [--returns [--episodes 256]]
 
 Throughput (env-steps/s = sub-env steps per second = B x calls/s). Both rows step with the same

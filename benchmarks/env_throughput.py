@@ -5,7 +5,7 @@
 Each native env runs ``num_envs`` sub-envs stepped together with uniform random actions (pre-sampled,
 so the timing is the env's own); mpe2's ``simple_spread_v3`` parallel env (N = 3, discrete actions)
 runs one env with random actions, as the reference point a per-env Python implementation gives.
-numpy is pinned to one thread (the issue's targets are single-threaded: equal_space and mpe_cn_3ls3l
+numpy is pinned to one thread (offmarl's targets are single-threaded: equal_space and mpe_cn_3ls3l
 ≥ 2 M agent-steps/s, fill_in and grid_world ≥ 400 k agent-steps/s at B = 4096). Envs whose module is
 not built yet (or whose extra is missing) are listed as skipped. Prints a markdown table.
 """

@@ -1,6 +1,6 @@
 """Build every recipe of the native environments at full scale and report what each dataset holds.
 
-Checks the issue's "every recipe runs; tier ratios hold": for each recipe, wall time, episodes, steps,
+Checks that every recipe runs and that the quality tiers hold their ratios: for each recipe, wall time, episodes, steps,
 per-agent average return (mean ± std over episodes) and, for quality tiers, the achieved normalized
 score (R - R_random) / (R_expert - R_random) recorded in the card by the bisection.
 

@@ -1,4 +1,4 @@
-"""HDF5 round trips, per-agent files, atomic saving and ``offmarl info`` (issue 2, item 3)."""
+"""HDF5 round trips, per-agent files, atomic saving and ``offmarl info``."""
 
 from __future__ import annotations
 

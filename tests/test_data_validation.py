@@ -1,4 +1,4 @@
-"""Every kind of bad dataset file is rejected with one line naming the file and the field (issue 2, item 4).
+"""Every kind of bad dataset file is rejected with one line naming the file and the field.
 
 Files are first written valid by ``save_dataset``, then broken with raw h5py edits (the writer itself
 refuses invalid datasets), and read back with ``load_dataset``.

@@ -1,4 +1,4 @@
-"""offmarl's MPE physics against mpe2 itself (issue 3: "the particle physics must be mpe2's").
+"""offmarl's MPE physics against mpe2 itself (the particle physics must be mpe2's: SIT's maps are MPE maps).
 
 mpe2's envs and ours start from the *same* entity positions and velocities (mpe2's are set on its
 world after ``reset``, ours through ``ParticleTaskEnv.set_state``) and receive the same random

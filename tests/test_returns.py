@@ -1,4 +1,4 @@
-"""Returns-to-go: the training function and the evaluation tracker agree exactly (issue 2, item 6)."""
+"""Returns-to-go: the training function and the evaluation tracker agree exactly."""
 
 from __future__ import annotations
 

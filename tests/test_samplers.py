@@ -1,4 +1,4 @@
-"""Samplers of offmarl.data (issue 2, item 5): transitions, windows, episodes, prioritized episodes,
+"""Samplers of offmarl.data: transitions, windows, episodes, prioritized episodes,
 per-agent slices, state dicts and the state-only refusal."""
 
 from __future__ import annotations

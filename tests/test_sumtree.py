@@ -1,4 +1,4 @@
-"""SumTree: totals, prefix-sum search, zero leaves, and sampling frequencies (issue 2, item 5(d))."""
+"""SumTree: totals, prefix-sum search, zero leaves, and sampling frequencies."""
 
 from __future__ import annotations
 

@@ -6,12 +6,12 @@ every max / argmax / logsumexp / softmax over actions here ignores unavailable a
 
 Presets (:data:`PRESETS`) of the centralized baselines, because the papers differ:
 
-* ``tseng`` -- Tseng et al. App. B.4–B.6 and Tables 7–9 (``000_d2a4d6ed983a1f6a.txt``): 3-layer MLP
+* ``tseng`` -- Tseng et al. App. B.4–B.6 and Tables 7–9: 3-layer MLP
   agents with hidden 256; a QMIX mixing network, "2-layer MLP with hidden dimension 64" (embedding 64,
   two-layer hypernetworks of width 64); lr 1e-4 with weight decay 1e-4 (AdamW); batch 128.
   Unstated, chosen: discount 0.99; soft target updates τ = 0.005 (CQL's reference code); gradient-norm
   clipping 10 (SIT Table 11 / pymarl's default).
-* ``sit`` -- SIT Table 11 (``002_7d1041f23f8bbfbb.txt``): GRU agents with hidden 64, the linear mixer
+* ``sit`` -- SIT (Tian et al.) Table 11: GRU agents with hidden 64, the linear mixer
   of App. B with hidden 32 ("Mixer/Critic hidden dimension 32"), RMSprop lr 5e-4 (pymarl's α = 0.99,
   ε = 1e-5), batch 32 episodes, gradient clipping 10, discount 0.99, hard target copies every 100
   updates ("Parameters update interval 100").

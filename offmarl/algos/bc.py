@@ -1,7 +1,7 @@
 """Behaviour cloning, one independent MLP per agent (``bc``).
 
-Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, App. B.2 and Table 5
-(``../shared/papers/000_d2a4d6ed983a1f6a.txt``): "a 3-layer MLP with hidden dimensions 128 ... takes a
+Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, App. B.2 and Table 5:
+"a 3-layer MLP with hidden dimensions 128 ... takes a
 series of local observations as input and predicts the action distribution, trained in a regressing
 manner". The baseline row "BC" of Tables 1-3.
 """

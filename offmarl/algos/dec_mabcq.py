@@ -1,6 +1,6 @@
 """Jiang & Lu's MABCQ, fully decentralized offline MARL (``dec_mabcq``).
 
-Paper: *Offline Decentralized Multi-Agent Reinforcement Learning* (``003_facd061221e80b91.txt``):
+Paper: Jiang & Lu, *Offline Decentralized Multi-Agent Reinforcement Learning* (arXiv:2108.01832):
 §3.2 (value deviation, transition normalization), §3.3 (Eq. 1, Eq. 2, the estimators of λ_vd and
 λ_tn), Algorithm 1, the baselines of §4.1 and Table 6. Named apart from SIT's centralized baseline
 "MABCQ" (a BCQ with a mixer), which is :mod:`offmarl.algos.ma_bcq`.

@@ -1,8 +1,8 @@
 """Teacher→student Decision-Transformer distillation with structural relations (``distill``).
 
 Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, §3.2, Eq. 1-4 and
-Algorithm 1 (``../shared/papers/001_9fffdde4843a62eb.txt``); hyperparameters App. B.7 Table 10 and the
-Huber/MSE comparison App. F.1 Table 13 (``000_d2a4d6ed983a1f6a.txt``). The "Ours" rows of Tables 1-3.
+Algorithm 1; hyperparameters App. B.7 Table 10 and the
+Huber/MSE comparison App. F.1 Table 13. The "Ours" rows of Tables 1-3.
 
 Stage 1 ("teacher", ``teacher_fraction`` of the step budget): train the centralized DT teacher
 (:mod:`offmarl.algos.teacher`) on all agents' concatenated (R̂, o, a). Then freeze it; the fit loop saves
@@ -40,7 +40,7 @@ teacher itself is the artifact's joint policy).
 The teacher's predictions are taken on the dataset's windows (teacher forcing), as in its own training.
 Departure: Algorithm 1 writes the teacher's input actions as its own predictions â_{<t}; read literally
 that is an autoregressive rollout of the teacher on the dataset's observations, which the main text does
-not describe. The students' action loss uses the dataset actions (§3.1), as the issue asks.
+not describe. The students' action loss uses the dataset actions: it is §3.1's L_action, which Eq. 4 reuses.
 
 Ablations (``--ablation NAME``; Table 3 rows and Table 13):
     conventional      "Ours (conventional distillation)": action + KL only (α = 0)
@@ -106,7 +106,7 @@ class Config(DTConfig):
     action_target: ``dataset`` (the dataset's actions) or ``teacher`` (the teacher's greedy actions).
     distill_reduction: how L_rel and L_KL are reduced over the batch's real (window, step) positions before
         α and β weigh them: ``mean`` (as L_action) or ``sum``. Eq. 4 does not say. Measured on tseng-table1's
-        trained runs (BENCHMARKS.md), under ``mean`` the paper's α = 0.01, β ≤ 0.002 leave the two terms'
+        trained runs (results/FINDINGS.md), under ``mean`` the paper's α = 0.01, β ≤ 0.002 leave the two terms'
         gradients at 1e-5 … 1e-3 of L_action's -- distill then trains as IDT -- while the paper's ablations
         find each term matters; under ``sum`` (x the P real positions: 2560 for batch 128, K = 20) they
         weigh in. L_action is a mean either way.

@@ -1,7 +1,7 @@
 """Independent Decision Transformer (``idt``): one Decision Transformer per agent on its own data.
 
-Reference: Tseng et al. §3.1 (``../shared/papers/001_9fffdde4843a62eb.txt``) and App. B.1, Table 4
-(``000_d2a4d6ed983a1f6a.txt``); the "IDT" rows of Tables 1-2. For each agent i a separate DT π^i predicts
+Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, §3.1 and App. B.1,
+Table 4; the "IDT" rows of Tables 1-2. For each agent i a separate DT π^i predicts
 a_t^i from agent i's own last K steps of (R̂^i, o^i, a^i):
 
     L^i = E_t [ CE(π^i(R̂_{≤t}^i, o_{≤t}^i, a_{<t}^i), a_t^i) ]      (discrete; MSE for continuous actions)

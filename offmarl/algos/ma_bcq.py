@@ -1,7 +1,7 @@
 """Multi-agent batch-constrained Q-learning with a mixer (``ma_bcq``): SIT's centralized "MABCQ" baseline.
 
-SIT App. B, Eq. 12 (``002_7d1041f23f8bbfbb.txt``; ζ = 0.3 in Table 11) and Tseng et al. App. B.6 /
-Table 9 (``000_…txt``, "MA-BCQ"). Fujimoto et al. 2019 (BCQ, continuous) and Fujimoto et al. 2019b
+SIT (Tian et al.) App. B, Eq. 12 (ζ = 0.3 in Table 11) and Tseng et al. App. B.6 /
+Table 9 ("MA-BCQ"). Fujimoto et al. 2019 (BCQ, continuous) and Fujimoto et al. 2019b
 ("Benchmarking batch deep RL algorithms", discrete BCQ's threshold). Not to be confused with Jiang &
 Lu's fully decentralized MABCQ, which is :mod:`offmarl.algos.dec_mabcq`.
 """

@@ -1,7 +1,7 @@
 """Multi-agent CQL with a mixer (``ma_cql``): offline QMIX plus CQL's conservative term.
 
-SIT App. B, Eq. 13 (``002_7d1041f23f8bbfbb.txt``; "MACQL", β_CQL = 2.0 in Table 11) and Tseng et al.
-App. B.4 / Table 7 (``000_d2a4d6ed983a1f6a.txt``; "MA-CQL", 3-layer MLP agents, QMIX mixer). Kumar et
+SIT (Tian et al.) App. B, Eq. 13 ("MACQL", β_CQL = 2.0 in Table 11) and Tseng et al.
+App. B.4 / Table 7 ("MA-CQL", 3-layer MLP agents, QMIX mixer). Kumar et
 al. 2020 (CQL). The learner is :class:`offmarl.algos.qmix.QMIX` with the term added to the critic loss.
 """
 

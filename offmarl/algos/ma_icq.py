@@ -1,8 +1,8 @@
 """Multi-agent Implicit Constraint Q-learning (``ma_icq``): a mixed critic evaluated only at dataset
 actions and per-agent actors fitted by exponentially weighted behaviour cloning.
 
-SIT App. B, Eq. 14 and the actor loss above it (``002_7d1041f23f8bbfbb.txt``; β_ICQ = 0.1,
-λ_ICQ = 0.8, critic lr 1e-4 in Table 11) and Tseng et al. App. B.5 / Table 8 (``000_…txt``). Yang et
+SIT (Tian et al.) App. B, Eq. 14 and the actor loss above it (β_ICQ = 0.1,
+λ_ICQ = 0.8, critic lr 1e-4 in Table 11) and Tseng et al. App. B.5 / Table 8. Yang et
 al. 2021 (ICQ).
 """
 

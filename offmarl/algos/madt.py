@@ -1,9 +1,9 @@
 """Multi-Agent Decision Transformer (``madt``): one DT shared by all agents, one-hot agent id appended.
 
 Reference: Meng et al. (MADT), as run by Tseng et al. App. B.3 and Table 6
-(``../shared/papers/000_d2a4d6ed983a1f6a.txt``): a GPT-2-like backbone "with two-layer transformer
+(*Offline Multi-Agent RL with Knowledge Distillation*): a GPT-2-like backbone "with two-layer transformer
 blocks", parameters shared across agents, the one-hot agent id concatenated to each observation
-(``001_9fffdde4843a62eb.txt`` §1, Fig. 2b). Agent i's sequence (R̂^i, [o^i, onehot(i)], a^i) is an
+(Tseng et al. §1, Fig. 2b). Agent i's sequence (R̂^i, [o^i, onehot(i)], a^i) is an
 independent row of the batch:
 
     L = (1/n) sum_i E_t [ CE(π(R̂_{≤t}^i, [o^i, e_i]_{≤t}, a_{<t}^i), a_t^i) ]   (MSE for continuous actions)

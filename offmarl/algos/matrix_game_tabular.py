@@ -1,4 +1,4 @@
-"""The exact tabular MABCQ operator on a two-agent matrix game (Jiang & Lu, ``003_facd061221e80b91.txt``
+"""The exact tabular MABCQ operator on a two-agent matrix game (Jiang & Lu, *Offline Decentralized MARL*,
 §3.1–3.2, Tables 1–4, App. B). Pure numpy; no learning.
 
 Agent i sees a one-step game: from the start state it plays a_i and lands in an outcome s' that

@@ -1,6 +1,6 @@
 """Offline QMIX (``qmix``): value factorisation trained on a fixed dataset with no offline constraint.
 
-SIT's unconstrained baseline (``002_7d1041f23f8bbfbb.txt`` §5 "QMIX (discrete), FacMAC (continuous)";
+SIT's unconstrained baseline (Tian et al. 2023, §5 "QMIX (discrete), FacMAC (continuous)";
 hyper-parameters Table 11 → ``--preset sit``); ``--preset tseng`` gives Tseng's architecture
 (App. B.4–B.6) for comparison with the other Tseng baselines. Rashid et al. 2018 (QMIX), Peng et al.
 2021 (FACMAC). :mod:`offmarl.algos.ma_cql` is this learner plus CQL's conservative term.

@@ -1,6 +1,6 @@
 """The centralized Decision-Transformer teacher of Tseng et al. (``teacher``), trainable on its own.
 
-Reference: Tseng et al. §3.2 and Algorithm 1, first loop (``../shared/papers/001_9fffdde4843a62eb.txt``):
+Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, §3.2 and Algorithm 1, first loop:
 "a centralized teacher policy π_teacher that takes in all agents' observations, actions, and rewards
 (o^{1:n}, a^{1:n}, r^{1:n}) combined via concatenation to predict all agents' actions". Tokens per step t:
 

@@ -1,7 +1,7 @@
 """Training metrics of bench runs, read from each run's ``metrics.csv``: curves over seeds, final values.
 
 A suite's ``metric_curves: [value_diff, ...]`` names ``metrics.csv`` columns (the losses and statistics an
-algorithm logs, e.g. dec_mabcq's ``value_diff`` = max_i V_i − min_i V_i, MABCQ ``003_…txt`` §4.2, Fig. 3).
+algorithm logs, e.g. dec_mabcq's ``value_diff`` = max_i V_i − min_i V_i, MABCQ (Jiang & Lu) §4.2, Fig. 3).
 For each such metric and each (algorithm, dataset) cell of a bench table:
 
 * a run's series is its ``(step, value)`` pairs; blank cells (a multi-stage algorithm logs some columns

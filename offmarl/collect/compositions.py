@@ -1,6 +1,6 @@
 """Agent-wise compositions (SIT App. C) and per-agent dataset mixtures (MABCQ §4.1).
 
-Composition notation (SIT ``002_…txt`` App. C.3, Tables 7–8, without the agent names):
+Composition notation (SIT, Tian et al., App. C.3, Tables 7–8, without the agent names):
 ``"50%[r,r,r]+50%[r,r,m]"`` = half of the episodes with agents 1–2 random and agent 3 medium, half
 with all three random. Levels per agent: ``r`` random, ``m`` medium, ``e`` expert
 (:mod:`offmarl.collect.mixing`). Weights are percentages summing to 100; a single component may omit
@@ -11,7 +11,7 @@ Episode split: component k gets ``round(weight_k × N / 100)`` episodes by the l
 (so the counts sum to N), and at least one; each component is collected as its own rollout with seed
 ``derive_seed(seed, "component", k)`` and the parts are concatenated in component order.
 
-Per-agent datasets (MABCQ ``003_…txt`` §4.1): agent i's dataset is the composition
+Per-agent datasets (MABCQ, Jiang & Lu, §4.1): agent i's dataset is the composition
 ``20%[r,…,r] + 35%[i: m, others: e] + 35%[i: e, others: m] + 10%[e,…,e]`` with MABCQ's "small noise"
 (``DEFAULT_EXPERT_NOISE``, see :mod:`offmarl.collect.mixing`) on the last three parts. Each agent's
 dataset is collected separately (seed ``derive_seed(seed, "agent", i)``) and holds the whole joint

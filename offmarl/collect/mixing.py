@@ -5,11 +5,11 @@ uniform random one with probability ``rate`` (uniform over the *available* discr
 in the ``Box``), else the expert's action. The expert is queried on every step even when all of its
 actions are replaced, so a stateful expert (a Decision Transformer's context) sees every observation.
 
-Per-agent levels (SIT App. C notation, ``002_…txt`` Tables 7–8): ``e`` = expert, ``m`` = "medium" =
+Per-agent levels (SIT, Tian et al., App. C notation, Tables 7–8): ``e`` = expert, ``m`` = "medium" =
 the expert ε-mixed at ``medium_rate``, ``r`` = random.
 
 Departure (SIT, MABCQ): SIT samples each agent's behaviour policy from *policy pools* of QMIX/FacMAC
-checkpoints binned by return (App. C.2, Tables 4–6), and MABCQ (``003_…txt`` §4.1) uses an
+checkpoints binned by return (App. C.2, Tables 4–6), and MABCQ (Jiang & Lu, §4.1) uses an
 intermediate SAC checkpoint as its "medium" policy. We have no trained checkpoints for our envs, so the
 medium level is our stand-in: the scripted expert with a uniform random action at probability
 ``DEFAULT_MEDIUM_RATE = 0.5`` per step and agent. SIT's medium pools sit in the middle of the

@@ -11,7 +11,7 @@ workers asking for the same recipe build it once.
 
 Recipes (episode counts from the papers; ``--scale`` multiplies them, at least one episode per part):
 
-* ``tseng/fill_in``: random walk, 1000 episodes (Tseng ``000_…txt`` App. D, Table 12).
+* ``tseng/fill_in``: random walk, 1000 episodes (Tseng et al., App. D, Table 12).
 * ``tseng/equal_space``: expert, 1000 episodes (Table 12). Departure: scripted expert, not PPO.
 * ``tseng/grid_world/{good,normal,poor}``: 4000 episodes each (Table 11) at normalized scores 1 / 0.80 /
   0.65 (:mod:`offmarl.collect.tiers`).
@@ -23,14 +23,14 @@ Recipes (episode counts from the papers; ``--scale`` multiplies them, at least o
   A 16-episode check (16 pilot episodes, ``benchmarks/env_adapters_throughput.py --tiers 16``) reached
   normal at score 0.792 (ε = 0.109, return 24.45 ± 9.60; R_random 4.07, R_expert 29.82).
 * ``sit/mpe_cn_3ls3l/{random,medium}``, ``sit/mpe_cn_4ls4l/…``, ``sit/mpe_pp_3p1p/…``: the agent-wise
-  compositions of SIT ``002_…txt`` App. C.3 Table 8, 10000 episodes each; the level pools are our
+  compositions of SIT (Tian et al.) App. C.3 Table 8, 10000 episodes each; the level pools are our
   stand-ins (:mod:`offmarl.collect.mixing`).
-* ``mabcq/equal_space/per_agent``: MABCQ ``003_…txt`` §4.1 per-agent mixtures, 4000 episodes per agent.
+* ``mabcq/equal_space/per_agent``: MABCQ (Jiang & Lu) §4.1 per-agent mixtures, 4000 episodes per agent.
   Departure: MABCQ used 1 M transitions per agent on MuJoCo; 4000 × 25 steps = 100 k (``--scale 10``
   gives 1 M).
 * ``mabcq/matrix_game``: MABCQ Table 1 matrix game with its behaviour policies ([0.8, 0.2], [0.4, 0.6]),
   1000 episodes.
-* ``dm2/<env>/state_only``: state-only expert demonstrations (DM² ``004_…txt`` §5) for the native envs,
+* ``dm2/<env>/state_only``: state-only expert demonstrations (DM², Wang et al., §5) for the native envs,
   1000 episodes. Departure: DM² used SMAC demonstrations from trained IPPO/QMIX teams.
 
 Measured at seed 0, scale 1 (per-agent average return, mean ± std over episodes): grid_world good

@@ -1,4 +1,4 @@
-"""Quality tiers good / normal / poor (Tseng et al. App. D, ``000_…txt``; Table 11).
+"""Quality tiers good / normal / poor (Tseng et al., App. D and Table 11).
 
 Tseng et al. collect Grid-World and Highway data with an expert ("good"), and with policies reaching
 "around 80 %" ("normal") and "around 65 %" ("poor") of the expert's performance. We make the rule

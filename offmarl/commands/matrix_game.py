@@ -1,4 +1,4 @@
-"""``offmarl matrix-game``: MABCQ's matrix game (Jiang & Lu, ``003_facd061221e80b91.txt`` Tables 1–4, App. B).
+"""``offmarl matrix-game``: MABCQ's matrix game (Jiang & Lu, *Offline Decentralized MARL*, Tables 1–4, App. B).
 
 For the variants ``bcq``, ``vd``, ``tn``, ``vd_tn`` it computes, two ways:
 

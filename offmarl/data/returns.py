@@ -1,7 +1,7 @@
 """The returns-to-go contract shared by training (samplers) and evaluation (policy wrappers).
 
-Definition (undiscounted, as in the Decision Transformer and Tseng et al. 2022,
-``../shared/papers/001_*.txt``, Sec. 3): for step ``t`` of an episode that ends after step ``t_end - 1``,
+Definition (undiscounted, as in the Decision Transformer and Tseng et al. 2022, *Offline Multi-Agent RL
+with Knowledge Distillation*, Sec. 3): for step ``t`` of an episode that ends after step ``t_end - 1``,
 
     R_t = scale * sum_{t' = t}^{t_end - 1} r_{t'}
 

@@ -42,7 +42,7 @@ from offmarl.errors import DatasetError
 
 # ---- per-agent slices --------------------------------------------------------------------------
 def agent_slice(dataset: MultiAgentDataset, agent: int, trim_obs: bool = True) -> MultiAgentDataset:
-    """Agent ``agent``'s part of ``dataset`` as a one-agent dataset (issue 2, item 5(c)).
+    """Agent ``agent``'s part of ``dataset`` as a one-agent dataset (for decentralized learners).
 
     Holds agent i's ``obs``, ``actions``, ``rewards``, ``avail_actions`` and ``final_obs`` with the agent
     dimension of size 1, the same episode structure (``episode_starts``, ``terminals``,
@@ -88,7 +88,7 @@ def agent_slice(dataset: MultiAgentDataset, agent: int, trim_obs: bool = True) -
 
 
 def softmax_priorities(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """``exp(scores / temperature)`` up to a constant factor, computed stably (SIT Eq. 7, ``002_*.txt``).
+    """``exp(scores / temperature)`` up to a constant factor, computed stably (SIT, Tian et al. 2023, Eq. 7).
 
     SIT reshapes episode priorities with a softmax of temperature alpha; the normalising sum does not
     change proportional sampling, so pass the result as priorities with ``alpha=1``.
@@ -203,7 +203,7 @@ class _Sampler:
 
 # ---- transitions -------------------------------------------------------------------------------
 class TransitionSampler(_Sampler):
-    """Uniform single steps for Q-learning (issue 2, item 5(a)); keys in the module docstring.
+    """Uniform single steps for Q-learning; keys in the module docstring.
 
     ``require_actions=False`` allows a state-only dataset (e.g. DM²'s GAIL discriminator on
     ``(o, o')`` pairs); the batch then has no ``actions``.
@@ -223,7 +223,7 @@ class TransitionSampler(_Sampler):
 
 # ---- K-step windows ----------------------------------------------------------------------------
 class WindowSampler(_Sampler):
-    """K-step windows for sequence models (Decision Transformer; issue 2, item 5(b)).
+    """K-step windows for sequence models (Decision Transformer).
 
     Sampling: draw a step ``t`` uniformly over all steps of the dataset and take the (up to) K steps of
     t's episode that *end* at ``t``; when fewer than K steps precede ``t`` in its episode, the window is
@@ -340,11 +340,11 @@ class EpisodeSampler(_Sampler):
 
 
 class PrioritizedEpisodeSampler(EpisodeSampler):
-    """Episodes drawn in proportion to priorities over a sum tree (issue 2, item 5(d); SIT's DPER).
+    """Episodes drawn in proportion to priorities over a sum tree (SIT's DPER).
 
     Items: the dataset's episodes, or -- with ``agents=[j, ...]`` -- the individual trajectories
     ``(j, episode)`` of those agents (SIT stores the individual trajectories of all agents of one type in
-    one replay; ``002_*.txt``, "Decomposed Prioritized Experience Replay"). Item ``k`` is episode
+    one replay; Tian et al., "Decomposed Prioritized Experience Replay"). Item ``k`` is episode
     ``k % E`` of agent ``agents[k // E]``. An item is drawn with probability
 
         P(k) = p_k^alpha / sum_j p_j^alpha        (Schaul et al. 2016, Eq. 1; p_k = 0 is never drawn)

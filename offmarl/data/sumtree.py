@@ -1,5 +1,5 @@
 """Array-based sum tree for proportional sampling (Schaul et al. 2016, "Prioritized Experience Replay",
-App. B.2.1; SIT uses it for its decomposed prioritized replay, ``../shared/papers/002_*.txt``, Sec.
+App. B.2.1; SIT (Tian et al. 2023) uses it for its decomposed prioritized replay, Sec.
 "Decomposed Prioritized Experience Replay").
 
 Layout: ``C`` = capacity rounded up to a power of two; node 1 is the root, node ``k`` has children

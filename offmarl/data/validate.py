@@ -1,4 +1,4 @@
-"""Validation of a :class:`MultiAgentDataset` against its card (DESIGN.md, "Dataset"; issue 2, item 4).
+"""Validation of a :class:`MultiAgentDataset` against its card (DESIGN.md, "Dataset").
 
 :func:`validate_dataset` is run by :func:`offmarl.data.load_dataset` on every file it reads and by
 :func:`offmarl.data.save_dataset` before anything is written. It raises

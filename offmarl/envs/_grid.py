@@ -6,7 +6,7 @@ Conventions (both envs):
       env-specific marks (e.g. ``'T'`` for Grid-World's target) on free cells. Cell ``(r, c)`` is row
       ``r`` (0 = top) and column ``c`` (0 = left). Everything outside the layout counts as wall.
     * Headings are clockwise: 0 north (row - 1), 1 east (col + 1), 2 south (row + 1), 3 west (col - 1).
-    * Actions (Tseng et al. App. C, ``000_d2a4d6ed983a1f6a.txt``): 0 move forward, 1 turn left (heading
+    * Actions (Tseng et al., App. C): 0 move forward, 1 turn left (heading
       - 1), 2 turn right (heading + 1), 3 no move. Turning does not move the agent.
     * Movement is simultaneous and resolved without any order between agents (so it vectorises and
       treats agents symmetrically): a forward move fails when the cell ahead is a wall, when another agent

@@ -18,7 +18,7 @@ register_env("mpe_cn_4ls4l", "offmarl.envs.mpe:cn_4ls4l",
 register_env("mpe_pp_3p1p", "offmarl.envs.mpe:pp_3p1p",
              "SIT: predator-prey, 3 predators / 1 heuristic prey, partially observable (mpe2 physics)")
 
-# ---- adapters around other packages (optional extras; issue 7) ----------------------------------------
+# ---- adapters around other packages (optional extras) -------------------------------------------------
 register_env("highway", "offmarl.envs.highway:make_highway",
              "Tseng et al. App. C: highway-env, 3 controlled cars among IDM/MOBIL traffic; Kinematics observations, "
              "5 meta-actions, per-car reward 25*r_collision + 0.2*r_high_speed (fast=True: highway-fast)",

@@ -1,8 +1,8 @@
 """Equal Space (Tseng et al., NeurIPS 2022): agents spread out to equal, maximal distances.
 
-Paper: ``000_d2a4d6ed983a1f6a.txt`` App. C ("Equal Space": 3 agents adapted from the multi-agent particle
+Paper: Tseng et al. App. C ("Equal Space": 3 agents adapted from the multi-agent particle
 envs, observation = relative positions of the other agents, continuous action ``[δx, δy]``) and App. E /
-``001_9fffdde4843a62eb.txt`` §4.2 (the best policy moves the agents to the corners and forms an
+§4.2 (the best policy moves the agents to the corners and forms an
 equilateral triangle). Table 12: the expert dataset's per-agent return is -2.25 ± 0.12.
 
 Dynamics (``B`` sub-envs, ``n`` agents, arena ``[-h, h]²`` with ``h = half_width``)::

@@ -1,4 +1,4 @@
-"""Fill-In (Tseng et al. 2022, App. C, ``000_d2a4d6ed983a1f6a.txt``; main text §4 ``001_…``).
+"""Fill-In (Tseng et al. 2022, *Offline Multi-Agent RL with Knowledge Distillation*, App. C, §4).
 
 ``n`` agents with a heading walk on a grid map; a floor cell becomes *filled* by the first agent that
 enters it. The team should fill every cell, each agent avoiding the others' paths.

@@ -1,4 +1,4 @@
-"""Grid-World (Tseng et al. 2022, App. C, ``000_d2a4d6ed983a1f6a.txt``; main text §4 ``001_…``).
+"""Grid-World (Tseng et al. 2022, *Offline Multi-Agent RL with Knowledge Distillation*, App. C, §4).
 
 ``n`` agents with a heading move on a 10 x 10 map with obstacles and one target cell; each agent has
 its own objects (the paper's "apples") lying on the map. The paper gives the view (5 x 5), the four
@@ -26,8 +26,8 @@ Departures: the carry-and-deliver role of the target, one-object capacity, respa
 horizon, objects per agent and the map are our choices (the paper does not state them, and its figure
 of the map is missing from our copy): one fixed obstacle map by default, with random agent/object
 placement each episode (any other map via ``layout``). App. C also speaks of "4 10x10 maps" for the
-channels; we follow its "5x5 visible region" (and issue 3): the four channels cover the egocentric
-view only. The paper's PPO expert is replaced by a scripted one.
+channels; we follow its "5x5 visible region" (four full 10x10 maps would show every agent the whole map): the
+four channels cover the egocentric view only. The paper's PPO expert is replaced by a scripted one.
 
 Observation of agent i (``obs_dim = 25 * 4 + 7 = 107``): its egocentric 5 x 5 view -- 5 rows ahead
 including its own row, 5 columns centred on it, rotated with its heading (view row 0 = four cells

@@ -1,4 +1,4 @@
-"""Highway (Tseng et al. App. C, ``../shared/papers/000_d2a4d6ed983a1f6a.txt``) on highway-env.
+"""Highway (Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, App. C) on highway-env.
 
 ``make_env("highway", num_envs=B, seed=s, fast=False, ...)``: highway-env's ``HighwayEnv`` in its
 multi-agent setting -- ``controlled_vehicles`` (3) cars among the package's built-in IDM/MOBIL traffic

@@ -1,4 +1,4 @@
-"""Multi-agent MuJoCo (SIT App. C, ``002_…txt``; MABCQ §4 and Table 6, ``003_…txt``) on gymnasium-robotics.
+"""Multi-agent MuJoCo (SIT, Tian et al., App. C; MABCQ, Jiang & Lu, §4 and Table 6) on gymnasium-robotics.
 
 ``make_env(name, num_envs=B, seed=s, episode_limit=1000, agent_obs="local", agent_obsk=1)`` for
 

@@ -1,6 +1,6 @@
 """The two-agent matrix game of MABCQ (Jiang & Lu), as a two-step MDP.
 
-Paper: ``003_facd061221e80b91.txt`` §3.1, Table 1 (payoff ``[[1, 5], [6, 1]]``, behaviour policies
+Paper: Jiang & Lu, *Offline Decentralized MARL*, §3.1, Table 1 (payoff ``[[1, 5], [6, 1]]``, behaviour policies
 ``[0.8, 0.2]`` for agent 1 and ``[0.4, 0.6]`` for agent 2; the optimum is the joint action ``(a_2, a_1)``
 in the paper's 1-based action names, i.e. action indices ``(1, 0)``, payoff 6) and App. B. The paper's
 agents get a shared reward ``r = R(s)`` that depends on the state only, and learn values of the *next*

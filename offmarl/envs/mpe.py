@@ -1,6 +1,6 @@
 """SIT's partially observable MPE maps on mpe2's particle physics: CN_3ls3l, CN_4ls4l and PP_3p1p.
 
-Reference: SIT (Tian et al., AAAI 2023), ``../shared/papers/002_7d1041f23f8bbfbb.txt``, App. C.1
+Reference: SIT (Tian et al., *Learning from Good Trajectories in Offline MARL*, AAAI 2023), App. C.1
 (Table 3: what each agent sees) and C.2 (Table 5: return ranges of the random/medium/expert pools).
 Physics: :mod:`offmarl.envs._particles`, a vectorized copy of mpe2 1.1.1's ``World.step`` (order of
 updates and constants); ``tests/test_mpe_physics_vs_mpe2.py`` checks it against mpe2 step by step.
@@ -20,7 +20,7 @@ mpe2's ``SimpleEnv`` mixes it::
     g   = - sum_l min_i |p_i - q_l|                    (simple_spread.global_reward)
     c_i = - #{j != i : |p_i - p_j| < 0.3}              (simple_spread.reward: -1 per colliding seeker)
 
-With the default ``local_ratio = 0`` (the issue's choice) the reward is the global team reward ``g``,
+With the default ``local_ratio = 0`` (SIT's "global reward game") the reward is the global team reward ``g``,
 broadcast to every seeker, and the collision penalty has weight 0 -- as in mpe2 with ``local_ratio=0``
 (collisions still push seekers apart physically). Observation of seeker ``i`` (``obs_dim`` 10 for
 the Table 3 defaults, ``4 + 2 * (visible_landmarks + visible_seekers)`` in general)::

@@ -1,8 +1,8 @@
 """SMAC maps on jaxmarl's SMAX: StarCraft micromanagement without the StarCraft II binary.
 
-All four papers evaluate on SMAC (Tseng ``000_…txt`` App. C and Table 12: 2s3z, 3s5z, 8m_vs_9m,
-3s5z_vs_3s6z; SIT ``002_…txt`` App. C Table 2: 2s_vs_1sc, 3s_vs_5z, 2s3z, 8m, 1c3s5z, 10m_vs_11m;
-DM² ``004_…txt`` §5 and App. B: 5m_vs_6m, 3s_vs_4z, 3s_vs_3z, 3s_vs_5z, 8m_vs_9m). SMAC needs StarCraft
+All four papers evaluate on SMAC (Tseng et al. App. C and Table 12: 2s3z, 3s5z, 8m_vs_9m,
+3s5z_vs_3s6z; SIT (Tian et al.) App. C Table 2: 2s_vs_1sc, 3s_vs_5z, 2s3z, 8m, 1c3s5z, 10m_vs_11m;
+DM² (Wang et al.) §5 and App. B: 5m_vs_6m, 3s_vs_4z, 3s_vs_3z, 3s_vs_5z, 8m_vs_9m). SMAC needs StarCraft
 II, which cannot be installed here, so offmarl runs the maps on SMAX (jaxmarl, ``pip install
 'offmarl[smax]'``), a JAX re-implementation of SMAC's unit micromanagement: ``make_env("smac_2s3z",
 num_envs=B, seed=s)``.

@@ -8,7 +8,7 @@ logits (cross-entropy); continuous: ``tanh`` scaled to the action bounds (MSE), 
 speed, same outputs: the last action token a_K is left out (``3K - 1`` tokens), since no o_t attends to it.
 
 The *input layout* decides what one "agent sequence" is, so IDT, MADT, the centralized teacher and the
-students share this one module (Tseng et al. §3, ``001_9fffdde4843a62eb.txt``; App. B.1/B.3, ``000_…``):
+students share this one module (Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, §3, App. B.1/B.3):
 
 ``per_agent`` (IDT, students)
     ``E = n`` independent transformers (member e = agent e); member e reads only agent e's return-to-go,

@@ -14,10 +14,11 @@ Mixers (registry :data:`MIXERS`, built with :func:`make_mixer`):
       h = elu(Q^T |W_1(s)| + b_1(s)),   Q_tot = h^T |W_2(s)| + V(s),
   ``W_1(s) [n, E]``, ``W_2(s) [E, 1]`` (absolute values ⇒ ``∂Q_tot/∂Q_i ≥ 0``), ``V(s)`` a two-layer
   state value. ``hypernet_layers`` = 1 (linear hypernetworks) or 2 (Linear-ReLU-Linear with
-  ``hypernet_hidden`` units, pymarl's ``hypernet_layers: 2``). Tseng et al. App. B.4–B.6
-  (``000_…txt``): "mixing network ... 2-layer MLP with hidden dimension 64" → ``embed_dim = 64`` with
-  two-layer hypernetworks of width 64.
-* ``linear`` -- SIT App. B (``002_…txt``): ``Q_tot = Σ_i w_i(s) Q_i + b(s)`` with ``w_i(s) = |f_w(s)|_i ≥ 0``
+  ``hypernet_hidden`` units, pymarl's ``hypernet_layers: 2``). Tseng et al., *Offline Multi-Agent RL
+  with Knowledge Distillation*, App. B.4–B.6: "mixing network ... 2-layer MLP with hidden dimension 64"
+  → ``embed_dim = 64`` with two-layer hypernetworks of width 64.
+* ``linear`` -- SIT (Tian et al., *Learning from Good Trajectories in Offline MARL*), App. B:
+  ``Q_tot = Σ_i w_i(s) Q_i + b(s)`` with ``w_i(s) = |f_w(s)|_i ≥ 0``
   and ``b(s) = f_b(s)``; ``f_w``, ``f_b`` are two-layer MLPs of width ``hidden`` (SIT Table 11:
   "Mixer/Critic hidden dimension 32").
 * ``vdn`` -- Sunehag et al. 2018: ``Q_tot = Σ_i Q_i`` (no parameters, no state).

@@ -1,7 +1,7 @@
 """The causal transformer every Decision Transformer in offmarl runs on (GPT-2-like, pre-LayerNorm).
 
 Architecture (Radford et al. 2019, GPT-2, as used by kzl's decision-transformer, ``gym/decision_transformer/
-models/decision_transformer.py``; Tseng et al. App. A.2/B.1 ``000_d2a4d6ed983a1f6a.txt``):
+models/decision_transformer.py``; Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, App. A.2/B.1):
 
     x = Dropout(LayerNorm_emb(tokens + TimeEmbed(timestep)))       # no positional embedding, as kzl
     x = x + Dropout(Proj(Attn(LN1(x))))                            # causal multi-head self-attention

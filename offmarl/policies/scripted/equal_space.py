@@ -1,6 +1,6 @@
 """Scripted (centralized) expert of Equal Space.
 
-Like the paper's expert (``000_d2a4d6ed983a1f6a.txt`` App. D: a centralized policy that sees every
+Like the paper's expert (Tseng et al., App. D: a centralized policy that sees every
 agent), it reads the global state: all positions and the elapsed fraction of the episode.
 
 At the first step of each episode (state's elapsed fraction = 0, or after ``reset(B, mask)``) it plans a

@@ -1,4 +1,4 @@
-"""Behaviour and expert policies of the MABCQ matrix game (``003_facd061221e80b91.txt`` §3.1, Table 1).
+"""Behaviour and expert policies of the MABCQ matrix game (Jiang & Lu, §3.1, Table 1).
 
 :class:`MatrixGameBehavior` is the paper's data-collecting policy: each agent independently samples its
 action from its own distribution (``spec.kwargs["behavior"]``; default ``[0.8, 0.2]`` and ``[0.4, 0.6]``),

@@ -1,8 +1,8 @@
 """How much do Eq. 4's distillation terms pull on the students? Gradient norms of L_action, α L_rel and
 β L_KL on trained distill runs of a bench.
 
-    .venv/bin/python benchmarks/distill_term_gradients.py [--suite-dir /work/results_runs/tseng-table1]
-                                                          [--batches 4]
+    .venv/bin/python analysis/distill_term_gradients.py [--suite-dir runs/tseng-table1]
+                                                        [--batches 4]
 
 For every ``<dataset>/distill/seed<k>`` run of the suite directory, at two points -- the start of the
 student stage (the run's saved teacher artifact, students freshly initialised from the run's seed) and
@@ -35,7 +35,9 @@ def _ratios(algo, batch) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite-dir", default="/work/results_runs/tseng-table1")
+    parser.add_argument("--suite-dir", default=Path(__file__).resolve().parents[1] / "runs" / "tseng-table1",
+                        help="runs of a tseng-table1 bench (default: runs/tseng-table1 of the repository, where "
+                             "`offmarl bench run tseng-table1` run from its root writes them)")
     parser.add_argument("--batches", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(1)

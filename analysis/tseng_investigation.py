@@ -1,9 +1,9 @@
 """Why does distill not beat MADT everywhere? Re-evaluate a finished `tseng-table1` bench at other targets.
 
-    .venv/bin/python benchmarks/tseng_investigation.py [--suite-dir /work/results_runs/tseng-table1]
+    .venv/bin/python analysis/tseng_investigation.py [--suite-dir runs/tseng-table1]
         [--episodes 32] [--algos idt,madt,teacher,distill] [--out DIR]
 
-Issue 4 asks, where our table differs from the paper's distill > MADT > IDT > BC, to look at teacher
+Where our table differs from the paper's distill > MADT > IDT > BC, the suspects are teacher
 quality, target return, feature choice and scale. This script covers the first two on the trained runs of
 a bench, without retraining and without touching the bench's eval.json files:
 
@@ -63,7 +63,9 @@ def evaluate_run(run: Path, episodes: int, teacher_artifact: bool) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite-dir", default="/work/results_runs/tseng-table1")
+    parser.add_argument("--suite-dir", default=Path(__file__).resolve().parents[1] / "runs" / "tseng-table1",
+                        help="runs of a tseng-table1 bench (default: runs/tseng-table1 of the repository, where "
+                             "`offmarl bench run tseng-table1` run from its root writes them)")
     parser.add_argument("--episodes", type=int, default=32)
     parser.add_argument("--algos", default="idt,madt,teacher,distill")
     parser.add_argument("--out", default=None)
