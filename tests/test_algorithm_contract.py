@@ -180,7 +180,7 @@ def test_a_decentralized_learner_is_unchanged_by_another_agents_data(name, toy):
     rng = np.random.default_rng(1)
     other.obs[:, 1] = np.eye(3, dtype=np.float32)[rng.integers(0, 3, other.n_steps)]
     other.actions[:, 1] = rng.integers(0, 2, other.n_steps)
-    other.rewards[:, 1] = rng.normal(size=other.n_steps).astype(np.float32)
+    other.rewards[:, 1] = (10.0 * rng.normal(size=other.n_steps)).astype(np.float32)  # other return scales too
     runs = []
     for data in (toy, other):
         algo = build(name, toy, updates=6)
