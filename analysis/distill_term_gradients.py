@@ -42,9 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from offmarl.algos.base import build_config, get_algo_class, load_algo
+    from offmarl.core.seeding import seed_everything
     from offmarl.data.sources import dataset_cards
     from offmarl.train.run_dir import resolve_dataset
-    from offmarl.core.seeding import seed_everything
 
     cls = get_algo_class("distill")
     print("| dataset | point | reduction | real positions per batch | α L_rel / L_action | β L_KL / L_action | runs |")

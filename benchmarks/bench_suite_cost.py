@@ -72,9 +72,9 @@ def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tu
     from offmarl.algos.base import build_config, get_algo_class
     from offmarl.bench.runner import prepare_datasets, resolve_steps, write_override_files
     from offmarl.bench.suite import check_algorithms, import_modules, load_suite
-    from offmarl.train.experiment import config_overrides
-    from offmarl.train.evaluate import evaluate_policy
     from offmarl.data.sources import dataset_cards
+    from offmarl.train.evaluate import evaluate_policy
+    from offmarl.train.experiment import config_overrides
     from offmarl.train.run_dir import resolve_dataset
 
     suite = load_suite(suite_name)

@@ -113,8 +113,8 @@ def best_of_alternating(steps: list[Callable[[], None]], seconds: float, rounds:
 
 
 def returns_row(map_name: str, episodes: int) -> str:
-    from offmarl.policies.registry import make_behavior_policy
     from offmarl.envs import make_env
+    from offmarl.policies.registry import make_behavior_policy
     from offmarl.train.evaluate import evaluate_policy
 
     spec = make_env(f"smac_{map_name}").spec
@@ -137,10 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput table")
     args = parser.parse_args(argv)
 
-    import offmarl.envs.smax  # noqa: F401  (first: silences jaxmarl's import message, sets the compilation cache)
-
     import jax
     import jaxmarl
+
+    import offmarl.envs.smax  # noqa: F401  (first: silences jaxmarl's import message, sets the compilation cache)
 
     cache = jax.config.jax_compilation_cache_dir
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")

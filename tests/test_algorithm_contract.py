@@ -14,15 +14,15 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import _online_learner
+import _toy_env
 import numpy as np
 import pytest
 import torch
 import yaml
-
-import _online_learner
-import _toy_env
 from _drive import drive
 from _run_files import assert_same_run_files
+
 from offmarl.algos import base, list_algos, load_algo, make_algo
 from offmarl.data.io import save_dataset
 from offmarl.envs.base import TimeStep

@@ -6,11 +6,17 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from _collect_toy_env import ToyClimbEnv, ToyUpExpert
+
 from offmarl.collect import tiers as tiers_module
-from offmarl.collect.compositions import (Component, collect_composition, collect_per_agent, mabcq_components,
-                                          parse_composition, split_episodes)
+from offmarl.collect.compositions import (
+    Component,
+    collect_composition,
+    collect_per_agent,
+    mabcq_components,
+    parse_composition,
+    split_episodes,
+)
 from offmarl.collect.mixing import MixedPolicy, PerAgentLevelPolicy
 from offmarl.collect.rollout import concatenate, make_card, rollout
 from offmarl.collect.tiers import bisect_rate, collect_tier, normalized_score

@@ -10,9 +10,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _datasets import make_dataset
 from typer.testing import CliRunner
 
-from _datasets import make_dataset
 from offmarl.cli import app
 from offmarl.data import io
 from offmarl.data.dataset import FORMAT_VERSION, MultiAgentDataset

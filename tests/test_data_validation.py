@@ -14,9 +14,9 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from _datasets import N_ACTIONS, make_dataset
 from typer.testing import CliRunner
 
-from _datasets import N_ACTIONS, make_dataset
 from offmarl.cli import app
 from offmarl.data.dataset import FORMAT_VERSION
 from offmarl.data.io import load_dataset, save_dataset, save_per_agent_datasets

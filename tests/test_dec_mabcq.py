@@ -9,15 +9,15 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from _drive import drive
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
+
 from offmarl.algos import make_algo
 from offmarl.algos.base import build_config, get_algo_class
 from offmarl.collect.recipes import collect_dataset
 from offmarl.data.sources import PerAgentDatasets
-from offmarl.train.experiment import parse_sets
 from offmarl.train import TrainConfig, fit, seed_everything
+from offmarl.train.experiment import parse_sets
 
 SMALL = {"hidden": 16, "batch_size": 32, "value_diff_states": 16, "value_diff_every": 1}
 

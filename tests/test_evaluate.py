@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 
+import _toy_env
 import imageio.v3 as iio
 import numpy as np
 import pytest
-
-import _toy_env
 from _toy_env import ToyExpert, ToyPickEnv
+
 from offmarl.policies.random import RandomPolicy
 from offmarl.train.evaluate import evaluate_policy, write_eval_json
 

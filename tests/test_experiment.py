@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 
+import _online_learner
+import _toy_env
 import numpy as np
 import pytest
 import torch
+from _run_files import assert_same_run_files
 from typer.testing import CliRunner
 
-import _online_learner
-from _run_files import assert_same_run_files
-import _toy_env
 from offmarl.algos import base
 from offmarl.cli import app
 from offmarl.data.io import save_dataset

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
+from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from typer.testing import CliRunner
 
-from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from offmarl.algos.matrix_game_tabular import modified_transition, tabular_mabcq
 from offmarl.cli import app
 from offmarl.commands.matrix_game import format_report, parse_matrix

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
+
 from offmarl.nets.agents import AgentNetwork, GroupLinear
 from offmarl.nets.mixers import MIXERS, LinearMixer, QMixer, VDNMixer, make_mixer
 

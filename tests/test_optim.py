@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import torch
+from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from torch import nn
 
-from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from offmarl.core.optim import make_optimizer
 
 

@@ -10,8 +10,15 @@ from typer.testing import CliRunner
 
 from offmarl.collect import recipes as recipes_module
 from offmarl.collect.compositions import parse_composition
-from offmarl.collect.recipes import (build_recipe, collect_dataset, get_recipe, get_recipe_dataset, is_recipe,
-                                     list_recipes, recipe_dataset_path)
+from offmarl.collect.recipes import (
+    build_recipe,
+    collect_dataset,
+    get_recipe,
+    get_recipe_dataset,
+    is_recipe,
+    list_recipes,
+    recipe_dataset_path,
+)
 from offmarl.collect.tiers import TIER_TARGETS
 from offmarl.data.sources import PerAgentDatasets, datasets_of
 from offmarl.envs.registry import get_env_entry

@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import _toy_env
 import pytest
 import torch
 from typer.testing import CliRunner
 
-import _toy_env
 from offmarl.cli import app
 from offmarl.data.io import save_dataset
 

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import _toy_env
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-import _toy_env
-from offmarl.algos.base import Algorithm, AlgoConfig
+from offmarl.algos.base import AlgoConfig, Algorithm
 from offmarl.cli import app
 from offmarl.data.io import save_dataset
 from offmarl.train import TrainConfig, atomic_torch_save, fit, load_checkpoint

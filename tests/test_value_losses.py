@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from torch import nn
 
-from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from offmarl.algos import _value as V
 from offmarl.algos.ma_cql import Config as CQLConfig
 

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from offmarl.algos._value import frozen_copy, masked_mean, one_step_targets, resolve_preset, update_target
-from offmarl.algos.base import Algorithm, AlgoConfig
+from offmarl.algos.base import AlgoConfig, Algorithm
+from offmarl.core.optim import OptimizerWrapper
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.samplers import EpisodeSampler, TransitionSampler
 from offmarl.envs.base import EnvSpec
@@ -36,7 +37,6 @@ from offmarl.nets.action_head import ActionHead
 from offmarl.nets.agents import AGENT_KINDS, AgentNetwork
 from offmarl.nets.mixers import make_mixer
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.core.optim import OptimizerWrapper
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from offmarl.algos.base import Algorithm, AlgoConfig
+from offmarl.algos.base import AlgoConfig, Algorithm
+from offmarl.core.optim import OptimizerWrapper
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.samplers import WindowSampler
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.decision_transformer import DecisionTransformer, DTOutput, DTSpec
-from offmarl.core.optim import OptimizerWrapper
 
 
 @dataclasses.dataclass(frozen=True)

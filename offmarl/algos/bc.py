@@ -15,14 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from offmarl.algos.base import Algorithm, AlgoConfig, register_algo
+from offmarl.algos.base import AlgoConfig, Algorithm, register_algo
+from offmarl.core.optim import OptimizerWrapper
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.samplers import WindowSampler
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.mlp import MLP
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.core.optim import OptimizerWrapper
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,16 +42,16 @@ from offmarl.algos._value import (
     value_deviation,
     weighted_mse,
 )
-from offmarl.algos.base import Algorithm, AlgoConfig, register_algo
+from offmarl.algos.base import AlgoConfig, Algorithm, register_algo
+from offmarl.core.optim import OptimizerWrapper
 from offmarl.data.dataset import MultiAgentDataset
-from offmarl.data.sources import Dataset, PerAgentDatasets
 from offmarl.data.samplers import TransitionSampler, agent_slice
+from offmarl.data.sources import Dataset, PerAgentDatasets
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead
 from offmarl.nets.mlp import MLP
 from offmarl.nets.vae import ConditionalVAE, Perturbation
 from offmarl.policies.base import AgentPolicy, DecentralizedPolicy
-from offmarl.core.optim import OptimizerWrapper
 
 TN_ESTIMATORS = ("auto", "counts", "vae")
 

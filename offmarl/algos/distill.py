@@ -61,15 +61,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from offmarl.algos._sequence import (DTAlgorithm, DTConfig, action_loss, agent_major, check_dt_config,
-                                     full_precision, masked_mean)
+from offmarl.algos._sequence import (
+    DTAlgorithm,
+    DTConfig,
+    action_loss,
+    agent_major,
+    check_dt_config,
+    full_precision,
+    masked_mean,
+)
 from offmarl.algos.base import register_algo
 from offmarl.algos.teacher import Teacher
+from offmarl.core.optim import OptimizerWrapper
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead, mask_logits
 from offmarl.nets.mlp import MLP
-from offmarl.core.optim import OptimizerWrapper
 
 COS_EPS = 1e-6  # cosines are clamped to [-1 + eps, 1 - eps]: arccos has an infinite slope at ±1
 

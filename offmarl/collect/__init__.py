@@ -5,11 +5,17 @@ per-agent levels), :mod:`offmarl.collect.tiers` (Tseng's good/normal/poor), :mod
 (SIT compositions, MABCQ per-agent mixtures) and :mod:`offmarl.collect.recipes` (the papers' datasets).
 """
 
-from offmarl.collect.compositions import (collect_composition, collect_per_agent, parse_composition,
-                                          split_episodes)
+from offmarl.collect.compositions import collect_composition, collect_per_agent, parse_composition, split_episodes
 from offmarl.collect.mixing import MixedPolicy, PerAgentLevelPolicy
-from offmarl.collect.recipes import (build_recipe, collect_dataset, get_recipe_dataset, is_recipe, list_recipes,
-                                     recipe_dataset_path, save_collected)
+from offmarl.collect.recipes import (
+                                          build_recipe,
+                                          collect_dataset,
+                                          get_recipe_dataset,
+                                          is_recipe,
+                                          list_recipes,
+                                          recipe_dataset_path,
+                                          save_collected,
+)
 from offmarl.collect.rollout import concatenate, derive_seed, rollout
 from offmarl.collect.tiers import TIER_TARGETS, collect_tier, normalized_score
 

@@ -30,8 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from offmarl.collect.mixing import (DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE, LEVEL_NAMES, LEVELS,
-                                    PerAgentLevelPolicy)
+from offmarl.collect.mixing import DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE, LEVEL_NAMES, LEVELS, PerAgentLevelPolicy
 from offmarl.collect.rollout import concatenate, derive_seed, make_card, mean_return, rollout
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.sources import PerAgentDatasets

@@ -23,8 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from offmarl.collect.recipes import (build_recipe, collect_dataset, get_recipe, list_recipes,
-                                     save_collected)
+from offmarl.collect.recipes import build_recipe, collect_dataset, get_recipe, list_recipes, save_collected
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.sources import Dataset, PerAgentDatasets
 

@@ -5,9 +5,9 @@ Nothing here runs an environment; the package imports only ``offmarl.envs.base``
 
 from offmarl.data.dataset import FORMAT_VERSION, DatasetCard, MultiAgentDataset
 from offmarl.data.io import dataset_info, load_dataset, save_dataset, save_per_agent_datasets
-from offmarl.data.validate import validate_dataset
 from offmarl.data.returns import ReturnToGoTracker, returns_to_go
 from offmarl.data.sumtree import SumTree
+from offmarl.data.validate import validate_dataset
 
 
 def __getattr__(name):

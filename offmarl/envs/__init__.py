@@ -1,10 +1,9 @@
 """Batched multi-agent environments (native numpy ones and adapters) behind one contract."""
 
-from offmarl.envs.base import BatchedEnv, EnvSpec, TimeStep
-from offmarl.envs.registry import EnvSource, get_env_entry, list_envs, make_env, register_env
-
 # Each native env module registers itself on import (cheap: numpy only).
 from offmarl.envs import catalog as _catalog  # noqa: F401,E402
+from offmarl.envs.base import BatchedEnv, EnvSpec, TimeStep
+from offmarl.envs.registry import EnvSource, get_env_entry, list_envs, make_env, register_env
 
 
 def pettingzoo_env(name: str, **kwargs):

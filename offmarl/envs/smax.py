@@ -91,7 +91,6 @@ from offmarl.envs.base import BatchedEnv, EnvSpec, TimeStep
 from offmarl.envs.registry import get_env_entry
 
 
-
 @contextlib.contextmanager
 def _jaxmarl_import_guard():
     """jaxmarl prints two lines to stdout when imported, and its mabrax module sets ``sys.stdout`` /

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from offmarl.policies.base import DecentralizedPolicy
 from offmarl.core.files import atomic_write_json
+from offmarl.policies.base import DecentralizedPolicy
 
 EVAL_SCHEMA_VERSION = 1
 

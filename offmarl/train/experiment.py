@@ -55,7 +55,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from offmarl.algos.base import Algorithm, AlgoConfig, build_config, get_algo_class, load_algo
+from offmarl.algos.base import AlgoConfig, Algorithm, build_config, get_algo_class, load_algo
 from offmarl.core.files import atomic_write_json
 from offmarl.core.seeding import seed_everything
 from offmarl.data.sources import DatasetAndEnv, dataset_cards

@@ -49,7 +49,6 @@ from offmarl.envs.base import EnvSpec, TimeStep
 from offmarl.envs.mpe import PREDATOR_ACCEL, PREDATOR_MAX_SPEED, SEEKER_ACCEL, state_layout, unpack_state
 from offmarl.policies.base import JointPolicy
 
-
 _PLAN_HORIZON = 2
 _PLANS = np.array(list(itertools.product(range(N_ACTIONS), repeat=_PLAN_HORIZON)), dtype=np.int64)  # [25, 2]
 

@@ -56,12 +56,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# after offmarl.envs.smax, which imports jaxmarl with its import-time printing contained
+from jaxmarl.environments.smax.heuristic_enemy import HeuristicPolicyState, create_heuristic_policy  # noqa: E402
+
 from offmarl.envs.base import EnvSpec, TimeStep
 from offmarl.envs.smax import STOP_ACTION, jaxmarl_env, map_of_spec
 from offmarl.policies.base import JointPolicy
-
-# after offmarl.envs.smax, which imports jaxmarl with its import-time printing contained
-from jaxmarl.environments.smax.heuristic_enemy import HeuristicPolicyState, create_heuristic_policy  # noqa: E402
 
 ATTACK_MODES = ("closest", "random")
 
