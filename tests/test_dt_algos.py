@@ -217,7 +217,7 @@ def native_datasets():
 
 @pytest.mark.parametrize("env", ["equal_space", "fill_in"])
 @pytest.mark.parametrize("name", DT_ALGOS)
-def test_tiny_end_to_end(native_datasets, env, name):
+def test_smoke_end_to_end_in_the_native_envs(native_datasets, env, name):
     ds = native_datasets[env]
     algo = _algo(name, ds, steps=4, context_len=3)
     summary = fit(algo, ds, None, TrainConfig(steps=4, progress=False, tensorboard=False))

@@ -46,7 +46,7 @@ RUNS = [(name, kind, preset) for name in CENTRAL for kind, preset in
 
 
 @pytest.mark.parametrize("name,kind,preset", RUNS)
-def test_tiny_run_trains_and_evaluates_through_the_cli(files, tmp_path, name, kind, preset):
+def test_smoke_train_and_eval_through_the_cli(files, tmp_path, name, kind, preset):
     out = tmp_path / "run"
     summary = run_train(algo=name, dataset=str(files[kind]), out=out, steps=6, sets=_sets(TINY), preset=preset,
                         eval_episodes=0, quiet=True)
@@ -59,7 +59,7 @@ def test_tiny_run_trains_and_evaluates_through_the_cli(files, tmp_path, name, ki
 
 
 @pytest.mark.parametrize("kind", ["discrete", "per_agent"])
-def test_dec_mabcq_tiny_run_through_the_cli(files, tmp_path, kind):
+def test_smoke_dec_mabcq_through_the_cli(files, tmp_path, kind):
     out = tmp_path / "run"
     summary = run_train(algo="dec_mabcq", dataset=str(files[kind]), out=out, steps=10,
                         sets=["hidden=16", "batch_size=16", "value_diff_states=8", "value_diff_every=2"],
