@@ -359,3 +359,19 @@ def test_config_sources_override_in_order(tmp_path):
     yml.write_text("- lr\n")
     with pytest.raises(ValueError, match="expected a mapping of config keys, got list"):
         config_overrides(bc, "fill_in", yml, [], None, None, None)
+
+
+def test_atomic_directory_replaces_a_directory_whole_or_not_at_all(tmp_path):
+    from offmarl.core.files import atomic_directory
+
+    target = tmp_path / "best"
+    with atomic_directory(target) as staging:
+        (staging / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as staging:
+            (staging / "a.txt").write_text("half")
+            raise RuntimeError("killed while writing")
+    assert (target / "a.txt").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    with atomic_directory(target) as staging:
+        (staging / "b.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["best"]

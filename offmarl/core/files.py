@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -94,6 +95,28 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     safe = to_safe(obj)
     with atomic_path(path) as tmp:
         torch.save(safe, tmp)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty staging directory beside ``path``; when the block ends without an exception, it takes
+    ``path``'s place (the old directory is renamed aside, the new one renamed in, then the old removed).
+    A kill inside the block leaves ``path`` as it was; only between the two renames is there no ``path``,
+    and then ``<path>.old`` holds the previous one. On an exception the staging directory is removed."""
+    path = Path(path)
+    staging, aside = path.with_name(f"{path.name}.tmp"), path.with_name(f"{path.name}.old")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    if path.exists():
+        path.rename(aside)
+    staging.rename(path)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 @contextlib.contextmanager

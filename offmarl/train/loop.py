@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import json
 import platform
-import shutil
 import sys
 import time
 import warnings
@@ -47,7 +46,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from offmarl.core.files import atomic_write_json
+from offmarl.core.files import atomic_directory, atomic_write_json
 from offmarl.core.seeding import global_rng_state, seed_everything, set_global_rng_state
 from offmarl.data.sources import source_record
 from offmarl.train.checkpoint import load_checkpoint, save_checkpoint
@@ -176,18 +175,16 @@ def _isolated(evaluator: Evaluator, step: int) -> dict:
 def keep_if_best(algo: Any, paths: RunPaths, curve: list[list[float]]) -> bool:
     """Save ``algo``'s weights to ``paths.best`` when the curve's last point is its best so far (a strictly
     higher mean return than every earlier point: ties keep the earlier weights). ``best/best.json`` holds
-    ``{"step", "return_mean", "return_std"}``. Written to ``best.tmp`` and renamed, so a kill leaves either
-    the old or the new best; a resumed run re-evaluates the same steps with the same seed and so re-selects
+    ``{"step", "return_mean", "return_std"}``. Written as one directory (:func:`atomic_directory`), so a kill
+    leaves the old or the new best; a resumed run re-evaluates the same steps with the same seed and so re-selects
     the same weights. Returns whether it saved."""
     if not curve or any(point[1] >= curve[-1][1] for point in curve[:-1]):
         return False
     step, mean, std = curve[-1]
-    staging = paths.root / "best.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    algo.save(staging)
-    atomic_write_json(staging / "best.json", {"step": int(step), "return_mean": float(mean), "return_std": float(std)})
-    shutil.rmtree(paths.best, ignore_errors=True)
-    staging.rename(paths.best)
+    with atomic_directory(paths.best) as staging:
+        algo.save(staging)
+        atomic_write_json(staging / "best.json",
+                          {"step": int(step), "return_mean": float(mean), "return_std": float(std)})
     return True
 
 
@@ -197,18 +194,14 @@ def _crossed(before: int, after: int, every: int) -> bool:
 
 
 def _save_stage_artifact(algo: Any, stage: str, step: int, paths: RunPaths, fingerprint: dict[str, Any]) -> None:
-    """Save what ``stage`` hands over to ``<run>/<stage>/`` with ``stage.json``; staged and renamed, so a kill
-    leaves the old directory or the new one."""
+    """Save what ``stage`` hands over to ``<run>/<stage>/`` with ``stage.json``, as one directory
+    (:func:`atomic_directory`)."""
     artifact = algo.stage_artifact(stage)
     if artifact is None:
         return
-    target = paths.stage_artifact(stage)
-    staging = target.with_name(f"{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    artifact.save(staging)
-    atomic_write_json(staging / "stage.json", {"stage": stage, "step": step, "run": fingerprint})
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    with atomic_directory(paths.stage_artifact(stage)) as staging:
+        artifact.save(staging)
+        atomic_write_json(staging / "stage.json", {"stage": stage, "step": step, "run": fingerprint})
 
 
 def _check_stage_artifacts(algo: Any, step: int, paths: RunPaths, fingerprint: dict[str, Any]) -> None:
