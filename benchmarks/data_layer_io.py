@@ -101,7 +101,8 @@ def main() -> None:
           "load throughput (MiB/s) |")
     print("|---|---|---|---|---|---|")
     for name, save_s, load_s, raw_s, size in rows:
-        print(f"| {name} | {save_s:.2f} | {load_s:.2f} | {raw_s:.2f} | {size / mib:.0f} | {in_memory / mib / load_s:.0f} |")
+        print(f"| {name} | {save_s:.2f} | {load_s:.2f} | {raw_s:.2f} | {size / mib:.0f} | "
+              f"{in_memory / mib / load_s:.0f} |")
     print(f"\ncommand: .venv/bin/python benchmarks/data_layer_io.py --steps {args.steps}")
 
 

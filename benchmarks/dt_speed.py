@@ -91,7 +91,8 @@ class SyntheticWindows:
         idx = np.maximum(idx, 0)
         take = lambda x: np.where(mask.reshape(mask.shape + (1,) * (x.ndim - 2)), x[e[:, None], idx], 0)  # noqa: E731
         return {"states": torch.from_numpy(take(self.states)), "actions": torch.from_numpy(take(self.actions)),
-                "rtg": torch.from_numpy(take(self.rtg[..., None])), "timesteps": torch.from_numpy(np.where(mask, idx, 0)),
+                "rtg": torch.from_numpy(take(self.rtg[..., None])),
+                "timesteps": torch.from_numpy(np.where(mask, idx, 0)),
                 "mask": torch.from_numpy(mask)}
 
 
@@ -300,8 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             frac = flops * sps / (peaks[precision] * 1e9)
             loss = float(np.mean([np.mean(r.losses[-100:]) for r in runs]))
             wall = statistics.median(r.wall_steps_per_s for r in runs)
-            summary[f"{which}/{precision}"] = {"steps_per_s": sps, "wall_steps_per_s": wall, "gflop_per_step": flops / 1e9,
-                                               "peak_fraction": frac, "loss_last100": loss}
+            summary[f"{which}/{precision}"] = {"steps_per_s": sps, "wall_steps_per_s": wall,
+                                               "gflop_per_step": flops / 1e9, "peak_fraction": frac,
+                                               "loss_last100": loss}
             print(f"| {which} | {precision} | {sps:.2f} | {wall:.2f} | {sps / hf_sps:.2f}x | {flops / 1e9:.2f} "
                   f"| {100 * frac:.1f} % | {loss:.5f} |")
     print("\nmatmul peak (2048^3, torch.matmul or oneDNN linear, best of 10 before and after the runs, "
@@ -318,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                 for a, b in zip(results[("offmarl", precision)], results[("hf", precision)])]
         checks.append((f"equal loss ({precision}, last 100 steps, mean over {seeds} seed(s) within 5 %)",
                        abs(ours_l - hf_l) / hf_l <= 0.05,
-                       f"{100 * (ours_l - hf_l) / hf_l:+.1f} % (per seed: " + ", ".join(f"{100 * g:+.1f} %" for g in gaps) + ")"))
+                       f"{100 * (ours_l - hf_l) / hf_l:+.1f} % (per seed: "
+                       + ", ".join(f"{100 * g:+.1f} %" for g in gaps) + ")"))
     if "bf16" in precisions and "fp32" in precisions:
         ratio = summary["offmarl/bf16"]["steps_per_s"] / summary["hf/fp32"]["steps_per_s"]
         checks.append(("offmarl bf16 >= 3x HF fp32", ratio >= 3.0, f"{ratio:.2f}x"))

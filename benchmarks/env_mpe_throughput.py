@@ -108,7 +108,8 @@ def _fmt(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-envs", type=int, default=4096, help="sub-envs of offmarl's envs (and episodes for --returns)")
+    parser.add_argument("--num-envs", type=int, default=4096,
+                        help="sub-envs of offmarl's envs (and episodes for --returns)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing window per row")
     parser.add_argument("--returns", action="store_true", help="also measure random / expert / medium returns")
     args = parser.parse_args(argv)
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"\nPer-agent episode return, mean ± std over {args.num_envs} episodes (seed 0); "
           "'x n' = mean times the number of agents (SIT's scale)\n")
-    print("| env | random | expert | medium (expert, noise 0.5) | random x n | expert x n | SIT Table 5 pools (random / medium / expert) |")
+    print("| env | random | expert | medium (expert, noise 0.5) | random x n | expert x n | "
+          "SIT Table 5 pools (random / medium / expert) |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for name in ("mpe_cn_3ls3l", "mpe_cn_4ls4l", "mpe_pp_3p1p"):
         n = make_env(name).spec.n_agents

@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                 ours, ours_compile = adapter_stepper(map_name, batch)
                 raw, raw_compile = raw_stepper(map_name, batch)
                 ours_rate, raw_rate = (batch * r for r in best_of_alternating([ours, raw], args.seconds, args.rounds))
-                print(f"| smac_{map_name} | {batch} | {ours_rate:,.0f} | {raw_rate:,.0f} | {ours_rate / raw_rate:.2f} | "
-                      f"{ours_compile:.1f} / {raw_compile:.1f} |", flush=True)
+                print(f"| smac_{map_name} | {batch} | {ours_rate:,.0f} | {raw_rate:,.0f} | "
+                      f"{ours_rate / raw_rate:.2f} | {ours_compile:.1f} / {raw_compile:.1f} |", flush=True)
     if args.returns:
         print(f"\nPer-agent episode return (mean ± std over {args.episodes} episodes, seed 0; a won episode "
               "returns 20) and win rate against SMAX's heuristic enemy\n")

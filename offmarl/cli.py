@@ -92,12 +92,15 @@ def envs_render(
 @app.command()
 def collect(
     env: Optional[str] = typer.Argument(None, help="Environment name (omit with --recipe or --list)."),
-    policy: Optional[str] = typer.Option(None, "--policy", help="Behaviour policy (random, expert, ...; default expert)."),
+    policy: Optional[str] = typer.Option(None, "--policy",
+                                         help="Behaviour policy (random, expert, ...; default expert)."),
     tier: Optional[str] = typer.Option(None, "--tier", help="Quality tier: good | normal | poor."),
     composition: Optional[str] = typer.Option(None, "--composition",
                                               help='Per-agent levels, e.g. "50%[r,r,r]+50%[r,r,m]" (r/m/e).'),
-    per_agent: bool = typer.Option(False, "--per-agent", help="Write per-agent datasets (MABCQ mixture), one group per agent."),
-    state_only: bool = typer.Option(False, "--state-only", help="Write observations without actions (DM2 demonstrations)."),
+    per_agent: bool = typer.Option(False, "--per-agent",
+                                   help="Write per-agent datasets (MABCQ mixture), one group per agent."),
+    state_only: bool = typer.Option(False, "--state-only",
+                                    help="Write observations without actions (DM2 demonstrations)."),
     episodes: int = typer.Option(100, "--episodes", help="Number of episodes."),
     seed: int = typer.Option(0, "--seed", help="Seed of the env, the policy and the mixing."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output HDF5 path."),
@@ -118,7 +121,8 @@ def collect(
 @app.command()
 def info(
     path: Path = typer.Argument(..., help="Dataset file (HDF5)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the card as JSON (with episodes, return_mean, return_std)."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="Print the card as JSON (with episodes, return_mean, return_std)."),
     agent: Optional[int] = typer.Option(None, "--agent", help="Agent group of a per-agent dataset."),
 ) -> None:
     """Validate a dataset and print its card and statistics."""
@@ -144,13 +148,16 @@ def train(
     sets: List[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
     ablation: Optional[str] = typer.Option(None, "--ablation", help="Ablation switch set of the algorithm."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Variant of the algorithm."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Hyper-parameter preset of the algorithm (e.g. tseng, sit)."),
+    preset: Optional[str] = typer.Option(None, "--preset",
+                                         help="Hyper-parameter preset of the algorithm (e.g. tseng, sit)."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Appended to the run's label (distill@TAG) in eval.json, "
-                                      "config.json and the default run directory: tells apart runs that differ in overrides."),
+                                      "config.json and the default run directory: tells apart runs that differ in "
+                                      "overrides."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's last checkpoint."),
     eval_episodes: int = typer.Option(32, "--eval-episodes", help="Episodes of the final evaluation (0: none)."),
-    eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps for the learning curve (0: end only)."),
+    eval_every: int = typer.Option(0, "--eval-every",
+                                   help="Evaluate every N steps for the learning curve (0: end only)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write a checkpoint every N steps."),
     checkpoint: str = typer.Option("last", "--checkpoint", help="Weights the final evaluation scores: last, or "
                                    "best (the best --eval-every evaluation, scored on held-out episodes)."),
@@ -164,7 +171,8 @@ def train(
     the run directory."""
     from offmarl.commands.train import run_train
 
-    _run(run_train, algo=algo, dataset=dataset, env=env, env_set=env_set, num_envs=num_envs, out=out, seed=seed, steps=steps, scale=scale, config=config,
+    _run(run_train, algo=algo, dataset=dataset, env=env, env_set=env_set, num_envs=num_envs, out=out, seed=seed,
+         steps=steps, scale=scale, config=config,
          sets=sets, ablation=ablation, variant=variant, preset=preset, precision=precision, resume=resume,
          eval_episodes=eval_episodes, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device,
          threads=threads, list_algos=list_algos, quiet=quiet, tag=tag, checkpoint=checkpoint)
@@ -227,7 +235,9 @@ def bench_table(
 
 
 @bench_app.command("status")
-def bench_status(runs_dir: Path = typer.Argument(..., help="A suite directory, or a runs directory holding suites.")) -> None:
+def bench_status(
+    runs_dir: Path = typer.Argument(..., help="A suite directory, or a runs directory holding suites."),
+) -> None:
     """How far each suite under a runs directory has got (done / running / partial / failed / pending runs)."""
     from offmarl.commands.bench import run_bench_status
 
@@ -236,10 +246,13 @@ def bench_status(runs_dir: Path = typer.Argument(..., help="A suite directory, o
 
 @app.command("matrix-game")
 def matrix_game(
-    payoff: Optional[str] = typer.Option(None, "--payoff", help='Payoff matrix, rows by ";" (default "1,5;6,1", MABCQ Table 1).'),
+    payoff: Optional[str] = typer.Option(None, "--payoff",
+                                         help='Payoff matrix, rows by ";" (default "1,5;6,1", MABCQ Table 1).'),
     behavior: Optional[str] = typer.Option(None, "--behavior",
-                                           help='Behaviour distributions of agents 1 and 2 (default "0.8,0.2;0.4,0.6").'),
-    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="Clip lambda_vd to [1-E, 1+E] (default: no clipping)."),
+                                           help='Behaviour distributions of agents 1 and 2 '
+                                                '(default "0.8,0.2;0.4,0.6").'),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon",
+                                            help="Clip lambda_vd to [1-E, 1+E] (default: no clipping)."),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
 ) -> None:
     """MABCQ's matrix game: tabular operator and deep dec_mabcq learners for bcq, vd, tn, vd_tn (Tables 2-4)."""
@@ -250,7 +263,9 @@ def matrix_game(
 
 # ---- the demo ----------------------------------------------------------------------------------------
 @app.command()
-def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the demo writes its datasets and runs.")) -> None:
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the demo writes its datasets and runs."),
+) -> None:
     """Tseng et al. Table 1 in miniature: the built-in `quick` suite (= offmarl bench run quick --out OUT)."""
     from offmarl.commands.demo import run_demo
 

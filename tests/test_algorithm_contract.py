@@ -30,7 +30,8 @@ from offmarl.envs.registry import EnvSource
 from offmarl.train import TrainConfig, evaluate_policy, fit, seed_everything
 from offmarl.train.experiment import Experiment, load_run, run_experiment
 
-CLASSES = {**{name: base.get_algo_class(name) for name in list_algos()}, _online_learner.NAME: _online_learner.TabularPG}
+CLASSES = {**{name: base.get_algo_class(name) for name in list_algos()},
+           _online_learner.NAME: _online_learner.TabularPG}
 ALGORITHMS = list(CLASSES)
 ONLINE_ENV = EnvSource("matrix_game", {}, num_envs=16)
 FRAMES_PER_UPDATE = ONLINE_ENV.num_envs * 2  # the tabular learner plays whole two-step games
@@ -273,7 +274,8 @@ def _kill_points(name: str) -> list[int]:
 
 def _experiment(name: str, data_file: Path, out: Path, config: Path, **kw: Any) -> Experiment:
     budget = KILL_UPDATES * (FRAMES_PER_UPDATE if online(name) else 1)
-    where = dict(env=ONLINE_ENV.env_name, num_envs=ONLINE_ENV.num_envs) if online(name) else dict(dataset=str(data_file))
+    where = (dict(env=ONLINE_ENV.env_name, num_envs=ONLINE_ENV.num_envs) if online(name)
+             else dict(dataset=str(data_file)))
     return Experiment(algo=name, **where, out=out, seed=2, steps=budget, config=config, eval_episodes=3,
                       eval_every=budget // 4, checkpoint_every=budget // 3, checkpoint="best", progress=False, **kw)
 

@@ -245,7 +245,8 @@ def test_unavailable_action(tmp_path: Path) -> None:
     if actions[12, 2] == 0:  # keep at least one action available
         avail[12, 2, 1] = True
     edit(path, avail_actions=avail)
-    rejects(path, f": field 'actions': action {actions[12, 2]} at step 12, agent 2 is marked unavailable in avail_actions")
+    rejects(path, f": field 'actions': action {actions[12, 2]} at step 12, agent 2 is marked unavailable "
+                  f"in avail_actions")
 
 
 def test_continuous_action_outside_box(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def train(data, steps=8, seed=0, **overrides):
 def _same(a, b) -> bool:
     sa, sb = a.learner_state(), b.learner_state()
     tensors = lambda s: [*s["nets"].values(), *s["targets"].values()]  # noqa: E731
-    return all(torch.equal(x, y) for x, y in zip(tensors(sa), tensors(sb))) and torch.equal(sa["generator"], sb["generator"])
+    return (all(torch.equal(x, y) for x, y in zip(tensors(sa), tensors(sb)))
+            and torch.equal(sa["generator"], sb["generator"]))
 
 
 def test_changing_another_agents_dataset_leaves_agent_i_bit_for_bit_unchanged(equal_space):

@@ -42,8 +42,9 @@ def test_relation_loss_hand_computed_huber_and_mse():
     h_small = 0.5 * q ** 2  # Huber, quadratic part: 0.308425
     h_large = 2 * q - 0.5  # Huber, linear part: |d| − δ/2 = 1.070796
     # entry i = batch mean of Σ_{j≠i}; element 1 contributes 0, so the mean halves element 0's sum
-    huber = torch.tensor([h_small + h_small, h_small + h_large, h_small + h_large]) / 2  # [0.308425, 0.689610, 0.689610]
-    mse = torch.tensor([q ** 2 + q ** 2, q ** 2 + (2 * q) ** 2, q ** 2 + (2 * q) ** 2]) / 2  # [0.616850, 1.542126, 1.542126]
+    # huber = [0.308425, 0.689610, 0.689610], mse = [0.616850, 1.542126, 1.542126]
+    huber = torch.tensor([h_small + h_small, h_small + h_large, h_small + h_large]) / 2
+    mse = torch.tensor([q ** 2 + q ** 2, q ** 2 + (2 * q) ** 2, q ** 2 + (2 * q) ** 2]) / 2
     assert torch.allclose(relation_loss(teacher, student), huber, atol=1e-5)
     assert torch.allclose(relation_loss(teacher, student, kind="mse"), mse, atol=1e-5)
     assert torch.allclose(relation_loss(teacher, teacher.clone()), torch.zeros(3), atol=1e-5)
@@ -308,7 +309,8 @@ def test_a_resume_at_the_hand_over_continues_the_students_exactly(tmp_path):
                       (resumed.M, reference.M), (resumed.N, reference.N)):
         for (key, a), b in zip(mine.state_dict().items(), ref.state_dict().values()):
             assert torch.equal(a, b), key  # bit-identical to the uninterrupted run
-    assert metrics_without_timing(tmp_path / "b" / "metrics.csv") == metrics_without_timing(tmp_path / "a" / "metrics.csv")
+    assert (metrics_without_timing(tmp_path / "b" / "metrics.csv")
+            == metrics_without_timing(tmp_path / "a" / "metrics.csv"))
 
 
 def test_a_resume_refuses_another_runs_teacher_and_rewrites_a_missing_one(tmp_path):

@@ -246,7 +246,8 @@ def test_bf16_autocast_training_of_continuous_distill_is_finite():
     """(Discrete bf16 runs are in the algorithm contract test.)"""
     ds = make_dataset(n_agents=3, episodes=6, seed=2, discrete=False)
     algo = _algo("distill", ds, steps=4)
-    summary = fit(algo, ds, None, TrainConfig(steps=4, precision="bf16", progress=False, tensorboard=False, log_every=1))
+    summary = fit(algo, ds, None, TrainConfig(steps=4, precision="bf16", progress=False, tensorboard=False,
+                                              log_every=1))
     assert summary["losses"] and all(np.isfinite(v) for v in summary["losses"].values())
     assert all(p.dtype == torch.float32 for p in algo.model.parameters())  # master weights stay fp32
 

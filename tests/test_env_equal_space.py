@@ -77,7 +77,8 @@ def test_spec_observation_and_state_layout():
     pos = ts.state[:, :6].reshape(2, 3, 2)
     assert (ts.state[:, 6] == 0).all()
     # agent 1 sees [p1, p0 - p1, p2 - p1]
-    np.testing.assert_allclose(ts.obs[:, 1], np.concatenate([pos[:, 1], pos[:, 0] - pos[:, 1], pos[:, 2] - pos[:, 1]], -1),
+    np.testing.assert_allclose(ts.obs[:, 1],
+                               np.concatenate([pos[:, 1], pos[:, 0] - pos[:, 1], pos[:, 2] - pos[:, 1]], -1),
                                atol=1e-6)
     assert ts.obs.dtype == np.float32 and ts.state.dtype == np.float32
 

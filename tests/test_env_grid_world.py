@@ -30,7 +30,8 @@ def object_cells(env, state: np.ndarray, b: int, agent: int) -> set[tuple[int, i
 def test_pickup_pays_half_only_for_own_objects_and_delivery_respawns():
     env = make_env("grid_world", num_envs=1, **SCENE)
     ts = env.reset()
-    assert object_cells(env, ts.state, 0, 0) == {(1, 3), (1, 4)} and object_cells(env, ts.state, 0, 1) == {(1, 2), (3, 2)}
+    assert (object_cells(env, ts.state, 0, 0) == {(1, 3), (1, 4)}
+            and object_cells(env, ts.state, 0, 1) == {(1, 2), (3, 2)})
     rewards = []
     ts = env.step([[F, F]])  # agent 0 walks over agent 1's object (nothing); agent 1 collects its own
     rewards.append(ts.reward[0].tolist())

@@ -1,4 +1,5 @@
-"""SMAC maps on SMAX (``offmarl.envs.smax``) and SMAX's heuristic as the ``expert`` (``offmarl.policies.scripted.smax``).
+"""SMAC maps on SMAX (``offmarl.envs.smax``) and SMAX's heuristic as the ``expert``
+(``offmarl.policies.scripted.smax``).
 
 Only one map, 3s_vs_3z, is stepped here, at B = 4 (and B = 1 for the PettingZoo view): every (map, B)
 costs one XLA compilation of the step (about 10 s of CPU), shared by all env instances of the process
@@ -53,7 +54,8 @@ def test_maps_match_their_smac_names_and_the_catalog():
         allies, _, enemies = name.partition("_vs_")
         enemies = enemies or allies  # "2s3z" = the same units on both sides
         for side, units in ((allies, smac_map.allies), (enemies, smac_map.enemies)):
-            expected = [UNIT_LETTERS[kind] for count, kind in re.findall(r"(\d+)([a-z])", side) for _ in range(int(count))]
+            expected = [UNIT_LETTERS[kind] for count, kind in re.findall(r"(\d+)([a-z])", side)
+                        for _ in range(int(count))]
             assert [smax.UNIT_TYPES[u] for u in units] == expected, name
         env = smax.jaxmarl_env(name)  # builds the scenario (no compilation)
         assert (env.num_allies, env.num_enemies) == (len(smac_map.allies), len(smac_map.enemies))

@@ -47,7 +47,8 @@ def test_envs_listing_survives_unbuildable_envs(broken_envs, monkeypatch):
     monkeypatch.setattr(mg, "DEFAULT_PAYOFF", [[-1.0]])
     rows = {name: describe_env(name) for name in ("_test_missing", "_test_broken", "_test_unavailable")}
     assert rows["_test_missing"]["reason"] == "module offmarl.envs._no_such_module not built yet"
-    assert rows["_test_broken"]["reason"].startswith("cannot be built: ValueError: matrix_game: payoff entries must be >= 0")
+    assert rows["_test_broken"]["reason"].startswith("cannot be built: ValueError: matrix_game: "
+                                                     "payoff entries must be >= 0")
     assert rows["_test_unavailable"]["reason"] == "needs jax"
     assert not any(row["available"] for row in rows.values())
     result = runner.invoke(app, ["envs"])
@@ -90,7 +91,8 @@ def test_render_errors_are_one_line(tmp_path, args, message):
 
 
 def test_render_run_directory_without_model(tmp_path):
-    result = runner.invoke(app, ["envs", "render", "equal_space", "--policy", str(tmp_path), "--out", str(tmp_path / "x.gif")])
+    result = runner.invoke(app, ["envs", "render", "equal_space", "--policy", str(tmp_path),
+                                 "--out", str(tmp_path / "x.gif")])
     assert result.exit_code == 2 and "is not a trained run directory" in result.output
 
 

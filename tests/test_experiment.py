@@ -103,7 +103,8 @@ def test_an_online_run_killed_at_a_random_update_resumes_to_the_same_files(tmp_p
     assert resumed["eval"]["curve"] == reference["eval"]["curve"]
     assert_same_run_files(tmp_path / "killed", tmp_path / "reference")
     assert torch.equal(load_run(tmp_path / "killed")[0].logits, load_run(tmp_path / "reference")[0].logits)
-    assert torch.equal(load_run(tmp_path / "killed", "best")[0].logits, load_run(tmp_path / "reference", "best")[0].logits)
+    assert torch.equal(load_run(tmp_path / "killed", "best")[0].logits,
+                       load_run(tmp_path / "reference", "best")[0].logits)
 
 
 def test_an_offline_experiment_returns_its_records(tmp_path, capsys):

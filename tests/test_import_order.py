@@ -108,4 +108,5 @@ def test_relative_imports_are_resolved(tmp_path, monkeypatch):
     (fake / "data").mkdir(parents=True)
     (fake / "data" / "mod.py").write_text("from ..algos import base\nfrom . import io\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
-    assert _violations() == ["offmarl/data/mod.py:1 imports offmarl.algos: data may not import algos (a layer above it)"]
+    assert _violations() == ["offmarl/data/mod.py:1 imports offmarl.algos: "
+                             "data may not import algos (a layer above it)"]

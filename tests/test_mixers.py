@@ -23,8 +23,8 @@ def test_shapes_and_broadcasting_over_counterfactual_dims(name):
     states = torch.randn(4, 2, S)
     out = mixer(many, states[:, :, None, None, :])
     assert out.shape == (4, 2, N, 6, 1)
-    b, l, i, k = 3, 1, 2, 4
-    torch.testing.assert_close(out[b, l, i, k], mixer(many[b, l, i, k][None], states[b, l][None])[0])
+    b, step, i, k = 3, 1, 2, 4
+    torch.testing.assert_close(out[b, step, i, k], mixer(many[b, step, i, k][None], states[b, step][None])[0])
 
 
 @pytest.mark.parametrize("name", ["qmix", "linear", "vdn"])
@@ -42,7 +42,8 @@ def test_monotonic_in_every_agent_value(name):
     torch.manual_seed(0)
     qmix = make_mixer("qmix", N, S, hidden=16)
     state = torch.randn(1, S)
-    low, high = qmix.agent_weights(torch.full((1, N), -20.0), state), qmix.agent_weights(torch.full((1, N), 20.0), state)
+    low, high = (qmix.agent_weights(torch.full((1, N), -20.0), state),
+                 qmix.agent_weights(torch.full((1, N), 20.0), state))
     assert not torch.allclose(low, high)
 
 

@@ -29,7 +29,8 @@ def _train(net: nn.Module, opt: torch.optim.Optimizer, steps: int) -> None:
 @pytest.mark.parametrize("name, cls, reference", [
     ("adamw", torch.optim.AdamW, lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=1e-2)),
     ("adam", torch.optim.Adam, lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-2)),
-    ("rmsprop", torch.optim.RMSprop, lambda p: torch.optim.RMSprop(p, lr=1e-2, alpha=0.99, eps=1e-5, weight_decay=1e-2)),
+    ("rmsprop", torch.optim.RMSprop,
+     lambda p: torch.optim.RMSprop(p, lr=1e-2, alpha=0.99, eps=1e-5, weight_decay=1e-2)),
 ])
 def test_same_update_rule_as_torch_defaults(name, cls, reference):
     ours, theirs = _net(), _net()

@@ -86,7 +86,8 @@ def test_recipe_definition_is_valid(name):
     get_env_entry(recipe.env)  # registered
     assert recipe.policy in behavior_policy_names(recipe.env)
     assert recipe.tier is None or recipe.tier in TIER_TARGETS
-    assert sum(x is not None and x is not False for x in (recipe.tier, recipe.composition, recipe.per_agent or None)) <= 1
+    assert sum(x is not None and x is not False
+               for x in (recipe.tier, recipe.composition, recipe.per_agent or None)) <= 1
     if recipe.composition is not None:
         env = _env_or_skip(recipe.env)
         parse_composition(recipe.composition, env.spec.n_agents)
@@ -108,7 +109,8 @@ def test_recipe_dataset_path(monkeypatch, tmp_path):
                     / "tseng__grid_world__normal__seed3__scale0.1.h5")
     assert recipe_dataset_path("tseng/fill_in").name == "tseng__fill_in__seed0__scale1.h5"
     monkeypatch.delenv("OFFMARL_HOME")
-    assert str(recipe_dataset_path("tseng/fill_in")).startswith(str(__import__("pathlib").Path.home() / ".cache/offmarl"))
+    assert str(recipe_dataset_path("tseng/fill_in")).startswith(
+        str(__import__("pathlib").Path.home() / ".cache/offmarl"))
 
 
 # ---- collection by arguments -------------------------------------------------------------------------------

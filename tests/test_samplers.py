@@ -195,7 +195,8 @@ def test_changing_other_agents_data_leaves_agent_slice_and_batches_unchanged():
         for _ in range(3):
             assert_batches_equal(sa.sample(), sb.sample())
     # the joint sampler does see the change (the test above could not pass vacuously)
-    assert not torch.equal(TransitionSampler(ds, 16, seed=5).sample()["obs"], TransitionSampler(other, 16, seed=5).sample()["obs"])
+    assert not torch.equal(TransitionSampler(ds, 16, seed=5).sample()["obs"],
+                           TransitionSampler(other, 16, seed=5).sample()["obs"])
 
 
 # ---- windows -----------------------------------------------------------------------------------
@@ -205,7 +206,8 @@ def test_window_at_episode_start_is_left_padded():
     batch = sampler.batch_at(np.array([1, 7]))  # step 1 of episode 0; step 0 of episode 2
     np.testing.assert_array_equal(batch["mask"].numpy(), [[0, 0, 1, 1], [0, 0, 0, 1]])
     np.testing.assert_array_equal(batch["timesteps"].numpy(), [[0, 0, 0, 1], [0, 0, 0, 0]])
-    np.testing.assert_array_equal(batch["obs"][0].numpy(), np.stack([np.zeros((2, 3)), np.zeros((2, 3)), ds.obs[0], ds.obs[1]]))
+    np.testing.assert_array_equal(batch["obs"][0].numpy(),
+                                  np.stack([np.zeros((2, 3)), np.zeros((2, 3)), ds.obs[0], ds.obs[1]]))
     np.testing.assert_array_equal(batch["obs"][1, 3].numpy(), ds.obs[7])
     assert not batch["obs"][1, :3].any() and not batch["rewards"][1, :3].any()
     np.testing.assert_array_equal(batch["actions"][0].numpy(), [[0, 0], [0, 0], ds.actions[0], ds.actions[1]])
@@ -373,7 +375,8 @@ def test_load_state_dict_of_another_sampler_is_refused():
 def test_state_only_dataset_is_refused_by_samplers_that_need_actions():
     ds = make_dataset(with_actions=False)
     for cls in (TransitionSampler, WindowSampler, EpisodeSampler, PrioritizedEpisodeSampler):
-        with pytest.raises(DatasetError, match=rf"^{cls.__name__} needs actions, but the dataset of env 'hand' is state-only"):
+        with pytest.raises(DatasetError,
+                           match=rf"^{cls.__name__} needs actions, but the dataset of env 'hand' is state-only"):
             cls(ds, 4, 0)
     batch = TransitionSampler(ds, 4, 0, require_actions=False).sample()
     assert "actions" not in batch and batch["next_obs"].shape == (4, 2, 3)

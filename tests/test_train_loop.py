@@ -289,7 +289,8 @@ def test_cli_tag_labels_the_run_and_its_default_directory(tmp_path, small_h5, mo
 def test_cli_best_checkpoint_is_scored_on_held_out_episodes(tmp_path, small_h5):
     run = tmp_path / "run"
     result = invoke("train", "bc", "--dataset", str(small_h5), "--out", str(run), "--steps", "20", "--eval-episodes",
-                    "4", "--eval-every", "5", "--quiet", "--set", "hidden=8", "--set", "history=2", "--checkpoint", "best")
+                    "4", "--eval-every", "5", "--quiet", "--set", "hidden=8", "--set", "history=2",
+                    "--checkpoint", "best")
     assert result.exit_code == 0, result.output
     record = json.loads((run / "eval.json").read_text())
     best = json.loads((run / "best" / "best.json").read_text())

@@ -29,7 +29,8 @@ def files(tmp_path_factory):
     return {
         "discrete": save_dataset(collect_dataset("matrix_game", policy="behavior", episodes=40, seed=0, progress=False),
                                  root / "matrix.h5"),
-        "continuous": save_dataset(collect_dataset("equal_space", episodes=6, seed=0, progress=False), root / "equal.h5"),
+        "continuous": save_dataset(collect_dataset("equal_space", episodes=6, seed=0, progress=False),
+                                   root / "equal.h5"),
         "per_agent": save_per_agent_datasets(collect_dataset("equal_space", per_agent=True, episodes=4, seed=0,
                                                              progress=False), root / "equal_per_agent.h5"),
     }

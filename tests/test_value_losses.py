@@ -154,7 +154,8 @@ def test_target_updates():
 def test_presets_are_the_papers_and_explicit_values_win():
     tseng = V.resolve_preset(CQLConfig(preset="tseng"), {"tseng": {"n_step": 1}})
     assert (tseng.agent, tseng.hidden, tseng.agent_layers, tseng.mixer, tseng.mixer_hidden, tseng.hypernet_layers,
-            tseng.lr, tseng.batch_size, tseng.weight_decay, tseng.n_step) == ("mlp", 256, 3, "qmix", 64, 2, 1e-4, 128, 1e-4, 1)
+            tseng.lr, tseng.batch_size, tseng.weight_decay, tseng.n_step) == ("mlp", 256, 3, "qmix", 64, 2, 1e-4,
+                                                                              128, 1e-4, 1)
     sit = V.resolve_preset(CQLConfig(preset="sit", lr=1e-3))
     assert (sit.agent, sit.hidden, sit.mixer, sit.mixer_hidden, sit.optimizer, sit.batch_size, sit.grad_clip,
             sit.target_update_interval, sit.tau) == ("gru", 64, "linear", 32, "rmsprop", 32, 10.0, 100, 0.0)

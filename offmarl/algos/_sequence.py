@@ -139,11 +139,13 @@ class DTStats:
         obs = dataset.obs.astype(np.float64)  # [T, n, d]
         return obs.mean(axis=0), obs.std(axis=0)
 
-    def resolve_target(self, override: float | np.ndarray | list | tuple | None, config_target: tuple[float, ...]) -> np.ndarray:
+    def resolve_target(self, override: float | np.ndarray | list | tuple | None,
+                       config_target: tuple[float, ...]) -> np.ndarray:
         """Per-agent target ``[n]``: the override, else the config's, else the dataset maxima."""
         n = self.target_return.shape[0]
         value = override if override is not None else (config_target if len(config_target) else self.target_return)
-        target = np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1), (n,)) if np.size(value) in (1, n) else None
+        target = (np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1), (n,))
+                  if np.size(value) in (1, n) else None)
         if target is None:
             raise ValueError(f"target_return needs 1 or {n} values (one per agent), got {np.asarray(value).tolist()}")
         return target.copy()

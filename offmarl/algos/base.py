@@ -142,7 +142,8 @@ class Algorithm(ABC):
         if not spec.discrete and not self.supports_continuous:
             raise ValueError(f"algorithm {self.name!r} does not support continuous actions (env {spec.name})")
         if config.ablation is not None and config.ablation not in self.ablations:
-            raise ValueError(f"algorithm {self.name!r} has no ablation {config.ablation!r}; known: {list(self.ablations)}")
+            raise ValueError(f"algorithm {self.name!r} has no ablation {config.ablation!r}; "
+                             f"known: {list(self.ablations)}")
         if config.variant is not None and config.variant not in self.variants:
             raise ValueError(f"algorithm {self.name!r} has no variant {config.variant!r}; known: {list(self.variants)}")
         self.spec = spec
@@ -351,7 +352,8 @@ def load_algo(path: str | Path, device: str | torch.device = "cpu") -> Algorithm
     path = Path(path)
     meta = json.loads((path / "algo.json").read_text())
     cls = get_algo_class(meta["algo"])
-    config = dataclasses.replace(cls.Config(), **{k: _restore(v, getattr(cls.Config(), k)) for k, v in meta["config"].items()})
+    config = dataclasses.replace(cls.Config(),
+                                 **{k: _restore(v, getattr(cls.Config(), k)) for k, v in meta["config"].items()})
     algo = cls(EnvSpec.from_dict(meta["env_spec"]), config, device=device)
     algo.load_state_dict(torch.load(path / "algo.pt", map_location=device, weights_only=True))
     return algo

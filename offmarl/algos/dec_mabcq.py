@@ -204,8 +204,10 @@ class AgentLearner(nn.Module):
                 self.nets["g1"] = ConditionalVAE(obs_dim, c.latent_dim, c.hidden, c.n_layers, low=low, high=high)
                 self.nets["perturb"] = Perturbation(obs_dim, c.hidden, low, high, c.phi, c.n_layers)
                 if self.variant.transition_normalization:
-                    self.nets["g2"] = ConditionalVAE(2 * obs_dim, c.latent_dim, c.hidden, c.n_layers, low=low, high=high)
-        self.targets = nn.ModuleDict({k: copy.deepcopy(self.nets[k]) for k in ("q", "perturb", "actor") if k in self.nets})
+                    self.nets["g2"] = ConditionalVAE(2 * obs_dim, c.latent_dim, c.hidden, c.n_layers,
+                                                     low=low, high=high)
+        self.targets = nn.ModuleDict({k: copy.deepcopy(self.nets[k])
+                                      for k in ("q", "perturb", "actor") if k in self.nets})
         for p in self.targets.parameters():
             p.requires_grad_(False)
         self.optims = {"q": OptimizerWrapper(self.nets["q"].parameters(), "adam", c.lr)}

@@ -55,7 +55,8 @@ class Config(MixedValueConfig):
 
     Critic target: Eq. 14's ``Σ_t (γλ)^t`` is the TD(λ) return over each sampled episode
     (``_value.lambda_return_targets``, pymarl's ``build_td_lambda_targets``):
-        G_t = r_t + γ (1 − d_t) [ (1 − λ) V_{t+1} + λ G_{t+1} ],   V_{t+1} = (exp(Q̂_tot(τ_{t+1}, a_{t+1})/β)/Z) Q̂_tot(τ_{t+1}, a_{t+1})
+        G_t = r_t + γ (1 − d_t) [ (1 − λ) V_{t+1} + λ G_{t+1} ],
+        V_{t+1} = (exp(Q̂_tot(τ_{t+1}, a_{t+1})/β)/Z) Q̂_tot(τ_{t+1}, a_{t+1})
     and L_critic = E[(Q_tot(τ_t, a_t) − G_t)²]. Where the dataset has no next action (the last step of
     a time-limit-truncated episode, or of a cropped window) V_{t+1} = Q̂_tot(τ_{t+1}, argmax π(τ_{t+1}))
     with weight 1. ma_icq therefore always samples sequences: ``batch_size`` counts them. ``sit``: 32
@@ -150,7 +151,8 @@ class MAICQ(MixedValueLearner):
                               seq.state_next).squeeze(-1)  # [B, L] Q̂_tot(τ', a') of the dataset's next action
             a_pi = self._greedy(actor_raw[:, 1:], seq.avail_next)
             q_next_pi = mix(self.agent_values(nets["target_critic"], target_features, a_pi), seq.state_next).squeeze(-1)
-            # exp(Q̂(τ', a')/β)/Z(τ'), with the τ'-only baseline Q̂(τ', π(τ')) taken out before Z is estimated over the batch
+            # exp(Q̂(τ', a')/β)/Z(τ'), with the τ'-only baseline Q̂(τ', π(τ')) taken out before Z is estimated
+            # over the batch
             weights = batch_softmax_weights((q_next_data - q_next_pi) / c.beta_icq, seq.has_next & seq.mask)
             v_next = torch.where(seq.has_next, weights * q_next_data, q_next_pi)
             targets = lambda_return_targets(seq.rewards, seq.done, v_next, seq.has_next, c.gamma, c.lambda_icq)
@@ -171,7 +173,8 @@ class MAICQ(MixedValueLearner):
     # ---- execution ---------------------------------------------------------------------------------
     def policies(self) -> DecentralizedPolicy:
         actor = self.nets["actor"]
-        return decentralized(self.n, [actor], lambda i: lambda f, o, avail: self._greedy(actor.head(f[0], group=i), avail),
+        return decentralized(self.n, [actor],
+                             lambda i: lambda f, o, avail: self._greedy(actor.head(f[0], group=i), avail),
                              self.device)
 
 

@@ -147,7 +147,8 @@ def collect_composition(env: BatchedEnv, make_expert: ExpertFactory | None, comp
                               extra=extra)
 
 
-MABCQ_MIXTURE = "20% random (all agents) + 35% (agent i medium, others expert) + 35% (agent i expert, others medium) + 10% expert (all agents)"
+MABCQ_MIXTURE = ("20% random (all agents) + 35% (agent i medium, others expert) + 35% (agent i expert, others medium) "
+                 "+ 10% expert (all agents)")
 
 
 def mabcq_components(agent: int, n_agents: int, noise: float = DEFAULT_EXPERT_NOISE) -> list[Component]:

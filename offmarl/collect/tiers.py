@@ -14,7 +14,8 @@ found by bisection.
 Calibration. ``R_random`` (ε = 1) and ``R_expert`` (ε = 0) and each bisection point are measured on
 pilot rollouts of ``pilot_episodes`` (default 256) episodes that share one pilot seed
 (``derive_seed(seed, "tier-pilot", attempt)``; run in ``pilot_env``, e.g. a copy of the env with more
-sub-envs than a small dataset needs): common random numbers make the pilot score nearly monotone in ε. Bisection stops when the pilot score is within ``tolerance / 3`` of the target (or after
+sub-envs than a small dataset needs): common random numbers make the pilot score nearly monotone in ε.
+Bisection stops when the pilot score is within ``tolerance / 3`` of the target (or after
 16 halvings, keeping the closest point). The final dataset is then collected with that ε and its score,
 against the pilot references, is *verified*: if it misses ``target ± tolerance`` the calibration is
 repeated with 4× the pilot episodes, and as a last resort bisected on the final collection itself

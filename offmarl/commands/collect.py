@@ -62,7 +62,8 @@ def summary(result: Dataset, path: Path) -> str:
         what = card.recipe or behavior.get("composition") or behavior.get("expert") or behavior.get("policy", "?")
         if card.quality_tier and not card.recipe:
             what += f" (tier {card.quality_tier})"
-        head = f"Collected {card.env_name} with {what}{' (state only)' if card.state_only else ''}: {_summary_of(result)}."
+        head = (f"Collected {card.env_name} with {what}{' (state only)' if card.state_only else ''}: "
+                f"{_summary_of(result)}.")
     return f"{head} Wrote {path}"
 
 
@@ -77,7 +78,8 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
     if recipe is not None and env is not None:
         raise ValueError(f"give either ENV ({env!r}) or --recipe ({recipe!r}), not both")
     if recipe is None and env is None:
-        raise ValueError("give an environment name (see `offmarl envs`) or --recipe NAME (see `offmarl collect --list`)")
+        raise ValueError("give an environment name (see `offmarl envs`) or --recipe NAME "
+                         "(see `offmarl collect --list`)")
 
     if recipe is not None:
         fixed = [flag for flag, given in (("--policy", policy is not None), ("--tier", tier is not None),

@@ -22,4 +22,5 @@ def __getattr__(name):
 _SAMPLER_NAMES = ("TransitionSampler", "WindowSampler", "EpisodeSampler", "PrioritizedEpisodeSampler", "agent_slice")
 
 __all__ = ["FORMAT_VERSION", "DatasetCard", "MultiAgentDataset", "dataset_info", "load_dataset", "save_dataset",
-           "save_per_agent_datasets", "validate_dataset", "ReturnToGoTracker", "returns_to_go", "SumTree", *_SAMPLER_NAMES]
+           "save_per_agent_datasets", "validate_dataset", "ReturnToGoTracker", "returns_to_go", "SumTree",
+           *_SAMPLER_NAMES]

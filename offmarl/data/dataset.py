@@ -224,7 +224,8 @@ class MultiAgentDataset:
         starts, ends = self.episode_starts[idx], self.episode_ends[idx]
         steps = np.concatenate([np.arange(s, t) for s, t in zip(starts, ends)]) if len(idx) else np.zeros(0, np.int64)
         lengths = ends - starts
-        new_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(idx) else np.zeros(0, np.int64)
+        new_starts = (np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(idx)
+                      else np.zeros(0, np.int64))
         take = lambda a: None if a is None else a[steps]  # noqa: E731
         ds = MultiAgentDataset(
             obs=self.obs[steps], rewards=self.rewards[steps], terminals=self.terminals[steps],

@@ -35,7 +35,8 @@ import numpy as np
 def _check_episode_starts(episode_starts: np.ndarray, n_steps: int) -> np.ndarray:
     starts = np.asarray(episode_starts)
     if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer):
-        raise ValueError(f"episode_starts must be a 1-D integer array, got shape {list(starts.shape)} dtype {starts.dtype}")
+        raise ValueError(f"episode_starts must be a 1-D integer array, got shape {list(starts.shape)} "
+                         f"dtype {starts.dtype}")
     if n_steps == 0:
         if starts.size:
             raise ValueError(f"episode_starts has {starts.size} entries but there are no steps")
@@ -91,8 +92,10 @@ class ReturnToGoTracker:
         self.target = target_arr
         self.batch_size = int(batch_size)
         self.scale = np.asarray(scale, dtype=np.float64)  # one number, or one per agent [n] like the target
-        if self.scale.ndim > target_arr.ndim or np.broadcast_shapes(self.scale.shape, target_arr.shape) != target_arr.shape:
-            raise ValueError(f"scale of shape {list(self.scale.shape)} does not match the target's {list(target_arr.shape)}")
+        if (self.scale.ndim > target_arr.ndim
+                or np.broadcast_shapes(self.scale.shape, target_arr.shape) != target_arr.shape):
+            raise ValueError(f"scale of shape {list(self.scale.shape)} does not match the target's "
+                             f"{list(target_arr.shape)}")
         self._remaining = np.broadcast_to(target_arr, (self.batch_size,) + target_arr.shape).copy()  # [B] | [B, n]
 
     @property

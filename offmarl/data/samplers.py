@@ -116,7 +116,8 @@ class _Sampler:
         if dataset.n_steps == 0 or dataset.n_episodes == 0:
             raise DatasetError(f"{name}: dataset of env {dataset.card.env_name!r} has no steps")
         if require_actions and dataset.actions is None:
-            hint = " or TransitionSampler(..., require_actions=False) for (obs, next_obs) pairs" if isinstance(self, TransitionSampler) else ""
+            hint = (" or TransitionSampler(..., require_actions=False) for (obs, next_obs) pairs"
+                    if isinstance(self, TransitionSampler) else "")
             raise DatasetError(
                 f"{name} needs actions, but the dataset of env {dataset.card.env_name!r} is state-only "
                 f"(card.state_only=True, no 'actions' field); use a dataset with actions{hint}"
@@ -158,9 +159,11 @@ class _Sampler:
     def _check_steps(self, steps: np.ndarray) -> np.ndarray:
         steps = np.asarray(steps)
         if steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
-            raise ValueError(f"{type(self).__name__}: step indices must be a 1-D integer array, got {steps.dtype} {list(steps.shape)}")
+            raise ValueError(f"{type(self).__name__}: step indices must be a 1-D integer array, "
+                             f"got {steps.dtype} {list(steps.shape)}")
         if steps.size and (steps.min() < 0 or steps.max() >= self.dataset.n_steps):
-            raise ValueError(f"{type(self).__name__}: step indices must lie in [0, {self.dataset.n_steps}), got {steps.min()}..{steps.max()}")
+            raise ValueError(f"{type(self).__name__}: step indices must lie in [0, {self.dataset.n_steps}), "
+                             f"got {steps.min()}..{steps.max()}")
         return steps.astype(np.int64, copy=False)
 
     def _gather_steps(self, idx: np.ndarray, pad: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -363,7 +366,8 @@ class PrioritizedEpisodeSampler(EpisodeSampler):
                  max_len: int | None = None, priorities: np.ndarray | None = None, beta: float = 0.0,
                  agents: Sequence[int] | None = None, agent: int | None = None):
         if agents is not None and agent is not None:
-            raise ValueError("PrioritizedEpisodeSampler: give either agent (per-agent view) or agents (items), not both")
+            raise ValueError("PrioritizedEpisodeSampler: give either agent (per-agent view) or agents (items), "
+                             "not both")
         super().__init__(dataset, batch_size, seed, max_len, agent)
         if alpha < 0 or beta < 0:
             raise ValueError(f"PrioritizedEpisodeSampler: alpha and beta must be >= 0, got alpha={alpha}, beta={beta}")
@@ -376,7 +380,8 @@ class PrioritizedEpisodeSampler(EpisodeSampler):
             self.agents = np.asarray(agents, dtype=np.int64)
             n = self.dataset.n_agents
             if self.agents.ndim != 1 or self.agents.size == 0 or self.agents.min() < 0 or self.agents.max() >= n:
-                raise ValueError(f"PrioritizedEpisodeSampler: agents must be a non-empty list of ids in [0, {n}), got {agents!r}")
+                raise ValueError(f"PrioritizedEpisodeSampler: agents must be a non-empty list of ids in [0, {n}), "
+                                 f"got {agents!r}")
         self.n_items = n_episodes * (1 if self.agents is None else self.agents.size)
         self._tree = SumTree(self.n_items)
         if priorities is not None and np.shape(priorities) != (self.n_items,):
@@ -396,7 +401,8 @@ class PrioritizedEpisodeSampler(EpisodeSampler):
         index = np.asarray(episode_index, dtype=np.int64).ravel()
         values = np.broadcast_to(np.asarray(priorities, dtype=np.float64), index.shape).copy()
         if index.size and (index.min() < 0 or index.max() >= self.n_items):
-            raise ValueError(f"PrioritizedEpisodeSampler: item index out of range [0, {self.n_items}): {index.min()}..{index.max()}")
+            raise ValueError(f"PrioritizedEpisodeSampler: item index out of range [0, {self.n_items}): "
+                             f"{index.min()}..{index.max()}")
         if not np.all(np.isfinite(values)) or (values.size and values.min() < 0):
             raise ValueError("PrioritizedEpisodeSampler: priorities must be finite and >= 0")
         previous = self._priorities[index]
@@ -434,6 +440,7 @@ class PrioritizedEpisodeSampler(EpisodeSampler):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         priorities = np.asarray(state["priorities"], dtype=np.float64)
         if priorities.shape != (self.n_items,):
-            raise ValueError(f"PrioritizedEpisodeSampler.load_state_dict: {priorities.size} priorities for {self.n_items} items")
+            raise ValueError(f"PrioritizedEpisodeSampler.load_state_dict: {priorities.size} priorities "
+                             f"for {self.n_items} items")
         super().load_state_dict(state)
         self.update_priorities(np.arange(self.n_items), priorities)

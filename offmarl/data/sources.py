@@ -132,5 +132,6 @@ def incompatibility(dataset: MultiAgentDataset, spec: EnvSpec, agent: int | None
         if spec.discrete and dataset.card.spec.n_actions != spec.n_actions:
             return f"it has {dataset.card.spec.n_actions} actions, the algorithm was built for {spec.n_actions}"
         if not spec.discrete and dataset.actions.shape[-1] != spec.act_dim:
-            return f"its actions are {dataset.actions.shape[-1]}-dimensional, the algorithm was built for {spec.act_dim}"
+            return (f"its actions are {dataset.actions.shape[-1]}-dimensional, "
+                    f"the algorithm was built for {spec.act_dim}")
     return None

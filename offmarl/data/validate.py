@@ -235,7 +235,8 @@ def _check_episodes(ds: MultiAgentDataset, T: int, E: int, source: str) -> None:
         if inside.any():
             t = int(np.argmax(inside))
             e = int(np.searchsorted(starts, t, side="right")) - 1
-            raise _fail(source, name, f"set at step {t}, inside episode {e} (steps {int(starts[e])}..{int(ends[e]) - 1}); "
+            raise _fail(source, name, f"set at step {t}, inside episode {e} "
+                                      f"(steps {int(starts[e])}..{int(ends[e]) - 1}); "
                                       f"flags belong on an episode's last step only")
     done = (ds.terminals | ds.truncations)[ends - 1]
     unfinished = ~done[:-1]  # the last episode may be a rollout cut by the collector
@@ -275,7 +276,8 @@ def _check_actions(ds: MultiAgentDataset, spec: EnvSpec, source: str) -> None:
         A = spec.n_actions
         if actions.min() < 0:
             index = _first(actions < 0)
-            raise _fail(source, "actions", f"discrete action {int(actions[index])} at {_where('actions', index)} is < 0")
+            raise _fail(source, "actions",
+                        f"discrete action {int(actions[index])} at {_where('actions', index)} is < 0")
         if actions.max() >= A:
             index = _first(actions >= A)
             raise _fail(source, "actions",

@@ -13,4 +13,5 @@ def pettingzoo_env(name: str, **kwargs):
     return PettingZooParallelEnv(name, **kwargs)
 
 
-__all__ = ["BatchedEnv", "EnvSource", "EnvSpec", "TimeStep", "make_env", "register_env", "list_envs", "get_env_entry", "pettingzoo_env"]
+__all__ = ["BatchedEnv", "EnvSource", "EnvSpec", "TimeStep", "make_env", "register_env", "list_envs", "get_env_entry",
+           "pettingzoo_env"]

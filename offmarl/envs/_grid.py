@@ -44,13 +44,15 @@ def open_room(height: int, width: int) -> list[str]:
     return [WALL * width] + [WALL + FLOOR * (width - 2) + WALL for _ in range(height - 2)] + [WALL * width]
 
 
-def parse_layout(layout: Sequence[str], marks: str = "", *, env: str) -> tuple[np.ndarray, dict[str, list[tuple[int, int]]]]:
+def parse_layout(layout: Sequence[str], marks: str = "", *,
+                 env: str) -> tuple[np.ndarray, dict[str, list[tuple[int, int]]]]:
     """Walls ``[H, W] bool`` and the cells carrying each mark character (marks sit on free cells)."""
     if isinstance(layout, str) or not layout or not all(isinstance(row, str) for row in layout):
         raise ValueError(f"{env}: layout must be a non-empty list of strings, got {layout!r}")
     width = len(layout[0])
     if width == 0 or any(len(row) != width for row in layout):
-        raise ValueError(f"{env}: layout rows must all have the same non-zero length, got lengths {[len(r) for r in layout]}")
+        raise ValueError(f"{env}: layout rows must all have the same non-zero length, "
+                         f"got lengths {[len(r) for r in layout]}")
     allowed = set(WALL + FLOOR + marks)
     bad = sorted({ch for row in layout for ch in row} - allowed)
     if bad:
@@ -86,7 +88,8 @@ class GridGeometry:
 
     def flat(self, row: np.ndarray | int, col: np.ndarray | int) -> np.ndarray:
         """Padded flat index of layout cell(s) ``(row, col)``."""
-        return (np.asarray(row, dtype=np.int64) + self.pad) * self.padded_width + np.asarray(col, dtype=np.int64) + self.pad
+        return ((np.asarray(row, dtype=np.int64) + self.pad) * self.padded_width
+                + np.asarray(col, dtype=np.int64) + self.pad)
 
     def rowcol(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Layout ``(row, col)`` of padded flat index(es)."""
@@ -102,7 +105,8 @@ class GridGeometry:
         Cell ``(i, j)`` of the view is ``(depth - 1 - i) * forward + (j - half_width) * right``.
         """
         if self.pad < max(depth - 1, half_width):
-            raise ValueError(f"view {depth}x{2 * half_width + 1} needs pad >= {max(depth - 1, half_width)}, got {self.pad}")
+            raise ValueError(f"view {depth}x{2 * half_width + 1} needs pad >= {max(depth - 1, half_width)}, "
+                             f"got {self.pad}")
         ahead = (depth - 1 - np.arange(depth))[:, None]  # [depth, 1]
         lateral = (np.arange(2 * half_width + 1) - half_width)[None, :]  # [1, w]
         offsets = []
@@ -342,7 +346,8 @@ def _ring(px: int, thickness: int) -> np.ndarray:
 
 
 def agent_rgb(index: int) -> np.ndarray:
-    """Agent ``index``'s colour, the same as in the other envs' renderers (:func:`offmarl.envs.rendering.agent_color`)."""
+    """Agent ``index``'s colour, the same as in the other envs' renderers
+    (:func:`offmarl.envs.rendering.agent_color`)."""
     from offmarl.envs.rendering import agent_color
 
     return np.array(agent_color(index), dtype=np.uint8)

@@ -76,7 +76,8 @@ class ParticleWorld:
         self.accel = np.asarray(accel, dtype=np.float64)  # [A]
         self.max_speed = np.asarray(max_speed, dtype=np.float64)  # [A]
         if self.collide.shape != (self.n_entities,):
-            raise ValueError(f"ParticleWorld: collide needs one entry per entity ({self.n_entities}), got {self.collide.shape}")
+            raise ValueError(f"ParticleWorld: collide needs one entry per entity ({self.n_entities}), "
+                             f"got {self.collide.shape}")
         if self.accel.shape != (self.n_agents,) or self.max_speed.shape != (self.n_agents,):
             raise ValueError(f"ParticleWorld: accel and max_speed need one entry per agent ({self.n_agents})")
         if not 0 < self.n_agents <= self.n_entities:

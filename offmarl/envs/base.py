@@ -54,7 +54,8 @@ class EnvSpec:
         if not isinstance(self.action_space, (spaces.Discrete, spaces.Box)):
             raise TypeError(f"EnvSpec {self.name}: action_space must be Discrete or Box, got {self.action_space!r}")
         if len(self.obs_dims) != self.n_agents or len(self.agent_types) != self.n_agents:
-            raise ValueError(f"EnvSpec {self.name}: obs_dims and agent_types need one entry per agent ({self.n_agents})")
+            raise ValueError(f"EnvSpec {self.name}: obs_dims and agent_types need one entry per agent "
+                             f"({self.n_agents})")
         if max(self.obs_dims) != self.obs_dim:
             raise ValueError(f"EnvSpec {self.name}: obs_dim {self.obs_dim} != max(obs_dims) {max(self.obs_dims)}")
 
@@ -186,12 +187,15 @@ class BatchedEnv(ABC):
         if spec.discrete:
             if actions.shape != (self.num_envs, spec.n_agents):
                 raise ValueError(
-                    f"{spec.name}: actions must have shape [B, n] = [{self.num_envs}, {spec.n_agents}], got {list(actions.shape)}"
+                    f"{spec.name}: actions must have shape [B, n] = [{self.num_envs}, {spec.n_agents}], "
+                    f"got {list(actions.shape)}"
                 )
             if actions.size and (actions.min() < 0 or actions.max() >= spec.n_actions):
-                raise ValueError(f"{spec.name}: discrete actions must lie in [0, {spec.n_actions}), got {actions.min()}..{actions.max()}")
+                raise ValueError(f"{spec.name}: discrete actions must lie in [0, {spec.n_actions}), "
+                                 f"got {actions.min()}..{actions.max()}")
             return actions.astype(np.int64, copy=False)
         want = (self.num_envs, spec.n_agents, spec.act_dim)
         if actions.shape != want:
-            raise ValueError(f"{spec.name}: actions must have shape [B, n, act_dim] = {list(want)}, got {list(actions.shape)}")
+            raise ValueError(f"{spec.name}: actions must have shape [B, n, act_dim] = {list(want)}, "
+                             f"got {list(actions.shape)}")
         return actions.astype(np.float32, copy=False)

@@ -52,6 +52,7 @@ for _map, _what in SMAX_MAPS.items():
 register_env("smac_1c3s5z", "offmarl.envs.smax:smac_1c3s5z", "SMAC 1c3s5z (SIT): 1 colossus + 3 stalkers + 5 zealots",
              source="smax", unavailable_reason="SMAX has no Colossus unit, so 1c3s5z cannot be built on SMAX "
              "(no substitute is offered)")
-register_env("smac_2s_vs_1sc", "offmarl.envs.smax:smac_2s_vs_1sc", "SMAC 2s_vs_1sc (SIT): 2 stalkers vs 1 spine crawler",
+register_env("smac_2s_vs_1sc", "offmarl.envs.smax:smac_2s_vs_1sc",
+             "SMAC 2s_vs_1sc (SIT): 2 stalkers vs 1 spine crawler",
              source="smax", unavailable_reason="SMAX has no Spine Crawler (a static Zerg building), so 2s_vs_1sc "
              "cannot be built on SMAX (no substitute is offered)")

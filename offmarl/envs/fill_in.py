@@ -85,7 +85,8 @@ def split_state(state: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
     walls = state[:, :cells].reshape(b, height, width) > 0.5
     filled_by = state[:, cells:cells * (1 + n)].reshape(b, n, height, width) > 0.5
     rows, cols, heading = _grid.decode_pose(state[:, cells * (1 + n):-1], height, width)
-    return {"walls": walls, "filled_by": filled_by, "rows": rows, "cols": cols, "heading": heading, "time": state[:, -1]}
+    return {"walls": walls, "filled_by": filled_by, "rows": rows, "cols": cols, "heading": heading,
+            "time": state[:, -1]}
 
 
 class FillInEnv(_grid.GridRendering, BatchedEnv):
@@ -113,8 +114,10 @@ class FillInEnv(_grid.GridRendering, BatchedEnv):
             layout = _grid.open_room(10 if height is None else int(height), 10 if width is None else int(width))
         layout = [str(row) for row in layout] if not isinstance(layout, str) else layout
         walls, _ = _grid.parse_layout(layout, env=NAME)
-        if (height is not None and int(height) != walls.shape[0]) or (width is not None and int(width) != walls.shape[1]):
-            raise ValueError(f"{NAME}: height/width {height}x{width} do not match the layout's {walls.shape[0]}x{walls.shape[1]}")
+        if ((height is not None and int(height) != walls.shape[0])
+                or (width is not None and int(width) != walls.shape[1])):
+            raise ValueError(f"{NAME}: height/width {height}x{width} do not match the layout's "
+                             f"{walls.shape[0]}x{walls.shape[1]}")
         self.geometry = _grid.GridGeometry(walls, pad=max(VIEW_DEPTH - 1, VIEW_HALF_WIDTH))
         free = {(int(r), int(c)) for r, c in zip(*np.nonzero(~walls))}
         if len(free) < n:
@@ -152,7 +155,8 @@ class FillInEnv(_grid.GridRendering, BatchedEnv):
             self._rng = np.random.default_rng(seed)
         self._owner = np.full((self.num_envs, self.geometry.cells), -1, dtype=np.int8)
         self._reset_rows(np.arange(self.num_envs))
-        return TimeStep(obs=self._observe(), state=self._state(), reward=np.zeros((self.num_envs, self.spec.n_agents), np.float32),
+        return TimeStep(obs=self._observe(), state=self._state(),
+                        reward=np.zeros((self.num_envs, self.spec.n_agents), np.float32),
                         terminated=np.zeros(self.num_envs, bool), truncated=np.zeros(self.num_envs, bool),
                         avail_actions=self._avail.copy())
 
@@ -202,8 +206,10 @@ class FillInEnv(_grid.GridRendering, BatchedEnv):
         other = _grid.relation(_grid.occupancy(pos, cells).reshape(-1)[index]) == 2
         code = self._wall_code[index] + 2 * filled + np.int8(6) * other  # int8 throughout
         obs = np.empty((m, n, OBS_DIM), dtype=np.float32)
-        # np.take on axis 0 copies table rows far faster than table[code]; cell-major ([3, 5, 4] HWC) writes contiguously
-        obs[..., :VIEW_CELLS * len(CHANNELS)].reshape(m, n, VIEW_CELLS, len(CHANNELS))[:] = np.take(self._code_table, code, axis=0)
+        # np.take on axis 0 copies table rows far faster than table[code]; cell-major ([3, 5, 4] HWC) writes
+        # contiguously
+        obs[..., :VIEW_CELLS * len(CHANNELS)].reshape(m, n, VIEW_CELLS, len(CHANNELS))[:] = np.take(
+            self._code_table, code, axis=0)
         obs[..., VIEW_CELLS * len(CHANNELS):] = _grid.pose_features(self.geometry, pos, heading)
         return obs
 
@@ -214,7 +220,8 @@ class FillInEnv(_grid.GridRendering, BatchedEnv):
         cells = filler.shape[1]
         state = np.empty((m, self.spec.state_dim), dtype=np.float32)
         state[:, :cells] = self._walls_state
-        np.equal(filler[:, None, :], self._agent_ids[None, :, None], out=state[:, cells:cells * (1 + n)].reshape(m, n, cells),
+        np.equal(filler[:, None, :], self._agent_ids[None, :, None],
+                 out=state[:, cells:cells * (1 + n)].reshape(m, n, cells),
                  casting="unsafe")  # written in place: 5x faster than building the bool array and copying it
         state[:, cells * (1 + n):-1] = _grid.pose_state(self.geometry, pos, heading)
         state[:, -1] = self._t[rows] / self.horizon
@@ -238,5 +245,6 @@ class FillInEnv(_grid.GridRendering, BatchedEnv):
 
     def __repr__(self) -> str:
         k = self.spec.kwargs
-        return f"FillInEnv(num_envs={self.num_envs}, n_agents={k['n_agents']}, {k['height']}x{k['width']}, horizon={k['horizon']})"
+        return (f"FillInEnv(num_envs={self.num_envs}, n_agents={k['n_agents']}, {k['height']}x{k['width']}, "
+                f"horizon={k['horizon']})")
 

@@ -123,7 +123,8 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
                  starts: Sequence[Sequence[int]] | None = None, headings: Sequence[int] | None = None,
                  objects: Sequence[Sequence[Sequence[int]]] | None = None):
         n, k = _grid.check_n_agents(n_agents, env=NAME), int(objects_per_agent)
-        for field, value, low in (("horizon", int(horizon), 1), ("objects_per_agent", k, 1), ("num_envs", int(num_envs), 1)):
+        for field, value, low in (("horizon", int(horizon), 1), ("objects_per_agent", k, 1),
+                                  ("num_envs", int(num_envs), 1)):
             if value < low:
                 raise ValueError(f"{NAME}: {field} must be >= {low}, got {value}")
         self.horizon, self.num_envs, self.objects_per_agent = int(horizon), int(num_envs), k
@@ -149,9 +150,11 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
             flat_cells = [cell for per_agent in objects for cell in per_agent]
             if any(len(per_agent) != k for per_agent in objects):
                 raise ValueError(f"{NAME}: objects needs {k} cells per agent, got {[len(o) for o in objects]}")
-            cells = _grid.check_placements("object", "objects", flat_cells, n * k, free, env=NAME, free_means=FREE_MEANS)
+            cells = _grid.check_placements("object", "objects", flat_cells, n * k, free, env=NAME,
+                                           free_means=FREE_MEANS)
             if starts is not None and set(cells) & {tuple(map(int, s)) for s in starts}:
-                raise ValueError(f"{NAME}: objects and starts share cells {sorted(set(cells) & {tuple(map(int, s)) for s in starts})}")
+                raise ValueError(f"{NAME}: objects and starts share cells "
+                                 f"{sorted(set(cells) & {tuple(map(int, s)) for s in starts})}")
             self._objects = g.flat(*np.array(cells).T)  # [n*k], agent-major
 
         self.spec = EnvSpec(
@@ -167,7 +170,8 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
         self._agent_ids = np.arange(n, dtype=np.int8)
         # view cell code = obstacle + 2 * target + 4 * object (0 none, 1 mine, 2 another's) + 12 * another agent;
         # channels: other agent, object (+1 mine, -1 another's), obstacle, target
-        self._code_table = _grid.code_table((2, 2, 3, 2), lambda d: [d[3], (d[2] == 1) - (d[2] == 2), d[0], d[1]])  # [24, 4]
+        self._code_table = _grid.code_table((2, 2, 3, 2),
+                                            lambda d: [d[3], (d[2] == 1) - (d[2] == 2), d[0], d[1]])  # [24, 4]
         static_code = g.walls_flat.astype(np.int8)
         static_code[self._target] = 2
         self._static_code = np.tile(static_code, self.num_envs)  # [B * cells]: same for every sub-env
@@ -203,7 +207,8 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
         if self._objects is not None:
             valid &= ~np.isin(spawn, self._objects)[None, :]
         # one draw of distinct cells for whatever is not fixed: agents first, then objects
-        picked = spawn[_grid.sample_cells(self._rng, valid, n * (self._starts is None) + n * k * (self._objects is None))]
+        picked = spawn[_grid.sample_cells(self._rng, valid,
+                                          n * (self._starts is None) + n * k * (self._objects is None))]
         pos = picked[:, :n] if self._starts is None else np.broadcast_to(self._starts, (m, n))
         objects = picked[:, -n * k:] if self._objects is None else np.broadcast_to(self._objects, (m, n * k))
         objmap = np.full((m, self.geometry.cells), -1, dtype=np.int8)
@@ -257,8 +262,10 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
         other = _grid.relation(_grid.occupancy(pos, cells).reshape(-1)[index]) == 2
         code = self._static_code[index] + 4 * objects + np.int8(12) * other  # int8 throughout
         obs = np.empty((m, n, OBS_DIM), dtype=np.float32)
-        # np.take on axis 0 copies table rows far faster than table[code]; cell-major ([5, 5, 4] HWC) writes contiguously
-        obs[..., :VIEW_CELLS * len(CHANNELS)].reshape(m, n, VIEW_CELLS, len(CHANNELS))[:] = np.take(self._code_table, code, axis=0)
+        # np.take on axis 0 copies table rows far faster than table[code]; cell-major ([5, 5, 4] HWC) writes
+        # contiguously
+        obs[..., :VIEW_CELLS * len(CHANNELS)].reshape(m, n, VIEW_CELLS, len(CHANNELS))[:] = np.take(
+            self._code_table, code, axis=0)
         obs[..., VIEW_CELLS * len(CHANNELS):-1] = _grid.pose_features(self.geometry, pos, heading)
         obs[..., -1] = self._carrying[rows]
         return obs
@@ -271,7 +278,8 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
         objects_end = static + n * cells
         state = np.empty((m, self.spec.state_dim), dtype=np.float32)
         state[:, :static] = self._static_state
-        np.equal(owner[:, None, :], self._agent_ids[None, :, None], out=state[:, static:objects_end].reshape(m, n, cells),
+        np.equal(owner[:, None, :], self._agent_ids[None, :, None],
+                 out=state[:, static:objects_end].reshape(m, n, cells),
                  casting="unsafe")  # written in place: 5x faster than building the bool array and copying it
         state[:, objects_end:objects_end + 6 * n] = _grid.pose_state(self.geometry, pos, heading)
         state[:, objects_end + 6 * n:-1] = self._carrying[rows]

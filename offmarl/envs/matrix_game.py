@@ -51,7 +51,8 @@ def validate_payoff(payoff: Any) -> np.ndarray:
     try:
         matrix = np.asarray(payoff, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"matrix_game: payoff must be a matrix of numbers (list of equal-length lists), got {payoff!r}") from exc
+        raise ValueError(f"matrix_game: payoff must be a matrix of numbers (list of equal-length lists), "
+                         f"got {payoff!r}") from exc
     if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 1:
         raise ValueError(f"matrix_game: payoff must be a 2-D matrix (rows: agent 1's actions, columns: agent 2's), "
                          f"got shape {list(matrix.shape)}")
@@ -67,7 +68,8 @@ def validate_payoff(payoff: Any) -> np.ndarray:
 def validate_behavior(behavior: Any, shape: tuple[int, int]) -> list[np.ndarray]:
     """Per-agent action distributions matching payoff ``shape = (m, k)``; ``ValueError`` otherwise."""
     if isinstance(behavior, (str, bytes)) or not hasattr(behavior, "__len__") or len(behavior) != 2:
-        raise ValueError(f"matrix_game: behavior must be two action distributions [agent 1's, agent 2's], got {behavior!r}")
+        raise ValueError(f"matrix_game: behavior must be two action distributions [agent 1's, agent 2's], "
+                         f"got {behavior!r}")
     dists = []
     for agent, (dist, size) in enumerate(zip(behavior, shape)):
         try:
@@ -138,7 +140,8 @@ class MatrixGameEnv(BatchedEnv):
         actions = self.check_actions(actions)  # [B, 2]
         if not self._avail[np.arange(2), actions].all():
             bad = np.argwhere(~self._avail[np.arange(2), actions])[0]
-            raise ValueError(f"matrix_game: action {int(actions[bad[0], bad[1]])} of agent {bad[1]} (sub-env {bad[0]}) is not "
+            raise ValueError(f"matrix_game: action {int(actions[bad[0], bad[1]])} of agent {bad[1]} "
+                             f"(sub-env {bad[0]}) is not "
                              f"available: agent 0 has {self.rows} actions, agent 1 has {self.cols}")
         first = self._t == 0
         self._joint = np.where(first, actions[:, 0] * self.cols + actions[:, 1], self._joint)

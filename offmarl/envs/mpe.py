@@ -132,7 +132,8 @@ def unpack_state(state: np.ndarray, layout: StateLayout) -> tuple[np.ndarray, np
     landmark positions ``[B, L, 2]`` (views of ``state``)."""
     A, L = layout.n_particles, layout.n_landmarks
     if state.shape[-1] != layout.state_dim:
-        raise ValueError(f"MPE state has width {state.shape[-1]}, expected {layout.state_dim} ({A} agents, {L} landmarks)")
+        raise ValueError(f"MPE state has width {state.shape[-1]}, expected {layout.state_dim} "
+                         f"({A} agents, {L} landmarks)")
     B = state.shape[0]
     pos = state[:, : 2 * A].reshape(B, A, 2)
     vel = state[:, 2 * A : 4 * A].reshape(B, A, 2)
@@ -283,10 +284,12 @@ class ParticleTaskEnv(BatchedEnv):
         shape = (self.num_envs, self.world.n_entities, 2)
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != shape:
-            raise ValueError(f"{self.spec.name}.set_state: positions must have shape {list(shape)}, got {list(positions.shape)}")
+            raise ValueError(f"{self.spec.name}.set_state: positions must have shape {list(shape)}, "
+                             f"got {list(positions.shape)}")
         velocities = np.zeros(shape) if velocities is None else np.asarray(velocities, dtype=np.float64)
         if velocities.shape != shape:
-            raise ValueError(f"{self.spec.name}.set_state: velocities must have shape {list(shape)}, got {list(velocities.shape)}")
+            raise ValueError(f"{self.spec.name}.set_state: velocities must have shape {list(shape)}, "
+                             f"got {list(velocities.shape)}")
         self._pos[:] = positions.transpose(1, 2, 0)
         self._vel[:] = velocities.transpose(1, 2, 0)
         self._vel[self.world.n_agents:] = 0.0

@@ -44,7 +44,8 @@ class PettingZooParallelEnv(ParallelEnv):
 
     def __init__(self, name: str, render_mode: str | None = "rgb_array", seed: int | None = None, **kwargs: Any):
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"PettingZooParallelEnv({name!r}): render_mode must be 'rgb_array' or None, got {render_mode!r}")
+            raise ValueError(f"PettingZooParallelEnv({name!r}): render_mode must be 'rgb_array' or None, "
+                             f"got {render_mode!r}")
         self.env = make_env(name, num_envs=1, seed=seed, **kwargs)
         spec = self.env.spec
         self.spec = spec
@@ -91,7 +92,8 @@ class PettingZooParallelEnv(ParallelEnv):
         if spec.discrete:
             batch = np.array([[int(np.asarray(actions[a]).item()) for a in self.possible_agents]], dtype=np.int64)
         else:
-            batch = np.stack([np.asarray(actions[a], dtype=np.float32).reshape(spec.act_dim) for a in self.possible_agents])[None]
+            batch = np.stack([np.asarray(actions[a], dtype=np.float32).reshape(spec.act_dim)
+                              for a in self.possible_agents])[None]
         ts = self.env.step(batch)
         self._ts = ts
         done = bool(ts.done[0])
@@ -125,7 +127,8 @@ class PettingZooParallelEnv(ParallelEnv):
     # ---- helpers -----------------------------------------------------------------------------------
     def _observations(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         """``obs [n, obs_dim]`` of sub-env 0 -> each agent's unpadded observation."""
-        return {agent: obs[i, : self.spec.obs_dims[i]].astype(np.float32, copy=True) for agent, i in self._index.items()}
+        return {agent: obs[i, : self.spec.obs_dims[i]].astype(np.float32, copy=True)
+                for agent, i in self._index.items()}
 
     def _infos(self, ts: TimeStep, with_mask: bool = True) -> dict[str, dict[str, Any]]:
         shared = {key: np.asarray(value)[0] for key, value in ts.info.items()}

@@ -59,7 +59,8 @@ def make_env(name: str, num_envs: int = 1, seed: int | None = None, **kwargs: An
         factory = _resolve(entry.factory)
     except ImportError as exc:
         raise ImportError(
-            f"environment {name!r} needs the optional extra '{entry.source}': pip install 'offmarl[{entry.source}]' ({exc})"
+            f"environment {name!r} needs the optional extra '{entry.source}': "
+            f"pip install 'offmarl[{entry.source}]' ({exc})"
         ) from exc
     return factory(num_envs=num_envs, seed=seed, **kwargs)
 

@@ -53,7 +53,8 @@ class Canvas:
     def __init__(self, width_px: int, world_bounds: Sequence[float], background: Color = WHITE):
         xmin, ymin, xmax, ymax = (float(v) for v in world_bounds)
         if not (xmax > xmin and ymax > ymin):
-            raise ValueError(f"Canvas: world_bounds must be (xmin, ymin, xmax, ymax) with max > min, got {tuple(world_bounds)}")
+            raise ValueError(f"Canvas: world_bounds must be (xmin, ymin, xmax, ymax) with max > min, "
+                             f"got {tuple(world_bounds)}")
         if width_px < 1:
             raise ValueError(f"Canvas: width_px must be >= 1, got {width_px}")
         self.xmin, self.ymax = xmin, ymax

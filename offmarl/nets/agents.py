@@ -151,7 +151,8 @@ class AgentNetwork(nn.Module):
             out.append(h)
         return torch.stack(out, dim=1)
 
-    def head(self, features: torch.Tensor, actions: torch.Tensor | None = None, group: int | None = None) -> torch.Tensor:
+    def head(self, features: torch.Tensor, actions: torch.Tensor | None = None,
+             group: int | None = None) -> torch.Tensor:
         if self.action_in:
             if actions is None:
                 raise ValueError("this network is a critic of continuous actions: pass the actions to head()")

@@ -22,7 +22,8 @@ students share this one module (Tseng et al., *Offline Multi-Agent RL with Knowl
 
 Action head (all layouts): ``Linear(d, f) → act → Linear(f, A)``; the hidden layer (after the
 activation) is the agent's feature f (``features``); the raw output becomes losses and greedy actions
-through :class:`offmarl.nets.action_head.ActionHead` (masked logits; ``tanh`` into the action Box). For the teacher, f̂^i is the hidden layer of agent
+through :class:`offmarl.nets.action_head.ActionHead` (masked logits; ``tanh`` into the action Box).
+For the teacher, f̂^i is the hidden layer of agent
 i's own head, so features differ between agents (a linear head on one shared token would make every
 f̂^i identical). Teacher and students use the same f, so their features have the same size (M = N is
 possible). Departure: kzl's head is one linear layer; an MLP head is used for every DT so that IDT equals
@@ -91,7 +92,8 @@ class DTSpec:
             raise ValueError(f"DTSpec needs n_actions (discrete) or act_dim (continuous), got {self}")
         if self.feature_dim < 0 or self.feature_dim == 0 and self.layout == "joint":
             raise ValueError(f"feature_dim must be >= 1 for the joint (teacher) layout and >= 0 otherwise, got "
-                             f"{self.feature_dim}: a linear head on the shared token gives every agent the same feature")
+                             f"{self.feature_dim}: a linear head on the shared token gives every agent the same "
+                             "feature")
 
     @property
     def action_width(self) -> int:
@@ -211,7 +213,8 @@ class DecisionTransformer(nn.Module):
         tokens = tokens.flatten(2, 3)[:, :, :-1]
         t3 = t.repeat_interleave(3, dim=-1)[..., :-1]  # [E|1, B', 3K - 1]
         rows = slice(3 * K - 2, 3 * K - 1) if last_only else slice(1, None, 3)  # the o_t tokens
-        h_obs = self.transformer(tokens, t3, key_mask.repeat_interleave(3, dim=-1)[:, :-1], member, rows)  # [E, B', K|1, d]
+        h_obs = self.transformer(tokens, t3, key_mask.repeat_interleave(3, dim=-1)[:, :-1],
+                                 member, rows)  # [E, B', K|1, d]
         out, feats = self.head(h_obs, member)  # [Eh, B', K|1, *]
         if spec.layout == "shared":
             out, feats = out.reshape(m, B, -1, out.shape[-1]), feats.reshape(m, B, -1, feats.shape[-1])

@@ -33,7 +33,8 @@ INIT_STD = 0.02
 class EnsembleLinear(nn.Module):
     """``E`` independent affine maps ``y_e = x_e W_e^T + b_e``; weight ``[E, out, in]``, bias ``[E, out]``."""
 
-    def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True, std: float | None = INIT_STD):
+    def __init__(self, members: int, in_features: int, out_features: int, bias: bool = True,
+                 std: float | None = INIT_STD):
         super().__init__()
         if members < 1:
             raise ValueError(f"EnsembleLinear needs members >= 1, got {members}")
@@ -53,7 +54,8 @@ class EnsembleLinear(nn.Module):
         if member is None and self.members > 1:
             return None
         if member is None:
-            return self.weight.view(self.out_features, self.in_features), None if self.bias is None else self.bias.view(-1)
+            return (self.weight.view(self.out_features, self.in_features),
+                    None if self.bias is None else self.bias.view(-1))
         return self.weight[member], None if self.bias is None else self.bias[member]
 
     def forward(self, x: torch.Tensor, member: int | None = None, activation: nn.Module | None = None) -> torch.Tensor:

@@ -134,5 +134,6 @@ def dt_policies(model: DecisionTransformer, head: ActionHead, target_return: np.
     """The evaluation policy of a DT: per-agent policies (decentralized) or, for the teacher, a joint one."""
     if model.spec.layout == "joint":
         return DTJointPolicy(model, head, target_return, reward_scale, context_len)
-    return DecentralizedPolicy([DTAgentPolicy(model, head, i, float(target_return[i]), float(reward_scale[i]), context_len)
+    return DecentralizedPolicy([DTAgentPolicy(model, head, i, float(target_return[i]), float(reward_scale[i]),
+                                              context_len)
                                 for i in range(model.spec.n_agents)])

@@ -403,6 +403,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int | None = Non
     paths = RunPaths(Path(run_dir))
     curve = json.loads(paths.curve.read_text()) if paths.curve.exists() else []
     label = config.get("source_label") or config.get("dataset_source", {}).get("label", env_name)
-    return write_eval_json(paths.root, result, algo=config.get("algo_label", config["algo"]), dataset=label, seed=int(config["train_config"]["seed"]),
+    return write_eval_json(paths.root, result, algo=config.get("algo_label", config["algo"]), dataset=label,
+                           seed=int(config["train_config"]["seed"]),
                            curve=curve, checkpoint=checkpoint, target_return=target_return, steps=steps,
                            eval_seed=seed)

@@ -73,7 +73,8 @@ class EqualSpaceExpert(JointPolicy):
             self._targets = np.zeros((B, n, 2), dtype=np.float32)
             replan = np.ones(B, dtype=bool)
         else:
-            replan = episode_start if self._replan is None or self._replan.shape[0] != B else episode_start | self._replan
+            replan = (episode_start if self._replan is None or self._replan.shape[0] != B
+                      else episode_start | self._replan)
         if replan.any():
             self._targets[replan] = self._plan(pos[replan])
         self._replan = np.zeros(B, dtype=bool)
