@@ -30,6 +30,7 @@ demo: $(VENV)/.demo
 	$(VENV)/bin/offmarl bench run quick
 
 test: $(VENV)/.test
+	$(VENV)/bin/ruff check
 	$(PY) -m pytest -q
 
 bench-data: $(VENV)/.test

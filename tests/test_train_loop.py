@@ -375,4 +375,5 @@ def test_atomic_directory_replaces_a_directory_whole_or_not_at_all(tmp_path):
     assert (target / "a.txt").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["best"]
     with atomic_directory(target) as staging:
         (staging / "b.txt").write_text("new")
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
