@@ -1,8 +1,9 @@
 """A test-only online learner: independent tabular policy gradient on the matrix game (not library code).
 
-It proves the experiment API's online seam (``learns_from = "env"``): the fit loop builds its sampler from
-an :class:`~offmarl.envs.registry.EnvSource`, each ``sample()`` plays one whole episode in every sub-env and
-says how many env frames that took (``last_sample_frames``), and the budget counts frames.
+It proves the experiment API's online seam (``learns_from = "env"``): the fit loop builds a rollout sampler
+over an :class:`~offmarl.envs.registry.EnvSource` from the learner's training-side contract
+(:class:`~offmarl.data.trajectory.TrainingActor`); each rollout of ``rollout_length`` = 2 steps is one whole
+game in every sub-env (the matrix game always lasts two steps), and the budget counts env frames.
 
 Agent i keeps a table of logits ``θ_i[s, a]`` over the one-hot observation index s; it acts by sampling
 ``softmax(θ_i[s])`` over its available actions and learns with REINFORCE on the episode's return,
@@ -21,8 +22,8 @@ import torch
 
 from offmarl.algos.base import AlgoConfig, Algorithm
 from offmarl.core.optim import OptimizerWrapper
+from offmarl.data.trajectory import ActStep, Trajectory
 from offmarl.envs.base import EnvSpec
-from offmarl.envs.registry import EnvSource
 from offmarl.policies.base import AgentPolicy
 
 NAME = "test_tabular_pg"
@@ -34,39 +35,6 @@ class TabularPGConfig(AlgoConfig):
 
     steps: int = 2_000
     lr: float = 0.1
-
-
-class EpisodeSampler:
-    """Plays one episode in each of the source's sub-envs per ``sample()`` with the learner's stochastic
-    policies; the env's episodes all have ``episode_limit`` steps (the matrix game's two)."""
-
-    def __init__(self, algo: "TabularPG", source: EnvSource, seed: int):
-        self.algo = algo
-        self.env = source.make(seed=seed)
-        self.horizon = self.env.spec.episode_limit
-        self.last_sample_frames = source.num_envs * self.horizon  # every sample() plays whole episodes
-        self.rng = np.random.default_rng(seed)
-        self.ts = self.env.reset(seed=seed)
-
-    def sample(self) -> dict[str, np.ndarray]:
-        obs, actions, rewards = [], [], []
-        for _ in range(self.horizon):
-            state = self.ts.obs.argmax(axis=-1)  # [B, n] one-hot index
-            probs = self.algo.action_probs(state, self.ts.avail_actions)  # [B, n, A]
-            u = self.rng.random(probs.shape[:2])[..., None]
-            action = (probs.cumsum(axis=-1) < u).sum(axis=-1).clip(max=probs.shape[-1] - 1)  # [B, n]
-            self.ts = self.env.step(action)
-            obs.append(state)
-            actions.append(action)
-            rewards.append(self.ts.reward)
-        assert self.ts.done.all(), "every sub-env ends its episode within the horizon"
-        return {"obs": np.stack(obs, 1), "actions": np.stack(actions, 1), "returns": np.sum(rewards, axis=0)}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
 
 
 class GreedyTablePolicy(AgentPolicy):
@@ -86,34 +54,42 @@ class TabularPG(Algorithm):
     supports_continuous: ClassVar[bool] = False
     decentralized_training: ClassVar[bool] = True
     learns_from: ClassVar[str] = "env"
-    progress_metric: ClassVar[str] = "return"
+    progress_metric: ClassVar[str] = "episode_return"
 
     def __init__(self, spec: EnvSpec, config: TabularPGConfig, device: str | torch.device = "cpu"):
         super().__init__(spec, config, device)
         self.logits = torch.zeros(spec.n_agents, spec.obs_dim, spec.n_actions, requires_grad=True)  # [n, S, A]
         self.optimizer = OptimizerWrapper([self.logits], "adam", config.lr)
 
-    def make_sampler(self, source: EnvSource, seed: int) -> EpisodeSampler:
-        return EpisodeSampler(self, source, seed)
+    @property
+    def rollout_length(self) -> int:
+        return self.spec.episode_limit  # one whole game per rollout
 
-    def action_probs(self, state: np.ndarray, avail: np.ndarray | None) -> np.ndarray:
-        """``π_i(· | s)`` for ``state [B, n]`` -> ``[B, n, A]`` (unavailable actions get probability 0)."""
-        with torch.no_grad():
-            scores = self.logits[torch.arange(self.spec.n_agents), torch.as_tensor(state)]  # [B, n, A]
-            if avail is not None:
-                scores = scores.masked_fill(~torch.as_tensor(avail, dtype=torch.bool), -torch.inf)
-            return torch.softmax(scores, dim=-1).double().numpy()
+    def initial_hidden(self, batch_size: int) -> None:
+        return None
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        obs, actions = torch.as_tensor(batch["obs"]), torch.as_tensor(batch["actions"])  # [B, T, n]
-        returns = torch.as_tensor(batch["returns"], dtype=torch.float32)  # [B, n]
+    def scores(self, obs: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
+        """Agent i's logits ``θ_i[s]`` at the one-hot observations ``obs [..., n, S]`` → ``[..., n, A]``."""
+        scores = self.logits[torch.arange(self.spec.n_agents), obs.argmax(dim=-1)]
+        return scores if avail is None else scores.masked_fill(~avail, -torch.inf)
+
+    def act_train(self, obs, state, avail, hidden, generator) -> ActStep:
+        probs = torch.softmax(self.scores(obs, avail), dim=-1)  # [B, n, A]
+        action = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).reshape(probs.shape[:-1])
+        zeros = torch.zeros(action.shape)
+        return ActStep(action=action, log_prob=zeros, value=zeros, hidden=None)
+
+    def bootstrap_value(self, obs, state, avail, hidden) -> torch.Tensor:
+        return torch.zeros(obs.shape[:-1])
+
+    def update(self, batch: Trajectory) -> dict[str, float]:
+        returns = batch.rewards.sum(dim=0)  # [B, n]: each rollout is one whole game
         advantage = returns - returns.mean(dim=0)  # [B, n]
-        agents = torch.arange(self.spec.n_agents)
-        log_probs = torch.log_softmax(self.logits[agents, obs], dim=-1)  # [B, T, n, A]
-        taken = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, T, n]
-        loss = -(advantage.unsqueeze(1) * taken).sum(dim=1).mean(dim=0).sum()  # agents' losses add: no coupling
+        log_probs = torch.log_softmax(self.scores(batch.obs, None), dim=-1)  # [T, B, n, A]
+        taken = log_probs.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)  # [T, B, n]
+        loss = -(advantage * taken).sum(dim=0).mean(dim=0).sum()  # agents' losses add: no coupling
         self.optimizer.minimize(loss)
-        return {"loss": loss.item(), "return": returns.mean().item()}
+        return {"loss": loss.item(), "episode_return": returns.mean().item()}
 
     def agent_parameters(self, agent: int) -> list[torch.Tensor]:
         return [self.logits[agent]]

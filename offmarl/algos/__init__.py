@@ -6,7 +6,8 @@ Importing this package imports every algorithm module so that the registry is co
 from offmarl.algos.base import AlgoConfig, Algorithm, get_algo_class, list_algos, load_algo, make_algo, register_algo
 
 # Algorithm modules register themselves on import; add each new file here.
-_ALGORITHM_MODULES = ("bc", "idt", "madt", "teacher", "distill", "qmix", "ma_cql", "ma_icq", "ma_bcq", "dec_mabcq")
+_ALGORITHM_MODULES = ("bc", "idt", "madt", "teacher", "distill", "qmix", "ma_cql", "ma_icq", "ma_bcq", "dec_mabcq",
+                      "ippo", "mappo")
 
 import importlib as _importlib  # noqa: E402
 

@@ -15,7 +15,9 @@ What an algorithm learns from (``learns_from``): a dataset (``"dataset"``: a
 ``dataset_layouts`` admits them), an environment (``"env"``: an :class:`~offmarl.envs.registry.EnvSource`)
 or both in turn (``"dataset+env"``: a :class:`~offmarl.data.sources.DatasetAndEnv`). Offline steps count
 gradient updates; online steps count environment frames (one frame = one step of one sub-env): an online
-learner's sampler says how many frames its last ``sample()`` took in ``last_sample_frames``.
+learner implements the rollout engine's :class:`~offmarl.data.trajectory.TrainingActor` and
+``rollout_length``, and each ``update`` receives one :class:`~offmarl.data.trajectory.Trajectory` of
+``rollout_length`` steps in every sub-env.
 
 Stages. A multi-stage algorithm (a behaviour model, then the policy; a teacher, then students) declares
 its stages with :meth:`Algorithm.stage_fractions`; :meth:`Algorithm.plan` divides the one step budget
@@ -133,7 +135,8 @@ class Algorithm(ABC):
     #: the algorithm contract test (tests/test_algorithm_contract.py) builds every registered algorithm with them
     contract_overrides: ClassVar[dict[str, Any]] = {}
     #: what a tiny run must improve in the contract test: a loss that :meth:`update` returns (it falls on a
-    #: fixed batch), or ``"return"`` (the mean evaluation return rises; online learners)
+    #: fixed batch), or, for a name ending in ``return`` (online learners' ``episode_return``), a logged
+    #: return (it rises)
     progress_metric: ClassVar[str] = "loss"
 
     def __init__(self, spec: EnvSpec, config: AlgoConfig, device: str | torch.device = "cpu"):
@@ -223,9 +226,12 @@ class Algorithm(ABC):
         if reason is not None:
             raise ValueError(f"{self.name} cannot train on the {describe(source)}: {reason}")
 
-    @abstractmethod
     def make_sampler(self, source: Any, seed: int) -> Any:
-        """A sampler over ``source`` (already checked) whose ``sample()`` returns what :meth:`update` takes."""
+        """A sampler over the dataset ``source`` (already checked) whose ``sample()`` returns what :meth:`update`
+        takes. An online learner has none: the fit loop builds its rollout sampler (``offmarl.train.online``)
+        from its training-side contract (``rollout_length``, ``initial_hidden``, ``act_train``,
+        ``bootstrap_value``: :class:`offmarl.data.trajectory.TrainingActor`)."""
+        raise NotImplementedError(f"{self.name} learns from {self.learns_from}: it has no dataset sampler")
 
     @abstractmethod
     def update(self, batch: Any) -> dict[str, float]:

@@ -29,15 +29,16 @@ def _fusable(params: list[nn.Parameter]) -> bool:
     return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
-def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0
-                   ) -> torch.optim.Optimizer:
-    """A ``torch.optim`` optimizer over ``params`` (module docstring)."""
+def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0,
+                   eps: float | None = None) -> torch.optim.Optimizer:
+    """A ``torch.optim`` optimizer over ``params`` (module docstring); ``eps`` replaces Adam's 1e-8."""
     params = list(params)
     if not params:
         raise ValueError(f"make_optimizer({name!r}): no parameters to optimize")
     if name in ("adamw", "adam"):
         cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-        return cls(params, lr=lr, weight_decay=weight_decay, fused=_fusable(params) or None)
+        return cls(params, lr=lr, weight_decay=weight_decay, eps=1e-8 if eps is None else eps,
+                   fused=_fusable(params) or None)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5, weight_decay=weight_decay, foreach=True)
     raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
@@ -67,7 +68,7 @@ def warmup_factor(grad_step: int, warmup_steps: int) -> float:
 class OptimizerWrapper:
     """One optimizer over ``params`` and the update step around it (module docstring).
 
-    name, lr, weight_decay: as :func:`make_optimizer`.
+    name, lr, weight_decay, eps: as :func:`make_optimizer`.
     clip: gradient-norm clip applied before every step; 0 = none.
     per_member: clip each member of stacked per-agent parameters separately
         (:func:`clip_grad_norm_per_member`) instead of the global norm.
@@ -77,9 +78,9 @@ class OptimizerWrapper:
     """
 
     def __init__(self, params: Iterable[nn.Parameter], name: str, lr: float, weight_decay: float = 0.0,
-                 clip: float = 0.0, per_member: bool = False):
+                 clip: float = 0.0, per_member: bool = False, eps: float | None = None):
         self.params = list(params)
-        self.optimizer = make_optimizer(name, self.params, lr, weight_decay)
+        self.optimizer = make_optimizer(name, self.params, lr, weight_decay, eps)
         self.lr, self.clip_norm, self.per_member = lr, clip, per_member
 
     def zero_grad(self) -> None:

@@ -4,7 +4,8 @@
 
     algo.plan(total)                                   # the budget -> the stage schedule
     algo.check_source(source)                          # one compatibility check, before anything runs
-    sampler = algo.make_sampler(source, cfg.seed); algo.on_fit_start(source)
+    sampler = algo.make_sampler(source, cfg.seed)   # online: a RolloutSampler (offmarl.train.online)
+    algo.on_fit_start(source)
     [resume: restore algo, sampler, global RNGs, loss window and curve from checkpoints/last.pt]
     algo.enter_stage(the stage of the steps done)
     while step < total:
@@ -51,6 +52,7 @@ from offmarl.core.seeding import global_rng_state, seed_everything, set_global_r
 from offmarl.data.sources import source_record
 from offmarl.train.checkpoint import load_checkpoint, save_checkpoint
 from offmarl.train.loggers import BASE_COLUMNS, CSVLogger, LossWindow, TensorBoardLogger, tensorboard_available
+from offmarl.train.online import RolloutSampler
 from offmarl.train.run_dir import RunPaths
 
 PRECISIONS = ("fp32", "bf16")
@@ -234,7 +236,8 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     algo.check_source(source)
     algo.precision = cfg.precision
     seed_everything(cfg.seed)
-    sampler = algo.make_sampler(source, cfg.seed)
+    online = algo.learns_from == "env"
+    sampler = RolloutSampler(algo, source, cfg.seed) if online else algo.make_sampler(source, cfg.seed)
     algo.on_fit_start(source)
 
     paths = RunPaths(Path(run_dir)) if run_dir is not None else None
@@ -296,7 +299,6 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     if cfg.precision == "bf16" and not native_bf16(algo.device):
         warnings.warn(f"--precision bf16 on a {algo.device.type} without native bf16 (no AVX512-BF16 or AMX on a CPU): "
                       "its bf16 matmuls are emulated and train several times slower than fp32", stacklevel=2)
-    online = algo.learns_from != "dataset"
     bar = tqdm(total=total, initial=step, disable=not cfg.progress, dynamic_ncols=True,
                unit="frame" if online else "step", desc=algo.name)
     first_step, session_time, last_row = step, 0.0, {}
@@ -333,6 +335,8 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
                 checkpoint()
     finally:
         bar.close()
+        if hasattr(sampler, "close"):
+            sampler.close()
         if paths is not None:
             csv_log.close()
             if tb_log is not None:
