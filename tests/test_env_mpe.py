@@ -79,7 +79,7 @@ def test_spec_kwargs_rebuild_and_bad_input():
     with pytest.raises(ValueError, match="visible_seekers"):
         make_env("mpe_cn_3ls3l", visible_seekers=3)
     with pytest.raises(ValueError, match=r"positions must have shape \[2, 6, 2\]"):
-        env.set_state(np.zeros((2, 5, 2)))
+        env.set_physical_state(np.zeros((2, 5, 2)))
     with pytest.raises(ValueError, match="noise must be a probability"):
         CooperativeNavigationExpert(env.spec, noise=1.5)
 
@@ -89,7 +89,7 @@ def test_cooperative_navigation_reward_by_hand():
     seekers = [(0.0, 0.0), (1.0, 0.0), (-1.0, -1.0)]
     landmarks = [(0.0, 0.5), (1.0, 0.0), (3.0, 4.0)]
     env = make_env("mpe_cn_3ls3l", num_envs=1, seed=0)
-    env.set_state(np.array([seekers + landmarks]))
+    env.set_physical_state(np.array([seekers + landmarks]))
     ts = env.step(np.zeros((1, 3), dtype=np.int64))
     # nearest seeker per landmark: 0.5, 0, |(3,4)-(1,0)| = sqrt(20)
     np.testing.assert_allclose(ts.reward[0], [-(0.5 + 0.0 + np.sqrt(20.0))] * 3, rtol=1e-6)
@@ -98,7 +98,7 @@ def test_cooperative_navigation_reward_by_hand():
     seekers = [(0.0, 0.0), (0.2, 0.0), (-1.0, -1.0)]
     landmarks = [(0.0, 1.0), (0.2, 0.0), (-1.0, -1.0)]
     env = make_env("mpe_cn_3ls3l", num_envs=1, seed=0, local_ratio=0.5)
-    env.set_state(np.array([seekers + landmarks]))
+    env.set_physical_state(np.array([seekers + landmarks]))
     ts = env.step(np.zeros((1, 3), dtype=np.int64))
     global_reward = -1.0  # landmark (0, 1) is 1 from seeker 0; the others are occupied
     np.testing.assert_allclose(ts.reward[0], 0.5 * global_reward + 0.5 * np.array([-1.0, -1.0, 0.0]), rtol=1e-6)
@@ -108,12 +108,12 @@ def test_predator_prey_reward_and_capture_by_hand():
     # predators at distances 0.1 (touching: < 0.075 + 0.05), 0.5 and 1.0 from the prey; obstacles far away
     pos = [(0.1, 0.0), (0.0, 0.5), (-1.0, 0.0), (0.0, 0.0), (5.0, 5.0), (-5.0, 5.0)]
     env = make_env("mpe_pp_3p1p", num_envs=1, seed=0)
-    env.set_state(np.array([pos]))
+    env.set_physical_state(np.array([pos]))
     ts = env.step(np.zeros((1, 3), dtype=np.int64))  # everybody at rest: positions do not change this step
     np.testing.assert_allclose(ts.reward[0], [-(0.1 + 0.5 + 1.0)] * 3, rtol=1e-6)
     assert ts.info["prey_caught"].tolist() == [True]
     env = make_env("mpe_pp_3p1p", num_envs=1, seed=0, reward_scale=0.5)
-    env.set_state(np.array([[(0.3, 0.0)] + pos[1:]]))
+    env.set_physical_state(np.array([[(0.3, 0.0)] + pos[1:]]))
     ts = env.step(np.zeros((1, 3), dtype=np.int64))
     np.testing.assert_allclose(ts.reward[0], [-0.5 * (0.3 + 0.5 + 1.0)] * 3, rtol=1e-6)
     assert ts.info["prey_caught"].tolist() == [False]
@@ -125,7 +125,7 @@ def test_integration_by_hand():
     env = make_env("mpe_cn_3ls3l", num_envs=1, seed=0)
     vel = np.zeros((1, 6, 2))
     vel[0, 0] = (1.0, 0.0)
-    env.set_state(np.array([[(0.0, 0.0), (-3.0, -3.0), (0.0, 3.0)] + far]), vel)
+    env.set_physical_state(np.array([[(0.0, 0.0), (-3.0, -3.0), (0.0, 3.0)] + far]), vel)
     env.step(np.array([[2, 4, 0]]))  # right, up, no-op
     np.testing.assert_allclose(env.positions[0, :3], [(0.1, 0.0), (-3.0, -3.0), (0.0, 3.0)], atol=1e-12)
     np.testing.assert_allclose(env.velocities[0, :3], [(0.75 + 0.5, 0.0), (0.0, 0.5), (0.0, 0.0)], atol=1e-12)
@@ -135,7 +135,7 @@ def test_integration_by_hand():
     pos = [(0.0, 0.0), (-3.0, -3.0), (3.0, -3.0), (3.0, 3.0), (-5.0, 5.0), (5.0, 5.0)]
     vel = np.zeros((1, 6, 2))
     vel[0, 0] = (1.0, 0.0)
-    env.set_state(np.array([pos]), vel)
+    env.set_physical_state(np.array([pos]), vel)
     env.step(np.array([[2, 0, 0]]))
     np.testing.assert_allclose(env.velocities[0, 0], (1.0, 0.0), atol=1e-12)
     np.testing.assert_allclose(env.positions[0, 0], (0.1, 0.0), atol=1e-12)
@@ -147,7 +147,7 @@ def test_cooperative_navigation_observation_layout():
     vel = np.zeros((1, 6, 2))
     vel[0, :3] = [(0.1, 0.2), (0.3, 0.4), (0.5, 0.6)]
     env = make_env("mpe_cn_3ls3l", num_envs=1, seed=0)
-    obs = env.set_state(np.array([seekers + landmarks]), vel).obs[0]
+    obs = env.set_physical_state(np.array([seekers + landmarks]), vel).obs[0]
     # [v (2), p (2), nearest landmark, 2nd nearest landmark, nearest other seeker] (relative positions)
     np.testing.assert_allclose(obs[0], [0.1, 0.2, 0.0, 0.0, 0.1, -0.2, 0.0, 1.0, 0.5, 0.0], atol=1e-6)
     np.testing.assert_allclose(obs[1], [0.3, 0.4, 0.5, 0.0, -0.4, -0.2, -0.5, 1.0, -0.5, 0.0], atol=1e-6)
@@ -157,7 +157,7 @@ def test_cooperative_navigation_observation_layout():
     seekers = [(0.0, 0.0), (0.0, 1.0), (0.0, -1.0), (3.0, 3.0)]
     landmarks = [(2.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (0.0, 5.0)]
     env = make_env("mpe_cn_4ls4l", num_envs=1, seed=0)
-    obs = env.set_state(np.array([seekers + landmarks])).obs[0]
+    obs = env.set_physical_state(np.array([seekers + landmarks])).obs[0]
     np.testing.assert_allclose(obs[0, 4:], [-1.0, 0.0, 1.0, 0.0, 0.0, 1.0], atol=1e-6)
 
     # visible counts are configurable (full observability: 2 seekers, 3 landmarks)
@@ -171,7 +171,7 @@ def test_predator_prey_observation_layout():
     vel[0, 3] = (0.7, -0.1)  # the prey
     vel[0, 0] = (0.2, 0.0)
     env = make_env("mpe_pp_3p1p", num_envs=1, seed=0)
-    obs = env.set_state(np.array([pos]), vel).obs[0]
+    obs = env.set_physical_state(np.array([pos]), vel).obs[0]
     # [v (2), p (2), nearest other predator, prey, prey velocity]
     np.testing.assert_allclose(obs[0], [0.2, 0.0, 0.0, 0.0, 0.0, -0.2, 1.0, 1.0, 0.7, -0.1], atol=1e-6)
     np.testing.assert_allclose(obs[1], [0.0, 0.0, 0.3, 0.0, -0.3, 0.0, 0.7, 1.0, 0.7, -0.1], atol=1e-6)
@@ -208,7 +208,7 @@ def test_auto_reset_keeps_the_final_observation():
 
     # sub-envs end independently: only the one at step 24 resets
     env = make_env("mpe_cn_3ls3l", num_envs=2, seed=0)
-    env.set_state(env.positions, steps=np.array([24, 3]))
+    env.set_physical_state(env.positions, steps=np.array([24, 3]))
     before = env.positions
     ts = env.step(np.zeros((2, 3), dtype=np.int64))
     assert ts.truncated.tolist() == [True, False]

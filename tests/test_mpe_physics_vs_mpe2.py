@@ -1,7 +1,7 @@
 """offmarl's MPE physics against mpe2 itself (the particle physics must be mpe2's: SIT's maps are MPE maps).
 
 mpe2's envs and ours start from the *same* entity positions and velocities (mpe2's are set on its
-world after ``reset``, ours through ``ParticleTaskEnv.set_state``) and receive the same random
+world after ``reset``, ours through ``ParticleTaskEnv.set_physical_state``) and receive the same random
 discrete actions; positions must agree to 1e-4 at each of 25 steps, and rewards and observations to
 float32 precision. The start crowds the agents so that contact forces act from the first step.
 """
@@ -47,7 +47,7 @@ def test_cooperative_navigation_matches_simple_spread(seed: int, local_ratio: fl
 
     # a horizon beyond 25 so that our env does not auto-reset while we compare
     ours = make_env("mpe_cn_3ls3l", num_envs=1, seed=0, local_ratio=local_ratio, episode_limit=STEPS + 5)
-    ts = ours.set_state(pos[None], vel[None])
+    ts = ours.set_physical_state(pos[None], vel[None])
     their_obs = np.stack([theirs.unwrapped.observe(name) for name in names])  # [3, 12]: ours + 2 comm slots
     np.testing.assert_allclose(ts.obs[0], their_obs[:, :10], atol=1e-6)
     assert np.all(their_obs[:, 10:] == 0)

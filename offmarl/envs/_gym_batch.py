@@ -20,7 +20,10 @@ loop over sub-envs: this module is the one place that loop lives. An adapter des
   named in ``info_fields`` into ``[B, ...]`` arrays of the declared dtype and shape. Most keys describe
   the step that just happened (``crashed``), as the contract says; keys listed in ``state_info``
   describe the *returned observation* instead (e.g. an expert's advice for it), so after an auto-reset
-  they come from the new episode's first state.
+  they come from the new episode's first state;
+* **not restorable** (:mod:`offmarl.envs.base`): the packages' simulators keep their state in Python
+  objects that a weights-only checkpoint cannot hold, so ``get_state`` / ``set_state`` raise
+  ``NotImplementedError`` and a resume restarts their episodes.
 
 Cost: one Python call per sub-env per step on top of the package's own step (measured in
 ``benchmarks/env_adapters_throughput.py``); everything else (actions in, arrays out) is batched numpy.

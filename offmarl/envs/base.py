@@ -9,14 +9,30 @@ returned ``obs[b]`` / ``state[b]`` / ``avail_actions[b]`` already belong to the 
 transition keeps its real next observation). ``reward[b]``, ``terminated[b]``, ``truncated[b]`` and
 ``info`` describe the step that just happened.
 
+Saving and restoring (an online run's checkpoint, so that a resume after a kill continues bit-exactly):
+an env whose class sets ``restorable = True`` implements :meth:`BatchedEnv.get_state` and
+:meth:`BatchedEnv.set_state`. ``get_state()`` returns a dict of numpy arrays, numbers, strings, bools,
+None, lists and dicts -- every sub-env's full state and random generator (a numpy ``Generator`` as its
+``bit_generator.state``), plus the env's ``name``, ``num_envs`` and ``kwargs`` -- which
+``offmarl.core.files.atomic_torch_save`` stores without pickling (arrays become tensors). ``set_state(s)``
+on an env built the same way (same name, kwargs and ``num_envs``; otherwise a ``ValueError`` names the
+difference) makes every later ``step(actions)`` return exactly, bit for bit, what the original env's
+steps returned from the moment ``s`` was taken; it takes the arrays back as numpy arrays or as tensors
+(what ``torch.load(weights_only=True)`` returns). Capturing costs nothing while stepping: it happens only
+when asked. Native numpy envs list the attributes that hold their state in ``state_attributes`` (arrays,
+numpy Generators, None before the first reset) and inherit the generic implementation; other restorable
+envs (SMAX) override both methods. Envs that are not restorable (the adapters of external simulators:
+highway-env, MaMuJoCo) raise ``NotImplementedError`` from both: a resume restarts their episodes.
+
 This module imports nothing else of offmarl.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -162,6 +178,11 @@ class BatchedEnv(ABC):
 
     spec: EnvSpec
     num_envs: int
+    #: Whether :meth:`get_state` / :meth:`set_state` work (module docstring); False by default.
+    restorable: ClassVar[bool] = False
+    #: The attributes holding the sub-envs' full state, saved and restored by the generic
+    #: :meth:`get_state` / :meth:`set_state`: numpy arrays, numpy Generators, or None (not yet reset).
+    state_attributes: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> TimeStep:
@@ -179,6 +200,54 @@ class BatchedEnv(ABC):
 
     def close(self) -> None:
         """Release resources held by the env (native numpy envs hold none)."""
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything the sub-envs need to continue exactly as they would have (module docstring):
+        ``{"name", "num_envs", "kwargs", "attributes": {attribute: array | generator state | None}}``."""
+        self._require_restorable()
+        return {**self._identity(),
+                "attributes": {name: _capture(getattr(self, name)) for name in self.state_attributes}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``, a :meth:`get_state` of an env built the same way (arrays may come back
+        as tensors). Everything is checked before anything changes: a refused state leaves the env as it was."""
+        self._require_restorable()
+        self._check_identity(state)
+        saved = state.get("attributes")
+        if not isinstance(saved, dict):
+            raise ValueError(f"{self.spec.name}: the saved state has no attributes dict")
+        missing = sorted(set(self.state_attributes) - saved.keys())
+        if missing:
+            raise ValueError(f"{self.spec.name}: the saved state lacks {missing}")
+        restored = {name: _restore(f"{self.spec.name}: saved {name}", getattr(self, name), saved[name])
+                    for name in self.state_attributes}
+        for name, value in restored.items():
+            setattr(self, name, value)
+
+    def _check_identity(self, state: dict[str, Any]) -> None:
+        """``ValueError`` (one line, naming the mismatch) unless ``state`` was taken from an env of this name,
+        ``num_envs`` and kwargs."""
+        name = self.spec.name
+        if not isinstance(state, dict) or not {"name", "num_envs", "kwargs"} <= state.keys():
+            raise ValueError(f"{name}: not an env state (a dict from get_state() with name, num_envs and kwargs)")
+        if state["name"] != name:
+            raise ValueError(f"{name}: the state was taken from env {state['name']!r}")
+        if state["num_envs"] != self.num_envs:
+            raise ValueError(f"{name}: the state holds {state['num_envs']} sub-envs, this env has {self.num_envs}")
+        theirs, ours = state["kwargs"], self.spec.kwargs
+        differing = sorted((key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key)), key=str)
+        if differing:
+            described = ", ".join(f"{key}={theirs.get(key)!r} (here {ours.get(key)!r})" for key in differing)
+            raise ValueError(f"{name}: the state was taken from an env built with other kwargs: {described}")
+
+    def _identity(self) -> dict[str, Any]:
+        """The part of a saved state that says which env it belongs to."""
+        return {"name": self.spec.name, "num_envs": self.num_envs, "kwargs": copy.deepcopy(self.spec.kwargs)}
+
+    def _require_restorable(self) -> None:
+        if not self.restorable:
+            raise NotImplementedError(f"{self.spec.name} cannot save or restore its state: "
+                                      "a resume restarts its episodes")
 
     def check_actions(self, actions: np.ndarray) -> np.ndarray:
         """Validate the shape (and, for discrete envs, the range) of ``actions``; return them as an array."""
@@ -199,3 +268,36 @@ class BatchedEnv(ABC):
             raise ValueError(f"{spec.name}: actions must have shape [B, n, act_dim] = {list(want)}, "
                              f"got {list(actions.shape)}")
         return actions.astype(np.float32, copy=False)
+
+
+def _capture(value: Any) -> Any:
+    """A saved copy of one state attribute (see ``BatchedEnv.state_attributes``)."""
+    if value is None:
+        return None
+    if isinstance(value, np.random.Generator):
+        return value.bit_generator.state  # a fresh dict of ints and strings
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    raise TypeError(f"state attribute of type {type(value).__name__} cannot be saved (arrays, Generators, None)")
+
+
+def _restore(what: str, current: Any, saved: Any) -> Any:
+    """The value a state attribute takes back from ``saved``, checked against the env's ``current`` one
+    (same kind, shape and dtype: a state of another version of the env is refused, not cast)."""
+    if isinstance(current, np.random.Generator):
+        generator = np.random.Generator(type(current.bit_generator)())
+        try:
+            generator.bit_generator.state = saved
+        except (TypeError, ValueError, KeyError) as exc:
+            kind = type(current.bit_generator).__name__
+            raise ValueError(f"{what} is not a {kind} generator state ({exc})") from None
+        return generator
+    if saved is None:
+        return None
+    array = np.asarray(saved)  # a tensor from torch.load, or an array
+    if current is None:
+        return np.array(array, order="C")
+    if array.shape != current.shape or array.dtype != current.dtype:
+        raise ValueError(f"{what} is {array.dtype}{list(array.shape)}, "
+                         f"the env holds {current.dtype}{list(current.shape)}")
+    return np.array(array, order="C")

@@ -172,6 +172,9 @@ class EqualSpaceEnv(BatchedEnv):
         reward_scale: multiplies the formation penalty (default 0.75, calibrated to Table 12's scale).
     """
 
+    restorable = True
+    state_attributes = ("_rng", "_pos", "_t")
+
     def __init__(self, num_envs: int = 1, seed: int | None = None, n_agents: int = 3, half_width: float = 1.0,
                  max_step: float = 0.1, episode_limit: int = 25, reward_scale: float = 0.75):
         if n_agents < 2:

@@ -102,6 +102,9 @@ class FillInEnv(_grid.GridRendering, BatchedEnv):
         headings: fixed start headings ``[n]`` in 0..3 = N, E, S, W (default: uniformly random).
     """
 
+    restorable = True
+    state_attributes = ("_rng", "_owner", "_pos", "_heading", "_unfilled", "_t")
+
     def __init__(self, num_envs: int = 1, seed: int | None = None, *, n_agents: int = 3, horizon: int = 40,
                  height: int | None = None, width: int | None = None, layout: Sequence[str] | None = None,
                  starts: Sequence[Sequence[int]] | None = None, headings: Sequence[int] | None = None):

@@ -118,6 +118,9 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
             objects appearing later (on delivery) are always random.
     """
 
+    restorable = True
+    state_attributes = ("_rng", "_objmap", "_pos", "_heading", "_carrying", "_t")
+
     def __init__(self, num_envs: int = 1, seed: int | None = None, *, n_agents: int = 3, horizon: int = 100,
                  objects_per_agent: int = 3, layout: Sequence[str] | None = None,
                  starts: Sequence[Sequence[int]] | None = None, headings: Sequence[int] | None = None,

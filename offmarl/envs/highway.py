@@ -51,6 +51,8 @@ observation, the meta-action highway-env's IDM/MOBIL driver model advises each c
 (:func:`idm_mobil_action`); the scripted expert ``offmarl.policies.scripted.highway`` plays it. It is
 computed per sub-env and car on every step (≈ 15 % of a highway-fast step; ``expert_hints=False``
 skips it). ``info["crashed"] [B, n]`` and ``info["speed"] [B, n]`` (forward speed, m/s) describe the step.
+
+Not restorable (:mod:`offmarl.envs._gym_batch`): a resume restarts the sub-envs' episodes.
 """
 
 from __future__ import annotations

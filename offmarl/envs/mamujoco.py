@@ -40,6 +40,8 @@ trained SAC / FacMAC policies, which offmarl does not have yet, so ``--tier``, `
 ``--per-agent`` (which derive their levels from an ``expert``) are not available for these envs until a
 trained expert is registered. Rendering (``render(index)``) uses MuJoCo's offscreen renderer; without a
 display the module selects ``MUJOCO_GL=egl`` unless the variable is already set.
+
+Not restorable (:mod:`offmarl.envs._gym_batch`): a resume restarts the sub-envs' episodes.
 """
 
 from __future__ import annotations

@@ -98,6 +98,9 @@ class MatrixGameEnv(BatchedEnv):
             (default: Table 1's ``[[0.8, 0.2], [0.4, 0.6]]`` for a 2 × 2 payoff, uniform otherwise).
     """
 
+    restorable = True
+    state_attributes = ("_t", "_joint")
+
     def __init__(self, num_envs: int = 1, seed: int | None = None, payoff: Any = None, behavior: Any = None):
         self.payoff = validate_payoff(DEFAULT_PAYOFF if payoff is None else payoff)
         m, k = self.payoff.shape

@@ -65,7 +65,7 @@ all agents (2A), landmark/obstacle positions (2L)]`` with agents in entity order
 the last agent): ``state_dim`` 18 (CN_3ls3l), 24 (CN_4ls4l), 20 (PP_3p1p). :func:`unpack_state`
 splits it.
 
-Test hook: ``env.set_state(positions, velocities, steps)`` puts every sub-env in a given physical
+Test hook: ``env.set_physical_state(positions, velocities, steps)`` puts every sub-env in a given physical
 state (``[B, E, 2]``, mpe2's entity order); ``env.positions`` / ``env.velocities`` read it back. The
 physics runs in float64 (as mpe2); observations, rewards and the state are computed from float32
 copies of the positions (1.5x faster; they agree with mpe2's float64 values to ~1e-6).
@@ -186,8 +186,12 @@ class ParticleTaskEnv(BatchedEnv):
     ``_colors``, and implement :meth:`_observe` (observation, reward and info of the current state)
     and, when the world has scripted agents, :meth:`_world_actions`. Physical state lives in
     ``_pos``/``_vel [E, 2, B]`` float64 (``offmarl.envs._particles`` layout); :attr:`positions` and
-    :attr:`velocities` give ``[B, E, 2]`` copies.
+    :attr:`velocities` give ``[B, E, 2]`` copies. Restorable (``offmarl.envs.base``): the saved state is the
+    physical state, the step counters and the spawn generator (the world itself holds constants only).
     """
+
+    restorable = True
+    state_attributes = ("_rng", "_pos", "_vel", "t")
 
     world: ParticleWorld
     _spawn_half_width: np.ndarray  # [E]: entity e spawns uniformly in [-w_e, w_e]^2
@@ -205,7 +209,7 @@ class ParticleTaskEnv(BatchedEnv):
         avail = np.ones((num_envs, self.spec.n_agents, N_ACTIONS), dtype=bool)
         avail.flags.writeable = False  # shared by every TimeStep: all 5 actions are always available
         self._avail = avail
-        # A valid state before the first reset (so step, set_state and render work), drawn from a child
+        # A valid state before the first reset (so step, set_physical_state and render work), drawn from a child
         # stream of the seed: the first reset() still gives the same episodes as reset(seed=seed).
         self._spawn(slice(None), np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]))
 
@@ -273,8 +277,8 @@ class ParticleTaskEnv(BatchedEnv):
                         truncated=truncated, avail_actions=self._avail, final_obs=final_obs,
                         final_state=final_state, info=info)
 
-    def set_state(self, positions: np.ndarray, velocities: np.ndarray | None = None,
-                  steps: np.ndarray | int | None = None) -> TimeStep:
+    def set_physical_state(self, positions: np.ndarray, velocities: np.ndarray | None = None,
+                           steps: np.ndarray | int | None = None) -> TimeStep:
         """Test hook: put every sub-env in a given physical state and return its TimeStep.
 
         ``positions [B, E, 2]`` / ``velocities [B, E, 2]`` (default 0) of all entities in mpe2's order
@@ -284,11 +288,11 @@ class ParticleTaskEnv(BatchedEnv):
         shape = (self.num_envs, self.world.n_entities, 2)
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != shape:
-            raise ValueError(f"{self.spec.name}.set_state: positions must have shape {list(shape)}, "
+            raise ValueError(f"{self.spec.name}.set_physical_state: positions must have shape {list(shape)}, "
                              f"got {list(positions.shape)}")
         velocities = np.zeros(shape) if velocities is None else np.asarray(velocities, dtype=np.float64)
         if velocities.shape != shape:
-            raise ValueError(f"{self.spec.name}.set_state: velocities must have shape {list(shape)}, "
+            raise ValueError(f"{self.spec.name}.set_physical_state: velocities must have shape {list(shape)}, "
                              f"got {list(velocities.shape)}")
         self._pos[:] = positions.transpose(1, 2, 0)
         self._vel[:] = velocities.transpose(1, 2, 0)

@@ -60,6 +60,10 @@ same episodes (on the same machine and jax version).
   3s_vs_5z, 70 for 5m_vs_6m); pass ``episode_limit=SMAC_EPISODE_LIMITS[map]`` for SMAC's horizon.
 * **Auto-reset** (:mod:`offmarl.envs.base`): ended sub-envs are reset inside the compiled step;
   ``final_obs`` / ``final_state`` hold the observation / state reached by the last action.
+* **Saving and restoring** (:mod:`offmarl.envs.base`; ``restorable``): :meth:`SMAXEnv.get_state` holds the
+  sub-envs' jaxmarl states (the pytree's leaves as numpy arrays, keyed by their path, e.g.
+  ``".state.unit_health"``) and their PRNG keys (a typed key array is saved as its ``key_data`` and
+  implementation name); :meth:`SMAXEnv.set_state` puts them back on the device with their dtypes.
 
 Compilation: reset and step are one compiled function (the reset is the step with every sub-env
 forced to reset; episode limit and reward parameters are run-time inputs), compiled once per (map,
@@ -212,6 +216,8 @@ class SMAXEnv(BatchedEnv):
         reward_death_value, reward_win, reward_scale_rate: SMAC's reward parameters (module docstring).
     """
 
+    restorable = True
+
     def __init__(self, map_name: str, num_envs: int = 1, seed: int | None = None, *,
                  episode_limit: int | None = None, reward_death_value: float = SMAC_DEATH_VALUE,
                  reward_win: float = SMAC_WIN_VALUE, reward_scale_rate: float = SMAC_SCALE_RATE):
@@ -268,6 +274,57 @@ class SMAXEnv(BatchedEnv):
         return TimeStep(obs=obs, state=state, reward=np.repeat(reward[:, None], self.spec.n_agents, axis=1),
                         terminated=terminated, truncated=truncated, avail_actions=avail, final_obs=final_obs,
                         final_state=final_state, info={"win": win})
+
+    def get_state(self) -> dict[str, Any]:
+        """``{"name", "num_envs", "kwargs", "seed", "keys" [B, ...] uint32 | None, "key_impl": str | None,
+        "world": {leaf path: [B, ...] array} | None, "last_state" [B, state_dim] | None}`` (None before the
+        first reset; ``key_impl`` names the implementation of typed PRNG keys, None for raw uint32 keys)."""
+        keys, key_impl = self._keys, None
+        if keys is not None and jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+            key_impl = str(jax.random.key_impl(keys))
+            keys = jax.random.key_data(keys)
+        world = None if self._state is None else {
+            jax.tree_util.keystr(path): np.array(leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(self._state)[0]}
+        return {**self._identity(), "seed": self._seed, "keys": None if keys is None else np.array(keys),
+                "key_impl": key_impl, "world": world,
+                "last_state": None if self._last_state is None else self._last_state.copy()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`get_state` of an env built the same way (arrays may come back as tensors)."""
+        self._check_identity(state)
+        if state.get("world") is None or state.get("keys") is None:
+            keys = world = last_state = None  # saved before the first reset
+        else:
+            keys = self._restore_keys(state["keys"], state.get("key_impl"))
+            world = self._restore_world(state["world"])
+            last_state = np.array(np.asarray(state["last_state"]), dtype=np.float32)
+        self._seed, self._keys, self._state, self._last_state = int(state["seed"]), keys, world, last_state
+
+    def _restore_keys(self, saved: Any, key_impl: str | None) -> jax.Array:
+        data = np.asarray(saved)
+        if data.dtype != np.uint32 or data.shape[:1] != (self.num_envs,):
+            raise ValueError(f"{self.spec.name}: saved keys are {data.dtype}{list(data.shape)}, "
+                             f"expected uint32[{self.num_envs}, ...]")
+        data = jnp.array(data)  # a copy: the compiled step donates its inputs' buffers
+        return data if key_impl is None else jax.random.wrap_key_data(data, impl=key_impl)
+
+    def _restore_world(self, saved: dict[str, Any]) -> Any:
+        """The jaxmarl states of the B sub-envs from their saved leaves, checked against the map's template."""
+        paths, structure = jax.tree_util.tree_flatten_with_path(self._kernel.state_template)
+        missing = [jax.tree_util.keystr(path) for path, _ in paths if jax.tree_util.keystr(path) not in saved]
+        if missing:
+            raise ValueError(f"{self.spec.name}: the saved state lacks {missing}")
+        leaves = []
+        for path, template in paths:
+            name = jax.tree_util.keystr(path)
+            leaf = np.asarray(saved[name])
+            want = (self.num_envs, *template.shape)
+            if leaf.shape != want or leaf.dtype != template.dtype:
+                raise ValueError(f"{self.spec.name}: saved {name} is {leaf.dtype}{list(leaf.shape)}, "
+                                 f"expected {template.dtype}{list(want)}")
+            leaves.append(jnp.array(leaf))  # a copy: the compiled step donates the states' buffers
+        return jax.tree_util.tree_unflatten(structure, leaves)
 
     def _run(self, actions: np.ndarray, force_reset: jax.Array) -> list[np.ndarray]:
         """One call of the compiled step; its outputs as writable numpy arrays (``np.array`` per output
