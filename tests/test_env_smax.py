@@ -282,3 +282,18 @@ def test_cli_collect_composition_train_bc_eval(tmp_path):
     record = train_bc_then_eval(runner, data, run, episodes=B, train_eval_episodes=0)
     assert record["episodes"] == B and len(record["per_agent_return"]) == 3
     assert 0.0 <= record["win_rate"] <= 1.0 and 0.0 <= record["return_mean"] <= 20.0
+
+
+def test_alive_agents_are_reported_and_a_dead_one_may_only_stop():
+    env = make_env("smac_3s_vs_3z", num_envs=4, seed=0)
+    ts, rng, seen_dead = env.reset(seed=0), np.random.default_rng(0), False
+    assert ts.info["alive"].all()
+    for _ in range(80):
+        ts = env.step(random_actions(ts, rng))
+        alive = ts.info["alive"]
+        np.testing.assert_array_equal(alive, unit_health(ts.state, 3) > 0)
+        dead = ~alive
+        seen_dead |= bool(dead.any())
+        only_stop = ts.avail_actions.sum(-1) == 1
+        assert (only_stop[dead] & ts.avail_actions[dead][:, smax.STOP_ACTION]).all()
+    assert seen_dead, "no ally died in 80 random steps: raise the number of steps"

@@ -22,8 +22,8 @@ sub-envs -- no Python loop over envs or agents -- and one ``env.step``. What it 
 Continuous actions are sampled unbounded (the learner's log-probability is the sample's) and clipped to
 the action Box before the env sees them. Randomness: the actions are drawn from a ``torch.Generator``
 seeded from the engine's seed, which :meth:`state_dict` keeps with the env's state (when the env can
-restore it, ``env.get_state``), the current observations and the hidden state, so a run resumed at a
-rollout boundary continues bit for bit. An env that cannot restore its simulator (an external one) is
+restore it: ``env.restorable``, ``env.get_state``), the current observations and the hidden state, so a
+run resumed at a rollout boundary continues bit for bit. An env that cannot restore its simulator (an external one) is
 reset on resume instead: its episodes restart, the rest continues exactly.
 """
 
@@ -128,10 +128,7 @@ class RolloutEngine:
 
     # ---- resume ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        try:
-            env_state = self.env.get_state()
-        except (NotImplementedError, AttributeError):
-            env_state = None
+        env_state = self.env.get_state() if self.env.restorable else None
         ts = self.ts
         return {"env": env_state, "generator": self.generator.get_state(), "hidden": self.hidden,
                 "starts": self.starts.copy(), "running_return": self.running_return.copy(),

@@ -51,6 +51,8 @@ same episodes (on the same machine and jax version).
   damage to shields is part of the hit points here; units touching the map edge die in SMAX
   (``walls_cause_death``), and such enemies count as killed. SMAX's own reward (the enemy-health
   fraction lost, averaged over enemies, plus 1 for a win; a win returns 2) is not used.
+* **Alive agents.** ``info["alive"] [B, n] bool`` (for the next action: after an auto-reset, the new
+  episode's), read off the state; a dead ally keeps acting with the stop action only.
 * **Win and termination.** ``info["win"] [B] bool``: all enemies dead with at least one ally alive
   (SMAX's rule; a simultaneous wipe-out is a draw). ``terminated`` when either side is wiped out,
   ``truncated`` when the episode reaches ``episode_limit`` steps with both sides alive. Each step is
@@ -130,6 +132,7 @@ _use_compilation_cache()
 UNIT_TYPES = ("marine", "marauder", "stalker", "zealot", "zergling", "hydralisk")
 MARINE, STALKER, ZEALOT = UNIT_TYPES.index("marine"), UNIT_TYPES.index("stalker"), UNIT_TYPES.index("zealot")
 STOP_ACTION = 4  # SMAX: 0-3 move, 4 stop, 5 + j attack enemy j
+UNIT_FEATURES = 10  # a unit's state entries: health fraction, x, y, weapon cooldown, unit-type one-hot (6)
 
 # SMAC's reward defaults (smac StarCraft2Env: reward_death_value, reward_win, reward_scale_rate).
 SMAC_DEATH_VALUE = 10.0
@@ -252,6 +255,11 @@ class SMAXEnv(BatchedEnv):
         self._last_state: np.ndarray | None = None  # [B, state_dim], for render
         self._seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
 
+    def _alive(self, state: np.ndarray) -> np.ndarray:
+        """Which allies are alive ``[B, n]``: a unit's health fraction, the first of its ``UNIT_FEATURES``
+        state entries, is 0 once it is dead."""
+        return state[:, : UNIT_FEATURES * self.spec.n_agents : UNIT_FEATURES] > 0
+
     # ---- the contract -------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> TimeStep:
         """Start new episodes in every sub-env: the compiled step with every sub-env forced to reset."""
@@ -263,7 +271,8 @@ class SMAXEnv(BatchedEnv):
         B, n = self.num_envs, self.spec.n_agents
         out = self._run(np.zeros((B, n), np.int32), self._all_reset)
         return TimeStep(obs=out[0], state=out[1], reward=np.zeros((B, n), np.float32), terminated=np.zeros(B, bool),
-                        truncated=np.zeros(B, bool), avail_actions=out[2], info={"win": np.zeros(B, bool)})
+                        truncated=np.zeros(B, bool), avail_actions=out[2],
+                        info={"win": np.zeros(B, bool), "alive": self._alive(out[1])})
 
     def step(self, actions: np.ndarray) -> TimeStep:
         if self._state is None:
@@ -273,7 +282,7 @@ class SMAXEnv(BatchedEnv):
             actions, self._no_reset)
         return TimeStep(obs=obs, state=state, reward=np.repeat(reward[:, None], self.spec.n_agents, axis=1),
                         terminated=terminated, truncated=truncated, avail_actions=avail, final_obs=final_obs,
-                        final_state=final_state, info={"win": win})
+                        final_state=final_state, info={"win": win, "alive": self._alive(state)})
 
     def get_state(self) -> dict[str, Any]:
         """``{"name", "num_envs", "kwargs", "seed", "keys" [B, ...] uint32 | None, "key_impl": str | None,
