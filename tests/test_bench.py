@@ -46,7 +46,8 @@ BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"
     ({"epochs": 3}, "unknown key 'epochs'"),
     ({"datasets": [{"recipe": "tseng/fill_in", "episodes": 5}]}, "datasets[0]: unknown key 'episodes'"),
     ({"algorithms": [{"name": "bc", "overides": {}}]}, "algorithms[0]: unknown key 'overides'"),
-    ({"datasets": [{"recipe": "tseng/fill_in", "path": "x.h5"}]}, "datasets[0]: give exactly one of 'recipe'"),
+    ({"datasets": [{"recipe": "tseng/fill_in", "path": "x.h5"}]},
+     "datasets[0]: give exactly one of 'recipe' (a named recipe), 'path'"),
     ({"datasets": [{"recipe": "tseng/fill_in", "scale": -1}]}, "datasets[0].scale: must be > 0, got -1"),
     ({"algorithms": [{"ablation": "no_kl"}]}, "algorithms[0]: missing 'name'"),
     ({"algorithms": [{"name": "bc", "overrides": {"steps": 5}}]}, "algorithms[0].overrides.steps"),
@@ -55,7 +56,7 @@ BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"
      "datasets: label 'fill_in' appears more than once"),
     ({"datasets": [{"recipe": "tseng/fill_in", "label": "records"}]},
      "datasets[0].label: 'records' names a folder of the suite directory itself"),
-    ({"train_scale": 0.1}, "exactly one of 'steps'"),
+    ({"train_scale": 0.1}, "'train_scale' multiplies each algorithm's default budget; give it or 'steps'"),
     ({"seeds": [1, 1]}, "seeds: seed list [1, 1] repeats a seed"),
     ({"eval_episodes": "many"}, "eval_episodes: expected an integer, got 'many'"),
     ({"name": "a/b"}, "name: 'a/b' is not a valid name"),
@@ -381,3 +382,25 @@ def test_sigkill_mid_suite_then_rerun_loses_and_duplicates_nothing(tmp_path, off
         assert metric_steps == sorted(set(metric_steps)) and metric_steps[-1] == steps, run
         assert json.loads(run.joinpath("eval.json").read_text())["protocol"]["steps"] == steps
     assert "| bc |" in stdout and (out / "tiny" / "table.md").exists()
+
+
+@pytest.mark.timeout(240)
+def test_an_online_algorithm_runs_on_the_env_entries_and_an_offline_one_on_the_datasets(tmp_path, offmarl_home):
+    tiny_ippo = {"name": "ippo", "frames": 640,
+                 "overrides": {"hidden": 8, "rollout_length": 10, "chunk_length": 5, "ppo_epochs": 1}}
+    suite = tiny_suite(tmp_path / "mixed.yaml", eval_every=0,
+                       datasets=[{"recipe": "tseng/equal_space", "scale": 0.01},
+                                 {"env": "matrix_game", "num_envs": 4, "label": "game"}],
+                       algorithms=[TINY_BC, tiny_ippo])
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "tiny" / "suite.json").read_text())
+    assert sorted(map(tuple, record["runs"])) == [("equal_space", "bc", 0), ("game", "ippo", 0)]
+    online = json.loads((out / "tiny" / "game" / "ippo" / "seed0" / "eval.json").read_text())
+    assert online["dataset"] is None and online["source"] == "game" and online["env"] == "matrix_game"
+    assert online["protocol"]["steps_unit"] == "frames" and online["protocol"]["steps"] == 640
+    cells = {(row["algorithm"], row["dataset"]) for row in csv.DictReader(io.StringIO(
+        (out / "tiny" / "table.csv").read_text()))}
+    assert cells == {("bc", "equal_space"), ("ippo", "game")}
+    assert "Incomplete" not in (out / "tiny" / "table.md").read_text()  # the other pairs are not missing runs

@@ -86,7 +86,17 @@ def test_write_eval_json_schema(tmp_path):
     assert record["schema_version"] == 1 and record["algo"] == "distill[no_kl]" and record["seed"] == 4
     assert record["curve"] == [[10, 1.0, 0.5]] and record["win_rate"] == 1.0
     assert record["protocol"] == {"checkpoint": "last", "target_return": 7.0, "greedy": True, "steps": 10,
-                                  "eval_seed": 12345}
+                                  "eval_seed": 12345, "steps_unit": "updates"}
+    assert record["dataset"] == record["source"] == "tseng/fill_in" and "env" not in record
+
+
+def test_an_online_runs_eval_json_names_its_env_and_counts_frames(tmp_path):
+    result = evaluate_policy(ToyExpert(), _toy_env.ENV_NAME, {}, episodes=3, seed=0)
+    record = write_eval_json(tmp_path, result, algo="ippo", dataset="toy", seed=1, curve=[[640, 1.0, 0.5]],
+                             steps=640, env=_toy_env.ENV_NAME, env_kwargs={"lengths": [2]}, win_curve=[[640, 1.0]])
+    assert record["dataset"] is None and record["source"] == "toy" and record["env"] == _toy_env.ENV_NAME
+    assert record["env_kwargs"] == {"lengths": [2]} and record["win_curve"] == [[640, 1.0]]
+    assert record["protocol"]["steps_unit"] == "frames" and record["win_rate"] == 1.0
 
 
 def test_bad_episode_count_is_refused():

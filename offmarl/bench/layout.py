@@ -77,8 +77,12 @@ class PlannedRun:
 
 
 def planned_run_keys(record: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """``(dataset label, algorithm label, seed)`` of every run the suite record ``record`` plans: the seeds
-    of the last command that ran it x the suite's datasets x algorithms, in :func:`run_order`."""
+    """``(dataset label, algorithm label, seed)`` of every run the suite record ``record`` plans: its
+    ``runs`` (each algorithm on the entries it learns from, for the seeds of the last command that ran it),
+    or, in a record written before ``runs`` was kept, those seeds x the datasets x the algorithms, in
+    :func:`run_order`."""
+    if "runs" in record:
+        return [(dataset, algo, int(seed)) for dataset, algo, seed in record["runs"]]
     suite = record.get("suite", {})
     seeds = record.get("seeds", suite.get("seeds", []))
     datasets = [d["label"] for d in suite.get("datasets", [])]

@@ -54,7 +54,15 @@ from offmarl.bench.layout import (
     run_order,
     suite_dir_name,
 )
-from offmarl.bench.suite import AlgoEntry, DatasetEntry, Suite, check_algorithms, check_datasets, import_modules
+from offmarl.bench.suite import (
+    AlgoEntry,
+    DatasetEntry,
+    Suite,
+    check_algorithms,
+    check_datasets,
+    import_modules,
+    learns_on,
+)
 from offmarl.core.files import atomic_write_json, atomic_write_text
 from offmarl.core.seeding import set_threads
 
@@ -159,10 +167,13 @@ def _train(task: RunTask, paths: Any) -> None:
     from offmarl.train.experiment import Experiment, run_experiment
 
     entry = task.dataset
-    # A Ray node without the suite's datasets builds them into its own cache (same recipe, seed, scale).
-    dataset = str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale) if entry.recipe else entry.path)
+    if entry.online:
+        source = dict(env=entry.env, env_kwargs=entry.env_kwargs, num_envs=entry.num_envs)
+    else:  # a Ray node without the suite's datasets builds them into its own cache (same recipe, seed, scale)
+        source = dict(dataset=str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale) if entry.recipe
+                                  else entry.path))
     record = run_experiment(Experiment(
-        algo=task.algo.name, dataset=dataset, dataset_label=entry.label, out=paths.root, seed=task.seed,
+        algo=task.algo.name, **source, dataset_label=entry.label, out=paths.root, seed=task.seed,
         steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
         preset=task.algo.preset, tag=task.algo.tag, resume=paths.checkpoint.exists(),
         eval_episodes=task.eval_episodes, eval_every=task.eval_every, checkpoint_every=task.checkpoint_every,
@@ -291,6 +302,8 @@ def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Pat
 
     files: dict[str, Path] = {}
     for entry in suite.datasets:
+        if entry.online:
+            continue
         if entry.recipe is None:
             files[entry.label] = Path(entry.path)
             echo(f"dataset {entry.label}: {entry.path}")
@@ -330,9 +343,10 @@ def write_override_files(suite: Suite, suite_dir: Path) -> dict[str, Path | None
 
 
 def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Path | None, scale: float) -> int:
-    """The gradient steps of ``entry`` on an env: the entry's or the suite's ``steps`` × ``scale``, or the
-    algorithm's own default (per-env defaults and overrides applied, as ``offmarl train``) ×
-    ``train_scale`` × ``scale``. Bad override keys or values fail here, before any run starts."""
+    """The budget of ``entry`` on an env -- gradient steps offline, env frames online: the entry's or the
+    suite's ``steps`` (``frames``) × ``scale``, or the algorithm's own default (per-env defaults and overrides
+    applied, as ``offmarl train``) × ``train_scale`` × ``scale``. Bad override keys or values fail here,
+    before any run starts."""
     from offmarl.algos.base import build_config, get_algo_class
     from offmarl.train.experiment import config_overrides
 
@@ -342,8 +356,13 @@ def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Pa
                                                     entry.variant, entry.preset))
     except ValueError as exc:
         raise ValueError(f"{suite.source}: algorithm {entry.label} on env {env_name}: {exc}") from None
-    if entry.steps is not None or suite.steps is not None:
-        return max(1, round((entry.steps if entry.steps is not None else suite.steps) * scale))
+    given = (entry.frames, suite.frames) if cls.learns_from == "env" else (entry.steps, suite.steps)
+    budget = next((x for x in given if x is not None), None)
+    if budget is not None:
+        return max(1, round(budget * scale))
+    if suite.train_scale is None:
+        raise ValueError(f"{suite.source}: algorithm {entry.label} learns online: give the suite's 'frames' (env "
+                         "frames per online run), the algorithm's 'frames', or 'train_scale'")
     return max(1, round(config.steps * suite.train_scale * scale))
 
 
@@ -354,9 +373,12 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
     In :func:`offmarl.bench.layout.run_order` (seeds outermost). A run directory whose ``bench.json`` pins
     other settings is an error naming the directory."""
     config_files = write_override_files(suite, suite_dir)
-    env_names = {dataset.label: _env_name(dataset_files[dataset.label]) for dataset in suite.datasets}
+    env_names = {dataset.label: dataset.env if dataset.online else _env_name(dataset_files[dataset.label])
+                 for dataset in suite.datasets}
     tasks = []
     for seed, dataset, algo in run_order(seeds, suite.datasets, suite.algorithms):
+        if not learns_on(algo.name, dataset):
+            continue
         steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale)
         run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
         config = config_files[algo.label]
@@ -415,13 +437,16 @@ def bench_command(suite: str, seeds: str | None, workers: int | None, backend: s
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def write_suite_record(suite_dir: Path, suite: Suite, seeds: Sequence[int], scale: float, command: str) -> None:
-    """``suite.json``: the resolved suite, the training scale and every command that ran it (tables quote them)."""
+def write_suite_record(suite_dir: Path, suite: Suite, seeds: Sequence[int], scale: float, command: str,
+                       tasks: Sequence[RunTask]) -> None:
+    """``suite.json``: the resolved suite, the training scale, the planned runs (an algorithm runs only on the
+    entries it learns from) and every command that ran it (tables quote them)."""
     commands: list[str] = (read_suite_record(suite_dir) or {}).get("commands", [])
     if command not in commands:
         commands.append(command)
+    runs = [[task.dataset.label, task.algo.label, task.seed] for task in tasks]
     atomic_write_json(suite_dir / SUITE_RECORD, {"suite": suite.to_dict(), "scale": scale, "seeds": list(seeds),
-                                                 "commands": commands, "offmarl_version": __version__,
+                                                 "runs": runs, "commands": commands, "offmarl_version": __version__,
                                                  "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
@@ -455,7 +480,7 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
     suite_dir.mkdir(parents=True, exist_ok=True)
     files = prepare_datasets(suite, echo)
     tasks = plan_runs(suite, suite_dir, seeds, scale, files)
-    write_suite_record(suite_dir, suite, seeds, scale, command or f"offmarl bench run {suite.source}")
+    write_suite_record(suite_dir, suite, seeds, scale, command or f"offmarl bench run {suite.source}", tasks)
     skipped = [t for t in tasks if _paths(t.run_dir).eval.exists()]
     pending = [t for t in tasks if not _paths(t.run_dir).eval.exists()]
 
@@ -466,8 +491,9 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
     n_workers = workers or cores
     threads = max(1, cores // n_workers)
     pending = [dataclasses.replace(t, threads=threads) for t in pending]
-    echo(f"suite {suite.name}: {len(tasks)} runs ({len(suite.datasets)} datasets x {len(suite.algorithms)} "
-         f"algorithms x {len(seeds)} seeds) in {suite_dir}; {len(skipped)} already done, {len(pending)} to run on "
+    echo(f"suite {suite.name}: {len(tasks)} runs ({len(suite.datasets)} datasets or envs x {len(suite.algorithms)} "
+         f"algorithms x {len(seeds)} seeds, each algorithm on what it learns from) in {suite_dir}; "
+         f"{len(skipped)} already done, {len(pending)} to run on "
          f"{backend} with {min(n_workers, max(len(pending), 1))} worker(s) x {threads} torch thread(s)")
 
     bar = tqdm(total=len(tasks), initial=len(skipped), unit="run", desc=suite.name, disable=not progress,

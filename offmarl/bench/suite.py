@@ -18,6 +18,9 @@ user file -- with these keys (every other key is an error that names the key and
                                      #   "/" -> "_": tseng/grid_world/good -> grid_world_good)
       - path: data/mine.h5           # a dataset file; relative paths are relative to the suite file;
                                      #   label defaults to the file's stem
+      - env: smac_3s_vs_3z           # an environment, for the algorithms that learn online (ippo, mappo, ...)
+        kwargs: {episode_limit: 150} #   env kwargs (default none); label defaults to the env name
+        num_envs: 8                  #   sub-envs stepped together (default 8)
     algorithms:                      # required, non-empty; a registry name, or a mapping
       - bc
       - name: distill
@@ -26,12 +29,15 @@ user file -- with these keys (every other key is an error that names the key and
         preset: null                 # optional (algorithms whose config has a "preset" key)
         overrides: {hidden: 64}      # optional: config keys (see the algorithm's Config docstring)
         steps: 600                   # optional: replaces the suite's steps for this algorithm
+        frames: 2000000              # optional (online algorithms): replaces the suite's frames
         tag: long_teacher            # optional: row label distill@long_teacher (to keep apart rows of
                                      #   one algorithm that differ only in overrides or steps)
     seeds: 3                         # N (seeds 0..N-1) or a list [3, 7]; default 3
-    steps: 300                       # gradient steps per run ...
-    train_scale: 0.01                # ... or a multiplier of each algorithm's paper-default steps
-                                     #   (exactly one of steps / train_scale)
+    steps: 300                       # gradient steps per offline run ...
+    frames: 2000000                  # ... env frames per online run (one frame: one step of one sub-env) ...
+    train_scale: 0.01                # ... or a multiplier of each algorithm's paper-default budget
+                                     #   (offline runs need steps or train_scale, online ones frames or
+                                     #   train_scale; steps and frames exclude train_scale)
     eval_episodes: 32                # final evaluation episodes per run (default 32)
     eval_every: 0                    # steps between evaluations for the learning curve (0: end only)
     checkpoint: last                 # the weights scored in eval.json: last (default) or best (the best
@@ -40,6 +46,9 @@ user file -- with these keys (every other key is an error that names the key and
     metric_curves: [value_diff]      # optional: metrics.csv columns plotted vs training step per dataset
                                      #   (metric_<metric>_<dataset>.png, mean ± std over seeds) and their
                                      #   last logged value tabled under table.md (offmarl.bench.run_metrics)
+
+An algorithm runs on the entries it learns from: offline ones on the ``recipe`` / ``path`` entries, online
+ones on the ``env`` entries (a table cell of any other pair stays empty and is not a missing run).
 
 Parsing (:func:`load_suite`) checks the structure only; :func:`check_algorithms` resolves the algorithm
 names through the registry when a bench starts, so an algorithm added later needs no change here. Row
@@ -65,29 +74,44 @@ DEFAULT_EVAL_EPISODES = 32
 DEFAULT_CHECKPOINT_EVERY = 500
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-_SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps",
+_SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps", "frames",
                "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves", "checkpoint")
-_DATASET_KEYS = ("recipe", "path", "scale", "seed", "label")
-_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "tag")
+_DATASET_KEYS = ("recipe", "path", "env", "kwargs", "num_envs", "scale", "seed", "label")
+_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "frames", "tag")
+DEFAULT_NUM_ENVS = 8
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """One column of the suite: a recipe built at ``scale``/``seed`` or a file at ``path`` (absolute)."""
+    """One column of the suite: a recipe built at ``scale``/``seed``, a file at ``path`` (absolute), or an
+    environment ``env`` (``env_kwargs``, ``num_envs`` sub-envs) for online learners."""
 
     label: str
     recipe: str | None = None
     path: str | None = None
     scale: float = 1.0
     seed: int = 0
+    env: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    num_envs: int = DEFAULT_NUM_ENVS
+
+    @property
+    def online(self) -> bool:
+        return self.env is not None
 
     def describe(self) -> str:
+        if self.env is not None:
+            kwargs = ", ".join(f"{k}={v}" for k, v in self.env_kwargs.items())
+            return f"env {self.env}({kwargs}) x {self.num_envs} sub-envs"
         if self.recipe is not None:
             return f"{self.recipe} (seed {self.seed}, scale {self.scale:g})"
         return str(self.path)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "recipe": self.recipe, "path": self.path, "scale": self.scale, "seed": self.seed}
+        out = {"label": self.label, "recipe": self.recipe, "path": self.path, "scale": self.scale, "seed": self.seed}
+        if self.env is not None:  # only then: the pins (bench.json) of dataset runs stay as they were
+            out.update(env=self.env, env_kwargs=dict(self.env_kwargs), num_envs=self.num_envs)
+        return out
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,7 @@ class AlgoEntry:
     overrides: dict[str, Any] = field(default_factory=dict)
     steps: int | None = None
     tag: str | None = None
+    frames: int | None = None
 
     @property
     def label(self) -> str:
@@ -113,6 +138,8 @@ class AlgoEntry:
                "preset": self.preset, "overrides": dict(self.overrides), "steps": self.steps}
         if self.tag is not None:  # only when set: the pins (bench.json) of untagged runs stay as they were
             out["tag"] = self.tag
+        if self.frames is not None:
+            out["frames"] = self.frames
         return out
 
 
@@ -128,6 +155,7 @@ class Suite:
     seeds: tuple[int, ...] = tuple(range(DEFAULT_SEEDS))
     steps: int | None = None
     train_scale: float | None = None
+    frames: int | None = None
     eval_episodes: int = DEFAULT_EVAL_EPISODES
     eval_every: int = 0
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
@@ -141,7 +169,8 @@ class Suite:
                 "cpu_scale": self.cpu_scale, "imports": list(self.imports),
                 "datasets": [d.to_dict() for d in self.datasets],
                 "algorithms": [a.to_dict() for a in self.algorithms], "seeds": list(self.seeds),
-                "steps": self.steps, "train_scale": self.train_scale, "eval_episodes": self.eval_episodes,
+                "steps": self.steps, "frames": self.frames, "train_scale": self.train_scale,
+                "eval_episodes": self.eval_episodes,
                 "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
                 "metric_curves": list(self.metric_curves), "checkpoint": self.checkpoint}
 
@@ -234,9 +263,24 @@ def _parse_dataset(entry: Any, i: int, base_dir: Path, w: _Where) -> DatasetEntr
     if not isinstance(entry, dict):
         raise w.error(where, f"expected a mapping with 'recipe' or 'path', got {entry!r}")
     w.keys(entry, _DATASET_KEYS, where)
-    recipe, path = entry.get("recipe"), entry.get("path")
-    if (recipe is None) == (path is None):
-        raise w.error(where, "give exactly one of 'recipe' (a named recipe) or 'path' (a dataset file)")
+    recipe, path, env = entry.get("recipe"), entry.get("path"), entry.get("env")
+    if sum(x is not None for x in (recipe, path, env)) != 1:
+        raise w.error(where, "give exactly one of 'recipe' (a named recipe), 'path' (a dataset file) or 'env' "
+                             "(an environment, for online learners)")
+    if env is None:
+        for key in ("kwargs", "num_envs"):
+            if key in entry:
+                raise w.error(f"{where}.{key}", "applies to env entries only")
+    if env is not None:
+        for key in ("scale", "seed"):
+            if key in entry:
+                raise w.error(f"{where}.{key}", "applies to recipes only; an env entry takes kwargs and num_envs")
+        env = w.text(env, f"{where}.env")
+        kwargs = entry.get("kwargs") or {}
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise w.error(f"{where}.kwargs", f"expected a mapping of env keyword arguments, got {kwargs!r}")
+        return DatasetEntry(label=w.label(entry.get("label", env), f"{where}.label"), env=env, env_kwargs=dict(kwargs),
+                            num_envs=w.integer(entry.get("num_envs", DEFAULT_NUM_ENVS), f"{where}.num_envs", 1))
     if path is not None:
         for key in ("scale", "seed"):
             if key in entry:
@@ -268,7 +312,7 @@ def _parse_algo(entry: Any, i: int, w: _Where) -> AlgoEntry:
         if reserved in overrides:
             raise w.error(f"{where}.overrides.{reserved}", f"set {reserved!r} on the algorithm entry itself, "
                                                            "not in its overrides")
-    steps = entry.get("steps")
+    steps, frames = entry.get("steps"), entry.get("frames")
     tag = entry.get("tag")
     if tag is not None:
         from offmarl.train.run_dir import check_tag
@@ -282,7 +326,8 @@ def _parse_algo(entry: Any, i: int, w: _Where) -> AlgoEntry:
                      variant=w.optional_text(entry.get("variant"), f"{where}.variant"),
                      preset=w.optional_text(entry.get("preset"), f"{where}.preset"),
                      overrides=dict(overrides),
-                     steps=None if steps is None else w.integer(steps, f"{where}.steps", 1), tag=tag)
+                     steps=None if steps is None else w.integer(steps, f"{where}.steps", 1), tag=tag,
+                     frames=None if frames is None else w.integer(frames, f"{where}.frames", 1))
 
 
 def _parse_metric_curves(value: Any, w: _Where) -> tuple[str, ...]:
@@ -333,10 +378,14 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
             raise w.error(f"datasets[{i}].label", f"{dataset.label!r} names a folder of the suite directory itself "
                                                   "(its runs would mix with it); give the dataset another 'label'")
 
-    if ("steps" in data) == ("train_scale" in data):
-        raise w.error("", "give exactly one of 'steps' (gradient steps per run) or 'train_scale' "
-                          "(multiplier of each algorithm's default steps)")
+    offline = any(not d.online for d in datasets)
+    if "train_scale" in data and ("steps" in data or "frames" in data):
+        raise w.error("", "'train_scale' multiplies each algorithm's default budget; give it or 'steps' / 'frames'")
+    if offline and not ("steps" in data or "train_scale" in data):
+        raise w.error("", "give 'steps' (gradient steps per offline run) or 'train_scale' (multiplier of each "
+                          "algorithm's default steps)")
     steps = w.integer(data["steps"], "steps", 1) if "steps" in data else None
+    frames = w.integer(data["frames"], "frames", 1) if "frames" in data else None
     train_scale = w.positive(data["train_scale"], "train_scale") if "train_scale" in data else None
     imports = data.get("imports") or []
     if not isinstance(imports, list) or not all(isinstance(m, str) and m for m in imports):
@@ -357,7 +406,7 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
     return Suite(
         name=w.label(data["name"], "name"),
         description=" ".join(w.text(data["description"], "description").split()),
-        source=source, datasets=datasets, algorithms=algorithms, seeds=seeds, steps=steps,
+        source=source, datasets=datasets, algorithms=algorithms, seeds=seeds, steps=steps, frames=frames,
         train_scale=train_scale,
         eval_episodes=w.integer(data.get("eval_episodes", DEFAULT_EVAL_EPISODES), "eval_episodes", 0),
         eval_every=eval_every, checkpoint=checkpoint,
@@ -428,11 +477,32 @@ def check_algorithms(suite: Suite) -> None:
                                  f"known: {', '.join(choices) or 'none'}")
 
 
-def check_datasets(suite: Suite) -> None:
-    """Every recipe is known and every dataset file exists (named in the error)."""
-    from offmarl.collect.recipes import is_recipe
+def learns_on(algo_name: str, entry: DatasetEntry) -> bool:
+    """Whether the registered algorithm ``algo_name`` runs on ``entry``: online learners on env entries,
+    offline ones on datasets."""
+    from offmarl.algos import get_algo_class
 
+    return (get_algo_class(algo_name).learns_from == "env") == entry.online
+
+
+def check_datasets(suite: Suite) -> None:
+    """Every recipe and env is known, every dataset file exists, and every algorithm has an entry it learns
+    from (named in the error)."""
+    from offmarl.algos import get_algo_class
+    from offmarl.collect.recipes import is_recipe
+    from offmarl.envs.registry import get_env_entry
+
+    for i, algo in enumerate(suite.algorithms):
+        if not any(learns_on(algo.name, entry) for entry in suite.datasets):
+            kind = "an 'env' entry" if get_algo_class(algo.name).learns_from == "env" else "a dataset entry"
+            raise ValueError(f"{suite.source}: algorithms[{i}]: {algo.label} has nothing to learn from in this suite "
+                             f"(it needs {kind})")
     for i, entry in enumerate(suite.datasets):
+        if entry.env is not None:
+            try:
+                get_env_entry(entry.env)
+            except KeyError as exc:
+                raise ValueError(f"{suite.source}: datasets[{i}].env: {exc.args[0]}") from None
         if entry.recipe is not None and not is_recipe(entry.recipe):
             raise ValueError(f"{suite.source}: datasets[{i}].recipe: unknown recipe {entry.recipe!r}; "
                              "see `offmarl collect --list`")

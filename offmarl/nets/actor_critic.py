@@ -95,9 +95,10 @@ class Trunk(nn.Module):
             return f
         h = torch.zeros_like(f[0]) if h0 is None else h0
         keep = (~starts).to(f.dtype)[..., None, None]  # [T, B, 1, 1]
+        projected = self.rnn.input(f)  # [T, B, n, 3H]: every step's input projection in one call
         out = []
         for t in range(f.shape[0]):  # the recurrence is sequential in time
-            h = self.rnn(f[t], h * keep[t])
+            h = self.rnn(projected[t], h * keep[t], projected=True)
             out.append(h)
         return self.rnn_norm(torch.stack(out))
 

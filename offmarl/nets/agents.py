@@ -91,8 +91,11 @@ class GroupGRUCell(nn.Module):
         self.recurrent = GroupLinear(groups, hidden, 3 * hidden)
         self.hidden = hidden
 
-    def forward(self, x: torch.Tensor, h: torch.Tensor, group: int | None = None) -> torch.Tensor:
-        xr, xz, xn = self.input(x, group).chunk(3, dim=-1)
+    def forward(self, x: torch.Tensor, h: torch.Tensor, group: int | None = None,
+                projected: bool = False) -> torch.Tensor:
+        """One step from input ``x`` (or, ``projected``, from ``self.input(x)`` computed beforehand: a
+        sequence projects all its steps' inputs in one call) and hidden state ``h``."""
+        xr, xz, xn = (x if projected else self.input(x, group)).chunk(3, dim=-1)
         hr, hz, hn = self.recurrent(h, group).chunk(3, dim=-1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)

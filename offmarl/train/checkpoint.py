@@ -4,7 +4,7 @@ A checkpoint (``run_dir/checkpoints/last.pt``) is one dict::
 
     {"format": 1, "step": int, "algo": algo.state_dict(), "sampler": sampler.state_dict(),
      "rng": global_rng_state(), "metrics": {"rows": int, "window": {...}, "wall_time": float},
-     "curve": [[step, mean, std], ...]}
+     "curve": [[step, mean, std], ...], "win_curve": [[step, win rate], ...]}
 
 Only tensors, numbers, strings, booleans, None, lists, tuples and dicts are stored
 (:func:`offmarl.core.files.to_safe`), so loading never unpickles arbitrary objects.

@@ -108,19 +108,25 @@ def write_gif(path: str | Path, frames: list[np.ndarray], fps: int = 8) -> None:
 
 def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, dataset: str, seed: int,
                     curve: list[list[float]], checkpoint: str = "last", target_return: float | None = None,
-                    steps: int | None = None, eval_seed: int | None = None) -> dict[str, Any]:
+                    steps: int | None = None, eval_seed: int | None = None, env: str | None = None,
+                    env_kwargs: dict[str, Any] | None = None, win_curve: list[list[float]] | None = None
+                    ) -> dict[str, Any]:
     """Write ``run_dir/eval.json`` (DESIGN.md schema) from an :func:`evaluate_policy` result; return it.
 
-    ``algo`` is the registry label (``distill[no_kl]``), ``dataset`` the dataset label, ``seed`` the
-    training seed, ``curve`` the ``[[step, mean, std], ...]`` of the evaluations during training.
-    ``target_return`` None means the policy's own default (e.g. the dataset's best return per agent).
+    ``algo`` is the registry label (``distill[no_kl]``), ``dataset`` the label of what the run learned from
+    (a table's column), ``seed`` the training seed, ``curve`` the ``[[step, mean, std], ...]`` of the
+    evaluations during training. ``target_return`` None means the policy's own default (e.g. the dataset's
+    best return per agent). An online run (``env`` given: the env it learned in, ``env_kwargs``) records
+    ``"dataset": null``, its column label as ``"source"``, steps counted in env frames
+    (``protocol.steps_unit``) and the win rate of every evaluation during training (``win_curve``).
     """
     from offmarl import __version__
 
     record = {
         "schema_version": EVAL_SCHEMA_VERSION,
         "algo": algo,
-        "dataset": dataset,
+        "dataset": None if env is not None else dataset,
+        "source": dataset,
         "seed": int(seed),
         "return_mean": result["return_mean"],
         "return_std": result["return_std"],
@@ -129,11 +135,14 @@ def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, d
         "win_rate": result.get("win_rate"),
         "curve": [[int(s), float(m), float(sd)] for s, m, sd in curve],
         "protocol": {"checkpoint": checkpoint, "target_return": target_return, "greedy": True, "steps": steps,
-                     "eval_seed": eval_seed},
+                     "eval_seed": eval_seed, "steps_unit": "updates" if env is None else "frames"},
         "returns": result.get("returns"),
         "lengths": result.get("lengths"),
         "offmarl_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if env is not None:
+        record.update(env=env, env_kwargs=dict(env_kwargs or {}),
+                      win_curve=[[int(s), float(w)] for s, w in win_curve or []])
     atomic_write_json(Path(run_dir) / "eval.json", record)
     return record

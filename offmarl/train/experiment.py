@@ -302,9 +302,11 @@ def _final_evaluation(exp: Experiment, learner: Algorithm, paths: RunPaths, summ
                       evaluator: Any, label: str, resolved: _Resolved) -> dict[str, Any]:
     """Score the last (or best) weights and write eval.json; the final point joins the curve."""
     result = evaluator(summary["steps"])
-    curve = summary["curve"]
+    curve, win_curve = summary["curve"], summary["win_curve"]
     if not curve or int(curve[-1][0]) != summary["steps"]:
         curve = curve + [[summary["steps"], result["return_mean"], result["return_std"]]]
+        if result.get("win_rate") is not None:
+            win_curve = win_curve + [[summary["steps"], result["win_rate"]]]
         atomic_write_json(paths.curve, curve)
         if exp.eval_every:  # the new final point may be the best
             keep_if_best(learner, paths, curve)
@@ -313,8 +315,11 @@ def _final_evaluation(exp: Experiment, learner: Algorithm, paths: RunPaths, summ
         best, scored_steps = load_run(paths.root, "best", exp.device)
         eval_seed = HELD_OUT_SEED
         result = evaluate_policy(best.policies(), *resolved.eval_env, exp.eval_episodes, eval_seed)
+    online = learner.learns_from != "dataset"
+    env_name, env_kwargs = resolved.eval_env
     return write_eval_json(paths.root, result, algo=label, dataset=resolved.label, seed=exp.seed, curve=curve,
-                           checkpoint=exp.checkpoint, steps=scored_steps, eval_seed=eval_seed)
+                           checkpoint=exp.checkpoint, steps=scored_steps, eval_seed=eval_seed,
+                           env=env_name if online else None, env_kwargs=env_kwargs, win_curve=win_curve)
 
 
 # ---- trained runs ----------------------------------------------------------------------------------------
@@ -403,7 +408,9 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int | None = Non
     paths = RunPaths(Path(run_dir))
     curve = json.loads(paths.curve.read_text()) if paths.curve.exists() else []
     label = config.get("source_label") or config.get("dataset_source", {}).get("label", env_name)
+    online = "dataset" not in config  # an online run learned from its env alone
+    win_curve = json.loads(paths.eval.read_text()).get("win_curve") if online and paths.eval.exists() else None
     return write_eval_json(paths.root, result, algo=config.get("algo_label", config["algo"]), dataset=label,
                            seed=int(config["train_config"]["seed"]),
                            curve=curve, checkpoint=checkpoint, target_return=target_return, steps=steps,
-                           eval_seed=seed)
+                           eval_seed=seed, env=env_name if online else None, env_kwargs=env_kwargs, win_curve=win_curve)

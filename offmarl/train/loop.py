@@ -227,7 +227,8 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     docstring); ``run_dir=None`` writes nothing.
 
     ``meta`` adds keys to config.json (the experiment records the algo label and the source's label).
-    Returns ``{"steps", "losses" (last window means), "curve", "wall_time", "steps_per_s"}``.
+    Returns ``{"steps", "losses" (last window means), "curve", "win_curve" ([[step, win rate], ...] where the
+    env reports wins), "wall_time", "steps_per_s"}``.
     """
     if cfg.resume and run_dir is None:
         raise ValueError("resume needs a run directory")
@@ -241,7 +242,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     algo.on_fit_start(source)
 
     paths = RunPaths(Path(run_dir)) if run_dir is not None else None
-    step, wall_before, curve, window, keep_rows = 0, 0.0, [], LossWindow(), None
+    step, wall_before, curve, win_curve, window, keep_rows = 0, 0.0, [], [], LossWindow(), None
     if paths is not None:
         paths.root.mkdir(parents=True, exist_ok=True)
         config = run_config(algo, source, cfg, meta)
@@ -260,6 +261,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
             step, wall_before = int(ckpt["step"]), float(ckpt["metrics"]["wall_time"])
             window.load_state_dict(ckpt["metrics"]["window"])
             curve = [list(point) for point in ckpt["curve"]]
+            win_curve = [list(point) for point in ckpt.get("win_curve", [])]
             keep_rows = int(ckpt["metrics"]["rows"])
             _check_stage_artifacts(algo, step, paths, fingerprint)
         elif paths.checkpoint.exists():
@@ -291,7 +293,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
         save_checkpoint(paths.checkpoint, {
             "step": step, "algo": algo.state_dict(), "sampler": sampler.state_dict(), "rng": global_rng_state(),
             "metrics": {"rows": csv_log.rows, "window": window.state_dict(), "wall_time": wall_time()},
-            "curve": curve,
+            "curve": curve, "win_curve": win_curve,
         })
 
     autocast = (torch.autocast(algo.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
@@ -324,13 +326,16 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
             if evaluator is not None and _crossed(before, step, cfg.eval_every):
                 result = _isolated(evaluator, step)
                 curve.append([step, float(result["return_mean"]), float(result["return_std"])])
+                if result.get("win_rate") is not None:
+                    win_curve.append([step, float(result["win_rate"])])
                 if paths is not None:
                     atomic_write_json(paths.curve, curve)
                     keep_if_best(algo, paths, curve)
                     if tb_log is not None:
                         tb_log.log({"step": step, "return_mean": curve[-1][1], "return_std": curve[-1][2]}, "eval")
                 if cfg.progress:
-                    bar.write(f"step {step}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}")
+                    won = f", win rate {win_curve[-1][1]:.0%}" if result.get("win_rate") is not None else ""
+                    bar.write(f"step {step}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}{won}")
             if paths is not None and (_crossed(before, step, cfg.checkpoint_every) or step == total or stage_ends):
                 checkpoint()
     finally:
@@ -342,5 +347,5 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
             if tb_log is not None:
                 tb_log.close()
     return {"steps": step, "losses": {k: v for k, v in last_row.items() if k not in BASE_COLUMNS},
-            "curve": curve, "wall_time": wall_time(),
+            "curve": curve, "win_curve": win_curve, "wall_time": wall_time(),
             "steps_per_s": (step - first_step) / session_time if step > first_step else 0.0}
