@@ -159,6 +159,9 @@ def train(
     eval_every: int = typer.Option(0, "--eval-every",
                                    help="Evaluate every N steps for the learning curve (0: end only)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write a checkpoint every N steps."),
+    series_every: Optional[int] = typer.Option(None, "--series-every", help="Keep a numbered, evaluated copy of the "
+                                               "algorithm every N steps in checkpoints/series/ (default: every "
+                                               "100000 frames online, none offline; 0: none)."),
     checkpoint: str = typer.Option("last", "--checkpoint", help="Weights the final evaluation scores: last, or "
                                    "best (the best --eval-every evaluation, scored on held-out episodes)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -175,7 +178,8 @@ def train(
          steps=steps, scale=scale, config=config,
          sets=sets, ablation=ablation, variant=variant, preset=preset, precision=precision, resume=resume,
          eval_episodes=eval_episodes, eval_every=eval_every, checkpoint_every=checkpoint_every, device=device,
-         threads=threads, list_algos=list_algos, quiet=quiet, tag=tag, checkpoint=checkpoint)
+         threads=threads, list_algos=list_algos, quiet=quiet, tag=tag, checkpoint=checkpoint,
+         series_every=series_every)
 
 
 @app.command("eval")

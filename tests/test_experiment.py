@@ -14,6 +14,7 @@ from _run_files import assert_same_run_files
 from typer.testing import CliRunner
 
 from offmarl.algos import base
+from offmarl.algos.base import load_algo
 from offmarl.cli import app
 from offmarl.data.io import save_dataset
 from offmarl.train.experiment import Experiment, evaluate_run, load_run, run_experiment
@@ -119,3 +120,32 @@ def test_an_offline_experiment_returns_its_records(tmp_path, capsys):
     assert algo.name == "bc" and steps == 30
     with pytest.raises(FileNotFoundError, match="has no best checkpoint"):
         load_run(tmp_path / "run", "best")
+
+
+def test_an_online_run_keeps_an_evaluated_checkpoint_series_that_a_resume_cuts_back(tmp_path, online_learner,
+                                                                                      monkeypatch):
+    run = tmp_path / "run"
+    reference = run_experiment(online(tmp_path, online_learner, out=tmp_path / "reference", series_every=160))
+    series = (tmp_path / "reference" / "checkpoints" / "series.csv").read_text().splitlines()
+    assert series[0] == "step,return_mean,return_std,win_rate,path" and len(series) == 1 + FRAMES // 160
+    step, mean, _, win, path = series[1].split(",")
+    assert int(step) == 160 and float(mean) >= 0 and win == "" and path == "checkpoints/series/000000000160"
+    saved = load_algo(tmp_path / "reference" / path)
+    assert saved.name == online_learner and reference["steps"] == FRAMES
+
+    original, calls = _online_learner.TabularPG.update, {"n": 0}
+
+    def dies(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 13:  # after the series point at 320 frames and the checkpoint at 384, before 480
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(_online_learner.TabularPG, "update", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(online(tmp_path, online_learner, out=run, series_every=160))
+    monkeypatch.setattr(_online_learner.TabularPG, "update", original)
+    run_experiment(online(tmp_path, online_learner, out=run, series_every=160, resume=True))
+    assert (run / "checkpoints" / "series.csv").read_text().splitlines() == series
+    assert sorted(p.name for p in (run / "checkpoints" / "series").iterdir()) == [
+        f"{k:012d}" for k in range(160, FRAMES + 1, 160)]

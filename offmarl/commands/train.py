@@ -36,7 +36,7 @@ def run_train(*, algo: str | None, dataset: str | None = None, env: str | None =
               variant: str | None = None, preset: str | None = None, precision: str = "fp32", resume: bool = False,
               eval_episodes: int = 32, eval_every: int = 0, checkpoint_every: int = 500, device: str = "cpu",
               threads: int | None = None, list_algos: bool = False, quiet: bool = False, tag: str | None = None,
-              checkpoint: str = "last") -> dict[str, Any] | None:
+              checkpoint: str = "last", series_every: int | None = None) -> dict[str, Any] | None:
     """``offmarl train``: the experiment's record (None for ``--list``)."""
     if list_algos:
         typer.echo(algorithm_table())
@@ -47,7 +47,8 @@ def run_train(*, algo: str | None, dataset: str | None = None, env: str | None =
         algo=algo or "", dataset=dataset, env=env, env_kwargs=parse_env_set(env_set), num_envs=num_envs, out=out,
         seed=seed, steps=steps, scale=scale, config=config, sets=tuple(sets), ablation=ablation, variant=variant,
         preset=preset, tag=tag, precision=precision, device=device, resume=resume, eval_episodes=eval_episodes,
-        eval_every=eval_every, checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=not quiet))
+        eval_every=eval_every, checkpoint=checkpoint, checkpoint_every=checkpoint_every, progress=not quiet,
+        series_every=series_every))
     losses = ", ".join(f"{k} {v:.4g}" for k, v in record["losses"].items())
     typer.echo(f"{record['label']} on {record['source_label']}, seed {seed}: {record['steps']} steps ({losses}) "
                f"-> {record['run_dir']}")

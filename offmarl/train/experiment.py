@@ -70,6 +70,7 @@ EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored 
 HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
 ENV_DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "algos" / "env_defaults"
 LEARNS_FROM = ("dataset", "env", "dataset+env")
+SERIES_EVERY_ONLINE = 100_000  # frames between the saved algorithms of an online run's checkpoint series
 
 
 # ---- algorithm configs -------------------------------------------------------------------------------
@@ -162,6 +163,9 @@ class Experiment:
         learning curve (0: the end only); checkpoint: which weights the final evaluation scores (``last`` |
         ``best``; ``best`` needs ``eval_every``).
     checkpoint_every: steps between checkpoints. progress: show a progress bar.
+    series_every: steps between the saved algorithms of the checkpoint series (``checkpoints/series/``,
+        listed with their evaluations in ``checkpoints/series.csv``: the raw material of policy pools); None:
+        every :data:`SERIES_EVERY_ONLINE` frames for an online learner, none for an offline one; 0: none.
     """
 
     algo: str
@@ -188,6 +192,7 @@ class Experiment:
     checkpoint: str = "last"
     checkpoint_every: int = 500
     progress: bool = True
+    series_every: int | None = None
 
     def __post_init__(self) -> None:
         if not self.algo:
@@ -198,8 +203,8 @@ class Experiment:
             raise ValueError(f"--scale must be > 0, got {self.scale}")
         if self.num_envs < 1:
             raise ValueError(f"--num-envs must be >= 1, got {self.num_envs}")
-        if self.eval_episodes < 0 or self.eval_every < 0:
-            raise ValueError("--eval-episodes and --eval-every must be >= 0")
+        if self.eval_episodes < 0 or self.eval_every < 0 or (self.series_every or 0) < 0:
+            raise ValueError("--eval-episodes, --eval-every and --series-every must be >= 0")
         check_checkpoint(self.checkpoint, self.eval_every if self.eval_episodes else 0)
         object.__setattr__(self, "sets", tuple(self.sets))
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
@@ -276,9 +281,11 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
         raise ValueError(f"run directory {paths.root} already holds a run ({paths.checkpoint}); "
                          "pass --resume to continue it or choose another --out")
     eval_every = exp.eval_every if exp.eval_episodes else 0
+    series_every = exp.series_every if exp.series_every is not None else (
+        SERIES_EVERY_ONLINE if cls.learns_from != "dataset" else 0)
     train_cfg = TrainConfig(steps=learner.total_steps, seed=exp.seed, checkpoint_every=exp.checkpoint_every,
-                            eval_every=eval_every, eval_episodes=exp.eval_episodes, precision=exp.precision,
-                            resume=exp.resume, progress=exp.progress)
+                            eval_every=eval_every, eval_episodes=exp.eval_episodes, series_every=series_every,
+                            precision=exp.precision, resume=exp.resume, progress=exp.progress)
     env_name, env_kwargs = resolved.eval_env
 
     def evaluator(step: int) -> dict[str, Any]:
@@ -286,7 +293,8 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
 
     meta = {"algo_label": label, "eval_seed": EVAL_SEED, **resolved.meta}
     try:
-        summary = fit(learner, resolved.source, paths.root, train_cfg, evaluator if eval_every else None, meta)
+        evaluates = exp.eval_episodes and (eval_every or series_every)
+        summary = fit(learner, resolved.source, paths.root, train_cfg, evaluator if evaluates else None, meta)
         learner.save(paths.model)
         if exp.eval_episodes:
             summary["eval"] = _final_evaluation(exp, learner, paths, summary, evaluator, label, resolved)

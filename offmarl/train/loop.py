@@ -37,6 +37,7 @@ import contextlib
 import dataclasses
 import json
 import platform
+import shutil
 import sys
 import time
 import warnings
@@ -47,7 +48,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from offmarl.core.files import atomic_directory, atomic_write_json
+from offmarl.core.files import atomic_directory, atomic_write_json, atomic_write_text
 from offmarl.core.seeding import global_rng_state, seed_everything, set_global_rng_state
 from offmarl.data.sources import source_record
 from offmarl.train.checkpoint import load_checkpoint, save_checkpoint
@@ -79,6 +80,8 @@ class TrainConfig:
     checkpoint_every: steps between checkpoints (one is always written at the last step).
     eval_every: steps between evaluations for the learning curve (0: none; needs an evaluator).
     eval_episodes: episodes per evaluation (recorded in config.json; the evaluator runs them).
+    series_every: steps between the saved algorithms of the checkpoint series (0: none; see
+        :func:`_keep_in_series`).
     precision: "fp32", or "bf16" to run ``algo.update`` under bfloat16 autocast.
     resume: continue from ``run_dir/checkpoints/last.pt``.
     progress: show a progress bar with the running losses and steps/s.
@@ -92,6 +95,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     eval_every: int = 0
     eval_episodes: int = 0
+    series_every: int = 0
     precision: str = "fp32"
     resume: bool = False
     progress: bool = True
@@ -103,8 +107,8 @@ class TrainConfig:
         for name in ("log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.eval_every < 0 or self.eval_episodes < 0:
-            raise ValueError("TrainConfig.eval_every and eval_episodes must be >= 0")
+        if self.eval_every < 0 or self.eval_episodes < 0 or self.series_every < 0:
+            raise ValueError("TrainConfig.eval_every, eval_episodes and series_every must be >= 0")
         if self.steps is not None and self.steps < 0:
             raise ValueError(f"TrainConfig.steps must be >= 0, got {self.steps}")
         if self.scale <= 0:
@@ -190,6 +194,38 @@ def keep_if_best(algo: Any, paths: RunPaths, curve: list[list[float]]) -> bool:
     return True
 
 
+SERIES_COLUMNS = ("step", "return_mean", "return_std", "win_rate", "path")
+
+
+def _keep_in_series(algo: Any, paths: RunPaths, step: int, result: dict[str, Any] | None,
+                    series: list[list[Any]]) -> None:
+    """Save ``algo`` as ``checkpoints/series/<step>/`` and list it, with its evaluation (``result``; empty
+    cells without an evaluator), in ``checkpoints/series.csv``, rewritten whole from ``series`` (kept in the
+    checkpoint, so a resume cuts the list back to its step)."""
+    target = paths.series / f"{step:012d}"
+    with atomic_directory(target) as staging:
+        algo.save(staging)
+    score = [] if result is None else [result["return_mean"], result["return_std"], result.get("win_rate")]
+    series.append([step, *(score or [None, None, None]), str(target.relative_to(paths.root))])
+    _write_series(paths, series)
+
+
+def _write_series(paths: RunPaths, series: list[list[Any]]) -> None:
+    cell = lambda v: "" if v is None else repr(v) if isinstance(v, float) else str(v)  # noqa: E731
+    lines = [",".join(SERIES_COLUMNS)] + [",".join(cell(v) for v in row) for row in series]
+    atomic_write_text(paths.series_csv, "\n".join(lines) + "\n")
+
+
+def _cut_series(paths: RunPaths, step: int, series: list[list[Any]]) -> None:
+    """On resume: the series as the checkpoint at ``step`` knew it; saved algorithms past it are removed."""
+    if paths.series.is_dir():
+        for saved in paths.series.iterdir():
+            if saved.name.isdigit() and int(saved.name) > step:
+                shutil.rmtree(saved)
+    if series or paths.series_csv.exists():
+        _write_series(paths, series)
+
+
 def _crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of ``every`` lies in ``(before, after]``."""
     return every > 0 and after // every > before // every
@@ -243,6 +279,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
 
     paths = RunPaths(Path(run_dir)) if run_dir is not None else None
     step, wall_before, curve, win_curve, window, keep_rows = 0, 0.0, [], [], LossWindow(), None
+    series: list[list[Any]] = []
     if paths is not None:
         paths.root.mkdir(parents=True, exist_ok=True)
         config = run_config(algo, source, cfg, meta)
@@ -262,6 +299,8 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
             window.load_state_dict(ckpt["metrics"]["window"])
             curve = [list(point) for point in ckpt["curve"]]
             win_curve = [list(point) for point in ckpt.get("win_curve", [])]
+            series = [list(row) for row in ckpt.get("series", [])]
+            _cut_series(paths, step, series)
             keep_rows = int(ckpt["metrics"]["rows"])
             _check_stage_artifacts(algo, step, paths, fingerprint)
         elif paths.checkpoint.exists():
@@ -293,7 +332,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
         save_checkpoint(paths.checkpoint, {
             "step": step, "algo": algo.state_dict(), "sampler": sampler.state_dict(), "rng": global_rng_state(),
             "metrics": {"rows": csv_log.rows, "window": window.state_dict(), "wall_time": wall_time()},
-            "curve": curve, "win_curve": win_curve,
+            "curve": curve, "win_curve": win_curve, "series": series,
         })
 
     autocast = (torch.autocast(algo.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
@@ -323,6 +362,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
                 if paths is not None:
                     _save_stage_artifact(algo, stage, step, paths, fingerprint)
                 algo.enter_stage(schedule.stage_at(step))
+            result = None
             if evaluator is not None and _crossed(before, step, cfg.eval_every):
                 result = _isolated(evaluator, step)
                 curve.append([step, float(result["return_mean"]), float(result["return_std"])])
@@ -336,6 +376,10 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
                 if cfg.progress:
                     won = f", win rate {win_curve[-1][1]:.0%}" if result.get("win_rate") is not None else ""
                     bar.write(f"step {step}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}{won}")
+            if paths is not None and _crossed(before, step, cfg.series_every):
+                if result is None and evaluator is not None:
+                    result = _isolated(evaluator, step)
+                _keep_in_series(algo, paths, step, result, series)
             if paths is not None and (_crossed(before, step, cfg.checkpoint_every) or step == total or stage_ends):
                 checkpoint()
     finally:

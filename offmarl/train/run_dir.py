@@ -6,6 +6,8 @@ Layout of ``runs/<dataset>/<algo label>/seed<k>/`` (``offmarl train --out`` over
     metrics.csv            one row per logging window (offmarl.train.loggers)
     curve.json             [[step, return_mean, return_std], ...] of the evaluations during training
     checkpoints/last.pt    everything needed to continue exactly (offmarl.train.checkpoint)
+    checkpoints/series/    every ``series_every`` steps a numbered saved algorithm (<step>/algo.json, algo.pt),
+    checkpoints/series.csv listed with its evaluation: the raw material of policy pools
     model/                 the trained algorithm (Algorithm.save: algo.json + algo.pt)
     eval.json              final evaluation (offmarl.train.evaluate.write_eval_json)
     best/                  the weights of the best evaluation during training + best.json (with --eval-every)
@@ -50,6 +52,15 @@ class RunPaths:
     @property
     def checkpoint(self) -> Path:
         return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def series(self) -> Path:
+        """The checkpoint series: ``series/<step>/`` saved algorithms, listed in :attr:`series_csv`."""
+        return self.root / "checkpoints" / "series"
+
+    @property
+    def series_csv(self) -> Path:
+        return self.root / "checkpoints" / "series.csv"
 
     @property
     def model(self) -> Path:
