@@ -3,10 +3,11 @@
     python benchmarks/online_speed.py config [--json cfg.json]        # print the common configuration
     python benchmarks/online_speed.py benchmarl [--algorithms mappo ippo] [--models mlp] [--seeds 0]
                                                 [--frames 64000] [--json out.json] [--venv DIR] [...]
+    python benchmarks/online_speed.py offmarl   [the same options]          # offmarl's own, this checkout
 
 One configuration (:class:`OnlineConfig`, below) is shared by every library that this script runs, and one
 result schema (:class:`RunResult`, ``SCHEMA``) is written for all of them, so that offmarl's own MAPPO/IPPO
-(an ``offmarl`` subcommand, to be added: see ``RUNNERS``) can be compared with BenchMARL's field by field.
+(the ``offmarl`` subcommand, :func:`run_offmarl`) can be compared with BenchMARL's field by field.
 Every field of ``OnlineConfig`` is also a command-line option (``--frames-per-batch 3200`` and so on).
 
 Task: mpe2's ``simple_spread_v3`` with its defaults (N = 3 agents and 3 landmarks, ``local_ratio=0.5``,
@@ -527,13 +528,80 @@ def run_benchmarl(configs: list[OnlineConfig], args: argparse.Namespace) -> list
     return results
 
 
+def offmarl_settings(cfg: OnlineConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """offmarl's env name, env kwargs and algorithm config for ``cfg``: ``mpe_cn_3ls3l`` made into mpe2's
+    ``simple_spread`` (every seeker sees all landmarks and the other seekers, ``local_ratio``, ``max_cycles``;
+    offmarl's observation leaves out mpe2's always-zero communication channels), MAPPO's layers (two
+    ``hidden_sizes`` layers, the GRU after them with ``model == "gru"``, trained on whole rollouts like
+    BenchMARL's) and the common optimisation settings."""
+    if cfg.task != "simple_spread_v3" or cfg.n_agents != 3 or cfg.continuous_actions:
+        raise ValueError("the offmarl runner maps simple_spread_v3 with 3 agents and discrete actions only")
+    env_kwargs = {"local_ratio": cfg.local_ratio, "visible_seekers": cfg.n_agents - 1,
+                  "visible_landmarks": cfg.n_agents, "episode_limit": cfg.max_cycles}
+    algo = {"rollout_length": cfg.rollout_len, "ppo_epochs": cfg.epochs, "num_minibatches": cfg.n_minibatches,
+            "lr": cfg.lr, "critic_lr": cfg.lr, "adam_eps": cfg.adam_eps, "max_grad_norm": cfg.max_grad_norm,
+            "gamma": cfg.gamma, "gae_lambda": cfg.gae_lambda, "clip": cfg.clip_epsilon,
+            "entropy_coef": cfg.entropy_coef, "value_coef": cfg.critic_coef, "hidden": cfg.hidden_sizes[0],
+            "fc_layers": len(cfg.hidden_sizes), "recurrent": cfg.model == "gru", "chunk_length": cfg.rollout_len}
+    if cfg.algorithm == "ippo":
+        algo["share_parameters"] = cfg.share_policy_params
+    return "mpe_cn_3ls3l", env_kwargs, algo
+
+
+def run_offmarl(configs: list[OnlineConfig], args: argparse.Namespace) -> list[RunResult]:
+    """offmarl's own IPPO / MAPPO (this checkout), in this process, on the same configuration."""
+    import torch
+
+    import offmarl
+    from offmarl.algos import make_algo
+    from offmarl.core.seeding import seed_everything
+    from offmarl.envs.registry import EnvSource
+    from offmarl.train.online import RolloutSampler
+
+    results = []
+    for cfg in configs:
+        set_threads(cfg.torch_threads)
+        torch.set_num_threads(cfg.torch_threads)
+        started = time.perf_counter()
+        env_name, env_kwargs, overrides = offmarl_settings(cfg)
+        source = EnvSource(env_name, env_kwargs, cfg.n_envs)
+        seed_everything(cfg.seed)
+        algo = make_algo(cfg.algorithm, source.spec(), steps=cfg.frames, **overrides)
+        sampler = RolloutSampler(algo, source, cfg.seed)
+        algo.on_fit_start(source)
+        setup_s = time.perf_counter() - started
+        print(f"\noffmarl {cfg.algorithm.upper()} ({cfg.model}), seed {cfg.seed}, {cfg.frames} frames "
+              f"({cfg.n_iters} iterations)", flush=True)
+        records, total = [], 0
+        for i in range(cfg.n_iters):
+            w0, c0 = time.perf_counter(), time.process_time()
+            rollout = sampler.sample()
+            w1, c1 = time.perf_counter(), time.process_time()
+            algo.update(rollout)
+            w2, c2 = time.perf_counter(), time.process_time()
+            total += rollout.frames
+            returns = rollout.episode_returns
+            records.append(IterationRecord(i, total, w1 - w0, w2 - w1, c1 - c0, c2 - c1,
+                                           float(returns.mean()) if returns.size else None))
+        sampler.close()
+        results.append(RunResult(
+            library="offmarl", algorithm=cfg.algorithm, model=cfg.model, seed=cfg.seed, config=cfg.to_dict(),
+            versions=_versions({"offmarl": offmarl.__version__, "torch": torch.__version__,
+                                "torch_threads": str(torch.get_num_threads())}),
+            machine=machine_info(), iterations=records, summary=summarize(cfg, records), setup_s=setup_s,
+            notes=[f"env {env_name} {env_kwargs} (mpe2 physics; no communication channels in the observation); "
+                   f"algorithm overrides {overrides}; offmarl's MAPPO details (ValueNorm, advantage normalization, "
+                   "clipped Huber value loss, orthogonal init, input LayerNorm, ReLU) as in its docs"]))
+    return results
+
+
 # ----------------------------------------------------------------------------------------------------------------
-# Command line. A library's runner takes the configs and the parsed options and returns RunResults; to add
-# offmarl: a run_offmarl(configs, args) with the same contract, an entry in RUNNERS, and its subparser.
+# Command line. A library's runner takes the configs and the parsed options and returns RunResults.
 # ----------------------------------------------------------------------------------------------------------------
 
 RUNNERS: dict[str, Callable[[list[OnlineConfig], argparse.Namespace], list[RunResult]]] = {
     "benchmarl": run_benchmarl,
+    "offmarl": run_offmarl,
 }
 
 
@@ -620,7 +688,7 @@ def print_results(results: list[RunResult]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Each subcommand has its own --help (options: OnlineConfig's fields).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{config,benchmarl}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{config,benchmarl,offmarl}")
 
     p_cfg = sub.add_parser("config", help="print the common configuration (and write it as JSON)")
     add_config_options(p_cfg)
@@ -638,6 +706,12 @@ def main(argv: list[str] | None = None) -> None:
                       help="the Python 3.11 that creates the venv (default: this one)")
     p_bm.add_argument("--reinstall", action="store_true", help="reinstall the pinned packages into the venv")
     p_bm.add_argument("--python", default=None, help="use this Python (with BenchMARL installed) instead of the venv")
+
+    p_off = sub.add_parser("offmarl", help="run offmarl's own MAPPO/IPPO (this checkout) and time them",
+                           description="Run offmarl's MAPPO/IPPO on the same task and configuration, in this "
+                           "process; see the module docstring for the metrics.")
+    add_config_options(p_off)
+    p_off.add_argument("--json", default=None, help="write the results (schema %s) to this file" % SCHEMA)
 
     p_w = sub.add_parser("_benchmarl-worker")  # internal: one run inside BenchMARL's venv
     p_w.add_argument("--config-json", required=True)

@@ -119,7 +119,7 @@ def test_fit_writes_config_metrics_and_checkpoint(tmp_path, toy):
     assert all(float(r["steps_per_s"]) > 0 for r in rows)
 
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    assert set(ckpt) == {"format", "step", "algo", "sampler", "rng", "metrics", "curve"}
+    assert set(ckpt) == {"format", "step", "algo", "sampler", "rng", "metrics", "curve", "win_curve", "series"}
     assert ckpt["step"] == 10 and ckpt["metrics"]["rows"] == 4 and ckpt["algo"]["updates"] == 10
     assert set(ckpt["rng"]) >= {"python", "numpy", "torch"}
 
@@ -236,7 +236,7 @@ def test_cli_train_then_eval_end_to_end(tmp_path, small_h5):
     assert record["algo"] == "bc" and record["dataset"] == "small" and record["episodes"] == 4
     assert [p[0] for p in record["curve"]] == [10, 20]
     assert record["protocol"] == {"checkpoint": "last", "target_return": None, "greedy": True, "steps": 20,
-                                  "eval_seed": 12345}
+                                  "eval_seed": 12345, "steps_unit": "updates"}
     assert (run / "model" / "algo.pt").exists() and (run / "tensorboard").is_dir() and not (run / "error.txt").exists()
     config = json.loads((run / "config.json").read_text())
     assert config["algo_config"]["hidden"] == 16 and config["dataset_source"]["path"] == str(small_h5)

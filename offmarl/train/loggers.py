@@ -1,7 +1,8 @@
 """Metric loggers of the fit loop: ``metrics.csv`` (always) and TensorBoard (when installed).
 
-``metrics.csv`` has one row per logging window: ``step`` (updates done so far), ``stage``, ``steps_per_s``
-(updates per second of sampling + update time in the window), ``wall_time`` (seconds since the run began,
+``metrics.csv`` has one row per logging window: ``step`` (updates done so far; env frames online),
+``stage``, ``steps_per_s`` (steps -- env frames online -- per second of sampling + update time in the
+window), ``wall_time`` (seconds since the run began,
 checkpoints and evaluations included, summed over resumes), then every loss the algorithm
 returned, averaged over the window, in the order the keys first appeared. Columns can grow: when a row
 brings a key the file has no column for (e.g. the second stage of a multi-stage algorithm logs other
@@ -109,27 +110,32 @@ class LossWindow:
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
         self.count = 0
+        self.steps = 0
         self.seconds = 0.0
         self.stage: str | None = None
 
-    def add(self, losses: dict[str, float], stage: str, seconds: float) -> None:
+    def add(self, losses: dict[str, float], stage: str, seconds: float, steps: int = 1) -> None:
+        """One update's losses, which took ``seconds`` and advanced the budget by ``steps`` (online: frames)."""
         self.stage = stage
         self.count += 1
+        self.steps += steps
         self.seconds += seconds
         for key, value in losses.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(value)
 
     def row(self, step: int, wall_time: float) -> dict[str, Any]:
         """The metrics.csv row of this window: step, stage, steps/s, wall time, then the mean losses."""
-        return {"step": step, "stage": self.stage, "steps_per_s": self.count / max(self.seconds, 1e-9),
+        return {"step": step, "stage": self.stage, "steps_per_s": self.steps / max(self.seconds, 1e-9),
                 "wall_time": wall_time, **{k: v / self.count for k, v in self.sums.items()}}
 
     def clear(self) -> None:
-        self.sums, self.count, self.seconds = {}, 0, 0.0
+        self.sums, self.count, self.steps, self.seconds = {}, 0, 0, 0.0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sums": dict(self.sums), "count": self.count, "seconds": self.seconds, "stage": self.stage}
+        return {"sums": dict(self.sums), "count": self.count, "steps": self.steps, "seconds": self.seconds,
+                "stage": self.stage}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sums, self.count = dict(state["sums"]), int(state["count"])
+        self.steps = int(state.get("steps", self.count))  # a checkpoint from before online runs: one per update
         self.seconds, self.stage = float(state["seconds"]), state["stage"]

@@ -351,7 +351,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
                 losses = algo.update(sampler.sample())
             before, step = step, min(total, step + int(getattr(sampler, "last_sample_frames", 1)))
             dt = time.perf_counter() - t0
-            window.add(losses, stage, dt)
+            window.add(losses, stage, dt, step - before)
             session_time += dt
             bar.update(step - before)
             stage_ends = step < total and schedule.stage_at(step) != stage
