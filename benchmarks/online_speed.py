@@ -183,6 +183,7 @@ class IterationRecord:
     collect_cpu_s: float
     update_cpu_s: float
     mean_return: float | None  # per-agent episode return, mean over agents and the episodes ended in the batch
+    env_s: float | None = None  # of collect_s, the wall time inside the env's step (where the library says)
 
 
 @dataclass
@@ -220,6 +221,7 @@ def summarize(cfg: OnlineConfig, iterations: list[IterationRecord]) -> dict[str,
     collect_cpu = sum(it.collect_cpu_s for it in measured)
     update_cpu = sum(it.update_cpu_s for it in measured)
     samples = frames * cfg.epochs  # frames x epochs passed through gradient steps
+    env_times = [it.env_s for it in measured if it.env_s is not None]
     returns = [it.mean_return for it in iterations if it.mean_return is not None]
     last = returns[-5:]
     return {
@@ -237,6 +239,7 @@ def summarize(cfg: OnlineConfig, iterations: list[IterationRecord]) -> dict[str,
         "collect_s_per_iter": collect / len(measured),
         "update_s_per_iter": update / len(measured),
         "collect_fraction": collect / (collect + update),
+        "env_fraction": sum(env_times) / (collect + update) if len(env_times) == len(measured) else None,
         "total_frames": iterations[-1].total_frames,
         "train_wall_s": sum(it.collect_s + it.update_s for it in iterations),
         "returns": [[it.total_frames, it.mean_return] for it in iterations],
@@ -574,7 +577,7 @@ def run_offmarl(configs: list[OnlineConfig], args: argparse.Namespace) -> list[R
               f"({cfg.n_iters} iterations)", flush=True)
         records, total = [], 0
         for i in range(cfg.n_iters):
-            w0, c0 = time.perf_counter(), time.process_time()
+            w0, c0, env0 = time.perf_counter(), time.process_time(), sampler.engine.env_seconds
             rollout = sampler.sample()
             w1, c1 = time.perf_counter(), time.process_time()
             algo.update(rollout)
@@ -582,7 +585,8 @@ def run_offmarl(configs: list[OnlineConfig], args: argparse.Namespace) -> list[R
             total += rollout.frames
             returns = rollout.episode_returns
             records.append(IterationRecord(i, total, w1 - w0, w2 - w1, c1 - c0, c2 - c1,
-                                           float(returns.mean()) if returns.size else None))
+                                           float(returns.mean()) if returns.size else None,
+                                           env_s=sampler.engine.env_seconds - env0))
         sampler.close()
         results.append(RunResult(
             library="offmarl", algorithm=cfg.algorithm, model=cfg.model, seed=cfg.seed, config=cfg.to_dict(),
@@ -657,6 +661,12 @@ def print_config(cfg: OnlineConfig) -> None:
           f"{cfg.torch_threads} torch thread(s)")
 
 
+def env_share(summary: dict[str, Any]) -> str:
+    """The env's share of the wall time, where the library reports it."""
+    share = summary.get("env_fraction")
+    return "-" if share is None else f"{100 * share:.0f} %"
+
+
 def print_results(results: list[RunResult]) -> None:
     m = results[0].machine
     print(f"\nCPU: {m['cpu']} (family/model/stepping {m.get('cpu_family_model_stepping')}, "
@@ -666,7 +676,7 @@ def print_results(results: list[RunResult]) -> None:
     print("versions: " + ", ".join(f"{k} {v[k]}" for k in ("python", *VERSION_PACKAGES, "torch_threads") if k in v))
     print("\n| library | algorithm | model | seed | frames/s (wall) | frames/s (CPU) | agent-steps/s | "
           "collect frames/s | learner samples/s | learner samples/s (CPU) | collect / update s per iter | "
-          "collect share | return @ frames |")
+          "collect share (env step) | return @ frames |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         s = r.summary
@@ -675,7 +685,7 @@ def print_results(results: list[RunResult]) -> None:
               f"{s['frames_per_s']:,.0f} | {s['frames_per_cpu_s']:,.0f} | {s['agent_steps_per_s']:,.0f} | "
               f"{s['collect_frames_per_s']:,.0f} | {s['learner_samples_per_s']:,.0f} | "
               f"{s['learner_samples_per_cpu_s']:,.0f} | {s['collect_s_per_iter']:.2f} / {s['update_s_per_iter']:.2f} | "
-              f"{100 * s['collect_fraction']:.0f} % | {ret} |")
+              f"{100 * s['collect_fraction']:.0f} % ({env_share(s)}) | {ret} |")
     print("\nreturn curves (frames: mean per-agent episode return):")
     for r in results:
         pts = r.summary["returns"]

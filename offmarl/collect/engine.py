@@ -29,6 +29,7 @@ reset on resume instead: its episodes restart, the rest continues exactly.
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields
 from typing import Any
 
@@ -55,6 +56,7 @@ class RolloutEngine:
             self.low = np.asarray(spec.action_space.low, dtype=np.float32)
             self.high = np.asarray(spec.action_space.high, dtype=np.float32)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.env_seconds = 0.0  # wall time inside env.step, so a benchmark can split collection time
         self._start(env.reset(seed=self.seed))
 
     def _start(self, ts: TimeStep) -> None:
@@ -89,7 +91,9 @@ class RolloutEngine:
                                     else torch.as_tensor(np.array(alive, dtype=bool)))
             out = self.actor.act_train(obs, state, avail, self.hidden, self.generator)
             action = out.action.cpu().numpy()
+            stepped = time.perf_counter()
             nxt = env.step(action if self.discrete else np.clip(action, self.low, self.high))
+            self.env_seconds += time.perf_counter() - stepped
             terminated, truncated = np.asarray(nxt.terminated, bool), np.asarray(nxt.truncated, bool)
             bootstrap = torch.zeros(B, n)
             cut = truncated & ~terminated

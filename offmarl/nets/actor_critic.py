@@ -94,11 +94,13 @@ class Trunk(nn.Module):
         if self.rnn is None:
             return f
         h = torch.zeros_like(f[0]) if h0 is None else h0
-        keep = (~starts).to(f.dtype)[..., None, None]  # [T, B, 1, 1]
-        projected = self.rnn.input(f)  # [T, B, n, 3H]: every step's input projection in one call
+        keep = (~starts).to(f.dtype)[..., None, None].unbind(0)  # T x [B, 1, 1]
+        # every step's input projection in one call; unbind, not [t]: indexing step t would make the backward
+        # zero-fill a whole [T, ...] gradient for every step
+        projected = self.rnn.input(f).unbind(0)  # T x [B, n, 3H]
         out = []
-        for t in range(f.shape[0]):  # the recurrence is sequential in time
-            h = self.rnn(projected[t], h * keep[t], projected=True)
+        for x_t, keep_t in zip(projected, keep):  # the recurrence is sequential in time
+            h = self.rnn(x_t, h * keep_t, projected=True)
             out.append(h)
         return self.rnn_norm(torch.stack(out))
 
