@@ -219,11 +219,14 @@ def bench_run(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address."),
     out: Path = typer.Option(Path("runs"), "--out", help="Runs directory."),
     scale: Optional[float] = typer.Option(None, "--scale", help="Multiply the suite's training scale."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per run (default: the cores "
+                                          "shared out among the workers)."),
 ) -> None:
     """Run every (dataset, algorithm, seed) of a suite, resumably, then print its table."""
     from offmarl.commands.bench import run_bench
 
-    _run(run_bench, suite=suite, seeds=seeds, workers=workers, backend=backend, address=address, out=out, scale=scale)
+    _run(run_bench, suite=suite, seeds=seeds, workers=workers, backend=backend, address=address, out=out, scale=scale,
+         threads=threads)
 
 
 @bench_app.command("table")

@@ -453,8 +453,9 @@ def write_suite_record(suite_dir: Path, suite: Suite, seeds: Sequence[int], scal
 def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int | None = None,
               backend: str = "local", address: str | None = None, out: Path = Path("runs"),
               scale: float = 1.0, command: str | None = None,
-              echo: Callable[[str], None] = print, progress: bool = True) -> BenchResult:
-    """Build the suite's datasets, then run every pending (dataset, algorithm, seed) on ``backend``."""
+              echo: Callable[[str], None] = print, progress: bool = True, threads: int | None = None) -> BenchResult:
+    """Build the suite's datasets, then run every pending (dataset, algorithm, seed) on ``backend``
+    (``threads`` torch threads per run; default: the cores shared out among the workers)."""
     from tqdm.auto import tqdm
 
     if backend not in BACKENDS:
@@ -463,6 +464,8 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
         raise ValueError("--address is a Ray cluster address; it needs --backend ray")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
     if not scale > 0:
         raise ValueError(f"--scale must be > 0, got {scale}")
     if suite.eval_episodes < 1:
@@ -489,7 +492,7 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
     else:
         cores = cpu_count()
     n_workers = workers or cores
-    threads = max(1, cores // n_workers)
+    threads = threads or max(1, cores // n_workers)
     pending = [dataclasses.replace(t, threads=threads) for t in pending]
     echo(f"suite {suite.name}: {len(tasks)} runs ({len(suite.datasets)} datasets or envs x {len(suite.algorithms)} "
          f"algorithms x {len(seeds)} seeds, each algorithm on what it learns from) in {suite_dir}; "

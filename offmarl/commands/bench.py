@@ -28,16 +28,19 @@ def run_bench_list() -> None:
         suite = load_suite(name)
         typer.echo(f"{name}")
         typer.echo(f"  {suite.description}")
-        runs = len(suite.datasets) * len(suite.algorithms) * len(suite.seeds)
-        steps = f"{suite.steps} steps" if suite.steps is not None else f"{suite.train_scale:g} x default steps"
-        typer.echo(f"  {len(suite.datasets)} datasets x {len(suite.algorithms)} algorithms x {len(suite.seeds)} "
-                   f"seeds = {runs} runs, {steps}, {suite.eval_episodes} eval episodes")
+        budgets = [f"{suite.steps} steps" if suite.steps is not None else "",
+                   f"{suite.frames} frames" if suite.frames is not None else "",
+                   f"{suite.train_scale:g} x default steps" if suite.train_scale is not None else ""]
+        typer.echo(f"  {len(suite.datasets)} datasets or envs x {len(suite.algorithms)} algorithms x "
+                   f"{len(suite.seeds)} seeds, {', '.join(b for b in budgets if b)}, {suite.eval_episodes} eval "
+                   "episodes")
         if suite.cpu_scale:
             typer.echo(f"  CPU scale: {suite.cpu_scale}")
 
 
 def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = None, backend: str = "local",
-              address: str | None = None, out: Path = Path("runs"), scale: float | None = None):
+              address: str | None = None, out: Path = Path("runs"), scale: float | None = None,
+              threads: int | None = None):
     """Run a suite (module docstring); returns the :class:`offmarl.bench.runner.BenchResult`."""
     from offmarl.bench.report import suite_report
     from offmarl.bench.runner import STATUS_DONE, bench_command, run_suite
@@ -48,7 +51,7 @@ def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = Non
     command = bench_command(suite, seeds, workers, backend, address, out, scale)
     try:
         result = run_suite(spec, seeds=seed_list, workers=workers, backend=backend, address=address, out=Path(out),
-                           scale=1.0 if scale is None else scale, command=command, echo=typer.echo)
+                           scale=1.0 if scale is None else scale, command=command, echo=typer.echo, threads=threads)
     except KeyboardInterrupt:
         typer.echo("interrupted: finished runs are kept and half-done runs resume from their last checkpoint; "
                    f"run `{command}` again to finish the suite", err=True)
