@@ -1,6 +1,6 @@
 """A test-only online learner: independent tabular policy gradient on the matrix game (not library code).
 
-It proves the experiment API's online seam (``learns_from = "env"``): the fit loop builds a rollout sampler
+It proves the experiment API's online seam (``learns_from = ("env",)``): the fit loop builds a rollout sampler
 over an :class:`~offmarl.envs.registry.EnvSource` from the learner's training-side contract
 (:class:`~offmarl.data.trajectory.TrainingActor`); each rollout of ``rollout_length`` = 2 steps is one whole
 game in every sub-env (the matrix game always lasts two steps), and the budget counts env frames.
@@ -53,7 +53,7 @@ class TabularPG(Algorithm):
     Config: ClassVar[type[AlgoConfig]] = TabularPGConfig
     supports_continuous: ClassVar[bool] = False
     decentralized_training: ClassVar[bool] = True
-    learns_from: ClassVar[str] = "env"
+    learns_from: ClassVar[tuple[str, ...]] = ("env",)
     progress_metric: ClassVar[str] = "episode_return"
 
     def __init__(self, spec: EnvSpec, config: TabularPGConfig, device: str | torch.device = "cpu"):

@@ -63,7 +63,7 @@ def cls_of(name: str) -> type[base.Algorithm]:
 
 
 def online(name: str) -> bool:
-    return cls_of(name).learns_from == "env"
+    return cls_of(name).learns_from == ("env",)
 
 
 def source(name: str, toy) -> Any:

@@ -232,7 +232,7 @@ class PPOLearner(Algorithm):
     """
 
     Config = PPOConfig
-    learns_from = "env"
+    learns_from = ("env",)
     progress_metric = "episode_return"
     contract_overrides = {"hidden": 16, "rollout_length": 10, "chunk_length": 5, "ppo_epochs": 2, "lr": 3e-3,
                           "critic_lr": 3e-3}

@@ -10,10 +10,11 @@ math, the paper reference and every field) and a subclass of :class:`Algorithm` 
     for step in range(total): losses = algo.update(sampler.sample())
     algo.policies()                                   # JointPolicy for evaluation
 
-What an algorithm learns from (``learns_from``): a dataset (``"dataset"``: a
+What an algorithm learns from (``learns_from``, the modes it can train in): a dataset (``"dataset"``: a
 :class:`~offmarl.data.dataset.MultiAgentDataset`, or :class:`~offmarl.data.sources.PerAgentDatasets` where
 ``dataset_layouts`` admits them), an environment (``"env"``: an :class:`~offmarl.envs.registry.EnvSource`)
-or both in turn (``"dataset+env"``: a :class:`~offmarl.data.sources.DatasetAndEnv`). Offline steps count
+or both in turn (``"dataset+env"``: a :class:`~offmarl.data.sources.DatasetAndEnv`); the source a run gives
+picks the mode (``qmix`` learns offline from a dataset or online in an env). Offline steps count
 gradient updates; online steps count environment frames (one frame = one step of one sub-env): an online
 learner implements the rollout engine's :class:`~offmarl.data.trajectory.TrainingActor` and
 ``rollout_length``, and each ``update`` receives one :class:`~offmarl.data.trajectory.Trajectory` of
@@ -41,7 +42,6 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.sources import DatasetAndEnv, PerAgentDatasets, describe, incompatibility, source_dataset
 from offmarl.envs.base import EnvSpec
 from offmarl.envs.registry import EnvSource
@@ -126,7 +126,8 @@ class Algorithm(ABC):
     supports_discrete: ClassVar[bool] = True
     supports_continuous: ClassVar[bool] = True
     decentralized_training: ClassVar[bool] = False  # True: learner i sees only agent i's data
-    learns_from: ClassVar[str] = "dataset"  # "dataset" (offline) | "env" (online) | "dataset+env" (both, staged)
+    #: the modes it can train in: "dataset" (offline), "env" (online), "dataset+env" (a dataset, then the env)
+    learns_from: ClassVar[tuple[str, ...]] = ("dataset",)
     dataset_layouts: ClassVar[tuple[str, ...]] = ("joint",)  # "joint" and/or "per_agent" (PerAgentDatasets)
     needs_actions: ClassVar[bool] = True  # False: learns from state-only datasets too
     ablations: ClassVar[tuple[str, ...]] = ()
@@ -199,12 +200,11 @@ class Algorithm(ABC):
     # ---- what the fit loop calls ---------------------------------------------------------------
     def check_source(self, source: Any) -> None:
         """Refuse a source this algorithm cannot learn from, with one error naming it and the reason."""
-        expected = {"dataset": (MultiAgentDataset, PerAgentDatasets), "env": (EnvSource,),
-                    "dataset+env": (DatasetAndEnv,)}[self.learns_from]
-        if not isinstance(source, expected):
+        if source_mode(source) not in self.learns_from:
             wanted = {"dataset": "a dataset (--dataset)", "env": "an environment (--env)",
-                      "dataset+env": "a dataset and an environment"}[self.learns_from]
-            raise ValueError(f"{self.name} cannot train on {type(source).__name__}: it learns from {wanted}")
+                      "dataset+env": "a dataset and an environment"}
+            wants = " or ".join(wanted[mode] for mode in self.learns_from)
+            raise ValueError(f"{self.name} cannot train on {type(source).__name__}: it learns from {wants}")
         dataset = source_dataset(source)
         if dataset is None:
             return
@@ -231,7 +231,7 @@ class Algorithm(ABC):
         takes. An online learner has none: the fit loop builds its rollout sampler (``offmarl.train.online``)
         from its training-side contract (``rollout_length``, ``initial_hidden``, ``act_train``,
         ``bootstrap_value``: :class:`offmarl.data.trajectory.TrainingActor`)."""
-        raise NotImplementedError(f"{self.name} learns from {self.learns_from}: it has no dataset sampler")
+        raise NotImplementedError(f"{self.name} learns from {' or '.join(self.learns_from)}: it has no dataset sampler")
 
     @abstractmethod
     def update(self, batch: Any) -> dict[str, float]:
@@ -276,6 +276,13 @@ class Algorithm(ABC):
                 "offmarl_version": __version__}
         atomic_write_json(path / "algo.json", json.loads(json.dumps(meta, default=str)))
         atomic_torch_save(self.state_dict(), path / "algo.pt")
+
+
+def source_mode(source: Any) -> str:
+    """The mode a source trains an algorithm in: ``"dataset"``, ``"env"`` or ``"dataset+env"``."""
+    if isinstance(source, EnvSource):
+        return "env"
+    return "dataset+env" if isinstance(source, DatasetAndEnv) else "dataset"
 
 
 # ---- registry ------------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ class EvalRecord:
             raise ValueError(f"{path}: cannot read eval.json: {exc}") from None
         try:
             protocol = data.get("protocol") or {}
-            source = data["dataset"] if data.get("dataset") is not None else data["source"]  # online: the env's label
+            online = data.get("dataset") is None and "source" in data  # an online run: its env's label
+            source = data["source"] if online else data["dataset"]
             return cls(path=str(path), algo=str(data["algo"]), dataset=str(source), seed=int(data["seed"]),
                        return_mean=float(data["return_mean"]), episodes=int(data["episodes"]),
                        steps=None if protocol.get("steps") is None else int(protocol["steps"]),

@@ -342,7 +342,8 @@ def write_override_files(suite: Suite, suite_dir: Path) -> dict[str, Path | None
     return files
 
 
-def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Path | None, scale: float) -> int:
+def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Path | None, scale: float,
+                  online: bool = False) -> int:
     """The budget of ``entry`` on an env -- gradient steps offline, env frames online: the entry's or the
     suite's ``steps`` (``frames``) × ``scale``, or the algorithm's own default (per-env defaults and overrides
     applied, as ``offmarl train``) × ``train_scale`` × ``scale``. Bad override keys or values fail here,
@@ -356,7 +357,7 @@ def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Pa
                                                     entry.variant, entry.preset))
     except ValueError as exc:
         raise ValueError(f"{suite.source}: algorithm {entry.label} on env {env_name}: {exc}") from None
-    given = (entry.frames, suite.frames) if cls.learns_from == "env" else (entry.steps, suite.steps)
+    given = (entry.frames, suite.frames) if online else (entry.steps, suite.steps)
     budget = next((x for x in given if x is not None), None)
     if budget is not None:
         return max(1, round(budget * scale))
@@ -379,7 +380,7 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
     for seed, dataset, algo in run_order(seeds, suite.datasets, suite.algorithms):
         if not learns_on(algo.name, dataset):
             continue
-        steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale)
+        steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale, dataset.online)
         run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
         config = config_files[algo.label]
         task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,

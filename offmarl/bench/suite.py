@@ -482,7 +482,7 @@ def learns_on(algo_name: str, entry: DatasetEntry) -> bool:
     offline ones on datasets."""
     from offmarl.algos import get_algo_class
 
-    return (get_algo_class(algo_name).learns_from == "env") == entry.online
+    return ("env" if entry.online else "dataset") in get_algo_class(algo_name).learns_from
 
 
 def check_datasets(suite: Suite) -> None:
@@ -494,7 +494,7 @@ def check_datasets(suite: Suite) -> None:
 
     for i, algo in enumerate(suite.algorithms):
         if not any(learns_on(algo.name, entry) for entry in suite.datasets):
-            kind = "an 'env' entry" if get_algo_class(algo.name).learns_from == "env" else "a dataset entry"
+            kind = "an 'env' entry" if "dataset" not in get_algo_class(algo.name).learns_from else "a dataset entry"
             raise ValueError(f"{suite.source}: algorithms[{i}]: {algo.label} has nothing to learn from in this suite "
                              f"(it needs {kind})")
     for i, entry in enumerate(suite.datasets):

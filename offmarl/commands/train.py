@@ -24,7 +24,7 @@ def algorithm_table() -> str:
     for name in list_algos():
         cls = get_algo_class(name)
         yes = lambda flag: "yes" if flag else "-"  # noqa: E731
-        rows.append((name, cls.learns_from, yes(cls.supports_discrete), yes(cls.supports_continuous),
+        rows.append((name, "|".join(cls.learns_from), yes(cls.supports_discrete), yes(cls.supports_continuous),
                      yes(cls.decentralized_training), ",".join(cls.ablations) or "-", ",".join(cls.variants) or "-"))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

@@ -15,7 +15,8 @@ experiments. An :class:`Experiment` holds the experiment's settings (what to lea
 budget, evaluation, the run directory), kept apart from the algorithm's own config (its ``Config``
 dataclass, built by :func:`config_overrides` + :func:`offmarl.algos.base.build_config`).
 
-What an algorithm learns from (``Algorithm.learns_from``):
+What an algorithm learns from (``Algorithm.learns_from``: the modes it can train in; the experiment picks
+the mode from what it names):
 
 * ``"dataset"`` -- offline: ``Experiment.dataset`` names a file or a recipe; evaluation runs in the env of
   the dataset's card. Steps count gradient updates.
@@ -55,7 +56,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from offmarl.algos.base import AlgoConfig, Algorithm, build_config, get_algo_class, load_algo
+from offmarl.algos.base import AlgoConfig, Algorithm, build_config, get_algo_class, load_algo, source_mode
 from offmarl.core.files import atomic_write_json
 from offmarl.core.seeding import seed_everything
 from offmarl.data.sources import DatasetAndEnv, dataset_cards
@@ -221,29 +222,44 @@ class _Resolved:
     meta: dict[str, Any]
 
 
-def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
-    learns_from = cls.learns_from
-    if learns_from not in LEARNS_FROM:
-        raise ValueError(f"algorithm {cls.name!r} declares learns_from={learns_from!r}; expected one of {LEARNS_FROM}")
-    if learns_from == "env":
-        if exp.env is None:
-            raise ValueError(f"algorithm {cls.name!r} learns online: name its environment with --env "
-                             "(see offmarl envs)")
+def _mode(exp: Experiment, cls: type[Algorithm]) -> str:
+    """The mode the experiment trains ``cls`` in, from what it names (``--dataset``, ``--env`` or both)."""
+    modes = cls.learns_from
+    unknown = [m for m in modes if m not in LEARNS_FROM]
+    if unknown:
+        raise ValueError(f"algorithm {cls.name!r} declares learns_from {unknown}; expected modes of {LEARNS_FROM}")
+    if exp.dataset is not None and exp.env is not None and "dataset+env" in modes:
+        return "dataset+env"
+    if exp.dataset is not None and "dataset+env" in modes and "dataset" not in modes:
+        return "dataset+env"  # the env defaults to the dataset's
+    if exp.env is not None and "env" in modes:
         if exp.dataset is not None:
             raise ValueError(f"algorithm {cls.name!r} learns online from --env; it takes no --dataset")
+        return "env"
+    if exp.dataset is not None and "dataset" in modes:
+        if exp.env is not None:
+            raise ValueError(f"algorithm {cls.name!r} learns offline from --dataset; it takes no --env")
+        return "dataset"
+    if modes == ("env",):
+        raise ValueError(f"algorithm {cls.name!r} learns online: name its environment with --env (see offmarl envs)")
+    if exp.env is not None:
+        raise ValueError(f"algorithm {cls.name!r} learns offline from --dataset; it takes no --env")
+    raise ValueError("--dataset is required: a dataset file or a recipe name (see offmarl collect --list)"
+                     + (" -- or --env to learn online" if "env" in modes else ""))
+
+
+def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
+    mode = _mode(exp, cls)
+    if mode == "env":
         source = EnvSource(exp.env, exp.env_kwargs, exp.num_envs)
         return _Resolved(source, source.spec(), exp.dataset_label or exp.env, (exp.env, dict(exp.env_kwargs)),
                          {"source_label": exp.dataset_label or exp.env})
-    if exp.dataset is None:
-        raise ValueError("--dataset is required: a dataset file or a recipe name (see offmarl collect --list)")
-    if learns_from == "dataset" and exp.env is not None:
-        raise ValueError(f"algorithm {cls.name!r} learns offline from --dataset; it takes no --env")
     data, dataset_source = resolve_dataset(exp.dataset)
     if exp.dataset_label is not None:
         dataset_source = dataclasses.replace(dataset_source, label=exp.dataset_label)
     card = dataset_cards(data)[0]
     meta = {"dataset_source": dataset_source.to_dict(), "source_label": dataset_source.label}
-    if learns_from == "dataset":
+    if mode == "dataset":
         return _Resolved(data, card.spec, dataset_source.label, (card.env_name, dict(card.env_kwargs)), meta)
     env = EnvSource(exp.env or card.env_name, exp.env_kwargs if exp.env else card.env_kwargs, exp.num_envs)
     return _Resolved(DatasetAndEnv(data, env), card.spec, dataset_source.label, (env.env_name, dict(env.env_kwargs)),
@@ -281,8 +297,8 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
         raise ValueError(f"run directory {paths.root} already holds a run ({paths.checkpoint}); "
                          "pass --resume to continue it or choose another --out")
     eval_every = exp.eval_every if exp.eval_episodes else 0
-    series_every = exp.series_every if exp.series_every is not None else (
-        SERIES_EVERY_ONLINE if cls.learns_from != "dataset" else 0)
+    online = source_mode(resolved.source) != "dataset"
+    series_every = exp.series_every if exp.series_every is not None else (SERIES_EVERY_ONLINE if online else 0)
     train_cfg = TrainConfig(steps=learner.total_steps, seed=exp.seed, checkpoint_every=exp.checkpoint_every,
                             eval_every=eval_every, eval_episodes=exp.eval_episodes, series_every=series_every,
                             precision=exp.precision, resume=exp.resume, progress=exp.progress)
@@ -323,7 +339,7 @@ def _final_evaluation(exp: Experiment, learner: Algorithm, paths: RunPaths, summ
         best, scored_steps = load_run(paths.root, "best", exp.device)
         eval_seed = HELD_OUT_SEED
         result = evaluate_policy(best.policies(), *resolved.eval_env, exp.eval_episodes, eval_seed)
-    online = learner.learns_from != "dataset"
+    online = source_mode(resolved.source) != "dataset"
     env_name, env_kwargs = resolved.eval_env
     return write_eval_json(paths.root, result, algo=label, dataset=resolved.label, seed=exp.seed, curve=curve,
                            checkpoint=exp.checkpoint, steps=scored_steps, eval_seed=eval_seed,

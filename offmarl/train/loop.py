@@ -48,6 +48,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
+from offmarl.algos.base import source_mode
 from offmarl.core.files import atomic_directory, atomic_write_json, atomic_write_text
 from offmarl.core.seeding import global_rng_state, seed_everything, set_global_rng_state
 from offmarl.data.sources import source_record
@@ -273,7 +274,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     algo.check_source(source)
     algo.precision = cfg.precision
     seed_everything(cfg.seed)
-    online = algo.learns_from == "env"
+    online = source_mode(source) == "env"
     sampler = RolloutSampler(algo, source, cfg.seed) if online else algo.make_sampler(source, cfg.seed)
     algo.on_fit_start(source)
 

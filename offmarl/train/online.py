@@ -1,6 +1,6 @@
 """The sampler of an online learner: each ``sample()`` is one rollout of the rollout engine.
 
-The fit loop builds it for an algorithm that learns from an environment (``learns_from == "env"``), which
+The fit loop builds it when an algorithm learns online (its source is an environment), which
 implements the training-side contract :class:`~offmarl.data.trajectory.TrainingActor` and says how many
 steps each rollout plays per sub-env (``rollout_length``). A sample of ``T`` steps in ``B`` sub-envs
 advances the budget by ``T · B`` environment frames (``last_sample_frames``).
