@@ -28,6 +28,9 @@ N_ACTIONS = 3
 
 
 class ToyPickEnv(BatchedEnv):
+    restorable = True
+    state_attributes = ("rng", "length", "t", "all_right", "target")
+
     def __init__(self, num_envs: int = 3, seed: int | None = 0, continuous: bool = False,
                  lengths: tuple[int, ...] = (1, 2, 3)):
         self.num_envs = num_envs

@@ -3,7 +3,7 @@ checks (``Algorithm.contract_overrides`` makes each tiny; ``Algorithm.progress_m
 run must improve). An algorithm added to the registry is covered without touching this file.
 
 Dataset learners train on ``toy_pick`` expert data (discrete, two agents, agent 1 may never play action 2);
-online learners play the two-step ``matrix_game``.
+online learners play it live (``toy_pick`` is restorable, so their resumes are exact too).
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ from offmarl.train.online import RolloutSampler
 
 CLASSES = {**{name: base.get_algo_class(name) for name in list_algos()},
            _online_learner.NAME: _online_learner.TabularPG}
-ALGORITHMS = list(CLASSES)
-ONLINE_ENV = EnvSource("matrix_game", {}, num_envs=16)
+# one case per algorithm and mode it learns in: "qmix" (offline) and "qmix@env" (online) for an algorithm of both
+ALGORITHMS = [name + ("@env" if mode == "env" and "dataset" in cls.learns_from else "")
+              for name, cls in CLASSES.items() for mode in cls.learns_from if mode in ("dataset", "env")]
+ONLINE_ENV = EnvSource(_toy_env.ENV_NAME, {}, num_envs=16)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,12 +60,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def cls_of(name: str) -> type[base.Algorithm]:
-    return CLASSES[name]
+def algo_name(case: str) -> str:
+    return case.split("@")[0]
 
 
-def online(name: str) -> bool:
-    return cls_of(name).learns_from == ("env",)
+def cls_of(case: str) -> type[base.Algorithm]:
+    return CLASSES[algo_name(case)]
+
+
+def online(case: str) -> bool:
+    return case.endswith("@env") or cls_of(case).learns_from == ("env",)
 
 
 def source(name: str, toy) -> Any:
@@ -79,7 +85,7 @@ def steps_per_update(name: str) -> int:
     if not online(name):
         return 1
     algo_cls = cls_of(name)
-    config = base.build_config(algo_cls, dict(algo_cls.contract_overrides))
+    config = base.build_config(algo_cls, tiny(name))
     return algo_cls(ONLINE_ENV.spec(), config).rollout_length * ONLINE_ENV.num_envs
 
 
@@ -87,7 +93,13 @@ def build(name: str, toy, updates: int, seed: int = 0, **overrides: Any) -> base
     """``name`` made tiny, with a budget of ``updates`` updates (env frames for an online learner)."""
     steps = updates * steps_per_update(name)
     seed_everything(seed)
-    return make_algo(name, spec_of(name, toy), **{**cls_of(name).contract_overrides, "steps": steps, **overrides})
+    return make_algo(algo_name(name), spec_of(name, toy), **{**tiny(name), "steps": steps, **overrides})
+
+
+def tiny(name: str) -> dict[str, Any]:
+    """The algorithm's contract overrides, over its online preset when the case learns online."""
+    preset = getattr(cls_of(name), "online_preset", None) if online(name) else None
+    return {**({"preset": preset} if preset else {}), **cls_of(name).contract_overrides}
 
 
 def started(name: str, toy, updates: int, seed: int = 0):
@@ -101,6 +113,8 @@ def started(name: str, toy, updates: int, seed: int = 0):
 
 
 def states_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
     if isinstance(a, torch.Tensor):
         return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
     if isinstance(a, dict):
@@ -156,7 +170,7 @@ def test_save_and_load_give_identical_actions(name, toy, tmp_path):
     drive(algo, sampler, 4)
     algo.save(tmp_path / "model")
     loaded = load_algo(tmp_path / "model")
-    assert loaded.name == name and loaded.config == algo.config
+    assert loaded.name == algo_name(name) and loaded.config == algo.config
     np.testing.assert_array_equal(rollout_actions(joint(algo.policies()), name),
                                   rollout_actions(joint(loaded.policies()), name))
 
@@ -181,6 +195,9 @@ def test_unavailable_actions_are_never_played(name, toy):
                       truncated=np.zeros(B, bool), avail_actions=avail)
         actions = policy.act(ts, first=t == 0)
         assert avail[np.arange(B)[:, None], np.arange(n)[None], actions].all(), f"step {t}: an unavailable action"
+    if online(name):  # the stochastic training-side policy too
+        rollout = sampler.sample()
+        assert rollout.avail.gather(-1, rollout.actions.unsqueeze(-1)).all(), "a rollout played an unavailable action"
 
 
 @pytest.mark.parametrize("name", [n for n in ALGORITHMS if cls_of(n).decentralized_training and not online(n)])
@@ -211,7 +228,7 @@ def test_a_decentralized_online_learner_is_unchanged_by_another_agents_experienc
     for field in ("obs", "rewards", "log_probs", "values", "bootstrap"):
         part = getattr(other, field)[:, :, 1]
         part.copy_(torch.randn(part.shape, generator=rng))
-    other.actions[:, :, 1] = 1 - other.actions[:, :, 1]  # the matrix game's agents have 2 actions each
+    other.actions[:, :, 1] = 1 - other.actions[:, :, 1]  # agent 1 of toy_pick plays action 0 or 1
     other.last_values[:, 1] = torch.randn(other.last_values[:, 1].shape, generator=rng)
     learners = [copy.deepcopy(algo), copy.deepcopy(algo)]
     for learner, data in zip(learners, (rollout, other)):
@@ -224,14 +241,15 @@ def test_a_decentralized_online_learner_is_unchanged_by_another_agents_experienc
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_a_mismatched_source_is_refused_with_an_error_naming_it(name, toy):
     if online(name):
-        with pytest.raises(ValueError, match=f"{name} cannot train on MultiAgentDataset: it learns from an "
-                                             r"environment \(--env\)"):
-            build(name, toy, updates=2).check_source(toy)
+        if "dataset" not in cls_of(name).learns_from:
+            with pytest.raises(ValueError, match=f"{name} cannot train on MultiAgentDataset: it learns from an "
+                                                 r"environment \(--env\)"):
+                build(name, toy, updates=2).check_source(toy)
         return
     import dataclasses
 
     narrow = dataclasses.replace(toy.spec, obs_dims=(3, 2))
-    algo = make_algo(name, narrow, **{**cls_of(name).contract_overrides, "steps": 4})
+    algo = make_algo(algo_name(name), narrow, **{**cls_of(name).contract_overrides, "steps": 4})
     with pytest.raises(ValueError, match=rf"{name} cannot train on the dataset of env 'toy_pick' \(24 episodes\): "
                                          r"its observation widths are \[3, 3\], the algorithm was built for \[3, 2\]"):
         fit(algo, toy, None, TrainConfig(seed=0, progress=False))
@@ -269,11 +287,11 @@ def test_a_tiny_run_improves_its_progress_metric(name, toy):
     measuring trains nothing); an online learner's logged episode return rises from its first five
     updates to its last five."""
     algo, sampler = started(name, toy, updates=PROGRESS_UPDATES)
-    metric = algo.progress_metric
+    metric = "episode_return" if online(name) else algo.progress_metric
     last = algo.schedule.names[-1]
-    drive(algo, sampler, _updates_until(algo, algo.schedule.start(last)))
+    drive(algo, sampler, _updates_until(algo, algo.schedule.start(last), name))
     if rises(metric):
-        logs = [log[metric] for log in drive(algo, sampler, _updates_until(algo, algo.schedule.total))]
+        logs = [log[metric] for log in drive(algo, sampler, _updates_until(algo, algo.schedule.total, name))]
         before, after = float(np.mean(logs[:5])), float(np.mean(logs[-5:]))
     else:
         fixed = sampler.sample()
@@ -284,14 +302,14 @@ def test_a_tiny_run_improves_its_progress_metric(name, toy):
             return probe.update(copy.deepcopy(fixed))[metric]
 
         before = measure()
-        drive(algo, sampler, _updates_until(algo, algo.schedule.total))
+        drive(algo, sampler, _updates_until(algo, algo.schedule.total, name))
         after = measure()
     assert (after > before) if rises(metric) else (after < before), f"{metric}: {before} -> {after}"
 
 
-def _updates_until(algo, step: int) -> int:
+def _updates_until(algo, step: int, case: str) -> int:
     """Updates from the algorithm's current step to ``step`` (online: one update plays many frames)."""
-    return (step - getattr(algo, "driven_steps", 0)) // steps_per_update(algo.name)
+    return (step - getattr(algo, "driven_steps", 0)) // steps_per_update(case)
 
 
 KILL_UPDATES = 12
@@ -303,7 +321,7 @@ def _kill_points(name: str) -> list[int]:
     points = [int(rng.integers(1, KILL_UPDATES + 1))]
     if not online(name):
         algo_cls = cls_of(name)
-        config = base.build_config(algo_cls, {**algo_cls.contract_overrides, "steps": KILL_UPDATES})
+        config = base.build_config(algo_cls, {**tiny(name), "steps": KILL_UPDATES})
         schedule = algo_cls(_toy_env.ToyPickEnv().spec, config).schedule
         points += [schedule.start(stage) + 1 for stage in schedule.names[1:]]
     return sorted(set(points))
@@ -313,7 +331,7 @@ def _experiment(name: str, data_file: Path, out: Path, config: Path, **kw: Any) 
     budget = KILL_UPDATES * steps_per_update(name)
     where = (dict(env=ONLINE_ENV.env_name, num_envs=ONLINE_ENV.num_envs) if online(name)
              else dict(dataset=str(data_file)))
-    return Experiment(algo=name, **where, out=out, seed=2, steps=budget, config=config, eval_episodes=3,
+    return Experiment(algo=algo_name(name), **where, out=out, seed=2, steps=budget, config=config, eval_episodes=3,
                       eval_every=budget // 4, checkpoint_every=budget // 3, checkpoint="best", progress=False, **kw)
 
 
@@ -323,7 +341,7 @@ def test_a_kill_resumes_to_the_same_files(name, kill_at, toy, tmp_path, monkeypa
     checkpoint, eval.json's scores and the final weights equal an uninterrupted run's."""
     data_file = save_dataset(toy, tmp_path / "toy.h5")
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(dict(cls_of(name).contract_overrides)))
+    config.write_text(yaml.safe_dump(tiny(name)))
     reference = run_experiment(_experiment(name, data_file, tmp_path / "reference", config))
 
     original, calls = cls_of(name).update, {"n": 0}

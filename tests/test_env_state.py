@@ -17,7 +17,7 @@ import torch
 
 from offmarl.core.files import atomic_torch_save
 from offmarl.envs import TimeStep, list_envs, make_env
-from tests._toy_env import ToyPickEnv
+from tests._collect_toy_env import ToyClimbEnv
 
 B = 4
 STEPS_BEFORE, STEPS_AFTER = 7, 10
@@ -146,10 +146,10 @@ def test_a_state_of_another_shape_is_refused_and_changes_nothing(tmp_path):
 
 
 def test_envs_without_a_restorable_state_say_so():
-    env = ToyPickEnv(num_envs=2)
+    env = ToyClimbEnv()
     assert not env.restorable
     for call in (env.get_state, lambda: env.set_state({})):
-        with pytest.raises(NotImplementedError, match="toy_pick cannot save or restore its state: a resume restarts"):
+        with pytest.raises(NotImplementedError, match="toy_climb cannot save or restore its state: a resume restarts"):
             call()
 
 

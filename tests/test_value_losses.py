@@ -141,11 +141,9 @@ def test_target_updates():
     src, dst = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         src.weight.fill_(1.0), dst.weight.fill_(0.0)
-    V.update_target(dst, src, updates=1, tau=0.25, interval=1)
+    V.update_target(dst, src, tau=0.25)
     assert dst.weight.item() == 0.25
-    V.update_target(dst, src, updates=99, tau=0.0, interval=100)  # hard copies only every 100 updates
-    assert dst.weight.item() == 0.25
-    V.update_target(dst, src, updates=100, tau=0.0, interval=100)
+    V.update_target(dst, src, tau=0.0)  # a hard copy
     assert dst.weight.item() == 1.0
     frozen = V.frozen_copy(src)
     assert not any(p.requires_grad for p in frozen.parameters())

@@ -48,7 +48,8 @@ class MixedValueConfig(AlgoConfig):
     batch_size: transitions (MLP agents, one-step targets) or episodes (GRU agents, sequence targets)
         per update (tseng 128, sit 32).
     lr: learning rate of the agent networks and the mixer (tseng 1e-4, sit 5e-4).
-    preset: ``tseng`` (Tseng App. B.4–B.6) | ``sit`` (SIT Table 11).
+    preset: ``tseng`` (Tseng App. B.4–B.6) | ``sit`` (SIT Table 11) | ``pymarl`` (online QMIX; an algorithm
+        that also learns online starts from it there: ``online_preset``).
     agent: ``mlp`` | ``gru`` agent networks (tseng mlp, sit gru).
     hidden: agent width (tseng 256, sit 64).
     agent_layers: linear layers of an mlp agent (3; ignored by gru agents).
@@ -160,6 +161,8 @@ class MixedValueLearner(Algorithm):
     Config = MixedValueConfig
     contract_overrides = {"hidden": 16, "mixer_hidden": 8, "batch_size": 8}
     progress_metric = "td_loss"
+    #: the preset a run in an environment starts from (``None``: the algorithm learns offline only)
+    online_preset: ClassVar[str | None] = None
     #: per-preset values of the subclass's own None fields, e.g. {"sit": {"critic_lr": 1e-4}}
     preset_extras: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -204,12 +207,16 @@ class MixedValueLearner(Algorithm):
         norm = self.optims[name].minimize(loss)
         return {} if norm is None else {"grad_norm": norm}
 
+    def targets_due(self) -> bool:
+        """Whether the targets update after this update: every ``target_update_interval`` updates."""
+        return self.updates % max(1, self.config.target_update_interval) == 0
+
     def update_targets(self) -> None:
-        """Soft or hard updates (config ``tau``, ``target_update_interval``) of every ``target_<name>``."""
-        c = self.config
+        """Soft or hard updates (config ``tau``) of every ``target_<name>`` when :meth:`targets_due`."""
+        if not self.targets_due():
+            return
         for name in [key for key in self.nets if key.startswith("target_")]:
-            update_target(self.nets[name], self.nets[name[len("target_"):]], self.updates, c.tau,
-                          c.target_update_interval)
+            update_target(self.nets[name], self.nets[name[len("target_"):]], self.config.tau)
 
     def squash(self, raw: torch.Tensor) -> torch.Tensor:
         return self.action_head.squash(raw)

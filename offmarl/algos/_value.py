@@ -15,6 +15,11 @@ Presets (:data:`PRESETS`) of the centralized baselines, because the papers diffe
   of App. B with hidden 32 ("Mixer/Critic hidden dimension 32"), RMSprop lr 5e-4 (pymarl's α = 0.99,
   ε = 1e-5), batch 32 episodes, gradient clipping 10, discount 0.99, hard target copies every 100
   updates ("Parameters update interval 100").
+* ``pymarl`` -- online QMIX as pymarl's defaults (Rashid et al. 2018; Samvelyan et al. 2019's code base,
+  which DM² App. C uses): GRU agents with hidden 64 and one fully connected layer before the GRU, the QMIX
+  mixer with embedding 32 and two-layer hypernetworks (departure: their hidden width is the embedding's, 32,
+  where pymarl's is 64), RMSprop lr 5e-4, batches of 32 episodes, gradient clipping 10, hard target copies
+  (every 200 episodes online: ``target_update_episodes``).
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ PRESETS: dict[str, ValuePreset] = {
     "sit": ValuePreset(agent="gru", hidden=64, agent_layers=2, mixer="linear", mixer_hidden=32, hypernet_layers=1,
                        optimizer="rmsprop", lr=5e-4, weight_decay=0.0, batch_size=32, grad_clip=10.0,
                        tau=0.0, target_update_interval=100),
+    "pymarl": ValuePreset(agent="gru", hidden=64, agent_layers=2, mixer="qmix", mixer_hidden=32, hypernet_layers=2,
+                          optimizer="rmsprop", lr=5e-4, weight_decay=0.0, batch_size=32, grad_clip=10.0,
+                          tau=0.0, target_update_interval=200),
 }
 
 
@@ -94,11 +102,8 @@ def hard_update(target: nn.Module, source: nn.Module) -> None:
         t.copy_(s)
 
 
-def update_target(target: nn.Module, source: nn.Module, updates: int, tau: float, interval: int) -> None:
-    """After update number ``updates`` (1-based): soft with ``tau > 0`` every ``interval`` updates, else a
-    hard copy every ``interval`` updates."""
-    if updates % max(1, interval):
-        return
+def update_target(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """A soft update with ``tau > 0``, else a hard copy (the caller decides when)."""
     if tau > 0:
         soft_update(target, source, tau)
     else:

@@ -65,6 +65,8 @@ class MACQL(QMIX):
 
     name = "ma_cql"
     Config = Config
+    learns_from = ("dataset",)  # an offline method: CQL's term has no online meaning
+    online_preset = None
     preset_extras = {"tseng": {"n_step": 1}, "sit": {"n_step": 5}}
 
     def __init__(self, spec, config, device="cpu"):

@@ -1,20 +1,30 @@
-"""Offline QMIX (``qmix``): value factorisation trained on a fixed dataset with no offline constraint.
+"""QMIX (``qmix``): value factorisation, offline on a fixed dataset (no offline constraint) or online.
 
 SIT's unconstrained baseline (Tian et al. 2023, §5 "QMIX (discrete), FacMAC (continuous)";
 hyper-parameters Table 11 → ``--preset sit``); ``--preset tseng`` gives Tseng's architecture
 (App. B.4–B.6) for comparison with the other Tseng baselines. Rashid et al. 2018 (QMIX), Peng et al.
 2021 (FACMAC). :mod:`offmarl.algos.ma_cql` is this learner plus CQL's conservative term.
+
+Online (``--env``; DM²'s QMIX baseline, App. C: "the default parameters specified in Rashid et al. (2018)",
+one fully connected layer before the GRU): the ``pymarl`` preset, ε-greedy rollouts (ε from 1 to 0.05
+over the first 50k frames), whole episodes into a replay of 5000 (:class:`~offmarl.data.replay.EpisodeReplay`),
+one update on 32 sampled episodes per rollout of ``episode_limit`` steps in every sub-env, hard target
+copies every 200 episodes, double Q -- the same update and mixer as offline. Discrete actions only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+import numpy as np
 import torch
 
 from offmarl.algos._centralized import MixedValueConfig, MixedValueLearner, Sequences, decentralized
 from offmarl.algos._value import masked_argmax, masked_mean, tree_backup_targets
-from offmarl.algos.base import register_algo
+from offmarl.algos.base import register_algo, source_mode
+from offmarl.data.replay import EpisodeReplay
+from offmarl.data.trajectory import ActStep, Trajectory
 from offmarl.policies.base import DecentralizedPolicy
 
 
@@ -39,10 +49,19 @@ class Config(MixedValueConfig):
     Fields (beyond :class:`~offmarl.algos._centralized.MixedValueConfig`):
         double_q: online networks choose the next action, targets evaluate it (pymarl's default, True).
         actor_lr: learning rate of the continuous actors (None: ``lr``).
+        epsilon_start, epsilon_finish, epsilon_anneal_frames: online, the ε of ε-greedy rollouts falls
+            linearly from 1.0 to 0.05 over 50,000 frames (pymarl).
+        buffer_episodes: online, episodes the replay keeps (5000, pymarl).
+        target_update_episodes: online, episodes between hard target copies (200, pymarl).
     """
 
     double_q: bool = True
     actor_lr: float | None = None
+    epsilon_start: float = 1.0
+    epsilon_finish: float = 0.05
+    epsilon_anneal_frames: int = 50_000
+    buffer_episodes: int = 5_000
+    target_update_episodes: int = 200
 
 
 @register_algo
@@ -51,10 +70,95 @@ class QMIX(MixedValueLearner):
 
     name = "qmix"
     Config = Config
+    learns_from = ("dataset", "env")
+    online_preset = "pymarl"
+    contract_overrides = {"hidden": 16, "mixer_hidden": 8, "batch_size": 8, "epsilon_anneal_frames": 500}
+
+    def __init__(self, spec, config, device="cpu"):
+        super().__init__(spec, config, device)
+        self.replay: EpisodeReplay | None = None  # online only (on_fit_start)
+        self.frames_seen, self.target_syncs = 0, 0
+        self.rng = np.random.default_rng(0)
 
     @property
     def n_step(self) -> int:
         return 1
+
+    # ---- online: the rollout engine's contract --------------------------------------------------------
+    @property
+    def rollout_length(self) -> int:
+        return self.spec.episode_limit
+
+    def on_fit_start(self, source: Any) -> None:
+        if source_mode(source) != "env":
+            return
+        if not self.spec.discrete:
+            raise ValueError("qmix learns online with discrete actions only (FACMAC's online form is not built)")
+        spec = self.spec
+        self.replay = EpisodeReplay(self.config.buffer_episodes, spec.episode_limit, spec.n_agents, spec.obs_dim,
+                                    self.state_dim, spec.n_actions)
+        self.rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))  # from the seeded global RNG
+
+    def epsilon(self) -> float:
+        c = self.config
+        done = min(self.frames_seen / max(1, c.epsilon_anneal_frames), 1.0)
+        return c.epsilon_start + done * (c.epsilon_finish - c.epsilon_start)
+
+    def initial_hidden(self, batch_size: int) -> torch.Tensor | None:
+        critic = self.nets["critic"]
+        return torch.zeros(batch_size, self.n, critic.hidden, device=self.device) if critic.recurrent else None
+
+    @torch.no_grad()
+    def act_train(self, obs, state, avail, hidden, generator) -> ActStep:
+        """ε-greedy: the greedy available action, or with probability ε a uniformly random available one."""
+        q, hidden = self.nets["critic"].step(obs, hidden)  # [B, n, A]
+        greedy = masked_argmax(q, avail)
+        allowed = torch.ones_like(q) if avail is None else avail.to(q.dtype)
+        random = torch.multinomial(allowed.reshape(-1, q.shape[-1]), 1, generator=generator).reshape(greedy.shape)
+        explore = torch.rand(greedy.shape, generator=generator, device=q.device) < self.epsilon()
+        zeros = torch.zeros(greedy.shape, device=q.device)
+        return ActStep(action=torch.where(explore, random, greedy), log_prob=zeros, value=zeros, hidden=hidden)
+
+    def bootstrap_value(self, obs, state, avail, hidden) -> torch.Tensor:
+        return torch.zeros(obs.shape[:-1], device=obs.device)  # Q-learning bootstraps from its own targets
+
+    def update(self, batch: Any) -> dict[str, float]:
+        if not isinstance(batch, Trajectory):
+            return super().update(batch)
+        ended = self.replay.add(batch)
+        self.frames_seen += batch.frames
+        logs = {"epsilon": self.epsilon(), "episodes": float(ended)}
+        if batch.episode_returns.size:
+            logs["episode_return"] = float(batch.episode_returns.mean())
+        if batch.episode_wins is not None and batch.episode_wins.size:
+            logs["win_rate"] = float(batch.episode_wins.mean())
+        if len(self.replay) >= self.config.batch_size:
+            logs.update(super().update(self.replay.sample(self.config.batch_size, self.rng)))
+        return logs
+
+    def targets_due(self) -> bool:
+        """Online: a hard copy once every ``target_update_episodes`` episodes (pymarl); offline: every
+        ``target_update_interval`` updates."""
+        if self.replay is None:
+            return super().targets_due()
+        syncs = self.replay.added // max(1, self.config.target_update_episodes)
+        due, self.target_syncs = syncs > self.target_syncs, max(syncs, self.target_syncs)
+        return due
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.replay is not None:
+            state["online"] = {"replay": self.replay.state_dict(), "frames_seen": self.frames_seen,
+                               "target_syncs": self.target_syncs, "rng": self.rng.bit_generator.state}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "online" in state and self.replay is not None:
+            online = state["online"]
+            self.replay.load_state_dict(online["replay"])
+            self.frames_seen, self.target_syncs = int(online["frames_seen"]), int(online["target_syncs"])
+            self.rng.bit_generator.state = online["rng"]
 
     # ---- networks ----------------------------------------------------------------------------------
     def build(self) -> None:

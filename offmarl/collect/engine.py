@@ -15,7 +15,8 @@ sub-envs -- no Python loop over envs or agents -- and one ``env.step``. What it 
   did not end in the MDP: its last transition bootstraps from the value of the observation it reached,
   ``bootstrap [T, B, n] = V(final_obs)`` computed with the hidden state the last step left, whereas a
   termination bootstraps from 0. ``last_values [B, n]`` are the values of the observations the rollout
-  stopped at (the bootstrap of the last step of unfinished episodes).
+  stopped at (the bootstrap of the last step of unfinished episodes). ``final_obs`` / ``final_state`` keep
+  the observation and state each ended episode reached (a replay of whole episodes needs them).
 * **Episode statistics** of the episodes that ended during the rollout: their per-agent average returns
   and, where the env reports ``info["win"]``, whether they were won.
 
@@ -96,12 +97,18 @@ class RolloutEngine:
             self.env_seconds += time.perf_counter() - stepped
             terminated, truncated = np.asarray(nxt.terminated, bool), np.asarray(nxt.truncated, bool)
             bootstrap = torch.zeros(B, n)
+            final_obs, final_state = torch.zeros(obs.shape), torch.zeros(state.shape)
+            if (terminated | truncated).any():
+                ended = torch.as_tensor(terminated | truncated)
+                final_obs[ended] = _tensor(nxt.final_obs, torch.float32)[ended]
+                final_state[ended] = _tensor(nxt.final_state, torch.float32)[ended]
             cut = truncated & ~terminated
             if cut.any():
                 values = self.actor.bootstrap_value(*self._inputs(nxt.final_obs, nxt.final_state, None), out.hidden)
                 bootstrap[torch.as_tensor(cut)] = values.cpu()[torch.as_tensor(cut)]
             for key, value in (("actions", out.action.cpu()), ("log_probs", out.log_prob.cpu()),
-                               ("values", out.value.cpu()), ("bootstrap", bootstrap),
+                               ("values", out.value.cpu()), ("bootstrap", bootstrap), ("final_obs", final_obs),
+                               ("final_state", final_state),
                                ("rewards", torch.as_tensor(np.array(nxt.reward, dtype=np.float32))),
                                ("terminated", torch.as_tensor(terminated)), ("truncated", torch.as_tensor(truncated))):
                 record[key].append(value)

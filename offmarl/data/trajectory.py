@@ -54,6 +54,8 @@ class Trajectory:
     terminated: torch.Tensor  # [T, B] bool
     truncated: torch.Tensor  # [T, B] bool
     bootstrap: torch.Tensor  # [T, B, n]: V(final_obs) where the step truncated, else 0
+    final_obs: torch.Tensor  # [T, B, n, d]: where the step ended its episode, the observation it reached; else 0
+    final_state: torch.Tensor  # [T, B, S]: likewise the state
     starts: torch.Tensor  # [T, B] bool: the step is an episode's first
     active: torch.Tensor  # [T, B, n] bool: the agent is alive
     hidden: torch.Tensor | None  # [T, B, ...]: the hidden state each step started from

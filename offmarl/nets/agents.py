@@ -168,6 +168,14 @@ class AgentNetwork(nn.Module):
         """``head(features(obs), actions)`` for ``obs [B, T, n, d]``."""
         return self.head(self.features(obs), actions)
 
+    def step(self, obs: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One step of all agents: ``obs [B, n, d]``, GRU state ``h [B, n, H]`` (zeros if None) → the head's
+        output ``[B, n, out]`` and the next state (an online learner's rollout)."""
+        x = F.relu(self.encoder(self._with_id(obs)))
+        if self.rnn is not None:
+            x = h = self.rnn(x, torch.zeros_like(x) if h is None else h)
+        return self.head(x), h
+
     # ---- one agent (decentralized execution) -----------------------------------------------------------
     def features_agent(self, obs: torch.Tensor, agent: int, h: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -124,9 +124,12 @@ def parse_sets(cls: type[Algorithm], sets: Sequence[str]) -> dict[str, Any]:
 
 def config_overrides(cls: type[Algorithm], env_name: str, config: str | Path | None = None, sets: Sequence[str] = (),
                      ablation: str | None = None, variant: str | None = None,
-                     preset: str | None = None) -> dict[str, Any]:
-    """The merged overrides of the algorithm config (module docstring, step 1)."""
+                     preset: str | None = None, online: bool = False) -> dict[str, Any]:
+    """The merged overrides of the algorithm config (module docstring, step 1); ``online``, an algorithm
+    with presets that also learns online starts there from its ``online_preset``."""
     overrides = env_defaults(cls.name, env_name)
+    if online and getattr(cls, "online_preset", None) is not None:
+        overrides["preset"] = cls.online_preset
     if config is not None:
         overrides.update(read_config_file(config))
     overrides.update(parse_sets(cls, sets))
@@ -266,12 +269,12 @@ def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
                      meta)
 
 
-def build_algorithm(exp: Experiment, spec: EnvSpec) -> Algorithm:
+def build_algorithm(exp: Experiment, spec: EnvSpec, online: bool = False) -> Algorithm:
     """The algorithm of ``exp`` for env ``spec``, seeded (its initial weights come from ``exp.seed``), with
-    ``config.steps`` the experiment's budget."""
+    ``config.steps`` the experiment's budget (``online``: it learns in the env)."""
     cls = get_algo_class(exp.algo)
     config = build_config(cls, config_overrides(cls, spec.name, exp.config, exp.sets, exp.ablation, exp.variant,
-                                                exp.preset))
+                                                exp.preset, online))
     config = dataclasses.replace(config, steps=budget(exp, config))
     seed_everything(exp.seed)
     return cls(spec, config, device=exp.device)
@@ -288,7 +291,7 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
     ``eval`` (the eval.json record)."""
     cls = get_algo_class(exp.algo)
     resolved = _resolve_source(exp, cls)
-    learner = build_algorithm(exp, resolved.spec)
+    learner = build_algorithm(exp, resolved.spec, online=source_mode(resolved.source) == "env")
     label = algo_label(exp.algo, learner.config.ablation, learner.config.variant, exp.tag)
     paths = RunPaths(Path(exp.out) if exp.out is not None else default_run_dir(resolved.label, label, exp.seed))
     if exp.resume and not paths.checkpoint.exists():

@@ -1,0 +1,63 @@
+"""The episode replay of online value learners, and online QMIX's exploration and target schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import _toy_env
+from offmarl.algos import make_algo
+from offmarl.collect.engine import RolloutEngine
+from offmarl.data.replay import EpisodeReplay
+from test_ppo import CountingActor, CountingEnv
+
+
+def test_episodes_are_gathered_across_rollouts_and_keep_their_final_observation():
+    engine = RolloutEngine(CountingEnv(), CountingActor(), seed=0)
+    replay = EpisodeReplay(capacity=10, max_len=3, n_agents=1, obs_dim=1, state_dim=1, n_actions=2)
+    assert replay.add(engine.collect(2)) == 1  # sub-env 0 terminated after 2 steps; sub-env 1 runs on
+    assert replay.add(engine.collect(2)) == 2  # sub-env 1 truncated at 3 steps; sub-env 0 again at 2
+    assert len(replay) == 3 and sorted(replay.lengths[:3].tolist()) == [2, 2, 3]
+    truncated = int(np.flatnonzero(replay.lengths[:3] == 3)[0])
+    np.testing.assert_array_equal(replay.store["obs"][truncated, :, 0, 0], [0, 1, 2, 3])  # + the final obs
+    assert not replay.store["terminated"][truncated].any()  # a time limit is no termination: bootstrap there
+    batch = replay.sample(4, np.random.default_rng(0))
+    assert batch["obs"].shape == (4, 3, 1, 1) and batch["mask"].shape == (4, 3)
+    assert torch.equal(batch["next_obs"][:, :-1], batch["obs"][:, 1:])
+
+
+def test_the_ring_overwrites_the_oldest_and_a_state_restores_it_all():
+    engine = RolloutEngine(CountingEnv(), CountingActor(), seed=0)
+    replay = EpisodeReplay(capacity=2, max_len=3, n_agents=1, obs_dim=1, state_dim=1, n_actions=2)
+    replay.add(engine.collect(7))
+    assert len(replay) == 2 and replay.added == 5
+    copy = EpisodeReplay(capacity=2, max_len=3, n_agents=1, obs_dim=1, state_dim=1, n_actions=2)
+    copy.load_state_dict(replay.state_dict())
+    more = engine.collect(3)
+    assert replay.add(more) == copy.add(more)
+    for key in EpisodeReplay.FIELDS:
+        np.testing.assert_array_equal(replay.store[key], copy.store[key])
+
+
+def test_online_qmix_explores_less_as_frames_pass_and_copies_targets_every_200_episodes():
+    spec = _toy_env.ToyPickEnv().spec
+    algo = make_algo("qmix", spec, preset="pymarl", hidden=8)
+    assert algo.config.agent == "gru" and algo.epsilon() == 1.0
+    algo.frames_seen = 25_000
+    assert algo.epsilon() == 1.0 + 0.5 * (0.05 - 1.0)
+    algo.frames_seen = 10**6
+    assert algo.epsilon() == pytest.approx(0.05)
+    algo.replay = EpisodeReplay(10, 3, 2, 3, spec.state_dim, 3)
+    algo.replay.added = 199
+    assert not algo.targets_due()
+    algo.replay.added = 200
+    assert algo.targets_due() and not algo.targets_due()  # once per 200 episodes
+
+
+def test_offline_targets_are_copied_every_target_update_interval_updates():
+    algo = make_algo("qmix", _toy_env.ToyPickEnv().spec, preset="sit", hidden=8)
+    algo.updates = 99
+    assert not algo.targets_due()
+    algo.updates = 100
+    assert algo.targets_due()
