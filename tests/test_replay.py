@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import _toy_env
 import numpy as np
 import pytest
 import torch
+from test_ppo import CountingActor, CountingEnv
 
-import _toy_env
 from offmarl.algos import make_algo
 from offmarl.collect.engine import RolloutEngine
 from offmarl.data.replay import EpisodeReplay
-from test_ppo import CountingActor, CountingEnv
 
 
 def test_episodes_are_gathered_across_rollouts_and_keep_their_final_observation():
