@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from tests._cli_roundtrip import train_bc_then_eval
@@ -297,3 +298,37 @@ def test_alive_agents_are_reported_and_a_dead_one_may_only_stop():
         only_stop = ts.avail_actions.sum(-1) == 1
         assert (only_stop[dead] & ts.avail_actions[dead][:, smax.STOP_ACTION]).all()
     assert seen_dead, "no ally died in 80 random steps: raise the number of steps"
+
+
+@pytest.mark.timeout(300)
+def test_an_online_run_on_smax_killed_at_a_random_update_resumes_bit_exactly(tmp_path, monkeypatch):
+    """IPPO on smac_3s_vs_3z: the checkpoint holds SMAX's JAX state and keys, so the resumed run's files
+    and weights equal the uninterrupted run's."""
+    from offmarl.algos.ippo import IPPO
+    from offmarl.train.experiment import Experiment, load_run, run_experiment
+    from tests._run_files import assert_same_run_files
+
+    def experiment(out, **kw):
+        return Experiment(algo="ippo", env="smac_3s_vs_3z", num_envs=4, steps=4 * 10 * 6, out=out, seed=5,
+                          sets=("hidden=8", "rollout_length=10", "chunk_length=5", "ppo_epochs=1"),
+                          eval_episodes=4, eval_every=80, checkpoint_every=40, series_every=0, progress=False, **kw)
+
+    run_experiment(experiment(tmp_path / "reference"))
+    kill_at = int(np.random.default_rng(11).integers(2, 6))
+    original, calls = IPPO.update, {"n": 0}
+
+    def dies(self, batch):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(IPPO, "update", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(experiment(tmp_path / "killed"))
+    monkeypatch.setattr(IPPO, "update", original)
+    run_experiment(experiment(tmp_path / "killed", resume=True))
+    assert_same_run_files(tmp_path / "killed", tmp_path / "reference")
+    killed, reference = load_run(tmp_path / "killed")[0], load_run(tmp_path / "reference")[0]
+    for a, b in zip(killed.actor.state_dict().values(), reference.actor.state_dict().values()):
+        assert torch.equal(a, b)

@@ -343,6 +343,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
                       "its bf16 matmuls are emulated and train several times slower than fp32", stacklevel=2)
     bar = tqdm(total=total, initial=step, disable=not cfg.progress, dynamic_ncols=True,
                unit="frame" if online else "step", desc=algo.name)
+    postfix: dict[str, str] = {}  # the progress bar's latest losses and evaluation return
     first_step, session_time, last_row = step, 0.0, {}
     try:
         while step < total:
@@ -358,7 +359,8 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
             stage_ends = step < total and schedule.stage_at(step) != stage
             if _crossed(before, step, cfg.log_every) or step == total or stage_ends:
                 last_row = write_row(step)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in last_row.items() if k not in BASE_COLUMNS}, refresh=False)
+                postfix.update({k: f"{v:.4g}" for k, v in last_row.items() if k not in BASE_COLUMNS})
+                bar.set_postfix(postfix, refresh=False)
             if stage_ends:
                 if paths is not None:
                     _save_stage_artifact(algo, stage, step, paths, fingerprint)
@@ -377,6 +379,8 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
                 if cfg.progress:
                     won = f", win rate {win_curve[-1][1]:.0%}" if result.get("win_rate") is not None else ""
                     bar.write(f"step {step}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}{won}")
+                    postfix["eval"] = f"{curve[-1][1]:.4g}"  # the latest evaluation return
+                    bar.set_postfix(postfix, refresh=False)
             if paths is not None and _crossed(before, step, cfg.series_every):
                 if result is None and evaluator is not None:
                     result = _isolated(evaluator, step)
