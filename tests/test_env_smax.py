@@ -146,7 +146,7 @@ def test_smac_reward_win_flag_and_auto_reset_by_hand():
         own = ts.final_obs[done][:, :, -10:]
         ally = after[done][:, :30].reshape(-1, 3, 10)
         np.testing.assert_allclose(own[..., 0], ally[..., 0], atol=1e-6)
-        np.testing.assert_allclose(own[..., 1:3] * 32.0, ally[..., 1:3], atol=1e-4)
+        np.testing.assert_allclose(own[..., 1:3], ally[..., 1:3], atol=1e-6)  # both relative to the map
         # ...and the auto-reset sub-envs start afresh at full health
         np.testing.assert_allclose(unit_health(ts.state[done], 6), np.tile(FULL_HP, (done.sum(), 1)))
         returns += ts.reward[:, 0]
