@@ -40,7 +40,7 @@ def test_optimal_policy_counts_each_sub_envs_first_episode_only():
     assert result["return_mean"] == 2.0 and math.isclose(result["return_std"], math.sqrt(2 / 3))
     assert result["per_agent_return"] == [2.0, 2.0] and result["episodes"] == 3 and result["win_rate"] == 1.0
     assert policy.firsts == [True, False, False]
-    assert policy.resets == [None, [True, False, False], [True, True, False], [True, False, True]]
+    assert policy.resets == [None, [True, False, False], [True, True, False]]  # none after the last episode ends
 
 
 def test_per_agent_average_and_wins_of_a_policy_with_one_wrong_agent():

@@ -1,4 +1,11 @@
-"""The rollout engine of online training: ``B`` sub-envs stepped together by a learner's stochastic policy.
+"""The rollout engine: ``B`` sub-envs stepped together by a policy -- the one loop that dataset collection
+(:func:`offmarl.collect.rollout.rollout`), evaluation (:func:`offmarl.train.evaluate.evaluate_policy`) and
+online training (:class:`RolloutEngine`) run.
+
+:func:`play` is that loop: per step one batched action call for all agents of all sub-envs (no Python loop
+over envs or agents), one ``env.step``, and, where episodes ended (the env auto-resets them), the policy told
+so before its next action. Collection and evaluation drive it with a
+:class:`~offmarl.policies.base.JointPolicy`; online training with the learner's stochastic policy, below.
 
 Each :meth:`RolloutEngine.collect` plays ``T`` steps in every sub-env and returns a time-major
 :class:`~offmarl.data.trajectory.Trajectory` (``[T, B, n, ...]`` tensors). Per step the engine makes one
@@ -32,7 +39,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import fields
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -43,6 +50,23 @@ from offmarl.envs.base import BatchedEnv, TimeStep
 
 def _tensor(x: np.ndarray | None, dtype: torch.dtype) -> torch.Tensor | None:
     return None if x is None else torch.as_tensor(np.array(x), dtype=dtype)
+
+
+def play(env: BatchedEnv, act: Callable[[TimeStep, bool], np.ndarray], episodes_ended: Callable[[np.ndarray], None],
+         ts: TimeStep, first: bool = True) -> Iterator[tuple[TimeStep, np.ndarray, TimeStep, float]]:
+    """Step ``env`` from ``ts`` for as long as the caller iterates: ``actions = act(ts, first)`` (``first``
+    on the first call after a full reset), ``nxt = env.step(actions)``, yield ``(ts, actions, nxt, seconds
+    spent in env.step)``; then, before the next action, ``episodes_ended(done [B])`` where sub-envs ended."""
+    while True:
+        actions = act(ts, first)
+        first = False
+        started = time.perf_counter()
+        nxt = env.step(actions)
+        yield ts, actions, nxt, time.perf_counter() - started
+        done = np.asarray(nxt.terminated | nxt.truncated)
+        if done.any():
+            episodes_ended(done)
+        ts = nxt
 
 
 class RolloutEngine:
@@ -67,6 +91,20 @@ class RolloutEngine:
         self.hidden = self.actor.initial_hidden(B)
         self.starts = np.ones(B, dtype=bool)
         self.running_return = np.zeros(B, dtype=np.float64)
+        self._play()
+
+    def _play(self) -> None:
+        """(Re)start :func:`play` from the current TimeStep; the hidden states are reset by :meth:`collect`."""
+        self._steps = play(self.env, self._act, lambda done: None, self.ts, first=False)
+
+    def _act(self, ts: TimeStep, first: bool) -> np.ndarray:
+        """The learner's sampled actions, clipped to the action Box for the env; what :meth:`collect` records
+        of the step is kept in ``self._current``."""
+        obs, state, avail = self._inputs(ts.obs, ts.state, ts.avail_actions)
+        out = self.actor.act_train(obs, state, avail, self.hidden, self.generator)
+        self._current = (obs, state, avail, out)
+        action = out.action.cpu().numpy()
+        return action if self.discrete else np.clip(action, self.low, self.high)
 
     def _to(self, x: torch.Tensor | None) -> torch.Tensor | None:
         return None if x is None else x.to(self.device)
@@ -78,23 +116,20 @@ class RolloutEngine:
     @torch.no_grad()
     def collect(self, steps: int) -> Trajectory:
         """Play ``steps`` steps in every sub-env (module docstring)."""
-        env, B, n = self.env, self.env.num_envs, self.env.spec.n_agents
+        B, n = self.env.num_envs, self.env.spec.n_agents
         record: dict[str, list] = {f.name: [] for f in fields(Trajectory)}
         returns, wins = [], []
         for _ in range(steps):
-            ts = self.ts
-            obs, state, avail = self._inputs(ts.obs, ts.state, ts.avail_actions)
+            hidden = self.hidden
+            ts, _, nxt, seconds = next(self._steps)
+            obs, state, avail, out = self._current
+            self.env_seconds += seconds
             alive = ts.info.get("alive")
             record["obs"].append(obs), record["state"].append(state), record["avail"].append(avail)
             record["starts"].append(torch.as_tensor(self.starts.copy()))
-            record["hidden"].append(self.hidden)
+            record["hidden"].append(hidden)
             record["active"].append(torch.ones(B, n, dtype=torch.bool) if alive is None
                                     else torch.as_tensor(np.array(alive, dtype=bool)))
-            out = self.actor.act_train(obs, state, avail, self.hidden, self.generator)
-            action = out.action.cpu().numpy()
-            stepped = time.perf_counter()
-            nxt = env.step(action if self.discrete else np.clip(action, self.low, self.high))
-            self.env_seconds += time.perf_counter() - stepped
             terminated, truncated = np.asarray(nxt.terminated, bool), np.asarray(nxt.truncated, bool)
             bootstrap = torch.zeros(B, n)
             final_obs, final_state = torch.zeros(obs.shape), torch.zeros(state.shape)
@@ -162,3 +197,4 @@ class RolloutEngine:
         self.hidden = state["hidden"]
         self.starts = np.asarray(state["starts"], dtype=bool).copy()
         self.running_return = np.asarray(state["running_return"], dtype=np.float64).copy()
+        self._play()

@@ -1,6 +1,7 @@
 """Roll a joint behaviour policy out in a batched env and assemble a :class:`MultiAgentDataset`.
 
-The loop is vectorized over the ``B`` sub-envs (one ``policy.act`` and one ``env.step`` per time step);
+The loop is the rollout engine's (:func:`offmarl.collect.engine.play`), vectorized over the ``B`` sub-envs
+(one ``policy.act`` and one ``env.step`` per time step);
 per-step arrays ``[B, ...]`` are stacked to ``[S, B, ...]`` and reordered into the flat episode layout
 with one ``argsort`` at the end.
 
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from offmarl.collect.engine import play
 from offmarl.data.dataset import DatasetCard, MultiAgentDataset
 from offmarl.envs.base import BatchedEnv, EnvSpec
 from offmarl.policies.base import JointPolicy
@@ -87,25 +89,18 @@ def rollout(env: BatchedEnv, policy: JointPolicy, episodes: int, seed: int, *, s
     ts = env.reset(seed=seed)
     policy.reset(B)
     current = np.arange(B, dtype=np.int64)  # [B] id of the episode running in each sub-env
-    next_id, finished, first, steps = B, 0, True, 0
+    next_id, finished, steps = B, 0, 0
     bar = tqdm(total=N, disable=not progress, desc=f"collect {spec.name}", unit="ep", leave=False)
     try:
-        while finished < N:
-            if steps >= max_steps:
-                raise RuntimeError(f"env {spec.name!r}: episodes did not end within episode_limit="
-                                   f"{spec.episode_limit} steps (collected {finished}/{N} after {steps} steps)")
-            obs_l.append(np.array(ts.obs, dtype=np.float32))  # copies: envs may reuse their buffers
+        for before, actions, ts, _ in play(env, policy.act, lambda done: policy.reset(B, done), ts):
+            obs_l.append(np.array(before.obs, dtype=np.float32))  # copies: envs may reuse their buffers
             id_l.append(current.copy())
-            if ts.avail_actions is not None:
-                avail_l.append(np.array(ts.avail_actions, dtype=bool))
+            if before.avail_actions is not None:
+                avail_l.append(np.array(before.avail_actions, dtype=bool))
             if has_state:
-                state_l.append(np.array(ts.state, dtype=np.float32))
-            actions = policy.act(ts, first=first)
-            first = False
+                state_l.append(np.array(before.state, dtype=np.float32))
             if not state_only:
                 act_l.append(np.array(actions))
-
-            ts = env.step(actions)
             steps += 1
             rew_l.append(np.array(ts.reward, dtype=np.float32))
             term_l.append(np.array(ts.terminated, dtype=bool))
@@ -126,7 +121,11 @@ def rollout(env: BatchedEnv, policy: JointPolicy, episodes: int, seed: int, *, s
                     bar.update(kept.size)
                 current[ended] = next_id + np.arange(ended.size)
                 next_id += ended.size
-                policy.reset(B, done)
+            if finished >= N:
+                break
+            if steps >= max_steps:
+                raise RuntimeError(f"env {spec.name!r}: episodes did not end within episode_limit="
+                                   f"{spec.episode_limit} steps (collected {finished}/{N} after {steps} steps)")
     finally:
         bar.close()
 

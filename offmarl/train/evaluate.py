@@ -1,6 +1,7 @@
 """Evaluation of a joint policy in an environment, and the ``eval.json`` every table is built from.
 
-Protocol (DESIGN.md; Tseng et al. §4): ``episodes`` sub-envs run in one batched env; each sub-env
+Protocol (DESIGN.md; Tseng et al. §4): ``episodes`` sub-envs run in one batched env (the rollout engine's
+loop, :func:`offmarl.collect.engine.play`); each sub-env
 contributes its FIRST episode only (sub-envs that finish keep stepping, auto-reset, but are masked out
 of the returns, so short episodes do not get counted twice while long ones run). The policy acts once
 per step for all sub-envs; after a sub-env auto-resets the policy is told with ``reset(B, mask)`` so it
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from offmarl.collect.engine import play
 from offmarl.core.files import atomic_write_json
 from offmarl.policies.base import DecentralizedPolicy
 
@@ -51,14 +53,9 @@ def evaluate_policy(policy: Any, env_name: str, env_kwargs: dict[str, Any], epis
         active = np.ones(episodes, dtype=bool)
         wins: np.ndarray | None = None
         frames: list[np.ndarray] = []
-        first = True
-        while active.any():
-            if lengths.max() > limit:
-                raise RuntimeError(f"env {env_name!r} ran past its episode_limit {limit} without ending an episode")
-            if render_path is not None and first:
-                frames.append(env.render(0))
-            ts = env.step(policy.act(ts, first=first))
-            first = False
+        if render_path is not None:
+            frames.append(env.render(0))
+        for _, _, ts, _ in play(env, policy.act, lambda done: policy.reset(episodes, done), ts):
             returns += np.where(active[:, None], ts.reward, 0.0)
             lengths += active
             done = ts.done
@@ -72,8 +69,10 @@ def evaluate_policy(policy: Any, env_name: str, env_kwargs: dict[str, Any], epis
                 ended = active & done
                 wins[ended] = np.asarray(ts.info["win"], dtype=bool)[ended]
             active &= ~done
-            if done.any():
-                policy.reset(episodes, done)
+            if not active.any():
+                break
+            if lengths.max() > limit:
+                raise RuntimeError(f"env {env_name!r} ran past its episode_limit {limit} without ending an episode")
     finally:
         env.close()
     if render_path is not None:
