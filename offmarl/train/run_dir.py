@@ -23,6 +23,8 @@ the recipe cache of ``offmarl.collect.recipes`` (``$OFFMARL_HOME/datasets``, def
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,3 +153,63 @@ def resolve_dataset(name: str) -> tuple[Dataset, DatasetSource]:
         dataset = load_dataset(path)
     source = DatasetSource(label=recipe or path.stem, path=str(path), recipe=recipe, per_agent=info["per_agent"])
     return dataset, source
+
+
+TIMING_COLUMNS = ("steps_per_s", "wall_time")  # measured time: differs between any two runs of one experiment
+EVAL_SCORES = ("return_mean", "return_std", "win_rate", "curve", "win_curve", "protocol")
+
+
+def metrics_without_timing(path: Path) -> list[list[str]]:
+    """metrics.csv as rows of cells, the timing columns left out (every other cell must match to the byte)."""
+    with open(path, newline="") as f:
+        table = list(csv.reader(f))
+    keep = [k for k, column in enumerate(table[0]) if column not in TIMING_COLUMNS] if table else []
+    return [[row[k] for k in keep] for row in table]
+
+
+def same_state(a: Any, b: Any) -> bool:
+    """Whether two states (nested dicts, lists, tensors, NumPy arrays, numbers) are equal, NaN equal to NaN."""
+    import numpy as np
+    import torch
+
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same_state, a, b))
+    return a == b or (a != a and b != b)
+
+
+def run_differences(run: str | Path, reference: str | Path) -> list[str]:
+    """What differs between two run directories of one experiment (e.g. a resumed run and an uninterrupted
+    one): metrics.csv but for its timing columns, curve.json, the checkpoint series' list, every stage
+    hand-over's record, the best and final weights and eval.json's scores. Empty when they agree; weights
+    are compared as tensors (a zip's bytes follow the name it was first written under)."""
+    import torch
+
+    run, reference = Path(run), Path(reference)
+    differences = []
+
+    def present(name: str) -> bool:
+        if (run / name).exists() != (reference / name).exists():
+            differences.append(f"{name}: only in {'the reference' if (reference / name).exists() else 'the run'}")
+            return False
+        return (reference / name).exists()
+
+    if present("metrics.csv") and metrics_without_timing(run / "metrics.csv") != metrics_without_timing(
+            reference / "metrics.csv"):
+        differences.append("metrics.csv")
+    handovers = sorted({str(p.relative_to(root)) for root in (run, reference) for p in root.glob("*/stage.json")})
+    for name in ["curve.json", "best/best.json", "checkpoints/series.csv", *handovers]:
+        if present(name) and (run / name).read_bytes() != (reference / name).read_bytes():
+            differences.append(name)
+    for name in ("best/algo.pt", "model/algo.pt"):
+        if present(name) and not same_state(*(torch.load(root / name, weights_only=True) for root in (run, reference))):
+            differences.append(f"{name} (weights)")
+    if present("eval.json"):
+        scores = [json.loads((root / "eval.json").read_text()) for root in (run, reference)]
+        differences += [f"eval.json {key}" for key in EVAL_SCORES if scores[0].get(key) != scores[1].get(key)]
+    return differences
