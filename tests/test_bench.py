@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_files import leave_a_killed_write
 from typer.testing import CliRunner
 
 from offmarl.bench import runner as bench_runner
@@ -23,6 +24,7 @@ from offmarl.bench.records import EvalRecord, build_table, seed_curve
 from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
 from offmarl.bench.tables import to_csv, to_markdown
 from offmarl.cli import app
+from offmarl.core.files import atomic_path
 
 # bc at its smallest on a 10-episode Equal Space dataset: a run is a second or two of work
 TINY_BC = {"name": "bc", "overrides": {"hidden": 8, "history": 2, "batch_size": 4}}
@@ -368,9 +370,16 @@ def test_sigkill_mid_suite_then_rerun_loses_and_duplicates_nothing(tmp_path, off
     killed_at = __import__("torch").load(runs[1] / "checkpoints" / "last.pt", weights_only=True)["step"]
     assert 0 < killed_at < steps
 
-    again = start_bench(suite, out, env)
-    stdout, stderr = again.communicate(timeout=120)
+    # writes killed meanwhile left temporaries; another process's write into the suite directory is under way
+    stale = [leave_a_killed_write(path) for path in (runs[1] / "checkpoints" / "last.pt", out / "tiny" / "suite.json")]
+    with atomic_path(out / "tiny" / "notes.md") as in_flight:
+        in_flight.write_text("a live writer's file")
+        again = start_bench(suite, out, env)
+        stdout, stderr = again.communicate(timeout=120)
+        assert in_flight.exists()  # the bench removed only the temporaries of writers that are gone
     assert again.returncode == 0, stderr[-3000:]
+    assert f"removed 2 temporary file(s) that killed writers left in {out / 'tiny'}" in stdout
+    assert not any(path.exists() for path in stale) and not [p for p in out.rglob(".*") if ".tmp" in p.name]
     assert "1 already done, 2 to run" in stdout
     assert runs[0].joinpath("eval.json").stat().st_mtime_ns == first_eval  # not re-run
     assert sorted(out.rglob("eval.json")) == [r / "eval.json" for r in runs]

@@ -19,6 +19,9 @@ Resumability (what "nothing lost, nothing done twice" rests on):
   stops with an error naming the run directory, instead of mixing two experiments in one table;
 * local workers exit when the bench process dies (a watchdog on the parent pid), so a killed bench leaves
   no orphan still writing into the runs a re-run is about to resume;
+* the temporary files that writers killed in the suite directory left behind are removed when a bench
+  starts (:func:`offmarl.core.files.sweep_stale_temporaries`: a live writer's, e.g. another bench's on the
+  same directory, stay);
 * a failing run writes ``error.txt`` (its traceback) and the others go on; it is retried by the next
   bench (it has no eval.json), from its checkpoint when it has one.
 
@@ -63,7 +66,7 @@ from offmarl.bench.suite import (
     import_modules,
     learns_on,
 )
-from offmarl.core.files import atomic_write_json, atomic_write_text
+from offmarl.core.files import atomic_write_json, atomic_write_text, sweep_stale_temporaries
 from offmarl.core.seeding import set_threads
 
 STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
@@ -482,6 +485,9 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
 
     suite_dir = Path(out) / suite_dir_name(suite.name, scale)
     suite_dir.mkdir(parents=True, exist_ok=True)
+    removed = sweep_stale_temporaries(suite_dir, recursive=True)
+    if removed:
+        echo(f"removed {len(removed)} temporary file(s) that killed writers left in {suite_dir}")
     files = prepare_datasets(suite, echo)
     tasks = plan_runs(suite, suite_dir, seeds, scale, files)
     write_suite_record(suite_dir, suite, seeds, scale, command or f"offmarl bench run {suite.source}", tasks)

@@ -4,6 +4,9 @@ A file is written to a temporary file in the same directory, flushed to disk, th
 target (``os.replace`` is atomic on POSIX) and the directory entry is flushed too, so a process killed at
 any instant leaves either the previous file or the new one, never a torn one.
 
+What a killed writer leaves is its temporary file ``.<name>.<token>.tmp``; :func:`sweep_stale_temporaries`
+removes those whose writer is gone, and only those (the temporary's writer lock, below, tells).
+
 :func:`to_safe` / :func:`atomic_torch_save` keep what ``torch.load(weights_only=True)`` accepts: tensors,
 numbers, strings, booleans, None, lists, tuples and dicts; NumPy arrays and scalars are converted and
 anything else is refused with the path of the offending key, so loading never unpickles objects.
@@ -12,8 +15,10 @@ anything else is refused with the path of the offending key, so loading never un
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -23,12 +28,71 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX: no locks, and the sweeper then removes nothing
+    fcntl = None  # type: ignore[assignment]
+
+#: A temporary file of :func:`atomic_path` (``.<name>.<token>.tmp``) and the suffix of its writer lock.
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+_WRITER_LOCK = ".lock"
+#: errno of ``flock`` where a file system does not support it
+_NO_FLOCK = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
+#: A temporary without a writer lock comes from offmarl before writer locks (its writer's liveness is
+#: unknowable); it counts as stale once nothing has written to it for this long.
+LOCKLESS_STALE_S = 3600.0
+
 
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
+        os.close(fd)
+
+
+def _writer_lock(tmp: Path) -> Path:
+    return tmp.with_name(tmp.name + _WRITER_LOCK)
+
+
+def _hold(fd: int) -> bool:
+    """Take the writer lock on ``fd``, waiting for it; False where the file system has no ``flock`` (the
+    write goes on unguarded, and no sweep there can take the lock either, so none removes the temporary)."""
+    if fcntl is None:  # pragma: no cover - non-POSIX
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        if exc.errno in _NO_FLOCK:
+            return False
+        raise
+    return True
+
+
+@contextlib.contextmanager
+def _claimed_temporary(path: Path) -> Iterator[Path]:
+    """A fresh temporary name beside ``path``, its writer lock held by this process for the block.
+
+    The lock file ``<temporary>.lock`` is created and ``flock``-ed before the temporary exists and removed
+    after it is gone (renamed into place or deleted), so a temporary whose lock is free has no writer: the
+    kernel releases the lock of a process however it dies. The temporary itself is not locked because the
+    writers open it themselves (HDF5 even takes its own lock on it)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        fd = os.open(_writer_lock(tmp), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            if not _hold(fd) or os.fstat(fd).st_nlink:
+                break
+        except BaseException:
+            os.close(fd)
+            _writer_lock(tmp).unlink(missing_ok=True)
+            raise
+        os.close(fd)  # a sweeper took the fresh lock file before this flock and removed it: draw again
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+        _writer_lock(tmp).unlink(missing_ok=True)
         os.close(fd)
 
 
@@ -40,18 +104,74 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, not a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
+    with _claimed_temporary(path) as tmp:
         yield tmp
         _fsync(tmp)  # the rename must not become visible before the data is on disk
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     try:
         _fsync(path.parent)  # make the rename itself durable
     except OSError:  # some filesystems refuse to fsync a directory; the file is complete anyway
         pass
+
+
+def sweep_stale_temporaries(directory: str | Path, recursive: bool = False) -> list[Path]:
+    """Remove from ``directory`` (and its subdirectories with ``recursive``) the temporary files of
+    :func:`atomic_path` writers that are gone -- killed mid-write -- with their lock files; return the
+    temporaries removed.
+
+    A temporary whose writer lock this call can take has no writer (:func:`_claimed_temporary`); it is
+    removed under that lock. One whose lock another process holds belongs to a live writer (a second bench on
+    the same output directory, a run training) and stays, wherever that writer runs, as long as the file
+    system honours ``flock`` (as the run locks need). On NFS, whose ``flock`` is a POSIX lock that does not
+    conflict within one process, a process must not sweep a directory while it writes there (none does: the
+    sweeps run when a run, a collect or a bench starts). A temporary without a lock file (offmarl before
+    writer locks) is removed once nothing has written to it for :data:`LOCKLESS_STALE_S` seconds."""
+    directory = Path(directory)
+    if fcntl is None or not directory.is_dir():
+        return []
+    if recursive:
+        found = [(Path(root), names) for root, _, names in os.walk(directory)]  # skips folders that vanish
+    else:
+        found = [(directory, [entry.name for entry in os.scandir(directory) if not entry.is_dir()])]
+    temporaries = sorted({root / name.removesuffix(_WRITER_LOCK) for root, names in found for name in names
+                          if _TEMPORARY.match(name.removesuffix(_WRITER_LOCK))})
+    removed = []
+    for tmp in temporaries:
+        try:
+            if _remove_if_stale(tmp):
+                removed.append(tmp)
+        except OSError:  # e.g. another user's file: clearing up must never stop the command that starts
+            continue
+    return removed
+
+
+def _remove_if_stale(tmp: Path) -> bool:
+    """Remove ``tmp`` and its lock file when its writer is gone; True when ``tmp`` itself was removed."""
+    lock = _writer_lock(tmp)
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:  # the lock file goes last: a writer that had one is done with ``tmp``
+        try:
+            if time.time() - tmp.stat().st_mtime < LOCKLESS_STALE_S:
+                return False
+            tmp.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its writer is alive (or this file system cannot tell)
+            return False
+        try:
+            tmp.unlink()
+            removed = True
+        except FileNotFoundError:  # a writer killed before it created its temporary left only the lock
+            removed = False
+        lock.unlink(missing_ok=True)
+        return removed
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -126,9 +246,7 @@ def file_lock(path: str | Path, wait_s: float | None = None) -> Iterator[bool]:
     ``wait_s=None`` waits as long as it takes and yields True; otherwise it yields False when another
     process still holds the lock after ``wait_s`` seconds (the block then runs without the lock and must
     check). On a system without ``fcntl`` there is no lock and it yields True."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
+    if fcntl is None:  # pragma: no cover - non-POSIX
         yield True
         return
     path = Path(path)

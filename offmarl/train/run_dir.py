@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offmarl.core.files import sweep_stale_temporaries
 from offmarl.data.sources import Dataset, PerAgentDatasets
 
 
@@ -86,6 +87,12 @@ class RunPaths:
     @property
     def error(self) -> Path:
         return self.root / "error.txt"
+
+    def prepare(self) -> None:
+        """Create the run directory, removing the temporary files that writers killed in it left
+        (:func:`~offmarl.core.files.sweep_stale_temporaries`; a live writer's stay)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temporaries(self.root, recursive=True)
 
 
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
