@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from test_files import leave_a_killed_write
 from typer.testing import CliRunner
@@ -339,6 +341,31 @@ def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):
     assert suite_dir_name("tiny", 2.0) == "tiny-x2" and suite_dir_name("tiny", 1.0) == "tiny"
 
 
+def test_a_full_disk_fails_one_run_with_one_line_and_the_next_bench_resumes_it(tmp_path, offmarl_home, monkeypatch):
+    suite = load_suite(tiny_suite(tmp_path / "full.yaml", eval_every=0))
+    files = bench_runner.prepare_datasets(suite, lambda _: None)
+    (task,) = bench_runner.plan_runs(suite, tmp_path / "runs" / "tiny", suite.seeds, 1.0, files)
+    checkpoint = Path(task.run_dir) / "checkpoints" / "last.pt"
+    real_save = torch.save
+
+    def save_until_the_disk_fills(obj, f, *rest, **kwargs):
+        if ".last.pt." in str(getattr(f, "name", f)) and obj["step"] == 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, f, *rest, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", save_until_the_disk_fills)
+        outcome = bench_runner.execute_run(task)
+    assert outcome.status == bench_runner.STATUS_FAILED
+    assert outcome.error.startswith(f"DiskFullError: {checkpoint}: not written, the disk is full"), outcome.error
+    assert torch.load(checkpoint, weights_only=True)["step"] == 10 and (Path(task.run_dir) / "error.txt").exists()
+    assert not [p for p in Path(task.run_dir).rglob(".*") if ".tmp" in p.name]
+
+    outcome = bench_runner.execute_run(task)  # space freed: the next bench resumes the run
+    assert outcome.status == bench_runner.STATUS_DONE and not (Path(task.run_dir) / "error.txt").exists()
+    assert [r["step"] for r in json.loads((Path(task.run_dir) / "config.json").read_text())["resumes"]] == [10]
+
+
 BENCH = "import sys; from offmarl.cli import main; sys.argv[0] = 'offmarl'; main()"
 
 
@@ -367,7 +394,7 @@ def test_sigkill_mid_suite_then_rerun_loses_and_duplicates_nothing(tmp_path, off
     time.sleep(1.0)  # the worker's parent watchdog exits within 0.25 s
     assert not runs[1].joinpath("eval.json").exists(), "run 1 finished before the kill; raise steps"
     first_eval = runs[0].joinpath("eval.json").stat().st_mtime_ns
-    killed_at = __import__("torch").load(runs[1] / "checkpoints" / "last.pt", weights_only=True)["step"]
+    killed_at = torch.load(runs[1] / "checkpoints" / "last.pt", weights_only=True)["step"]
     assert 0 < killed_at < steps
 
     # writes killed meanwhile left temporaries; another process's write into the suite directory is under way

@@ -156,7 +156,7 @@ def execute_run(task: RunTask) -> RunOutcome:
                 _train(task, paths)
             paths.error.unlink(missing_ok=True)  # a retry that succeeded: the old failure no longer applies
         except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded, the bench goes on
-            paths.error.write_text(traceback.format_exc())
+            paths.record_error(traceback.format_exc())
             return RunOutcome(task.run_dir, task.label, STATUS_FAILED, time.perf_counter() - started,
                               error=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500])
         finally:

@@ -7,6 +7,9 @@ any instant leaves either the previous file or the new one, never a torn one.
 What a killed writer leaves is its temporary file ``.<name>.<token>.tmp``; :func:`sweep_stale_temporaries`
 removes those whose writer is gone, and only those (the temporary's writer lock, below, tells).
 
+A write that fails because the file system is full (or the quota used up) raises :class:`DiskFullError`,
+one line naming the file, after removing its temporary file: what was at the path stays as it was.
+
 :func:`to_safe` / :func:`atomic_torch_save` keep what ``torch.load(weights_only=True)`` accepts: tensors,
 numbers, strings, booleans, None, lists, tuples and dicts; NumPy arrays and scalars are converted and
 anything else is refused with the path of the offending key, so loading never unpickles objects.
@@ -28,11 +31,15 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from offmarl.errors import DiskFullError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - non-POSIX: no locks, and the sweeper then removes nothing
     fcntl = None  # type: ignore[assignment]
 
+#: errno values that mean "no room to write": no space left on the device, disk quota exceeded.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 #: A temporary file of :func:`atomic_path` (``.<name>.<token>.tmp``) and the suffix of its writer lock.
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 _WRITER_LOCK = ".lock"
@@ -41,6 +48,32 @@ _NO_FLOCK = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL)
 #: A temporary without a writer lock comes from offmarl before writer locks (its writer's liveness is
 #: unknowable); it counts as stale once nothing has written to it for this long.
 LOCKLESS_STALE_S = 3600.0
+
+
+def _disk_full_errno(exc: BaseException | None) -> int | None:
+    """The errno of the "no room" OSError ``exc`` is or arose from (torch reports a full disk as a
+    RuntimeError raised while handling it), else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return exc.errno
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _naming_a_full_disk(path: Path) -> Iterator[None]:
+    """Turn a "no room" failure of the block into :class:`DiskFullError` naming ``path``."""
+    try:
+        yield
+    except DiskFullError:
+        raise  # a nested writer already named its file
+    except BaseException as exc:
+        code = _disk_full_errno(exc)
+        if code is None:
+            raise
+        raise DiskFullError(path, code) from exc
 
 
 def _fsync(path: Path) -> None:
@@ -99,15 +132,17 @@ def _claimed_temporary(path: Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; when the block ends without an exception, the file written
-    there is flushed and renamed over ``path``. On an exception the temporary file is removed."""
+    there is flushed and renamed over ``path``. On an exception the temporary file is removed, and a full
+    disk becomes :class:`DiskFullError` naming ``path``."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, not a file path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _claimed_temporary(path) as tmp:
-        yield tmp
-        _fsync(tmp)  # the rename must not become visible before the data is on disk
-        os.replace(tmp, path)
+    with _naming_a_full_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _claimed_temporary(path) as tmp:
+            yield tmp
+            _fsync(tmp)  # the rename must not become visible before the data is on disk
+            os.replace(tmp, path)
     try:
         _fsync(path.parent)  # make the rename itself durable
     except OSError:  # some filesystems refuse to fsync a directory; the file is complete anyway
@@ -213,8 +248,10 @@ def to_safe(obj: Any, where: str = "") -> Any:
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save(to_safe(obj), path)`` atomically."""
     safe = to_safe(obj)
-    with atomic_path(path) as tmp:
-        torch.save(safe, tmp)
+    # through a Python file object: a full disk then surfaces as its OSError (ENOSPC) rather than only as
+    # the RuntimeError of torch's own writer
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(safe, handle)
 
 
 @contextlib.contextmanager
@@ -222,13 +259,15 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield an empty staging directory beside ``path``; when the block ends without an exception, it takes
     ``path``'s place (the old directory is renamed aside, the new one renamed in, then the old removed).
     A kill inside the block leaves ``path`` as it was; only between the two renames is there no ``path``,
-    and then ``<path>.old`` holds the previous one. On an exception the staging directory is removed."""
+    and then ``<path>.old`` holds the previous one. On an exception the staging directory is removed (and a
+    full disk is a :class:`DiskFullError` naming the file that did not fit)."""
     path = Path(path)
     staging, aside = path.with_name(f"{path.name}.tmp"), path.with_name(f"{path.name}.old")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     try:
-        yield staging
+        with _naming_a_full_disk(staging):
+            staging.mkdir(parents=True)
+            yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -23,12 +23,13 @@ the recipe cache of ``offmarl.collect.recipes`` (``$OFFMARL_HOME/datasets``, def
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offmarl.core.files import sweep_stale_temporaries
+from offmarl.core.files import atomic_write_text, sweep_stale_temporaries
 from offmarl.data.sources import Dataset, PerAgentDatasets
 
 
@@ -93,6 +94,12 @@ class RunPaths:
         (:func:`~offmarl.core.files.sweep_stale_temporaries`; a live writer's stay)."""
         self.root.mkdir(parents=True, exist_ok=True)
         sweep_stale_temporaries(self.root, recursive=True)
+
+    def record_error(self, text: str) -> None:
+        """Write ``error.txt``, if the disk lets it: the failure being recorded (a full disk, say) is what
+        the caller must report, not a second one about its record."""
+        with contextlib.suppress(OSError):
+            atomic_write_text(self.error, text)
 
 
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
