@@ -19,6 +19,8 @@ Resumability (what "nothing lost, nothing done twice" rests on):
   stops with an error naming the run directory, instead of mixing two experiments in one table;
 * local workers exit when the bench process dies (a watchdog on the parent pid), so a killed bench leaves
   no orphan still writing into the runs a re-run is about to resume;
+* a worker that dies mid-run (killed by the OS or a user, a Ray node lost) has its run started again, from
+  the run's checkpoint, :data:`WORKER_DEATH_RETRIES` times at most (a fresh local pool; Ray's task retries);
 * the temporary files that writers killed in the suite directory left behind are removed when a bench
   starts (:func:`offmarl.core.files.sweep_stale_temporaries`: a live writer's, e.g. another bench's on the
   same directory, stay);
@@ -71,6 +73,7 @@ from offmarl.core.seeding import set_threads
 
 STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
 BACKENDS = ("local", "ray")
+WORKER_DEATH_RETRIES = 2  # a run whose worker process died is started again (resuming) at most this often
 LOCK_WAIT_S = 10.0  # a run locked by a dying worker of a killed bench is free again within ~1 s
 
 
@@ -211,14 +214,14 @@ def run_local(tasks: Sequence[RunTask], workers: int, on_done: Callable[[RunOutc
     """Run ``tasks`` on ``workers`` spawned processes; ``on_done`` sees each outcome as it arrives.
 
     A worker that dies (killed by the OS, a crash in native code) breaks the pool: the unfinished runs go
-    to a fresh pool, twice at most; after that they are reported as failed."""
+    to a fresh pool, :data:`WORKER_DEATH_RETRIES` times at most; after that they are reported as failed."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     outcomes: list[RunOutcome] = []
     remaining = list(tasks)
-    restarts = 2
+    restarts = WORKER_DEATH_RETRIES
     threads = tasks[0].threads if tasks else 1
     while remaining:
         broken: list[RunTask] = []
@@ -276,10 +279,15 @@ def ray_cpus(address: str | None) -> int:
 
 
 def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> list[RunOutcome]:
-    """The same runs as Ray tasks, each reserving ``task.threads`` CPUs (Ray caps the concurrency)."""
+    """The same runs as Ray tasks, each reserving ``task.threads`` CPUs (Ray caps the concurrency).
+
+    A task whose worker process dies is run again by Ray (``max_retries``; a failing run is not, it returns its
+    outcome); the retry takes the run's lock once the dead worker's is released and resumes from the run's
+    checkpoint. Retries exhausted, the run is reported as failed."""
     ray = _import_ray()
     remote = ray.remote(execute_run)
-    pending = {remote.options(num_cpus=task.threads, max_retries=0).remote(task): task for task in tasks}
+    pending = {remote.options(num_cpus=task.threads, max_retries=WORKER_DEATH_RETRIES).remote(task): task
+               for task in tasks}
     outcomes: list[RunOutcome] = []
     try:
         while pending:
