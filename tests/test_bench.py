@@ -421,6 +421,22 @@ def test_sigkill_mid_suite_then_rerun_loses_and_duplicates_nothing(tmp_path, off
 
 
 @pytest.mark.timeout(240)
+def test_benches_under_two_out_roots_at_once_build_their_shared_dataset_once(tmp_path, offmarl_home):
+    suite = tiny_suite(tmp_path / "shared.yaml", eval_every=0)
+    env = {**os.environ, "OFFMARL_HOME": str(offmarl_home)}
+    benches = [start_bench(suite, tmp_path / root, env) for root in ("out_a", "out_b")]
+    outputs = [bench.communicate(timeout=200) for bench in benches]
+    for bench, (stdout, stderr) in zip(benches, outputs):
+        assert bench.returncode == 0, stderr[-3000:]
+    found = [line for stdout, _ in outputs for line in stdout.splitlines() if line.startswith("dataset equal_space: ")
+             and " -> " in line]  # "... -> FILE (built in 0.5 s)" or "... -> FILE (cached)"
+    assert sorted(line.rsplit(" (", 1)[1].split()[0].rstrip(")") for line in found) == ["built", "cached"], found
+    assert [p.name for p in offmarl_home.rglob("*.h5")] == ["tseng__equal_space__seed0__scale0.01.h5"]
+    for root in ("out_a", "out_b"):
+        assert (tmp_path / root / "tiny" / "equal_space" / "bc" / "seed0" / "eval.json").exists()
+
+
+@pytest.mark.timeout(240)
 def test_an_online_algorithm_runs_on_the_env_entries_and_an_offline_one_on_the_datasets(tmp_path, offmarl_home):
     tiny_ippo = {"name": "ippo", "frames": 640,
                  "overrides": {"hidden": 8, "rollout_length": 10, "chunk_length": 5, "ppo_epochs": 1}}

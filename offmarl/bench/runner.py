@@ -309,7 +309,7 @@ def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> 
 # ---- planning -----------------------------------------------------------------------------------------
 def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Path]:
     """Build (or find in the cache) every recipe dataset of the suite; ``{label: file}``."""
-    from offmarl.collect.recipes import get_recipe_dataset, recipe_dataset_path
+    from offmarl.collect.recipes import cache_recipe_dataset, recipe_dataset_path
 
     files: dict[str, Path] = {}
     for entry in suite.datasets:
@@ -319,12 +319,12 @@ def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Pat
             files[entry.label] = Path(entry.path)
             echo(f"dataset {entry.label}: {entry.path}")
             continue
-        cached = recipe_dataset_path(entry.recipe, entry.seed, entry.scale).exists()
-        if not cached:
+        files[entry.label] = recipe_dataset_path(entry.recipe, entry.seed, entry.scale)
+        if not files[entry.label].exists():
             echo(f"dataset {entry.label}: building {entry.describe()} into the cache ...")
         t0 = time.perf_counter()
-        files[entry.label] = get_recipe_dataset(entry.recipe, entry.seed, entry.scale)
-        how = "cached" if cached else f"built in {time.perf_counter() - t0:.1f} s"
+        built = cache_recipe_dataset(entry.recipe, entry.seed, entry.scale)  # or finds another process's build
+        how = f"built in {time.perf_counter() - t0:.1f} s" if built else "cached"
         echo(f"dataset {entry.label}: {entry.describe()} -> {files[entry.label]} ({how})")
     return files
 
