@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from offmarl import __version__
+from offmarl.errors import DiskFullError
 
 app = typer.Typer(
     help="offmarl: offline and decentralized multi-agent RL -- environments, datasets, algorithms, benchmarks.",
@@ -28,7 +29,8 @@ bench_app = typer.Typer(help="Run benchmark suites (datasets x algorithms x seed
 app.add_typer(envs_app, name="envs")
 app.add_typer(bench_app, name="bench")
 
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError, ImportError)
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError, ImportError,
+               DiskFullError)
 
 
 def _fail(exc: BaseException) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -14,7 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from test_files import leave_a_killed_write
 from typer.testing import CliRunner
 
 from offmarl.bench import runner as bench_runner
@@ -23,6 +26,7 @@ from offmarl.bench.records import EvalRecord, build_table, seed_curve
 from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
 from offmarl.bench.tables import to_csv, to_markdown
 from offmarl.cli import app
+from offmarl.core.files import atomic_path
 
 # bc at its smallest on a 10-episode Equal Space dataset: a run is a second or two of work
 TINY_BC = {"name": "bc", "overrides": {"hidden": 8, "history": 2, "batch_size": 4}}
@@ -337,6 +341,31 @@ def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):
     assert suite_dir_name("tiny", 2.0) == "tiny-x2" and suite_dir_name("tiny", 1.0) == "tiny"
 
 
+def test_a_full_disk_fails_one_run_with_one_line_and_the_next_bench_resumes_it(tmp_path, offmarl_home, monkeypatch):
+    suite = load_suite(tiny_suite(tmp_path / "full.yaml", eval_every=0))
+    files = bench_runner.prepare_datasets(suite, lambda _: None)
+    (task,) = bench_runner.plan_runs(suite, tmp_path / "runs" / "tiny", suite.seeds, 1.0, files)
+    checkpoint = Path(task.run_dir) / "checkpoints" / "last.pt"
+    real_save = torch.save
+
+    def save_until_the_disk_fills(obj, f, *rest, **kwargs):
+        if ".last.pt." in str(getattr(f, "name", f)) and obj["step"] == 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, f, *rest, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", save_until_the_disk_fills)
+        outcome = bench_runner.execute_run(task)
+    assert outcome.status == bench_runner.STATUS_FAILED
+    assert outcome.error.startswith(f"DiskFullError: {checkpoint}: not written, the disk is full"), outcome.error
+    assert torch.load(checkpoint, weights_only=True)["step"] == 10 and (Path(task.run_dir) / "error.txt").exists()
+    assert not [p for p in Path(task.run_dir).rglob(".*") if ".tmp" in p.name]
+
+    outcome = bench_runner.execute_run(task)  # space freed: the next bench resumes the run
+    assert outcome.status == bench_runner.STATUS_DONE and not (Path(task.run_dir) / "error.txt").exists()
+    assert [r["step"] for r in json.loads((Path(task.run_dir) / "config.json").read_text())["resumes"]] == [10]
+
+
 BENCH = "import sys; from offmarl.cli import main; sys.argv[0] = 'offmarl'; main()"
 
 
@@ -365,12 +394,19 @@ def test_sigkill_mid_suite_then_rerun_loses_and_duplicates_nothing(tmp_path, off
     time.sleep(1.0)  # the worker's parent watchdog exits within 0.25 s
     assert not runs[1].joinpath("eval.json").exists(), "run 1 finished before the kill; raise steps"
     first_eval = runs[0].joinpath("eval.json").stat().st_mtime_ns
-    killed_at = __import__("torch").load(runs[1] / "checkpoints" / "last.pt", weights_only=True)["step"]
+    killed_at = torch.load(runs[1] / "checkpoints" / "last.pt", weights_only=True)["step"]
     assert 0 < killed_at < steps
 
-    again = start_bench(suite, out, env)
-    stdout, stderr = again.communicate(timeout=120)
+    # writes killed meanwhile left temporaries; another process's write into the suite directory is under way
+    stale = [leave_a_killed_write(path) for path in (runs[1] / "checkpoints" / "last.pt", out / "tiny" / "suite.json")]
+    with atomic_path(out / "tiny" / "notes.md") as in_flight:
+        in_flight.write_text("a live writer's file")
+        again = start_bench(suite, out, env)
+        stdout, stderr = again.communicate(timeout=120)
+        assert in_flight.exists()  # the bench removed only the temporaries of writers that are gone
     assert again.returncode == 0, stderr[-3000:]
+    assert f"removed 2 temporary file(s) that killed writers left in {out / 'tiny'}" in stdout
+    assert not any(path.exists() for path in stale) and not [p for p in out.rglob(".*") if ".tmp" in p.name]
     assert "1 already done, 2 to run" in stdout
     assert runs[0].joinpath("eval.json").stat().st_mtime_ns == first_eval  # not re-run
     assert sorted(out.rglob("eval.json")) == [r / "eval.json" for r in runs]
@@ -382,6 +418,22 @@ def test_sigkill_mid_suite_then_rerun_loses_and_duplicates_nothing(tmp_path, off
         assert metric_steps == sorted(set(metric_steps)) and metric_steps[-1] == steps, run
         assert json.loads(run.joinpath("eval.json").read_text())["protocol"]["steps"] == steps
     assert "| bc |" in stdout and (out / "tiny" / "table.md").exists()
+
+
+@pytest.mark.timeout(240)
+def test_benches_under_two_out_roots_at_once_build_their_shared_dataset_once(tmp_path, offmarl_home):
+    suite = tiny_suite(tmp_path / "shared.yaml", eval_every=0)
+    env = {**os.environ, "OFFMARL_HOME": str(offmarl_home)}
+    benches = [start_bench(suite, tmp_path / root, env) for root in ("out_a", "out_b")]
+    outputs = [bench.communicate(timeout=200) for bench in benches]
+    for bench, (stdout, stderr) in zip(benches, outputs):
+        assert bench.returncode == 0, stderr[-3000:]
+    found = [line for stdout, _ in outputs for line in stdout.splitlines() if line.startswith("dataset equal_space: ")
+             and " -> " in line]  # "... -> FILE (built in 0.5 s)" or "... -> FILE (cached)"
+    assert sorted(line.rsplit(" (", 1)[1].split()[0].rstrip(")") for line in found) == ["built", "cached"], found
+    assert [p.name for p in offmarl_home.rglob("*.h5")] == ["tseng__equal_space__seed0__scale0.01.h5"]
+    for root in ("out_a", "out_b"):
+        assert (tmp_path / root / "tiny" / "equal_space" / "bc" / "seed0" / "eval.json").exists()
 
 
 @pytest.mark.timeout(240)

@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
     "cli": 8,
 }
 # Layers that import nothing of offmarl but the leaf modules of their own rank 0.
-INDEPENDENT = {"envs": {"errors"}, "nets": {"errors"}, "core": set()}
+INDEPENDENT = {"envs": {"errors"}, "nets": {"errors"}, "core": {"errors"}}
 
 
 def _layer(module: str) -> str | None:

@@ -19,6 +19,11 @@ Resumability (what "nothing lost, nothing done twice" rests on):
   stops with an error naming the run directory, instead of mixing two experiments in one table;
 * local workers exit when the bench process dies (a watchdog on the parent pid), so a killed bench leaves
   no orphan still writing into the runs a re-run is about to resume;
+* a worker that dies mid-run (killed by the OS or a user, a Ray node lost) has its run started again, from
+  the run's checkpoint, :data:`WORKER_DEATH_RETRIES` times at most (a fresh local pool; Ray's task retries);
+* the temporary files that writers killed in the suite directory left behind are removed when a bench
+  starts (:func:`offmarl.core.files.sweep_stale_temporaries`: a live writer's, e.g. another bench's on the
+  same directory, stay);
 * a failing run writes ``error.txt`` (its traceback) and the others go on; it is retried by the next
   bench (it has no eval.json), from its checkpoint when it has one.
 
@@ -63,11 +68,12 @@ from offmarl.bench.suite import (
     import_modules,
     learns_on,
 )
-from offmarl.core.files import atomic_write_json, atomic_write_text
+from offmarl.core.files import atomic_write_json, atomic_write_text, sweep_stale_temporaries
 from offmarl.core.seeding import set_threads
 
 STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
 BACKENDS = ("local", "ray")
+WORKER_DEATH_RETRIES = 2  # a run whose worker process died is started again (resuming) at most this often
 LOCK_WAIT_S = 10.0  # a run locked by a dying worker of a killed bench is free again within ~1 s
 
 
@@ -153,7 +159,7 @@ def execute_run(task: RunTask) -> RunOutcome:
                 _train(task, paths)
             paths.error.unlink(missing_ok=True)  # a retry that succeeded: the old failure no longer applies
         except Exception as exc:  # noqa: BLE001 - any failure of one run is recorded, the bench goes on
-            paths.error.write_text(traceback.format_exc())
+            paths.record_error(traceback.format_exc())
             return RunOutcome(task.run_dir, task.label, STATUS_FAILED, time.perf_counter() - started,
                               error=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500])
         finally:
@@ -208,14 +214,14 @@ def run_local(tasks: Sequence[RunTask], workers: int, on_done: Callable[[RunOutc
     """Run ``tasks`` on ``workers`` spawned processes; ``on_done`` sees each outcome as it arrives.
 
     A worker that dies (killed by the OS, a crash in native code) breaks the pool: the unfinished runs go
-    to a fresh pool, twice at most; after that they are reported as failed."""
+    to a fresh pool, :data:`WORKER_DEATH_RETRIES` times at most; after that they are reported as failed."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
     outcomes: list[RunOutcome] = []
     remaining = list(tasks)
-    restarts = 2
+    restarts = WORKER_DEATH_RETRIES
     threads = tasks[0].threads if tasks else 1
     while remaining:
         broken: list[RunTask] = []
@@ -273,10 +279,15 @@ def ray_cpus(address: str | None) -> int:
 
 
 def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> list[RunOutcome]:
-    """The same runs as Ray tasks, each reserving ``task.threads`` CPUs (Ray caps the concurrency)."""
+    """The same runs as Ray tasks, each reserving ``task.threads`` CPUs (Ray caps the concurrency).
+
+    A task whose worker process dies is run again by Ray (``max_retries``; a failing run is not, it returns its
+    outcome); the retry takes the run's lock once the dead worker's is released and resumes from the run's
+    checkpoint. Retries exhausted, the run is reported as failed."""
     ray = _import_ray()
     remote = ray.remote(execute_run)
-    pending = {remote.options(num_cpus=task.threads, max_retries=0).remote(task): task for task in tasks}
+    pending = {remote.options(num_cpus=task.threads, max_retries=WORKER_DEATH_RETRIES).remote(task): task
+               for task in tasks}
     outcomes: list[RunOutcome] = []
     try:
         while pending:
@@ -298,7 +309,7 @@ def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> 
 # ---- planning -----------------------------------------------------------------------------------------
 def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Path]:
     """Build (or find in the cache) every recipe dataset of the suite; ``{label: file}``."""
-    from offmarl.collect.recipes import get_recipe_dataset, recipe_dataset_path
+    from offmarl.collect.recipes import cache_recipe_dataset, recipe_dataset_path
 
     files: dict[str, Path] = {}
     for entry in suite.datasets:
@@ -308,12 +319,12 @@ def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Pat
             files[entry.label] = Path(entry.path)
             echo(f"dataset {entry.label}: {entry.path}")
             continue
-        cached = recipe_dataset_path(entry.recipe, entry.seed, entry.scale).exists()
-        if not cached:
+        files[entry.label] = recipe_dataset_path(entry.recipe, entry.seed, entry.scale)
+        if not files[entry.label].exists():
             echo(f"dataset {entry.label}: building {entry.describe()} into the cache ...")
         t0 = time.perf_counter()
-        files[entry.label] = get_recipe_dataset(entry.recipe, entry.seed, entry.scale)
-        how = "cached" if cached else f"built in {time.perf_counter() - t0:.1f} s"
+        built = cache_recipe_dataset(entry.recipe, entry.seed, entry.scale)  # or finds another process's build
+        how = f"built in {time.perf_counter() - t0:.1f} s" if built else "cached"
         echo(f"dataset {entry.label}: {entry.describe()} -> {files[entry.label]} ({how})")
     return files
 
@@ -482,6 +493,9 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
 
     suite_dir = Path(out) / suite_dir_name(suite.name, scale)
     suite_dir.mkdir(parents=True, exist_ok=True)
+    removed = sweep_stale_temporaries(suite_dir, recursive=True)
+    if removed:
+        echo(f"removed {len(removed)} temporary file(s) that killed writers left in {suite_dir}")
     files = prepare_datasets(suite, echo)
     tasks = plan_runs(suite, suite_dir, seeds, scale, files)
     write_suite_record(suite_dir, suite, seeds, scale, command or f"offmarl bench run {suite.source}", tasks)

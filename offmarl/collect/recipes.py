@@ -51,7 +51,7 @@ from offmarl.collect.compositions import collect_composition, collect_per_agent,
 from offmarl.collect.mixing import DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE
 from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.collect.tiers import TIER_TARGETS, collect_tier
-from offmarl.core.files import file_lock
+from offmarl.core.files import file_lock, sweep_stale_temporaries
 from offmarl.data.sources import Dataset, PerAgentDatasets, datasets_of
 
 RECIPES_VERSION = 1
@@ -270,12 +270,24 @@ def save_collected(result: Dataset, path: Path) -> Path:
     return Path(save_dataset(result, path))
 
 
-def get_recipe_dataset(name: str, seed: int = 0, scale: float = 1.0, progress: bool = False) -> Path:
-    """The cached file of recipe ``name`` (built and saved first when missing)."""
+def cache_recipe_dataset(name: str, seed: int = 0, scale: float = 1.0, progress: bool = False) -> bool:
+    """Build recipe ``name`` into the cache unless it is there; True when this call built it.
+
+    The build holds the cache file's lock, so concurrent callers -- a bench's workers, benches with different
+    ``--out`` roots, ``offmarl train --dataset RECIPE`` -- build it once: the others wait, then find it. The
+    temporary files a killed build left in the cache directory are removed before building."""
     path = recipe_dataset_path(name, seed, scale)
     if path.exists():
-        return path
+        return False
     with file_lock(path.with_name(path.name + ".lock")):
-        if not path.exists():  # another process may have built it while we waited
-            save_collected(build_recipe(name, seed=seed, scale=scale, progress=progress), path)
-    return path
+        if path.exists():  # another process built it while this one waited
+            return False
+        sweep_stale_temporaries(path.parent)
+        save_collected(build_recipe(name, seed=seed, scale=scale, progress=progress), path)
+        return True
+
+
+def get_recipe_dataset(name: str, seed: int = 0, scale: float = 1.0, progress: bool = False) -> Path:
+    """The cached file of recipe ``name`` (built and saved first when missing: :func:`cache_recipe_dataset`)."""
+    cache_recipe_dataset(name, seed, scale, progress)
+    return recipe_dataset_path(name, seed, scale)

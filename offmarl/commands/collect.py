@@ -11,6 +11,8 @@ Two forms:
 
 ``offmarl collect --list`` prints the recipes. After writing, one paragraph summarizes the data
 (episodes, steps, per-agent average return mean ± std, the tier's normalized score) and the path.
+Before collecting, the temporary files that killed writers (a killed collect's half-written dataset) left
+in the output's directory are removed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from offmarl.collect.recipes import build_recipe, collect_dataset, get_recipe, list_recipes, save_collected
+from offmarl.core.files import sweep_stale_temporaries
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.sources import Dataset, PerAgentDatasets
 
@@ -67,6 +70,14 @@ def summary(result: Dataset, path: Path) -> str:
     return f"{head} Wrote {path}"
 
 
+def _sweep_beside(path: Path) -> None:
+    """Free the room a killed collect's half-written file took beside ``path`` before collecting again."""
+    removed = sweep_stale_temporaries(path.parent)
+    if removed:
+        typer.echo(f"removed {len(removed)} temporary file(s) that killed writers left in {path.parent}: "
+                   f"{', '.join(p.name for p in removed)}")
+
+
 def run_collect(*, env: str | None, policy: str | None = None, tier: str | None = None, composition: str | None = None,
                 per_agent: bool = False, state_only: bool = False, episodes: int = 100, seed: int = 0,
                 out: Path | None = None, recipe: str | None = None, scale: float = 1.0, list_recipes: bool = False,
@@ -90,18 +101,20 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
             raise ValueError(f"{fixed[0]} cannot be combined with --recipe: recipe {recipe!r} fixes it "
                              f"(collect ENV ... to choose it yourself)")
         get_recipe(recipe)  # unknown names fail before anything runs
-        result: Dataset = build_recipe(recipe, seed=seed, scale=scale, progress=True)
         path = Path(out) if out is not None else Path("data") / f"{recipe}.h5"
+        _sweep_beside(path)
+        result: Dataset = build_recipe(recipe, seed=seed, scale=scale, progress=True)
     else:
         if out is None:
             raise ValueError("--out PATH is required when collecting from an environment")
         from offmarl.commands.envs import parse_env_set
 
         env_kwargs: dict[str, Any] = parse_env_set(env_set)
+        path = Path(out)
+        _sweep_beside(path)
         result = collect_dataset(env, env_kwargs=env_kwargs, policy=policy or "expert", tier=tier,
                                  composition=composition, per_agent=per_agent, state_only=state_only,
                                  episodes=episodes, seed=seed, num_envs=num_envs, progress=True)
-        path = Path(out)
     path = save_collected(result, path)
     typer.echo(summary(result, path))
     return result

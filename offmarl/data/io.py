@@ -24,7 +24,8 @@ Saving is atomic: the file is written under a hidden temporary name in the targe
 flushed to disk, then renamed over the target with ``os.replace``; an exception (or a crash) during
 the write never leaves a partial file at the target path, and a previous file there stays intact.
 The temporary file is removed on any exception; after a hard kill it remains as
-``.<name>.<random>.tmp`` next to the target.
+``.<name>.<random>.tmp`` next to the target until a sweep removes it
+(:func:`offmarl.core.files.sweep_stale_temporaries`; ``offmarl collect`` sweeps before collecting).
 
 Loading reads whole arrays and validates them with :func:`offmarl.data.validate.validate_dataset`;
 every problem -- including a truncated or non-HDF5 file and a too-new format version -- raises
@@ -158,8 +159,13 @@ def _write_array(group: h5py.Group, name: str, arr: np.ndarray, compression: str
 
 
 def _atomic_write(path: Path, write: Callable[[h5py.File], None]) -> None:
-    """Run ``write`` on a fresh HDF5 file written atomically to ``path`` (``offmarl.core.files``)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w-") as f:
+    """Run ``write`` on a fresh HDF5 file written atomically to ``path`` (``offmarl.core.files``).
+
+    Without a chunk cache (``rdcc_nbytes=0``) every chunk goes to disk inside ``create_dataset``, so a full
+    disk fails there as an OSError; with the cache, the failure comes when the cache is flushed at close,
+    where HDF5 2.0 / h5py 3.16 crash the process (segmentation fault). Whole arrays are written at once,
+    so the cache gains nothing here."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w-", rdcc_nbytes=0) as f:
         write(f)
 
 

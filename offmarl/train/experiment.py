@@ -318,8 +318,7 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
         if exp.eval_episodes:
             summary["eval"] = _final_evaluation(exp, learner, paths, summary, evaluator, label, resolved)
     except Exception:
-        paths.root.mkdir(parents=True, exist_ok=True)
-        paths.error.write_text(traceback.format_exc())
+        paths.record_error(traceback.format_exc())
         raise
     paths.error.unlink(missing_ok=True)
     return {**summary, "run_dir": str(paths.root), "label": label, "source_label": resolved.label}

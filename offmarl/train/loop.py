@@ -282,7 +282,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     step, wall_before, curve, win_curve, window, keep_rows = 0, 0.0, [], [], LossWindow(), None
     series: list[list[Any]] = []
     if paths is not None:
-        paths.root.mkdir(parents=True, exist_ok=True)
+        paths.prepare()
         config = run_config(algo, source, cfg, meta)
         fingerprint = run_fingerprint(config)
         if cfg.resume:

@@ -23,6 +23,7 @@ the recipe cache of ``offmarl.collect.recipes`` (``$OFFMARL_HOME/datasets``, def
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offmarl.core.files import atomic_write_text, sweep_stale_temporaries
 from offmarl.data.sources import Dataset, PerAgentDatasets
 
 
@@ -88,6 +90,18 @@ class RunPaths:
     @property
     def error(self) -> Path:
         return self.root / "error.txt"
+
+    def prepare(self) -> None:
+        """Create the run directory, removing the temporary files that writers killed in it left
+        (:func:`~offmarl.core.files.sweep_stale_temporaries`; a live writer's stay)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temporaries(self.root, recursive=True)
+
+    def record_error(self, text: str) -> None:
+        """Write ``error.txt``, if the disk lets it: the failure being recorded (a full disk, say) is what
+        the caller must report, not a second one about its record."""
+        with contextlib.suppress(OSError):
+            atomic_write_text(self.error, text)
 
 
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
