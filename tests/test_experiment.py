@@ -127,8 +127,9 @@ def test_an_online_run_keeps_an_evaluated_checkpoint_series_that_a_resume_cuts_b
     run = tmp_path / "run"
     reference = run_experiment(online(tmp_path, online_learner, out=tmp_path / "reference", series_every=160))
     series = (tmp_path / "reference" / "checkpoints" / "series.csv").read_text().splitlines()
-    assert series[0] == "step,return_mean,return_std,win_rate,path" and len(series) == 1 + FRAMES // 160
-    step, mean, _, win, path = series[1].split(",")
+    assert series[0] == "step,return_mean,return_std,win_rate,path" and len(series) == 2 + FRAMES // 160
+    assert series[1].startswith("0,") and series[1].endswith(",checkpoints/series/000000000000")  # the untrained one
+    step, mean, _, win, path = series[2].split(",")
     assert int(step) == 160 and float(mean) >= 0 and win == "" and path == "checkpoints/series/000000000160"
     saved = load_algo(tmp_path / "reference" / path)
     assert saved.name == online_learner and reference["steps"] == FRAMES
@@ -148,4 +149,4 @@ def test_an_online_run_keeps_an_evaluated_checkpoint_series_that_a_resume_cuts_b
     run_experiment(online(tmp_path, online_learner, out=run, series_every=160, resume=True))
     assert (run / "checkpoints" / "series.csv").read_text().splitlines() == series
     assert sorted(p.name for p in (run / "checkpoints" / "series").iterdir()) == [
-        f"{k:012d}" for k in range(160, FRAMES + 1, 160)]
+        f"{k:012d}" for k in range(0, FRAMES + 1, 160)]

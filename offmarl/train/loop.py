@@ -15,6 +15,7 @@
         at a stage's end:                    save what it hands over to <run>/<stage>/, enter the next stage
         at an eval boundary:                 evaluator(step) -> {"return_mean", "return_std", ...} appended to the
                                              curve; a new best return saves the weights to best/ (:func:`keep_if_best`)
+        at a series boundary (and before the first update): the algorithm kept in checkpoints/series/
         at a checkpoint boundary, a stage's end and the last step: checkpoints/last.pt, written atomically
 
 A boundary of every ``k`` steps is crossed when ``step // k`` grows (online, an update advances many frames).
@@ -345,6 +346,9 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
                unit="frame" if online else "step", desc=algo.name)
     postfix: dict[str, str] = {}  # the progress bar's latest losses and evaluation return
     first_step, session_time, last_row = step, 0.0, {}
+    if paths is not None and step == 0 and cfg.series_every > 0 and not series:
+        # the series starts with the untrained algorithm: a policy pool's lowest level is binned from it
+        _keep_in_series(algo, paths, 0, None if evaluator is None else _isolated(evaluator, 0), series)
     try:
         while step < total:
             t0 = time.perf_counter()
