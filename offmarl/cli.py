@@ -26,8 +26,11 @@ app = typer.Typer(
 envs_app = typer.Typer(help="List the environments, or render an episode of one.", invoke_without_command=True)
 bench_app = typer.Typer(help="Run benchmark suites (datasets x algorithms x seeds) and aggregate their tables.",
                         no_args_is_help=True)
+pool_app = typer.Typer(help="Policy pools: an online run's checkpoint series binned by return into levels r/m/e.",
+                       no_args_is_help=True)
 app.add_typer(envs_app, name="envs")
 app.add_typer(bench_app, name="bench")
+app.add_typer(pool_app, name="pool")
 
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError, ImportError,
                DiskFullError)
@@ -111,13 +114,67 @@ def collect(
     list_recipes: bool = typer.Option(False, "--list", help="List the named recipes and exit."),
     num_envs: int = typer.Option(256, "--num-envs", help="Sub-environments stepped together."),
     env_set: List[str] = typer.Option([], "--env-set", help="Environment keyword argument key=value (repeatable)."),
+    pool: Optional[Path] = typer.Option(None, "--pool", help="A policy pool: --composition / --per-agent levels "
+                                        "r/m/e are its checkpoints (see `offmarl pool`)."),
 ) -> None:
     """Roll out a behaviour policy in an environment and write a dataset (HDF5 + card)."""
     from offmarl.commands.collect import run_collect
 
     _run(run_collect, env=env, policy=policy, tier=tier, composition=composition, per_agent=per_agent,
          state_only=state_only, episodes=episodes, seed=seed, out=out, recipe=recipe, scale=scale,
-         list_recipes=list_recipes, num_envs=num_envs, env_set=env_set)
+         list_recipes=list_recipes, num_envs=num_envs, env_set=env_set, pool=pool)
+
+
+# ---- policy pools -------------------------------------------------------------------------------------
+@pool_app.command("bin")
+def pool_bin(
+    run: Path = typer.Argument(..., help="An online run directory with a checkpoint series."),
+    out: Path = typer.Option(..., "--out", help="The pool directory to write."),
+    split: str = typer.Option("sit", "--split", help="sit (30/40/30 %), thirds, or fractions like 0.3,0.4,0.3."),
+    episodes: int = typer.Option(100, "--episodes", help="Episodes each checkpoint plays to be binned."),
+    seed: int = typer.Option(0, "--seed", help="Seed of those episodes."),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="A value learner's ε-greedy ε (default: DM2 "
+                                            "Table 1's for its map, else 0)."),
+) -> None:
+    """Bin a run's checkpoint series into random / medium / expert levels by the return each plays."""
+    from offmarl.commands.pool import run_pool_bin
+
+    _run(run_pool_bin, run=run, out=out, split=split, episodes=episodes, seed=seed, epsilon=epsilon)
+
+
+@pool_app.command("build")
+def pool_build(
+    env: str = typer.Argument(..., help="Environment (see `offmarl envs`)."),
+    algo: str = typer.Option(..., "--algo", help="Online learner: ippo, mappo or qmix."),
+    steps: int = typer.Option(..., "--steps", help="Training frames."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the training run."),
+    env_set: List[str] = typer.Option([], "--env-set", help="Environment keyword argument key=value (repeatable)."),
+    sets: List[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Hyper-parameter preset of the algorithm."),
+    num_envs: int = typer.Option(8, "--num-envs", help="Sub-environments stepped together."),
+    series_every: int = typer.Option(50_000, "--series-every", help="Frames between the pool's checkpoints."),
+    eval_episodes: int = typer.Option(32, "--eval-episodes", help="Greedy episodes of each checkpoint's evaluation."),
+    split: str = typer.Option("sit", "--split", help="sit (30/40/30 %), thirds, or fractions like 0.3,0.4,0.3."),
+    episodes: int = typer.Option(100, "--episodes", help="Episodes each checkpoint plays to be binned."),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon", help="A value learner's ε-greedy ε."),
+) -> None:
+    """Train an online learner keeping a checkpoint series, then bin it (cached in $OFFMARL_HOME/pools)."""
+    from offmarl.commands.pool import run_pool_build
+
+    _run(run_pool_build, env=env, algo=algo, steps=steps, seed=seed, env_set=env_set, sets=sets, preset=preset,
+         num_envs=num_envs, series_every=series_every, eval_episodes=eval_episodes, split=split, episodes=episodes,
+         epsilon=epsilon)
+
+
+@pool_app.command("show")
+def pool_show(
+    pool: Path = typer.Argument(..., help="A pool directory."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw return vs checkpoint to this PNG."),
+) -> None:
+    """List a pool's levels, checkpoints and returns."""
+    from offmarl.commands.pool import run_pool_show
+
+    _run(run_pool_show, pool=pool, plot=plot)
 
 
 @app.command()

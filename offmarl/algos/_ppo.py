@@ -387,11 +387,18 @@ class PPOLearner(Algorithm):
         return logs
 
     # ---- evaluation -----------------------------------------------------------------------------------
-    def policies(self) -> DecentralizedPolicy:
-        """Greedy decentralized policies: agent i's actor on its own observations (the most likely available
-        action, or the Gaussian's mean clipped to the action Box), its GRU state kept per sub-env."""
+    def policies(self, sample_seed: int | None = None) -> DecentralizedPolicy:
+        """Decentralized policies: agent i's actor on its own observations, its GRU state kept per sub-env.
+        Greedy (the most likely available action, or the Gaussian's mean clipped to the action Box), or, with
+        ``sample_seed``, sampled from the action distribution as in training (a policy pool's behaviour)."""
         actor, head = copy.deepcopy(self.actor).eval(), copy.deepcopy(self.policy_head).eval()
-        return DecentralizedPolicy([PPOAgentPolicy(self, actor, head, i) for i in range(self.n)])
+
+        def generator(agent: int) -> torch.Generator | None:  # one stream per agent: decentralized sampling
+            if sample_seed is None:
+                return None
+            return torch.Generator(self.device).manual_seed(sample_seed * self.n + agent)
+
+        return DecentralizedPolicy([PPOAgentPolicy(self, actor, head, i, generator(i)) for i in range(self.n)])
 
     def agent_parameters(self, agent: int) -> list[torch.Tensor]:
         if not self.decentralized_training:
@@ -428,10 +435,13 @@ def _on(r: Trajectory, device: torch.device) -> Trajectory:
 
 
 class PPOAgentPolicy(AgentPolicy):
-    """Agent i's greedy policy from a frozen copy of the actor (decentralized: its own observations only)."""
+    """Agent i's policy from a frozen copy of the actor (decentralized: its own observations only): greedy, or
+    sampled with ``generator``."""
 
-    def __init__(self, learner: PPOLearner, actor: Trunk, head: PolicyHead, agent: int):
+    def __init__(self, learner: PPOLearner, actor: Trunk, head: PolicyHead, agent: int,
+                 generator: torch.Generator | None = None):
         self.actor, self.head, self.agent, self.device = actor, head, agent, learner.device
+        self.generator = generator
         self.n, self.shared = learner.n, learner.share_actor
         self.group = None if self.shared else agent
         self.discrete = learner.spec.discrete
@@ -458,7 +468,10 @@ class PPOAgentPolicy(AgentPolicy):
         group = 0 if self.shared else self.agent
         f, self.hidden = self.actor.step(x, self.hidden, group)
         mask = None if avail is None else torch.as_tensor(avail, dtype=torch.bool, device=self.device)
-        action = self.head.greedy(f, mask, group)
+        if self.generator is None:
+            action = self.head.greedy(f, mask, group)
+        else:
+            action = self.head.sample(f, mask, self.generator, group)[0]
         if self.discrete:
             return action.cpu().numpy().astype(np.int64)
         return torch.maximum(torch.minimum(action, self.high), self.low).cpu().numpy().astype(np.float32)

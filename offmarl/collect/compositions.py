@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from offmarl.collect.mixing import DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE, LEVEL_NAMES, LEVELS, PerAgentLevelPolicy
+from offmarl.collect.pools import Pool, PoolLevelPolicy
 from offmarl.collect.rollout import concatenate, derive_seed, make_card, mean_return, rollout
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.sources import PerAgentDatasets
@@ -109,8 +110,10 @@ def collect_components(env: BatchedEnv, make_expert: ExpertFactory | None, compo
                        episodes: int, seed: int, *, medium_rate: float = DEFAULT_MEDIUM_RATE,
                        state_only: bool = False, progress: bool = True, behavior: dict[str, Any],
                        recipe: str | None = None, extra: dict[str, Any] | None = None,
-                       quality_tier: str | None = None) -> MultiAgentDataset:
-    """Collect each component's share of ``episodes`` with :class:`PerAgentLevelPolicy`, concatenated.
+                       quality_tier: str | None = None, pool: Pool | None = None) -> MultiAgentDataset:
+    """Collect each component's share of ``episodes``, concatenated: with :class:`PerAgentLevelPolicy` (the
+    scripted levels), or with ``pool`` each agent as a checkpoint of its pool level (:class:`PoolLevelPolicy`;
+    MABCQ's expert noise does not apply to pool checkpoints, which act as they did in training).
 
     ``card.extra["components"]`` lists each part's weight, levels, noise, episodes, seed and mean return."""
     spec = env.spec
@@ -118,12 +121,15 @@ def collect_components(env: BatchedEnv, make_expert: ExpertFactory | None, compo
     parts, records = [], []
     for k, (component, count) in enumerate(zip(components, counts)):
         part_seed = derive_seed(seed, "component", k)
-        needs_expert = any(x != "r" for x in component.levels)
-        if needs_expert and make_expert is None:
-            raise ValueError(f"component {component} needs an expert policy for env {spec.name!r}")
-        expert = make_expert(derive_seed(part_seed, "expert")) if needs_expert else None
-        policy = PerAgentLevelPolicy(expert, spec, component.levels, derive_seed(part_seed, "mixing"),
-                                     medium_rate=medium_rate, noise=component.noise)
+        if pool is not None:
+            policy: JointPolicy = PoolLevelPolicy(pool, spec, component.levels, derive_seed(part_seed, "pool"))
+        else:
+            needs_expert = any(x != "r" for x in component.levels)
+            if needs_expert and make_expert is None:
+                raise ValueError(f"component {component} needs an expert policy for env {spec.name!r}")
+            expert = make_expert(derive_seed(part_seed, "expert")) if needs_expert else None
+            policy = PerAgentLevelPolicy(expert, spec, component.levels, derive_seed(part_seed, "mixing"),
+                                         medium_rate=medium_rate, noise=component.noise)
         part = rollout(env, policy, count, part_seed, state_only=state_only, progress=progress, behavior={})
         parts.append(part)
         records.append({"weight": component.weight, "levels": list(component.levels),
@@ -137,14 +143,15 @@ def collect_components(env: BatchedEnv, make_expert: ExpertFactory | None, compo
 def collect_composition(env: BatchedEnv, make_expert: ExpertFactory | None, composition: str, episodes: int,
                         seed: int, *, medium_rate: float = DEFAULT_MEDIUM_RATE, expert_name: str = "expert",
                         state_only: bool = False, progress: bool = True, recipe: str | None = None,
-                        extra: dict[str, Any] | None = None) -> MultiAgentDataset:
-    """A SIT-style agent-wise composition dataset (module docstring)."""
+                        extra: dict[str, Any] | None = None, pool: Pool | None = None) -> MultiAgentDataset:
+    """A SIT-style agent-wise composition dataset (module docstring); with ``pool``, the levels are the pool's."""
     components = parse_composition(composition, env.spec.n_agents)
-    behavior = {"policy": "composition", "composition": format_composition(components), "expert": expert_name,
-                "medium_rate": float(medium_rate)}
+    behavior = {"policy": "composition", "composition": format_composition(components),
+                **({"pool": pool.record()} if pool is not None
+                   else {"expert": expert_name, "medium_rate": float(medium_rate)})}
     return collect_components(env, make_expert, components, episodes, seed, medium_rate=medium_rate,
                               state_only=state_only, progress=progress, behavior=behavior, recipe=recipe,
-                              extra=extra)
+                              extra=extra, pool=pool)
 
 
 MABCQ_MIXTURE = ("20% random (all agents) + 35% (agent i medium, others expert) + 35% (agent i expert, others medium) "
@@ -163,8 +170,11 @@ def mabcq_components(agent: int, n_agents: int, noise: float = DEFAULT_EXPERT_NO
 def collect_per_agent(env: BatchedEnv, make_expert: ExpertFactory, episodes: int, seed: int, *,
                       medium_rate: float = DEFAULT_MEDIUM_RATE, noise: float = DEFAULT_EXPERT_NOISE,
                       expert_name: str = "expert", state_only: bool = False, progress: bool = True,
-                      recipe: str | None = None, extra: dict[str, Any] | None = None) -> PerAgentDatasets:
-    """One dataset of ``episodes`` episodes per agent, each mixed as in MABCQ §4.1 (module docstring).
+                      recipe: str | None = None, extra: dict[str, Any] | None = None,
+                      pool: Pool | None = None) -> PerAgentDatasets:
+    """One dataset of ``episodes`` episodes per agent, each mixed as in MABCQ §4.1 (module docstring); with
+    ``pool``, the medium and expert parts are the pool's checkpoints (MABCQ's intermediate and expert SAC
+    policies), without the expert noise.
 
     Write them with ``offmarl.data.io.save_per_agent_datasets``; read agent i back with
     ``load_dataset(path, agent=i)``."""
@@ -173,12 +183,13 @@ def collect_per_agent(env: BatchedEnv, make_expert: ExpertFactory, episodes: int
     for i in range(n):
         components = mabcq_components(i, n, noise)
         behavior = {"policy": "mabcq_per_agent", "agent": i, "mixture": MABCQ_MIXTURE,
-                    "composition": format_composition(components), "expert": expert_name,
-                    "medium_rate": float(medium_rate), "expert_noise": float(noise)}
+                    "composition": format_composition(components),
+                    **({"pool": pool.record()} if pool is not None else
+                       {"expert": expert_name, "medium_rate": float(medium_rate), "expert_noise": float(noise)})}
         agent_seed = derive_seed(seed, "agent", i)
         datasets.append(collect_components(
             env, make_expert, components, episodes, agent_seed, medium_rate=medium_rate,
-            state_only=state_only, progress=progress, behavior=behavior, recipe=recipe,
+            state_only=state_only, progress=progress, behavior=behavior, recipe=recipe, pool=pool,
             extra={**(extra or {}), "per_agent": {"agent": i, "n_agents": n, "agent_seed": agent_seed}}))
         datasets[-1].card.seed = seed  # the user's seed; agent_seed is derived from it
     return PerAgentDatasets(tuple(datasets))

@@ -42,16 +42,16 @@ reward scale; the ordering is what carries over).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from offmarl.collect.compositions import collect_composition, collect_per_agent, parse_composition
 from offmarl.collect.mixing import DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE
+from offmarl.collect.pools import Pool
 from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.collect.tiers import TIER_TARGETS, collect_tier
-from offmarl.core.files import file_lock, sweep_stale_temporaries
+from offmarl.core.files import file_lock, offmarl_home, sweep_stale_temporaries
 from offmarl.data.sources import Dataset, PerAgentDatasets, datasets_of
 
 RECIPES_VERSION = 1
@@ -64,12 +64,15 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
                     state_only: bool = False, episodes: int = 100, seed: int = 0,
                     num_envs: int = DEFAULT_NUM_ENVS, medium_rate: float = DEFAULT_MEDIUM_RATE,
                     noise: float = DEFAULT_EXPERT_NOISE, progress: bool = True,
-                    recipe: str | None = None) -> Dataset:
+                    recipe: str | None = None, pool: str | Path | None = None) -> Dataset:
     """Collect a dataset of env ``env`` (per-agent: a list of ``n`` datasets).
 
     Exactly one of: a plain ``policy`` rollout; ``tier`` (good/normal/poor, ``policy`` must be
     ``"expert"``); ``composition`` (SIT levels, ``policy`` is the expert the m/e levels derive from);
-    ``per_agent`` (MABCQ mixture, likewise). ``state_only`` drops the actions in every mode. ``noise``
+    ``per_agent`` (MABCQ mixture, likewise). With ``pool`` (a policy pool's directory,
+    :mod:`offmarl.collect.pools`) a composition or a per-agent mixture takes every level from the pool's
+    checkpoints instead of the scripted ``policy``; the env must be the pool's (its kwargs by default).
+    ``state_only`` drops the actions in every mode. ``noise``
     is the per-agent mixture's expert noise. The env runs ``min(num_envs, episodes)`` sub-envs (a tier's
     pilot rollouts run ``num_envs``).
     ``card.extra["collect"]`` holds these arguments, so ``collect_dataset(**card.extra["collect"])``
@@ -94,10 +97,21 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
             raise ValueError(f"--tier mixes the expert with random actions; it needs --policy expert, not {policy!r}")
     if (composition is not None or per_agent) and policy == "random":
         raise ValueError(f"{modes[0]} derives the medium/expert levels from an expert policy; --policy random has none")
+    behaviour_pool = None
+    if pool is not None:
+        if composition is None and not per_agent:
+            raise ValueError("--pool gives the levels of --composition or --per-agent; give one of them")
+        behaviour_pool = Pool.load(pool)
+        if behaviour_pool.env_name != env:
+            raise ValueError(f"pool {pool} was trained on env {behaviour_pool.env_name!r}, not {env!r}")
+        env_kwargs = {**behaviour_pool.env_kwargs, **env_kwargs}
+        if env_kwargs != behaviour_pool.env_kwargs:
+            raise ValueError(f"pool {pool} was trained with env kwargs {behaviour_pool.env_kwargs}, not {env_kwargs}")
 
     args = {"env": env, "env_kwargs": env_kwargs, "policy": policy, "tier": tier, "composition": composition,
             "per_agent": per_agent, "state_only": state_only, "episodes": episodes, "seed": seed,
-            "num_envs": num_envs, "medium_rate": medium_rate, "noise": noise}
+            "num_envs": num_envs, "medium_rate": medium_rate, "noise": noise,
+            **({"pool": str(pool)} if pool is not None else {})}
     batched = make_env(env, num_envs=min(num_envs, episodes), seed=seed, **env_kwargs)
     try:
         spec = batched.spec
@@ -121,11 +135,11 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
         elif composition is not None:
             result = collect_composition(batched, make_expert, composition, episodes, seed, medium_rate=medium_rate,
                                          expert_name=policy, state_only=state_only, progress=progress,
-                                         recipe=recipe, extra=extra)
+                                         recipe=recipe, extra=extra, pool=behaviour_pool)
         elif per_agent:
             result = collect_per_agent(batched, make_expert, episodes, seed, medium_rate=medium_rate, noise=noise,
                                        expert_name=policy, state_only=state_only, progress=progress,
-                                       recipe=recipe, extra=extra)
+                                       recipe=recipe, extra=extra, pool=behaviour_pool)
         else:
             behaviour = make_behavior_policy(policy, spec, seed=derive_seed(seed, "policy"))
             result = rollout(batched, behaviour, episodes, seed, state_only=state_only, progress=progress,
@@ -246,10 +260,6 @@ def build_recipe(name: str, seed: int | None = None, scale: float = 1.0, progres
 
 
 # ---- files and the cache -----------------------------------------------------------------------------
-def offmarl_home() -> Path:
-    return Path(os.environ.get("OFFMARL_HOME") or "~/.cache/offmarl").expanduser()
-
-
 def recipe_dataset_path(name: str, seed: int = 0, scale: float = 1.0) -> Path:
     """Where the cache keeps recipe ``name`` built with ``seed`` and ``scale``."""
     from offmarl import __version__

@@ -3,7 +3,8 @@
 Two forms:
 
 * ``offmarl collect ENV --policy P [--tier T | --composition C | --per-agent] [--state-only]
-  --episodes N --seed S --out PATH [--env-set key=value ...] [--num-envs B]``
+  --episodes N --seed S --out PATH [--env-set key=value ...] [--num-envs B]``; with ``--pool POOL`` the
+  levels of ``--composition`` / ``--per-agent`` are the pool's checkpoints (``offmarl pool``)
 * ``offmarl collect --recipe NAME [--seed S] [--scale F] [--out PATH]`` (default path
   ``data/<recipe>.h5`` in the working directory). The recipe fixes the env, the policy and the mode,
   so ENV, --policy, --tier, --composition, --per-agent, --state-only and --env-set are rejected with it;
@@ -81,7 +82,7 @@ def _sweep_beside(path: Path) -> None:
 def run_collect(*, env: str | None, policy: str | None = None, tier: str | None = None, composition: str | None = None,
                 per_agent: bool = False, state_only: bool = False, episodes: int = 100, seed: int = 0,
                 out: Path | None = None, recipe: str | None = None, scale: float = 1.0, list_recipes: bool = False,
-                num_envs: int = 256, env_set: Sequence[str] = ()) -> Dataset | None:
+                num_envs: int = 256, env_set: Sequence[str] = (), pool: Path | None = None) -> Dataset | None:
     """The ``offmarl collect`` command (module docstring). Returns what was collected (None with --list)."""
     if list_recipes:
         print_recipes()
@@ -96,7 +97,7 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
         fixed = [flag for flag, given in (("--policy", policy is not None), ("--tier", tier is not None),
                                           ("--composition", composition is not None),
                                           ("--per-agent", per_agent), ("--state-only", state_only),
-                                          ("--env-set", bool(env_set))) if given]
+                                          ("--env-set", bool(env_set)), ("--pool", pool is not None)) if given]
         if fixed:
             raise ValueError(f"{fixed[0]} cannot be combined with --recipe: recipe {recipe!r} fixes it "
                              f"(collect ENV ... to choose it yourself)")
@@ -114,7 +115,7 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
         _sweep_beside(path)
         result = collect_dataset(env, env_kwargs=env_kwargs, policy=policy or "expert", tier=tier,
                                  composition=composition, per_agent=per_agent, state_only=state_only,
-                                 episodes=episodes, seed=seed, num_envs=num_envs, progress=True)
+                                 episodes=episodes, seed=seed, num_envs=num_envs, progress=True, pool=pool)
     path = save_collected(result, path)
     typer.echo(summary(result, path))
     return result

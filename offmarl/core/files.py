@@ -308,3 +308,9 @@ def file_lock(path: str | Path, wait_s: float | None = None) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def offmarl_home() -> Path:
+    """Where offmarl caches what it builds (recipe datasets, policy pools, compiled SMAX steps):
+    ``$OFFMARL_HOME``, default ``~/.cache/offmarl``."""
+    return Path(os.environ.get("OFFMARL_HOME") or "~/.cache/offmarl").expanduser()

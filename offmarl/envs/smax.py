@@ -124,7 +124,7 @@ def _use_compilation_cache() -> None:
     cache directory (``JAX_COMPILATION_CACHE_DIR``)."""
     if jax.config.jax_compilation_cache_dir:
         return
-    home = Path(os.environ.get("OFFMARL_HOME") or "~/.cache/offmarl").expanduser()  # as offmarl.collect.recipes
+    home = Path(os.environ.get("OFFMARL_HOME") or "~/.cache/offmarl").expanduser()  # as core.files.offmarl_home
     jax.config.update("jax_compilation_cache_dir", str(home / "jax_cache"))
 
 

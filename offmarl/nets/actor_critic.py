@@ -127,10 +127,11 @@ class PolicyHead(nn.Module):
         log_std = self.log_std if group is None else self.log_std[0 if self.log_std.shape[0] == 1 else group]
         return torch.distributions.Normal(out, log_std.exp().expand_as(out))
 
-    def sample(self, features: torch.Tensor, avail: torch.Tensor | None, generator: torch.Generator
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A sampled action ``[..., n]`` (int64) or ``[..., n, act_dim]`` and its log-probability ``[..., n]``."""
-        dist = self._dist(features, avail, None)
+    def sample(self, features: torch.Tensor, avail: torch.Tensor | None, generator: torch.Generator,
+               group: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A sampled action ``[..., n]`` (int64) or ``[..., n, act_dim]`` and its log-probability ``[..., n]``
+        (``group``: one agent group's features ``[..., H]``, its action ``[...]`` or ``[..., act_dim]``)."""
+        dist = self._dist(features, avail, group)
         if self.discrete:
             probs = dist.probs.reshape(-1, dist.probs.shape[-1])
             action = torch.multinomial(probs, 1, generator=generator).reshape(dist.probs.shape[:-1])

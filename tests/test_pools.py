@@ -1,0 +1,176 @@
+"""Policy pools: a tiny IPPO run on toy_pick binned into levels, compositions over it, and the pool commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import _toy_env
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from offmarl.algos import make_algo
+from offmarl.cli import app
+from offmarl.collect.pools import (
+    DEMONSTRATION_EPSILON,
+    Pool,
+    PoolError,
+    PoolLevelPolicy,
+    PoolSpec,
+    bin_pool,
+    execution_of,
+    level_edges,
+    level_of,
+)
+from offmarl.collect.recipes import collect_dataset
+from offmarl.envs import make_env
+from offmarl.train.experiment import Experiment, run_experiment
+
+FRAMES, SERIES_EVERY = 1600, 160
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """IPPO on toy_pick, slow enough (lr 1e-3) that its series climbs through every level."""
+    root = tmp_path_factory.mktemp("pool_run")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"hidden": 16, "rollout_length": 10, "chunk_length": 5, "ppo_epochs": 4,
+                                      "lr": 1e-3}))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_experiment(Experiment(algo="ippo", env=_toy_env.ENV_NAME, num_envs=16, out=root / "run", seed=0,
+                                  steps=FRAMES, config=config, eval_episodes=48, series_every=SERIES_EVERY,
+                                  progress=False))
+    finally:
+        torch.set_num_threads(threads)
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def pool(trained, tmp_path_factory) -> Pool:
+    return bin_pool(trained, tmp_path_factory.mktemp("pool") / "pool", progress=False)
+
+
+def test_levels_split_the_return_range_30_40_30():
+    edges = level_edges([2.0, 12.0, 7.0], (0.3, 0.4, 0.3))
+    assert edges == pytest.approx([2.0, 5.0, 9.0, 12.0])
+    assert [level_of(x, edges) for x in (2.0, 4.99, 5.0, 8.99, 9.0, 12.0)] == ["r", "r", "m", "m", "e", "e"]
+
+
+def test_a_pool_bins_every_checkpoint_of_the_series_by_the_return_it_plays(pool, trained):
+    card = pool.card
+    steps = sorted(c["step"] for level in card["levels"].values() for c in level)
+    assert steps == list(range(0, FRAMES + 1, SERIES_EVERY))  # the untrained step-0 entry included
+    edges = card["edges"]
+    returns = [c["return_mean"] for level in card["levels"].values() for c in level]
+    assert edges[0] == min(returns) and edges[3] == max(returns)
+    for level in ("r", "m", "e"):
+        assert pool.checkpoints(level), level
+        for c in pool.checkpoints(level):
+            assert level_of(c.return_mean, edges) == level
+            assert (pool.root / c.path / "algo.pt").is_file()
+    assert 0 in [c.step for c in pool.checkpoints("r")]
+    assert card["execution"] == {"mode": "sampled"}  # a policy-gradient learner acts as it trained
+    assert card["key"]["algo"] == "ippo" and card["key"]["env_name"] == _toy_env.ENV_NAME and card["key"]["seed"] == 0
+
+
+def test_binning_again_gives_the_same_pool(pool, trained, tmp_path):
+    again = bin_pool(trained, tmp_path / "again", progress=False)
+    assert again.card["levels"] == pool.card["levels"] and again.content_hash == pool.content_hash
+
+
+def test_a_composition_over_the_pool_records_its_levels_and_returns_follow_them(pool):
+    returns = {}
+    for level in ("r", "m", "e"):
+        ds = collect_dataset(_toy_env.ENV_NAME, composition=f"[{level},{level}]", pool=pool.root, episodes=240,
+                             seed=1, num_envs=12, progress=False)
+        returns[level] = ds.card.return_mean
+        assert ds.card.behavior["pool"]["content_hash"] == pool.content_hash
+        assert ds.card.extra["components"][0]["levels"] == [level, level]
+    assert returns["r"] < returns["m"] < returns["e"], returns
+
+    mixed = collect_dataset(_toy_env.ENV_NAME, composition="50%[r,e]+50%[e,r]", pool=pool.root, episodes=96,
+                            seed=1, num_envs=12, progress=False)
+    parts = mixed.card.extra["components"]
+    assert [p["levels"] for p in parts] == [["r", "e"], ["e", "r"]] and [p["episodes"] for p in parts] == [48, 48]
+
+
+def test_each_sub_env_draws_its_agents_checkpoints_from_their_levels_per_episode(pool):
+    env = make_env(_toy_env.ENV_NAME, num_envs=64, seed=0)
+    policy = PoolLevelPolicy(pool, env.spec, ("r", "e"), seed=3)
+    policy.reset(64)
+    first = policy.drawn.copy()
+    allowed = [{c.step for c in pool.checkpoints(x)} for x in ("r", "e")]
+    for i in range(2):
+        assert set(first[:, i]) <= allowed[i]
+    mask = np.zeros(64, bool)
+    mask[:32] = True
+    policy.reset(64, mask)
+    assert np.array_equal(policy.drawn[32:], first[32:])  # running episodes keep their checkpoints
+    if len(allowed[1]) > 1:
+        assert not np.array_equal(policy.drawn[:32, 1], first[:32, 1])  # new episodes draw again
+    actions = policy.act(env.reset())
+    assert actions.shape == (64, 2)
+
+
+def test_a_value_learner_acts_epsilon_greedily_with_dm2s_epsilon():
+    qmix = make_algo("qmix", _toy_env.ToyPickEnv().spec, hidden=8, mixer_hidden=8)
+    assert execution_of(qmix, "smac_3s_vs_3z") == {"mode": "epsilon-greedy", "epsilon": 0.1}
+    assert DEMONSTRATION_EPSILON["smac_5m_vs_6m"] == 0.0
+    assert execution_of(qmix, "mpe_cn_3ls3l") == {"mode": "epsilon-greedy", "epsilon": 0.0}
+    assert execution_of(qmix, "mpe_cn_3ls3l", epsilon=0.2)["epsilon"] == 0.2
+
+
+def test_an_empty_level_fails_naming_it_and_the_best_return(trained, tmp_path):
+    run = tmp_path / "two"
+    shutil.copytree(trained, run)
+    lines = (run / "checkpoints" / "series.csv").read_text().splitlines()
+    (run / "checkpoints" / "series.csv").write_text("\n".join([lines[0], lines[1], lines[-1]]) + "\n")
+    with pytest.raises(PoolError, match=r"level 'm' \(medium\) is empty.*best return reached is"):
+        bin_pool(run, tmp_path / "pool", progress=False)
+    assert not (tmp_path / "pool").exists()
+
+
+def test_bad_runs_and_pools_are_named(trained, tmp_path):
+    with pytest.raises(PoolError, match="not a run directory"):
+        bin_pool(tmp_path, tmp_path / "p", progress=False)
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    (offline / "config.json").write_text(json.dumps({"algo": "bc"}))
+    with pytest.raises(PoolError, match="did not train online"):
+        bin_pool(offline, tmp_path / "p", progress=False)
+    with pytest.raises(PoolError, match="split"):
+        bin_pool(trained, tmp_path / "p", split="0.5,0.5", progress=False)
+    with pytest.raises(PoolError, match="not a policy pool"):
+        Pool.load(tmp_path)
+    with pytest.raises(ValueError, match="--pool gives the levels of --composition or --per-agent"):
+        collect_dataset(_toy_env.ENV_NAME, pool=tmp_path, episodes=4)
+
+
+def test_a_pool_is_keyed_by_what_trained_it_not_by_the_offmarl_version(monkeypatch, tmp_path):
+    monkeypatch.setenv("OFFMARL_HOME", str(tmp_path))
+    spec = PoolSpec(env="mpe_cn_3ls3l", algo="qmix", steps=1000)
+    assert spec.cache_dir().parent == tmp_path / "pools" / "mpe_cn_3ls3l"
+    assert spec.cache_dir() == PoolSpec(env="mpe_cn_3ls3l", algo="qmix", steps=1000).cache_dir()
+    for other in (PoolSpec(env="mpe_cn_3ls3l", algo="qmix", steps=1000, seed=1),
+                  PoolSpec(env="mpe_cn_3ls3l", algo="qmix", steps=1000, sets=("lr=0.001",)),
+                  PoolSpec(env="mpe_cn_3ls3l", algo="qmix", steps=1000, env_kwargs={"visible_landmarks": 3})):
+        assert other.cache_dir() != spec.cache_dir()
+    assert "version" not in json.dumps(spec.key())
+
+
+def test_pool_bin_and_show_commands(trained, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["pool", "bin", str(trained), "--out", str(tmp_path / "p"), "--episodes", "50"])
+    assert result.exit_code == 0, result.output
+    assert "r (random)" in result.output and "e (expert)" in result.output
+    result = runner.invoke(app, ["pool", "show", str(tmp_path / "p"), "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p.png").stat().st_size > 0
+    result = runner.invoke(app, ["pool", "show", str(tmp_path)])
+    assert result.exit_code == 2 and "not a policy pool" in result.output
