@@ -1,0 +1,286 @@
+"""SIT (offmarl.algos.sit): each equation by its defining property, the three stages through `offmarl train`,
+decentralized execution, and the reward decomposition on an agent-wise imbalanced CN_3ls3l dataset."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import _toy_env
+import numpy as np
+import pytest
+import torch
+from _datasets import make_dataset
+from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
+from typer.testing import CliRunner
+
+from offmarl.algos import make_algo
+from offmarl.algos.sit import ABLATIONS, VARIANTS, crr_actor_loss, ensemble_statistics, uncertainty_weights
+from offmarl.data.io import save_dataset
+from offmarl.data.returns import discounted_returns
+from offmarl.data.samplers import DecomposedReplay, softmax_priorities, trajectory_priorities
+from offmarl.envs.base import TimeStep
+from offmarl.nets.reward_decomposition import RewardDecomposition
+from offmarl.train import TrainConfig, fit, seed_everything
+
+TINY = {"members": 3, "reward_hidden": 16, "attention_hidden": 16, "hidden": 8, "critic_hidden": 8, "batch_size": 8}
+
+
+def stage_one(algo, sampler, updates: int) -> None:
+    algo.plan(updates + 2)
+    algo.enter_stage("ardnem")
+    for _ in range(updates):
+        algo.update(sampler.sample())
+
+
+# ---- ARDNEM (Eq. 1-3) -------------------------------------------------------------------------------------------
+def one_agent_earns_everything(seed: int = 0):
+    """3 agents with random observations and actions; the team reward is 1 exactly when agent 1 plays action 1."""
+    ds = make_dataset(n_agents=3, episodes=300, avail=False, seed=seed)
+    ds.rewards[:] = (ds.actions[:, 1] == 1).astype(np.float32)[:, None]
+    ds.refresh_card()
+    return ds
+
+
+def test_the_agent_whose_actions_earn_the_reward_dominates_the_decomposition():
+    ds = one_agent_earns_everything()
+    seed_everything(0)
+    algo = make_algo("sit", ds.spec, **TINY, reward_lr=3e-3)
+    sampler = algo.make_sampler(ds, seed=0)
+    stage_one(algo, sampler, 300)
+    weighted, _ = algo.decompose(ds)  # [T, n]
+    share = weighted.abs().mean(dim=0)
+    assert share[1] > 2 * share[0] and share[1] > 2 * share[2], share
+    earned = torch.as_tensor(ds.actions[:, 1] == 1)
+    assert weighted[earned, 1].mean() > weighted[~earned, 1].mean() + 0.5  # it is agent 1's action that pays
+
+
+def test_attention_weights_are_a_softmax_over_agents_and_uniform_weights_are_one():
+    torch.manual_seed(0)
+    obs, actions, state = torch.randn(4, 7, 3, 5), torch.randn(4, 7, 3, 2), torch.randn(4, 7, 6)
+    out = RewardDecomposition(5, 5, 2, 6, 3)(obs, actions, state)
+    assert out.weighted.shape == (5, 4, 7, 3) and out.total.shape == (5, 4, 7)
+    torch.testing.assert_close(out.weights.sum(dim=-1), torch.ones(5, 4, 7))
+    torch.testing.assert_close(out.total, out.weighted.sum(dim=-1))  # Eq. 2
+    uniform = RewardDecomposition(5, 5, 2, 6, 3, weighting="uniform")(obs, actions, state)
+    assert (uniform.weights == 1).all()
+
+
+def test_the_monotonic_variant_is_monotonic_in_every_agents_reward():
+    """App. E.1, Eq. 15: ∂r_tot/∂r_i ≥ 0, and the reported credit weights are those slopes."""
+    torch.manual_seed(0)
+    model = RewardDecomposition(2, 5, 2, 6, 3, weighting="monotonic")
+    rewards = torch.randn(2, 10, 3, requires_grad=True)
+    state = torch.randn(10, 6)
+    totals = torch.stack([mixer(rewards[m], state).squeeze(-1) for m, mixer in enumerate(model.mixers)])
+    (grad,) = torch.autograd.grad(totals.sum(), rewards)
+    assert (grad >= 0).all()
+    slopes = torch.stack([mixer.agent_weights(rewards[m], state) for m, mixer in enumerate(model.mixers)])
+    torch.testing.assert_close(grad, slopes)
+
+
+def test_the_ensemble_is_less_certain_off_the_data():
+    ds = one_agent_earns_everything()
+    seed_everything(0)
+    algo = make_algo("sit", ds.spec, **{**TINY, "members": 5}, reward_lr=3e-3)
+    stage_one(algo, algo.make_sampler(ds, seed=0), 300)
+    _, on_data = algo.decompose(ds)
+    far = copy.deepcopy(ds)
+    far.obs *= 8.0  # observations and states far outside the training data
+    far.state *= 8.0
+    _, off_data = algo.decompose(far)
+    assert off_data.mean() > 3 * on_data.mean(), (on_data.mean(), off_data.mean())
+
+
+def test_eq_4_and_5_are_the_members_mean_and_population_std():
+    weighted = torch.tensor([[1.0, 4.0], [3.0, 4.0], [5.0, 4.0]])  # [M = 3, 2]
+    mean, spread = ensemble_statistics(weighted)
+    torch.testing.assert_close(mean, torch.tensor([3.0, 4.0]))
+    torch.testing.assert_close(spread, torch.tensor([(8 / 3) ** 0.5, 0.0]))
+    _, single = ensemble_statistics(weighted[:1])
+    assert (single == 1).all()  # no ensemble: û = 1
+
+
+# ---- DPER (Eq. 4-7) ---------------------------------------------------------------------------------------------
+def test_eq_6_is_the_discounted_monte_carlo_return():
+    rewards = np.array([1.0, 2.0, 3.0, 4.0, 5.0], dtype=np.float32)
+    out = discounted_returns(rewards, np.array([0, 3]), gamma=0.5)
+    np.testing.assert_allclose(out, [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3, 4 + 0.5 * 5, 5])
+
+
+def test_priorities_reproduce_eq_7_on_a_hand_made_example():
+    # two episodes (lengths 2 and 1), two agents; γ = 0.5
+    rewards = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 4.0]], dtype=np.float32)
+    scores = trajectory_priorities(rewards, np.array([0, 2]), gamma=0.5, high=20.0)
+    g = {(0, 0): (1 + 0.5 * 2 + 2) / 2, (0, 1): 0.0, (1, 0): 0.0, (1, 1): 4.0}  # episode mean of ĝ
+    low, top = 0.0, 4.0
+    expected = np.array([[g[0, 0], g[0, 1]], [g[1, 0], g[1, 1]]])
+    np.testing.assert_allclose(scores, (expected - low) * 20 / (top - low))
+    alpha = 5.0
+    p = softmax_priorities(scores.ravel(), alpha)
+    np.testing.assert_allclose(p / p.sum(), np.exp(scores.ravel() / alpha) / np.exp(scores.ravel() / alpha).sum())
+
+
+def replay_with_types(seed: int = 0):
+    ds = make_dataset(n_agents=4, episodes=6, seed=seed)  # types: scout (agents 0, 2), worker (1, 3)
+    return ds, DecomposedReplay(ds, batch_size=512, seed=seed)
+
+
+def test_sampling_frequencies_match_the_softmax_and_types_stay_apart():
+    ds, replay = replay_with_types()
+    rng = np.random.default_rng(1)
+    scores = rng.uniform(0, 20, size=(ds.n_episodes, 4))
+    alpha = 4.0
+    priorities = np.zeros_like(scores)
+    for agents in replay.type_agents:
+        priorities[:, agents] = softmax_priorities(scores[:, agents], alpha)
+    replay.set_priorities(priorities)
+    counts = np.zeros((4, ds.n_episodes, 4))  # trained agent, episode, source agent
+    for _ in range(40):
+        batch = replay.sample()
+        for i in range(4):
+            np.add.at(counts[i], (batch["episode_index"][i].numpy(), batch["source_agent"][i].numpy()), 1)
+    types = np.asarray(ds.card.agent_types)
+    for i in range(4):
+        same = types == types[i]
+        assert counts[i][:, ~same].sum() == 0  # only trajectories of agent i's type
+        expected = np.exp(scores[:, same] / alpha) / np.exp(scores[:, same] / alpha).sum()  # Eq. 7 within the type
+        freq = counts[i][:, same] / counts[i].sum()
+        np.testing.assert_allclose(freq, expected, atol=0.02)
+
+
+def test_the_replay_hands_out_the_source_agents_step_values():
+    ds, replay = replay_with_types()
+    values = np.arange(ds.n_steps * 4, dtype=np.float32).reshape(ds.n_steps, 4)
+    replay.set_step_values(decomposed_reward=values)
+    batch = replay.sample()
+    starts = ds.episode_starts
+    for i in range(4):
+        for b in range(5):
+            episode, source = int(batch["episode_index"][i, b]), int(batch["source_agent"][i, b])
+            real = batch["mask"][i, b].numpy()
+            steps = starts[episode] + np.arange(real.sum())
+            np.testing.assert_array_equal(batch["decomposed_reward"][i, b].numpy()[real], values[steps, source])
+            assert (batch["decomposed_reward"][i, b].numpy()[~real] == 0).all()
+            np.testing.assert_array_equal(batch["obs"][i, b].numpy()[real], ds.obs[steps])  # the whole joint episode
+
+
+# ---- Stage III (Eq. 8-10) ---------------------------------------------------------------------------------------
+def test_the_filtered_actor_loss_equals_a_hand_computation():
+    log_prob = torch.tensor([[[-0.5], [-1.0]], [[-2.0], [-0.1]]])  # [B = 2, L = 2, n = 1]
+    advantage = torch.tensor([[[0.2], [-0.1]], [[0.0], [0.3]]])
+    weights = torch.tensor([[[1.0], [2.0]], [[0.5], [0.0]]])
+    mask = torch.tensor([[[True], [True]], [[True], [False]]])
+    beta = 0.1
+    e = np.exp(np.array([0.2, -0.1, 0.0]) / beta)
+    f = 3 * e / e.sum()  # exp(A/β)/Z over the three valid steps, averaging 1
+    expected = -(1.0 * f[0] * -0.5 + 2.0 * f[1] * -1.0 + 0.5 * f[2] * -2.0) / 3
+    torch.testing.assert_close(crr_actor_loss(log_prob, advantage, weights, mask, beta),
+                               torch.tensor([expected], dtype=torch.float32))
+
+
+def test_an_infinite_beta_is_behaviour_cloning():
+    torch.manual_seed(0)
+    log_prob, advantage = -torch.rand(8, 5, 3), torch.randn(8, 5, 3) * 10
+    mask = torch.rand(8, 5, 3) > 0.2
+    ones = torch.ones(8, 5, 3)
+    bc = ((-log_prob * mask).sum(dim=(0, 1)) / mask.sum(dim=(0, 1)))
+    torch.testing.assert_close(crr_actor_loss(log_prob, advantage, ones, mask, beta=1e12), bc)
+
+
+def test_uncertainty_weights_are_eta_over_u_clamped_at_a_fraction_of_the_batch_mean():
+    u = torch.tensor([[[1.0], [1e-9]], [[2.0], [3.0]]])
+    mask = torch.tensor([[[True], [True]], [[True], [False]]])
+    w = uncertainty_weights(u, mask, eta=2.0, floor=1e-3)
+    mean = (1.0 + 1e-9 + 2.0) / 3
+    torch.testing.assert_close(w[..., 0], torch.tensor([[2.0, 2.0 / (1e-3 * mean)], [1.0, 0.0]]))
+
+
+def trained(discrete: bool = True, updates: int = 20, **overrides):
+    ds = _toy_env.toy_dataset(episodes=24, seed=0, continuous=not discrete)
+    seed_everything(0)
+    algo = make_algo("sit", ds.spec, **{**TINY, "steps": updates, **overrides})
+    fit(algo, ds, None, TrainConfig(seed=0, progress=False))
+    return algo, ds
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+def test_agent_i_acts_on_its_own_history_only(discrete):
+    """Decentralized execution: changing agent 1's observations, rewards (and action masks) over an episode
+    changes agent 1's actions and nothing of agent 0's."""
+    algo, ds = trained(discrete)
+    rng = np.random.default_rng(0)
+    B, steps = 8, 5
+    obs = rng.normal(size=(steps, B, 2, 3)).astype(np.float32)
+    rewards = rng.normal(size=(steps, B, 2)).astype(np.float32)
+    avail = np.ones((steps, B, 2, 3), bool)
+    other_obs, other_rewards, other_avail = obs.copy(), rewards.copy(), avail.copy()
+    other_obs[:, :, 1] = rng.normal(size=(steps, B, 3))
+    other_rewards[:, :, 1] = rng.normal(size=(steps, B))
+    other_avail[:, :, 1] = [True, False, False]  # agent 1 may only play action 0
+    actions = []
+    for o, r, a in ((obs, rewards, avail), (other_obs, other_rewards, other_avail)):
+        policy = algo.policies()
+        policy.reset(B)
+        acts = []
+        for t in range(steps):
+            ts = TimeStep(obs=o[t], state=np.zeros((B, 2), np.float32), reward=r[t], terminated=np.zeros(B, bool),
+                          truncated=np.zeros(B, bool), avail_actions=a[t] if discrete else None)
+            acts.append(policy.act(ts, first=t == 0))
+        actions.append(np.stack(acts))
+    np.testing.assert_array_equal(actions[0][:, :, 0], actions[1][:, :, 0])
+    assert not np.array_equal(actions[0][:, :, 1], actions[1][:, :, 1])
+
+
+def test_continuous_actions_train_through_all_three_stages():
+    algo, _ = trained(discrete=False, updates=12)
+    assert algo.stage == "policy" and algo.policy_updates > 0 and algo.dper is not None
+
+
+# ---- the command: three stages, ablations, the variant ------------------------------------------------------------
+@pytest.mark.parametrize("option", [None, *[("--ablation", a) for a in ABLATIONS], *[("--variant", v) for v in VARIANTS]])
+def test_offmarl_train_runs_the_three_stages(option, tmp_path):
+    from offmarl.cli import app
+
+    data = save_dataset(_toy_env.toy_dataset(episodes=12, seed=0), tmp_path / "toy.h5")
+    run = tmp_path / "run"
+    sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+    result = CliRunner().invoke(app, ["train", "sit", "--dataset", str(data), "--out", str(run), "--steps", "8",
+                                      "--eval-episodes", "2", "--quiet", *sets, *(option or ())])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["algo_label"] == "sit" + (f"[{option[1]}]" if option else "")
+    assert (run / "ardnem" / "ardnem.pt").is_file() and (run / "dper" / "dper.pt").is_file()
+    record = json.loads((run / "dper" / "dper.json").read_text())
+    assert record["prioritized"] == (option != ("--ablation", "uniform_replay"))
+    dper = torch.load(run / "dper" / "dper.pt", weights_only=True)
+    assert dper["weighted_reward"].shape == (12 * 2, 2) or dper["weighted_reward"].shape[1] == 2
+    torch.testing.assert_close(dper["sampling_probability"].sum(dim=0).sum(), torch.tensor(1.0, dtype=torch.float64))
+    stages = [line.split(",")[1] for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert stages[0] == "ardnem" and "dper" in stages and stages[-1] == "policy"
+
+
+# ---- done when: the decomposition ranks an agent-wise imbalanced CN_3ls3l dataset --------------------------------
+def test_the_decomposed_reward_ranks_random_behaviour_below_medium_on_cn_3ls3l():
+    """SIT Table 8's random-quality CN_3ls3l composition 50%[r,r,r] + 50%[r,r,m]: agents 0 and 1 always act at
+    random, agent 2 at random in half the episodes and medium in the other half (the card's components say
+    which). After Stage I, the decomposed weighted reward r̂ (and the DPER priority built from it) of the
+    medium trajectories is above that of the random ones, and in the [r,r,m] episodes agent 2 is above both
+    random agents."""
+    from offmarl.collect.compositions import episode_levels
+    from offmarl.collect.recipes import build_recipe
+
+    ds = build_recipe("sit/mpe_cn_3ls3l/random", seed=0, scale=0.03)  # 300 episodes, 7500 steps
+    levels = episode_levels(ds.card.extra["components"])  # [E, 3]
+    seed_everything(0)
+    algo = make_algo("sit", ds.spec)
+    stage_one(algo, algo.make_sampler(ds, seed=0), 400)
+    weighted, _ = algo.decompose(ds)
+    per_episode = np.add.reduceat(weighted.numpy(), ds.episode_starts, axis=0) / ds.episode_lengths[:, None]  # [E, 3]
+    scores = trajectory_priorities(weighted.numpy(), ds.episode_starts, gamma=0.99)
+    medium, random = levels == "m", levels == "r"
+    assert per_episode[medium].mean() > per_episode[random].mean() + 0.05
+    assert scores[medium].mean() > scores[random].mean()
+    mixed = medium[:, 2]  # the [r, r, m] episodes
+    means = per_episode[mixed].mean(axis=0)
+    assert means[2] > means[0] and means[2] > means[1], means
