@@ -26,8 +26,12 @@ app = typer.Typer(
 envs_app = typer.Typer(help="List the environments, or render an episode of one.", invoke_without_command=True)
 bench_app = typer.Typer(help="Run benchmark suites (datasets x algorithms x seeds) and aggregate their tables.",
                         no_args_is_help=True)
+import_app = typer.Typer(help="Convert another library's dataset into an offmarl dataset file.", no_args_is_help=True)
+export_app = typer.Typer(help="Write an offmarl dataset file in another library's format.", no_args_is_help=True)
 app.add_typer(envs_app, name="envs")
 app.add_typer(bench_app, name="bench")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError, ImportError,
                DiskFullError)
@@ -131,6 +135,37 @@ def info(
     from offmarl.commands.info import run_info
 
     _run(run_info, path=path, as_json=as_json, agent=agent)
+
+
+@import_app.command("og-marl")
+def import_og_marl(
+    vault: Path = typer.Argument(..., help="An OG-MARL vault: its <scenario>.vlt folder (with --uid) or one of its "
+                                 "<uid> folders."),
+    out: Path = typer.Option(..., "--out", help="Output HDF5 path."),
+    uid: Optional[str] = typer.Option(None, "--uid", help="The vault's dataset (Good, Medium, Poor, Replay, ...); "
+                                      "may be omitted when it holds one."),
+    task: Optional[str] = typer.Option(None, "--task", help="Names the card's environment external:TASK (default: "
+                                       "the vault folder's name without .vlt)."),
+    compression: Optional[str] = typer.Option(None, "--compression", help="lzf or gzip (default: none)."),
+) -> None:
+    """Convert an OG-MARL dataset (a flashbax Vault) into an offmarl dataset file; needs offmarl[og-marl]."""
+    from offmarl.commands.interop import run_import_og_marl
+
+    _run(run_import_og_marl, vault=vault, out=out, uid=uid, task=task, compression=compression)
+
+
+@export_app.command("og-marl")
+def export_og_marl(
+    dataset: Path = typer.Argument(..., help="Dataset file (HDF5)."),
+    out: Path = typer.Option(..., "--out", help="The vault folder (<scenario>.vlt) to write the dataset into."),
+    uid: Optional[str] = typer.Option(None, "--uid", help="The dataset's name in the vault (default: the file's "
+                                      "stem); an existing one is replaced."),
+    agent: Optional[int] = typer.Option(None, "--agent", help="Agent group of a per-agent dataset."),
+) -> None:
+    """Write an offmarl dataset as an OG-MARL vault dataset (flashbax Vault); needs offmarl[og-marl]."""
+    from offmarl.commands.interop import run_export_og_marl
+
+    _run(run_export_og_marl, dataset=dataset, out=out, uid=uid, agent=agent)
 
 
 # ---- training and evaluation -------------------------------------------------------------------------
