@@ -144,6 +144,23 @@ def test_export_then_import_restores_the_dataset(tmp_path, discrete):
     assert back.card.extra["og_marl"]["uid"] == "d"
 
 
+def test_a_converted_vault_trains_and_its_evaluation_is_skipped(vault, tmp_path):
+    """Trained, not evaluated: eval.json has null scores, ``offmarl eval`` says why, a bench table lists it apart."""
+    invoke("import", "og-marl", vault, "--out", tmp_path / "3m.h5")
+    run = tmp_path / "runs" / "3m" / "bc" / "seed0"
+    output = invoke("train", "bc", "--dataset", tmp_path / "3m.h5", "--steps", "20", "--out", run, "--quiet")
+    skipped = [line for line in output.splitlines() if line.startswith("eval:")]
+    assert skipped == ["eval: skipped: offmarl has no environment for external:3m (data imported from another "
+                       "library)"]
+    record = json.loads((run / "eval.json").read_text())
+    assert record["return_mean"] is None and record["curve"] == [] and record["protocol"]["steps"] == 20
+    result = CliRunner().invoke(app, ["eval", str(run)])
+    assert result.exit_code == 2 and "no environment to evaluate it in" in result.output
+    invoke("bench", "table", tmp_path / "runs")
+    assert ("Not evaluated (offmarl has no environment for data imported from another library): bc on 3m, seed 0."
+            in (tmp_path / "runs" / "table.md").read_text())
+
+
 def test_a_vault_of_several_datasets_needs_a_uid(vault):
     record_vault(vault.parent.parent.parent, og_marl_experience(seed=1), uid="Poor")
     assert locate_vault(vault, "Poor") == (vault.resolve(), "Poor")
