@@ -288,6 +288,19 @@ def bench_status(
     _run(run_bench_status, runs_dir=runs_dir)
 
 
+@bench_app.command("export")
+def bench_export(
+    runs_dir: Path = typer.Argument(..., help="A suite directory, or any folder of run directories."),
+    out: Path = typer.Option(..., "--out", help="Output JSON file."),
+    fmt: str = typer.Option("marl-eval", "--format", help="marl-eval: the raw-results JSON marl-eval's "
+                            "data_process_pipeline reads."),
+) -> None:
+    """Write the runs' evaluations in another tool's format (marl-eval: environment/task/algorithm/run/step)."""
+    from offmarl.commands.bench import run_bench_export
+
+    _run(run_bench_export, runs_dir=runs_dir, out=out, fmt=fmt)
+
+
 @app.command("matrix-game")
 def matrix_game(
     payoff: Optional[str] = typer.Option(None, "--payoff",
