@@ -124,10 +124,11 @@ def test_import_then_export_gives_back_the_vault_leaf_by_leaf(vault, tmp_path):
     assert json.loads(metadata["offmarl_card"])["env_name"] == "external:3m"
 
 
-@pytest.mark.parametrize("discrete", [True, False])
-def test_export_then_import_restores_the_dataset(tmp_path, discrete):
+@pytest.mark.parametrize("discrete, avail", [(True, True), (True, False), (False, False)])
+def test_export_then_import_restores_the_dataset(tmp_path, discrete, avail):
+    """Without masks, the export writes legals that allow everything, and the import drops them again."""
     pytest.importorskip("flashbax", reason="OG-MARL vaults need flashbax (pip install 'offmarl[og-marl]')")
-    original = make_dataset(episodes=5, discrete=discrete, seed=3)
+    original = make_dataset(episodes=5, discrete=discrete, avail=avail, seed=3)
     save_dataset(original, tmp_path / "d.h5")
     invoke("export", "og-marl", tmp_path / "d.h5", "--out", tmp_path / "d.vlt")
     invoke("import", "og-marl", tmp_path / "d.vlt", "--out", tmp_path / "back.h5")
@@ -156,6 +157,9 @@ def test_a_converted_vault_trains_and_its_evaluation_is_skipped(vault, tmp_path)
     assert record["return_mean"] is None and record["curve"] == [] and record["protocol"]["steps"] == 20
     result = CliRunner().invoke(app, ["eval", str(run)])
     assert result.exit_code == 2 and "no environment to evaluate it in" in result.output
+    result = CliRunner().invoke(app, ["train", "bc", "--dataset", str(tmp_path / "3m.h5"), "--checkpoint", "best",
+                                      "--eval-every", "10", "--out", str(tmp_path / "best")])
+    assert result.exit_code == 2 and "--checkpoint best needs evaluations" in result.output
     invoke("bench", "table", tmp_path / "runs")
     assert ("Not evaluated (offmarl has no environment for data imported from another library): bc on 3m, seed 0."
             in (tmp_path / "runs" / "table.md").read_text())
