@@ -238,7 +238,10 @@ def test_continuous_actions_train_through_all_three_stages():
 
 
 # ---- the command: three stages, ablations, the variant ------------------------------------------------------------
-@pytest.mark.parametrize("option", [None, *[("--ablation", a) for a in ABLATIONS], *[("--variant", v) for v in VARIANTS]])
+OPTIONS = [None, *[("--ablation", a) for a in ABLATIONS], *[("--variant", v) for v in VARIANTS]]
+
+
+@pytest.mark.parametrize("option", OPTIONS)
 def test_offmarl_train_runs_the_three_stages(option, tmp_path):
     from offmarl.cli import app
 
@@ -284,3 +287,38 @@ def test_the_decomposed_reward_ranks_random_behaviour_below_medium_on_cn_3ls3l()
     mixed = medium[:, 2]  # the [r, r, m] episodes
     means = per_episode[mixed].mean(axis=0)
     assert means[2] > means[0] and means[2] > means[1], means
+
+
+# ---- the figures: offmarl sit-report -------------------------------------------------------------------------------
+def test_sit_report_plots_and_tabulates_the_decomposition_per_agent_and_level(tmp_path):
+    """Fig. 3 as tool output: r̂ per agent over Stage I, the priority histograms per type, and a table whose
+    per-level rows come from the dataset's recorded components."""
+    from offmarl.cli import app
+    from offmarl.collect.recipes import build_recipe
+
+    ds = build_recipe("sit/mpe_cn_3ls3l/random", seed=0, scale=0.004)  # 40 episodes: 20 [r,r,r] + 20 [r,r,m]
+    data = save_dataset(ds, tmp_path / "cn.h5")
+    run = tmp_path / "run"
+    sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "sit", "--dataset", str(data), "--out", str(run), "--steps", "12",
+                                  "--eval-episodes", "1", "--quiet", *sets])
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["sit-report", str(run), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    for name in ("weighted_reward.png", "priorities.png", "sit_report.json"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    report = json.loads((tmp_path / "report" / "sit_report.json").read_text())
+    agents = report["agents"]
+    assert [a["type"] for a in agents] == ds.card.agent_types and report["types"] == {"seeker": [0, 1, 2]}
+    assert sum(a["sampling_share"] for a in agents) == pytest.approx(1.0)  # Eq. 7 normalises within the type
+    assert agents[0]["levels"] == {"random": agents[0]["levels"]["random"]}
+    assert agents[2]["levels"]["random"]["trajectories"] == agents[2]["levels"]["medium"]["trajectories"] == 20
+    dper = torch.load(run / "dper" / "dper.pt", weights_only=True)
+    assert agents[1]["mean_priority"] == pytest.approx(float(dper["priority_score"][:, 1].double().mean()))
+
+    not_sit = tmp_path / "bc"
+    assert runner.invoke(app, ["train", "bc", "--dataset", str(data), "--out", str(not_sit), "--steps", "2",
+                               "--eval-episodes", "1", "--quiet"]).exit_code == 0
+    refused = runner.invoke(app, ["sit-report", str(not_sit)])
+    assert refused.exit_code == 2 and "sit-report reads sit runs" in refused.output

@@ -17,8 +17,9 @@ one):
 2. ``dper`` -- one step: the frozen ensemble decomposes every step of the dataset (Eq. 4-5), the
    individual trajectories get their priorities (Eq. 6-7) and go into one sum tree per agent type
    (:class:`~offmarl.data.samplers.DecomposedReplay`). Hands over ``RUN/dper/`` (``dper.json``: the
-   settings and per-agent summaries; ``dper.pt``: r̂ and û of every step and agent, p̂ and Eq. 7's sampling
-   probability of every individual trajectory) -- what ``offmarl sit-report RUN`` plots.
+   settings and per-agent summaries; ``dper.pt``: r̂ and û of every step and agent, the episode starts, p̂
+   and Eq. 7's sampling probability of every individual trajectory) -- what ``offmarl sit-report RUN``
+   plots (:mod:`offmarl.commands.sit_report`).
 3. ``policy`` -- per-agent GAT critics and CRR-filtered actors on batches of individual trajectories
    drawn from the replay of each agent's type (Eq. 8-10). Evaluated decentralized: agent i's recurrent
    actor sees only its own observations.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from torch import nn
 
 from offmarl.algos._centralized import decentralized
 from offmarl.algos._value import batch_softmax_weights, frozen_copy, hard_update, masked_argmax, masked_log_softmax
-from offmarl.algos.base import AlgoConfig, Algorithm, StageSchedule, register_algo
+from offmarl.algos.base import AlgoConfig, Algorithm, StageFiles, StageSchedule, register_algo
 from offmarl.core.optim import OptimizerWrapper
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.samplers import DecomposedReplay, EpisodeSampler, softmax_priorities, trajectory_priorities
@@ -243,23 +243,6 @@ class GATCritic(nn.Module):
         return self.agg(e_local if e_global is None else torch.cat([e_local, e_global.expand_as(e_local)], dim=-1))
 
 
-@dataclass
-class StageFiles:
-    """What a stage hands over: a JSON record and tensors, written as ``<name>.json`` and ``<name>.pt``."""
-
-    name: str
-    record: dict[str, Any]
-    tensors: dict[str, torch.Tensor]
-
-    def save(self, path: str | Path) -> None:
-        from offmarl.core.files import atomic_torch_save, atomic_write_json
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path / f"{self.name}.json", self.record)
-        atomic_torch_save(self.tensors, path / f"{self.name}.pt")
-
-
 class SITSampler:
     """Stage I's uniform joint episodes, then (once :meth:`use_replay` is called) the decomposed replay."""
 
@@ -431,6 +414,7 @@ class SIT(Algorithm):
         for agents in self._type_agents():
             probability[:, agents] = priority[:, agents] / priority[:, agents].sum()
         self.dper = {"weighted_reward": weighted, "uncertainty": uncertainty,
+                     "episode_starts": torch.as_tensor(dataset.episode_starts, dtype=torch.int64),
                      "priority_score": torch.as_tensor(scores, dtype=torch.float32),
                      "sampling_priority": torch.as_tensor(priority, dtype=torch.float64),
                      "sampling_probability": torch.as_tensor(probability, dtype=torch.float64)}
