@@ -263,32 +263,6 @@ def test_offmarl_train_runs_the_three_stages(option, tmp_path):
     assert stages[0] == "ardnem" and "dper" in stages and stages[-1] == "policy"
 
 
-# ---- done when: the decomposition ranks an agent-wise imbalanced CN_3ls3l dataset --------------------------------
-def test_the_decomposed_reward_ranks_random_behaviour_below_medium_on_cn_3ls3l():
-    """SIT Table 8's random-quality CN_3ls3l composition 50%[r,r,r] + 50%[r,r,m]: agents 0 and 1 always act at
-    random, agent 2 at random in half the episodes and medium in the other half (the card's components say
-    which). After Stage I, the decomposed weighted reward r̂ (and the DPER priority built from it) of the
-    medium trajectories is above that of the random ones, and in the [r,r,m] episodes agent 2 is above both
-    random agents."""
-    from offmarl.collect.compositions import episode_levels
-    from offmarl.collect.recipes import build_recipe
-
-    ds = build_recipe("sit/mpe_cn_3ls3l/random", seed=0, scale=0.03)  # 300 episodes, 7500 steps
-    levels = episode_levels(ds.card.extra["components"])  # [E, 3]
-    seed_everything(0)
-    algo = make_algo("sit", ds.spec)
-    stage_one(algo, algo.make_sampler(ds, seed=0), 400)
-    weighted, _ = algo.decompose(ds)
-    per_episode = np.add.reduceat(weighted.numpy(), ds.episode_starts, axis=0) / ds.episode_lengths[:, None]  # [E, 3]
-    scores = trajectory_priorities(weighted.numpy(), ds.episode_starts, gamma=0.99)
-    medium, random = levels == "m", levels == "r"
-    assert per_episode[medium].mean() > per_episode[random].mean() + 0.05
-    assert scores[medium].mean() > scores[random].mean()
-    mixed = medium[:, 2]  # the [r, r, m] episodes
-    means = per_episode[mixed].mean(axis=0)
-    assert means[2] > means[0] and means[2] > means[1], means
-
-
 # ---- the figures: offmarl sit-report -------------------------------------------------------------------------------
 def test_sit_report_plots_and_tabulates_the_decomposition_per_agent_and_level(tmp_path):
     """Fig. 3 as tool output: r̂ per agent over Stage I, the priority histograms per type, and a table whose
@@ -322,3 +296,20 @@ def test_sit_report_plots_and_tabulates_the_decomposition_per_agent_and_level(tm
                                "--eval-episodes", "1", "--quiet"]).exit_code == 0
     refused = runner.invoke(app, ["sit-report", str(not_sit)])
     assert refused.exit_code == 2 and "sit-report reads sit runs" in refused.output
+
+
+# ---- the suites ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["sit-table1", "sit-ablations", "sit-extreme", "sit-balanced"])
+def test_the_sit_suites_name_known_recipes_algorithms_and_ablations(name):
+    from pathlib import Path
+
+    from offmarl.bench.suite import check_algorithms, check_datasets, load_suite
+
+    suite = load_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / f"{name}.yaml")
+    check_algorithms(suite), check_datasets(suite)
+    assert suite.cpu_scale and any(a.name == "sit" for a in suite.algorithms)
+    spec = _toy_env.toy_dataset(episodes=2, seed=0).spec
+    for entry in suite.algorithms:
+        if entry.name == "sit":  # its actor-critic stage gets the baselines' 2000 updates, after 1000 of Stage I
+            algo = make_algo("sit", spec, **entry.overrides, ablation=entry.ablation, variant=entry.variant)
+            assert algo.plan(entry.steps or suite.steps).stages == (("ardnem", 1000), ("dper", 1), ("policy", 2000))
