@@ -15,7 +15,14 @@ from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networ
 from typer.testing import CliRunner
 
 from offmarl.algos import make_algo
-from offmarl.algos.sit import ABLATIONS, VARIANTS, crr_actor_loss, ensemble_statistics, uncertainty_weights
+from offmarl.algos.sit import (
+    ABLATIONS,
+    VARIANTS,
+    crr_actor_loss,
+    ensemble_statistics,
+    uncertainty_weights,
+    weighted_td_loss,
+)
 from offmarl.data.io import save_dataset
 from offmarl.data.returns import discounted_returns
 from offmarl.data.samplers import DecomposedReplay, softmax_priorities, trajectory_priorities
@@ -165,6 +172,32 @@ def test_the_replay_hands_out_the_source_agents_step_values():
             np.testing.assert_array_equal(batch["obs"][i, b].numpy()[real], ds.obs[steps])  # the whole joint episode
 
 
+def test_stage_two_prioritizes_within_each_type_over_priorities_rescaled_across_all_trajectories():
+    """Algorithm 1 lines 7-16 through the algorithm: p̂ rescaled to [0, 20] over every individual trajectory
+    (both types together), then Eq. 7's softmax with temperature α within each type; uniform_replay: uniform
+    within each type."""
+    ds = make_dataset(n_agents=4, episodes=12, seed=3)  # types scout (agents 0, 2), worker (1, 3)
+    for ablation, alpha in ((None, 4.0), ("uniform_replay", 4.0)):
+        seed_everything(0)
+        algo = make_algo("sit", ds.spec, **TINY, alpha=alpha, ablation=ablation)
+        stage_one(algo, algo.make_sampler(ds, seed=0), 3)
+        algo.enter_stage("dper")
+        algo.update({})
+        dper = algo.dper
+        weighted, _ = algo.decompose(ds)
+        torch.testing.assert_close(dper["weighted_reward"], weighted)
+        scores = dper["priority_score"].double().numpy()
+        np.testing.assert_allclose(scores, trajectory_priorities(weighted.numpy(), ds.episode_starts, 0.99),
+                                   rtol=1e-6)
+        assert scores.min() == 0.0 and scores.max() == pytest.approx(20.0)
+        probability = dper["sampling_probability"].numpy()
+        for agents in ([0, 2], [1, 3]):
+            block = scores[:, agents]
+            expected = (np.exp(block / alpha) / np.exp(block / alpha).sum() if ablation is None
+                        else np.full(block.shape, 1.0 / block.size))
+            np.testing.assert_allclose(probability[:, agents], expected, rtol=1e-5)  # p̂ is stored as float32
+
+
 # ---- Stage III (Eq. 8-10) ---------------------------------------------------------------------------------------
 def test_the_filtered_actor_loss_equals_a_hand_computation():
     log_prob = torch.tensor([[[-0.5], [-1.0]], [[-2.0], [-0.1]]])  # [B = 2, L = 2, n = 1]
@@ -194,6 +227,69 @@ def test_uncertainty_weights_are_eta_over_u_clamped_at_a_fraction_of_the_batch_m
     w = uncertainty_weights(u, mask, eta=2.0, floor=1e-3)
     mean = (1.0 + 1e-9 + 2.0) / 3
     torch.testing.assert_close(w[..., 0], torch.tensor([[2.0, 2.0 / (1e-3 * mean)], [1.0, 0.0]]))
+
+
+def test_the_critic_loss_is_the_uncertainty_weighted_td_error_by_hand():
+    q = torch.tensor([[[1.0], [2.0]], [[0.5], [9.0]]])  # [B = 2, L = 2, n = 1]
+    targets = torch.tensor([[[0.0], [1.0]], [[1.5], [0.0]]])
+    weights = torch.tensor([[[2.0], [0.5]], [[1.0], [7.0]]])
+    mask = torch.tensor([[[True], [True]], [[True], [False]]])
+    expected = (2.0 * 1.0 + 0.5 * 1.0 + 1.0 * 1.0) / 3  # Eq. 9 over the valid steps
+    torch.testing.assert_close(weighted_td_loss(q, targets, weights, mask), torch.tensor([expected]))
+
+
+def policy_stage(updates: int = 0, **overrides):
+    """A sit on a 4-agent, 2-type dataset, past Stage II, with ``updates`` Stage III updates done."""
+    ds = make_dataset(n_agents=4, episodes=10, seed=1)
+    seed_everything(0)
+    algo = make_algo("sit", ds.spec, **{**TINY, **overrides})
+    sampler = algo.make_sampler(ds, seed=0)
+    algo.plan(6 + updates)
+    for stage in ("ardnem", "dper", "policy"):
+        algo.enter_stage(stage)
+        for _ in range(algo.schedule.length(stage) if stage != "policy" else updates):
+            algo.update(sampler.sample())
+    return algo, sampler, ds
+
+
+def test_agent_i_learns_from_agent_j_of_its_type_with_o_j_local_and_all_observations_in_the_graph():
+    """Eq. 9-10's i(j): the critic of agent i reads o_j as its local input and the GAT reads every agent's
+    observation of that episode; the actor of agent i runs over o_j."""
+    algo, sampler, ds = policy_stage()
+    batch = sampler.sample()  # [n, B, L, N, ...]
+    seen = {}
+
+    def record(name):
+        def hook(module, args, out):  # the first call: the online critic on this batch
+            seen.setdefault(name, args[0])  # returns None: the output is kept
+
+        return hook
+
+    algo.critic.local.register_forward_hook(record("local"))
+    algo.critic.gat.register_forward_hook(record("graph"))
+    algo.actor.register_forward_hook(record("actor"))
+    algo.update(batch)
+    source, types = batch["source_agent"], np.asarray(ds.card.agent_types)  # [n, B]
+    assert (types[source.numpy()] == types[:, None]).all()  # j is always of i's type
+    assert (source != torch.arange(4)[:, None]).any()  # and sometimes another agent
+    obs = batch["obs"]  # [n, B, L, N, d]
+    d = obs.shape[-1]
+    for i in range(4):
+        valid = batch["mask"][i].bool()  # [B, L] (past an episode's end the inputs are padding, masked out)
+        own = obs[i, torch.arange(obs.shape[1]), :, source[i]]  # [B, L, d] o_j of row i's samples
+        torch.testing.assert_close(seen["local"][:, :, i, :d][valid], own[valid])  # the critic's o^t of τ^t
+        torch.testing.assert_close(seen["actor"][:, :-1, i][valid], own[valid])
+        torch.testing.assert_close(seen["graph"][:, :-1, i][valid], obs[i][valid])  # the whole graph o_1 .. o_N
+
+
+def test_the_target_critic_is_a_copy_every_target_update_interval_updates():
+    algo, sampler, _ = policy_stage(updates=2, target_update_interval=3)
+    differs = any(not torch.equal(a, b) for a, b in zip(algo.critic.state_dict().values(),
+                                                        algo.target_critic.state_dict().values()))
+    assert differs
+    algo.update(sampler.sample())
+    for a, b in zip(algo.critic.state_dict().values(), algo.target_critic.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def trained(discrete: bool = True, updates: int = 20, **overrides):
