@@ -395,7 +395,7 @@ def test_sit_report_plots_and_tabulates_the_decomposition_per_agent_and_level(tm
 
 
 # ---- the suites ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["sit-table1", "sit-ablations", "sit-extreme", "sit-balanced"])
+@pytest.mark.parametrize("name", ["sit-table1", "sit-ablations", "sit-extreme", "sit-balanced", "sit-hyper"])
 def test_the_sit_suites_name_known_recipes_algorithms_and_ablations(name):
     from pathlib import Path
 
