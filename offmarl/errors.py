@@ -3,3 +3,8 @@
 
 class DatasetError(ValueError):
     """A dataset file or array that is not valid; the message names the file and the field."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or saved algorithm (``checkpoints/last.pt``, ``model/algo.pt``, ``algo.json``) that cannot be
+    loaded: refused as unsafe, unreadable, or not what offmarl wrote; the message names the file."""
