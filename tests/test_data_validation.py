@@ -14,13 +14,14 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from _datasets import N_ACTIONS, make_dataset
+from _datasets import N_ACTIONS, collected_dataset, make_dataset
 from typer.testing import CliRunner
 
 from offmarl.cli import app
 from offmarl.data.dataset import FORMAT_VERSION
 from offmarl.data.io import load_dataset, save_dataset, save_per_agent_datasets
 from offmarl.data.validate import validate_dataset
+from offmarl.envs.registry import _REGISTRY, register_env
 from offmarl.errors import DatasetError
 
 _DELETE = object()
@@ -497,6 +498,93 @@ def test_per_agent_error_names_the_group(tmp_path: Path) -> None:
     load_dataset(path, agent=0)  # the other group is untouched
 
 
+# ---- the card's environment, from the registry -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def mpe_file(tmp_path_factory) -> Path:
+    """A dataset of mpe_cn_3ls3l (3 agents, obs width 10, state 18, 5 actions)."""
+    return save_dataset(collected_dataset("mpe_cn_3ls3l"), tmp_path_factory.mktemp("mpe") / "cn.h5")
+
+
+def mpe_copy(tmp_path: Path, mpe_file: Path) -> Path:
+    path = tmp_path / "bad.h5"
+    path.write_bytes(mpe_file.read_bytes())
+    return path
+
+
+def card_of(path: Path) -> dict:
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs["card"])
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"env_name": "nope"}, ": card: key 'env_name': unknown environment 'nope'; known: equal_space"),
+    ({"env_kwargs": {"bogus": 1}}, ": card: key 'env_kwargs': environment 'mpe_cn_3ls3l' takes no argument 'bogus' "
+                                   "(its arguments: episode_limit, local_ratio, visible_landmarks, visible_seekers)"),
+    ({"env_kwargs": {"visible_seekers": 7}}, ": card: key 'env_kwargs': mpe_cn_3ls3l: visible_seekers must be in"),
+    ({"env_kwargs": {"episode_limit": "long"}}, ": card: key 'env_kwargs': '<' not supported"),
+    ({"env_kwargs": {"visible_landmarks": 1}}, ": card: key 'env_spec': obs_dims [10, 10, 10] disagrees with "
+                                               "environment 'mpe_cn_3ls3l' with the card's env_kwargs, which has "
+                                               "[8, 8, 8]"),
+    ({"env_name": "mpe_cn_4ls4l"}, ": card: key 'env_spec': n_agents 3 disagrees with environment 'mpe_cn_4ls4l'"),
+    ({"env_name": "mpe_pp_3p1p", "env_kwargs": {}},
+     ": card: key 'env_spec': state_dim 18 disagrees with environment 'mpe_pp_3p1p' with the card's env_kwargs, "
+     "which has 20"),
+    ({"env_name": "matrix_game", "env_kwargs": {}}, ": card: key 'env_spec': n_agents 3 disagrees"),
+    ({"env_name": "equal_space", "env_kwargs": {}}, ": card: key 'env_spec': obs_dims [10, 10, 10] disagrees"),
+    ({"env_name": "smac_1c3s5z", "env_kwargs": {}}, ": card: key 'env_name': environment 'smac_1c3s5z' cannot be "
+                                                    "built"),
+])
+def test_card_disagrees_with_its_environment(tmp_path: Path, mpe_file: Path, changes: dict, message: str) -> None:
+    path = mpe_copy(tmp_path, mpe_file)
+    edit_card(path, **changes)
+    rejects(path, message)
+    load_dataset(path, validate=False)  # the environment is part of validation, not of the structure
+
+
+def test_a_card_of_four_agents_on_a_three_agent_env(tmp_path: Path) -> None:
+    path = save_dataset(collected_dataset("mpe_cn_4ls4l", episodes=2), tmp_path / "four.h5")
+    edit_card(path, env_name="mpe_cn_3ls3l")
+    rejects(path, ": card: key 'env_spec': n_agents 4 disagrees with environment 'mpe_cn_3ls3l' with the card's "
+                  "env_kwargs, which has 3")
+
+
+def test_what_the_environment_check_accepts(tmp_path: Path, mpe_file: Path) -> None:
+    assert load_dataset(mpe_file).card.env_name == "mpe_cn_3ls3l"
+    path = mpe_copy(tmp_path, mpe_file)
+    edit_card(path, env_kwargs={})  # the env's defaults: the same spec
+    load_dataset(path)
+    spec = card_of(path)["env_spec"]  # stored without the global state
+    edit(path, state=_DELETE, final_state=_DELETE)
+    edit_card(path, env_spec={**spec, "state_dim": 0})
+    assert load_dataset(path).state is None
+    edit_card(path, env_name="external:some/other_library")  # shapes and dtypes only
+    load_dataset(path)
+
+
+def test_an_env_whose_extra_is_missing_is_checked_for_what_can_be(tmp_path: Path, mpe_file: Path) -> None:
+    register_env("_test_extra_missing", "offmarl.envs._no_such_module:make", "needs an extra", source="smax",
+                 spec="offmarl.envs._no_such_module:spec")
+    try:
+        path = mpe_copy(tmp_path, mpe_file)
+        edit_card(path, env_name="_test_extra_missing")
+        with pytest.warns(UserWarning) as caught:
+            load_dataset(path)
+        (warning,) = caught
+        assert str(warning.message) == (f"{path}: card: env_kwargs and env_spec not checked against environment "
+                                        "'_test_extra_missing': environment '_test_extra_missing' needs the optional "
+                                        "extra 'smax': pip install 'offmarl[smax]' (No module named "
+                                        "'offmarl.envs._no_such_module')")
+    finally:
+        _REGISTRY.pop("_test_extra_missing")
+
+
+def test_the_cli_prints_a_warning_as_one_line(capsys) -> None:
+    from offmarl.cli import _show_warning
+
+    _show_warning(UserWarning("first\nsecond"), UserWarning, "x.py", 1)
+    assert capsys.readouterr().err == "warning: first second\n"
+
+
 # ---- in memory and on the command line ------------------------------------------------------------------
 def test_validate_in_memory_dataset() -> None:
     ds = make_dataset()
@@ -506,7 +594,7 @@ def test_validate_in_memory_dataset() -> None:
         validate_dataset(ds, source="data/x.h5")
 
 
-@pytest.mark.parametrize("breakage", ["not_hdf5", "nan", "agent_of_plain_file"])
+@pytest.mark.parametrize("breakage", ["not_hdf5", "nan", "agent_of_plain_file", "unknown_env"])
 def test_cli_info_on_bad_file_exits_2_with_one_line(tmp_path: Path, breakage: str) -> None:
     path = tmp_path / "bad.h5"
     args = ["info", str(path)]
@@ -516,6 +604,9 @@ def test_cli_info_on_bad_file_exits_2_with_one_line(tmp_path: Path, breakage: st
         save_dataset(make_dataset(), path)
         with h5py.File(path, "r+") as f:
             f["rewards"][17, 0] = np.nan
+    elif breakage == "unknown_env":
+        save_dataset(make_dataset(), path)
+        edit_card(path, env_name="nope")
     else:
         save_dataset(make_dataset(), path)
         args += ["--agent", "1"]

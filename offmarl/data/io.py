@@ -55,6 +55,7 @@ from offmarl.data.validate import (
     ALL_FIELDS,
     as_integer,
     card_from_dict,
+    check_environment,
     check_format_version,
     check_layout,
     plain,
@@ -330,8 +331,9 @@ def load_dataset(path: str | os.PathLike, agent: int | None = None, *, validate:
     """Read a dataset file written by :func:`save_dataset` (or group ``agent_i`` of a per-agent file).
 
     ``agent`` must be given for a per-agent file and omitted otherwise. With ``validate=True`` (default)
-    every check of :func:`validate_dataset` runs; ``validate=False`` keeps only the cheap structural
-    checks (card, fields present, dtypes, shapes) and skips the scans of the data.
+    every check of :func:`validate_dataset` and the card's environment (:func:`check_environment`) run;
+    ``validate=False`` keeps only the cheap structural checks (card, fields present, dtypes, shapes) and
+    skips the scans of the data and the environment.
     Raises :class:`DatasetError` naming the file (and group) and the field; ``FileNotFoundError`` if
     there is no file.
     """
@@ -342,6 +344,7 @@ def load_dataset(path: str | os.PathLike, agent: int | None = None, *, validate:
         ds = _read_group(group, source)
     if validate:
         validate_dataset(ds, source)
+        check_environment(ds.card, source)
     return ds
 
 

@@ -32,17 +32,27 @@ What is checked, in order (the first failure is reported):
    ``ds.refresh_card()``).
 
 Checks 1-3 look at no value (:func:`check_layout`): the loader runs them on a file's HDF5 metadata before
-it reads any array.
+it reads any array. :func:`validate_dataset` runs checks 1-8; the loader then runs check 9,
+:func:`check_environment`, which needs the environment registry but builds no environment:
+
+9. the environment: ``env_name`` is registered (``external:<task>``, data from other libraries, is checked
+   for shapes and dtypes only); ``env_kwargs`` are arguments the env takes, with values it accepts; and the
+   spec the registry derives from them (:func:`offmarl.envs.env_spec`) has the card's ``n_agents``,
+   ``obs_dims``, action space kind and size and, unless the card's is 0 (a dataset stored without the
+   global state), ``state_dim``. When the env's optional extra is not installed, ``env_kwargs`` and the spec
+   are not checked and a one-line warning says so; an env registered without a spec function is checked
+   for its name and argument names only.
 
 Every check is vectorized over the whole time axis (no Python loop over steps or agents); a
 1 M-step dataset validates in well under a second (see ``benchmarks/data_layer_io.py``).
 
-This module imports nothing of offmarl beyond ``offmarl.envs.base``, ``offmarl.errors`` and the
-dataset module.
+This module imports nothing of offmarl beyond ``offmarl.envs.base``, ``offmarl.envs.registry`` (specs, not
+environments), ``offmarl.errors`` and the dataset module.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +60,7 @@ import numpy as np
 
 from offmarl.data.dataset import FORMAT_VERSION, DatasetCard, MultiAgentDataset
 from offmarl.envs.base import EnvSpec
+from offmarl.envs.registry import env_spec
 from offmarl.errors import DatasetError
 
 #: Slack allowed on continuous actions outside the Box bounds (float32 round-off of clipped actions).
@@ -57,6 +68,9 @@ BOX_TOLERANCE = 1e-5
 #: How closely the card's return statistics must agree with the ones the rewards give: relative, with an
 #: absolute floor for statistics near 0 (a std of identical returns).
 STATS_RTOL, STATS_ATOL = 1e-4, 1e-6
+
+#: ``env_name`` prefix of data imported from other libraries: no environment to check the card against.
+EXTERNAL_ENV_PREFIX = "external:"
 
 #: Fields every dataset has.
 REQUIRED_FIELDS: tuple[str, ...] = ("obs", "rewards", "terminals", "truncations", "episode_starts", "final_obs")
@@ -359,6 +373,40 @@ def _check_card_stats(ds: MultiAgentDataset, card: DatasetCard, source: str) -> 
 
 def _rounded(value: Any) -> str:
     return f"{value:.6g}" if np.isscalar(value) else "[" + ", ".join(f"{v:.6g}" for v in value) + "]"
+
+
+def _action_summary(spec: EnvSpec) -> str:
+    return f"{spec.n_actions} discrete actions" if spec.discrete else f"continuous actions of shape {spec.act_dim}"
+
+
+def check_environment(card: DatasetCard, source: str) -> None:
+    """Check 9 of the module docstring: the card's environment, from the registry, without building it."""
+    if card.env_name.startswith(EXTERNAL_ENV_PREFIX):
+        return
+    try:
+        env = env_spec(card.env_name, card.env_kwargs)
+    except KeyError as exc:
+        raise DatasetError(f"{source}: card: key 'env_name': {exc.args[0]} (data of an environment offmarl does "
+                           f"not have is named '{EXTERNAL_ENV_PREFIX}<task>')") from None
+    except RuntimeError as exc:  # registered, but cannot be built here
+        raise DatasetError(f"{source}: card: key 'env_name': {' '.join(str(exc).split())}") from None
+    except ImportError as exc:  # the env's extra is missing: what can be checked without it was
+        warnings.warn(f"{source}: card: env_kwargs and env_spec not checked against environment "
+                      f"{card.env_name!r}: {' '.join(str(exc).split())}", stacklevel=3)
+        return
+    except Exception as exc:  # the env's own checks of the card's values, which may be of any type: all refuse them
+        raise DatasetError(f"{source}: card: key 'env_kwargs': {' '.join(str(exc).split())}") from None
+    if env is None:
+        return
+    spec = card.spec
+    claims = [("n_agents", spec.n_agents, env.n_agents), ("obs_dims", list(spec.obs_dims), list(env.obs_dims)),
+              ("action space", _action_summary(spec), _action_summary(env))]
+    if spec.state_dim > 0:  # 0: a dataset stored without the env's global state
+        claims.append(("state_dim", spec.state_dim, env.state_dim))
+    for what, claimed, actual in claims:
+        if claimed != actual:
+            raise DatasetError(f"{source}: card: key 'env_spec': {what} {claimed} disagrees with environment "
+                               f"{card.env_name!r} with the card's env_kwargs, which has {actual}")
 
 
 def check_layout(card: Any, fields: Mapping[str, Any], source: str) -> tuple[DatasetCard, EnvSpec, int, int]:
