@@ -16,6 +16,7 @@ from typing import List, Optional
 import typer
 
 from offmarl import __version__
+from offmarl.errors import one_line
 
 app = typer.Typer(
     help="offmarl: offline and decentralized multi-agent RL -- environments, datasets, algorithms, benchmarks.",
@@ -38,7 +39,7 @@ def _fail(exc: BaseException) -> None:
         raise exc
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     # one line whatever the message (torch's, for one, spans several)
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(code=2)
 
 
@@ -283,7 +284,7 @@ def demo(
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+    typer.echo(f"warning: {one_line(message)}", err=True)
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ import torch
 from offmarl.data.sources import DatasetAndEnv, PerAgentDatasets, describe, incompatibility, source_dataset
 from offmarl.envs.base import EnvSpec
 from offmarl.envs.registry import EnvSource
-from offmarl.errors import CheckpointError
+from offmarl.errors import CheckpointError, one_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,10 +364,6 @@ def make_algo(name: str, spec: EnvSpec, device: str | torch.device = "cpu", **ov
     return cls(spec, build_config(cls, overrides), device=device)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def load_torch_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` of a file offmarl wrote; ``what`` names the file in errors.
 
@@ -395,7 +391,7 @@ def load_torch_file(path: str | Path, what: str, map_location: str | torch.devic
                               "pickle data)") from None
     except Exception as exc:  # torch raises RuntimeError, OSError, EOFError, ... on torn or foreign files
         raise CheckpointError(f"{path}: {what} unreadable (torn, truncated or not written by torch.save): "
-                              f"{_one_line(exc)}") from None
+                              f"{type(exc).__name__}: {one_line(exc)}") from None
 
 
 def load_algo(path: str | Path, device: str | torch.device = "cpu") -> Algorithm:
@@ -418,7 +414,7 @@ def load_algo(path: str | Path, device: str | torch.device = "cpu") -> Algorithm
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON, UTF-8, missing or wrong keys
         raise CheckpointError(f"{meta_path}: saved algorithm's algo.json is not valid: "
-                              f"{type(exc).__name__}: {_one_line(exc)}") from None
+                              f"{type(exc).__name__}: {one_line(exc)}") from None
     state = load_torch_file(weights_path, "model file", map_location=device)
     algo = cls(spec, config, device=device)
     if not isinstance(state, dict):
@@ -427,7 +423,7 @@ def load_algo(path: str | Path, device: str | torch.device = "cpu") -> Algorithm
         algo.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
         raise CheckpointError(f"{weights_path}: model file is not the state of {meta['algo']!r} as configured in "
-                              f"{meta_path.name}: {type(exc).__name__}: {_one_line(exc)}") from None
+                              f"{meta_path.name}: {type(exc).__name__}: {one_line(exc)}") from None
     return algo
 
 

@@ -61,7 +61,7 @@ from offmarl.data.validate import (
     plain,
     validate_dataset,
 )
-from offmarl.errors import DatasetError
+from offmarl.errors import DatasetError, one_line
 
 #: Bytes per HDF5 chunk (rows along the leading axis are chosen to get close to it).
 TARGET_CHUNK_BYTES = 1 << 20
@@ -178,10 +178,6 @@ def _group_source(path: Path | str, i: int) -> str:
     return f"{path} [{agent_group(i)}]"
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 @contextmanager
 def _open(path: Path) -> Iterator[h5py.File]:
     """The file open for reading; whatever HDF5 cannot read in it (a torn or corrupted file) is a DatasetError."""
@@ -193,11 +189,11 @@ def _open(path: Path) -> Iterator[h5py.File]:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file (truncated, corrupted or another format): "
-                           f"{_one_line(exc)}") from None
+                           f"{one_line(exc)}") from None
     try:
         yield f
     except OSError as exc:  # h5py reads metadata lazily: a torn file can open, then fail anywhere
-        raise DatasetError(f"{path}: cannot be read (truncated or corrupted file?): {_one_line(exc)}") from None
+        raise DatasetError(f"{path}: cannot be read (truncated or corrupted file?): {one_line(exc)}") from None
     finally:
         f.close()
 
@@ -250,7 +246,7 @@ def _read_card(group: h5py.Group, source: str) -> DatasetCard:
     try:
         d = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        raise DatasetError(f"{source}: card: not valid JSON ({_one_line(exc)})") from None
+        raise DatasetError(f"{source}: card: not valid JSON ({one_line(exc)})") from None
     return card_from_dict(d, source)
 
 
@@ -323,7 +319,7 @@ def _read_group(group: h5py.Group, source: str) -> MultiAgentDataset:
             arrays[name] = None if item is None else item[...]
         except OSError as exc:
             raise DatasetError(f"{source}: field {name!r}: cannot be read (truncated or corrupted file?): "
-                               f"{_one_line(exc)}") from None
+                               f"{one_line(exc)}") from None
     return MultiAgentDataset(card=card, **arrays)
 
 

@@ -61,7 +61,7 @@ import numpy as np
 from offmarl.data.dataset import FORMAT_VERSION, DatasetCard, MultiAgentDataset
 from offmarl.envs.base import EnvSpec
 from offmarl.envs.registry import env_spec
-from offmarl.errors import DatasetError
+from offmarl.errors import DatasetError, one_line
 
 #: Slack allowed on continuous actions outside the Box bounds (float32 round-off of clipped actions).
 BOX_TOLERANCE = 1e-5
@@ -389,13 +389,13 @@ def check_environment(card: DatasetCard, source: str) -> None:
         raise DatasetError(f"{source}: card: key 'env_name': {exc.args[0]} (data of an environment offmarl does "
                            f"not have is named '{EXTERNAL_ENV_PREFIX}<task>')") from None
     except RuntimeError as exc:  # registered, but cannot be built here
-        raise DatasetError(f"{source}: card: key 'env_name': {' '.join(str(exc).split())}") from None
+        raise DatasetError(f"{source}: card: key 'env_name': {one_line(exc)}") from None
     except ImportError as exc:  # the env's extra is missing: what can be checked without it was
         warnings.warn(f"{source}: card: env_kwargs and env_spec not checked against environment "
-                      f"{card.env_name!r}: {' '.join(str(exc).split())}", stacklevel=3)
+                      f"{card.env_name!r}: {one_line(exc)}", stacklevel=3)
         return
     except Exception as exc:  # the env's own checks of the card's values, which may be of any type: all refuse them
-        raise DatasetError(f"{source}: card: key 'env_kwargs': {' '.join(str(exc).split())}") from None
+        raise DatasetError(f"{source}: card: key 'env_kwargs': {one_line(exc)}") from None
     if env is None:
         return
     spec = card.spec
