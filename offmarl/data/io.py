@@ -31,9 +31,11 @@ each field's layout from the HDF5 metadata (:func:`offmarl.data.validate.check_l
 episode counts agreeing with each other and with the card), that every field is an array stored in the file
 itself (soft and external links, dangling or not, and groups are refused) and that the fields fit in the
 machine's memory (a huge declared shape costs nothing to write). Only then does it read whole arrays and
-validate them with :func:`offmarl.data.validate.validate_dataset`. Every problem -- including a truncated or
-non-HDF5 file and a too-new format version -- raises :class:`offmarl.errors.DatasetError` with one line naming
-the file and the field.
+validate them with :func:`offmarl.data.validate.validate_dataset`. Every problem -- including a truncated,
+corrupted or non-HDF5 file (whatever h5py raises on it) and a too-new format version -- raises
+:class:`offmarl.errors.DatasetError` with one line naming the file and the field. (libhdf5 itself crashes the
+process on a few corrupted files: about one in 400 files with random bytes overwritten, see
+``tests/test_fuzz_dataset.py``; no Python code can catch that.)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,10 +195,20 @@ def _open(path: Path) -> Iterator[h5py.File]:
                            f"{one_line(exc)}") from None
     try:
         yield f
-    except OSError as exc:  # h5py reads metadata lazily: a torn file can open, then fail anywhere
-        raise DatasetError(f"{path}: cannot be read (truncated or corrupted file?): {one_line(exc)}") from None
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+        # h5py reads metadata lazily: a corrupted file can open, then fail anywhere, with any of these types
+        if not _raised_by_h5py(exc):
+            raise
+        raise DatasetError(f"{path}: cannot be read (corrupted or truncated file, or HDF5 content h5py cannot "
+                           f"read): {type(exc).__name__}: {one_line(exc)}") from None
     finally:
         f.close()
+
+
+def _raised_by_h5py(exc: BaseException) -> bool:
+    """Whether h5py raised ``exc`` (from its Python or Cython modules), not offmarl's own code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "h5py" in Path(frames[-1].filename).parts
 
 
 def _member(group: h5py.Group, name: str, source: str) -> h5py.Group | h5py.Dataset | None:
