@@ -12,7 +12,7 @@ where arrays belong). A failure lists each bad case with its seed, number and mu
 with ``OFFMARL_FUZZ_SEED=<seed> OFFMARL_FUZZ_CASES=<n>,<m> pytest tests/test_fuzz_dataset.py``.
 
 A last test overwrites random bytes of a valid file (corrupted HDF5 metadata), in a child process: libhdf5
-itself may crash on such a file, which only a separate process survives.
+itself may crash or hang on such a file, which only a separate process survives.
 """
 
 from __future__ import annotations
@@ -512,8 +512,8 @@ def test_the_fuzzer_both_accepts_and_rejects(bases: dict[str, Path], tmp_path: P
 
 
 # ---- corrupted bytes -----------------------------------------------------------------------------------------
-# In a child process: libhdf5 itself may crash (a segfault no Python code can catch) on a few corrupted files;
-# the child prints each case before loading it, so the parent can tell the crashed case and go on after it.
+# In a child process: libhdf5 itself may crash (a segfault no Python code can catch) or hang on a rare corrupted
+# file; the child prints each case before loading it, so the parent can tell that case and go on after it.
 CORRUPT_BYTES = """
 import random, sys
 from pathlib import Path
@@ -540,23 +540,27 @@ for case in range(start, stop):
 def test_corrupted_bytes_load_or_fail_with_one_line(bases: dict[str, Path], tmp_path: Path) -> None:
     """Bytes overwritten at random in a valid file: whatever h5py raises on the corrupted metadata (an
     ``OSError``, ``KeyError``, ``RuntimeError``, ``TypeError``) is a DatasetError naming the file. The cases
-    where libhdf5 crashes the process are beyond any loader and only counted."""
+    where libhdf5 crashes or hangs are beyond any loader and only counted."""
     import offmarl
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(offmarl.__file__).parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}
-    start, stop, bad, crashed = 0, 150, [], []
+    start, stop, bad, lost = 0, 150, [], []
     while start < stop:
-        child = subprocess.run([sys.executable, "-c", CORRUPT_BYTES, str(bases["discrete"]), str(tmp_path / "x.h5"),
-                                str(SEED), str(start), str(stop)], capture_output=True, text=True, env=env,
-                               timeout=120)
-        lines = child.stdout.splitlines()
+        args = [sys.executable, "-c", CORRUPT_BYTES, str(bases["discrete"]), str(tmp_path / "x.h5"), str(SEED),
+                str(start), str(stop)]
+        try:
+            child = subprocess.run(args, capture_output=True, text=True, env=env, timeout=30)
+            output, finished = child.stdout, child.returncode == 0
+            assert finished or child.returncode < 0, child.stderr[-2000:]  # only a signal may end it early
+        except subprocess.TimeoutExpired as hung:
+            output, finished = hung.stdout.decode() if isinstance(hung.stdout, bytes) else hung.stdout or "", False
+        lines = output.splitlines()
         bad += [line for line in lines if line.startswith("bad ")]
-        if child.returncode == 0:
+        if finished:
             break
-        last = [int(line.split()[1]) for line in lines if line.startswith("case ")]
-        assert child.returncode < 0 and last, child.stderr[-2000:]  # killed by a signal in a case, not a failure
-        crashed.append(last[-1])
-        start = last[-1] + 1
+        cases = [int(line.split()[1]) for line in lines if line.startswith("case ")]
+        lost.append(cases[-1] if cases else start)
+        start = lost[-1] + 1
     assert not bad, f"seed {SEED}: " + "\n".join(bad)
-    assert len(crashed) <= 5, f"libhdf5 crashed on {len(crashed)} of {stop} corrupted files: cases {crashed}"
+    assert len(lost) <= 3, f"libhdf5 crashed or hung on {len(lost)} of {stop} corrupted files: cases {lost}"

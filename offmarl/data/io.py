@@ -33,9 +33,9 @@ itself (soft and external links, dangling or not, and groups are refused) and th
 machine's memory (a huge declared shape costs nothing to write). Only then does it read whole arrays and
 validate them with :func:`offmarl.data.validate.validate_dataset`. Every problem -- including a truncated,
 corrupted or non-HDF5 file (whatever h5py raises on it) and a too-new format version -- raises
-:class:`offmarl.errors.DatasetError` with one line naming the file and the field. (libhdf5 itself crashes the
-process on a few corrupted files: about one in 400 files with random bytes overwritten, see
-``tests/test_fuzz_dataset.py``; no Python code can catch that.)
+:class:`offmarl.errors.DatasetError` with one line naming the file and the field. (libhdf5 itself may crash or hang
+on a rare corrupted file -- once each in a few thousand files with random bytes overwritten, see
+``tests/test_fuzz_dataset.py`` -- which no Python code can catch.)
 """
 
 from __future__ import annotations
