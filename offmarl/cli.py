@@ -1,20 +1,22 @@
 """The ``offmarl`` command line. Each command is a thin wrapper over ``offmarl.commands.<name>``.
 
-Errors a user can fix (bad dataset, unknown name, bad option) print one line ``error: ...`` and exit 2;
-set ``OFFMARL_DEBUG=1`` to see the traceback.
+Errors a user can fix (bad dataset, checkpoint or model file, unknown name, bad option) print one line
+``error: ...`` and exit 2; set ``OFFMARL_DEBUG=1`` to see the traceback. Warnings print as one line
+``warning: ...`` too.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from offmarl import __version__
-from offmarl.errors import DiskFullError
+from offmarl.errors import DiskFullError, one_line
 
 app = typer.Typer(
     help="offmarl: offline and decentralized multi-agent RL -- environments, datasets, algorithms, benchmarks.",
@@ -44,7 +46,8 @@ def _fail(exc: BaseException) -> None:
     if os.environ.get("OFFMARL_DEBUG", "0") not in ("", "0"):
         raise exc
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    typer.echo(f"error: {message}", err=True)
+    # one line whatever the message (torch's, for one, spans several)
+    typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(code=2)
 
 
@@ -386,7 +389,12 @@ def demo(
     _run(run_demo, out=out)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"warning: {one_line(message)}", err=True)
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     app(prog_name="offmarl")
 
 

@@ -216,7 +216,7 @@ def test_info_json(tmp_path: Path) -> None:
     assert card["team_return_mean"] == pytest.approx(2.0)
     assert card["per_agent_return_mean"] == pytest.approx([1.0, 1.0])
     assert card["per_agent_return_max"] == [2.0, 3.0]
-    assert card["env_name"] == "toy_grid" and card["n_agents"] == 2
+    assert card["env_name"] == "external:toy_grid" and card["n_agents"] == 2
     assert card["format_version"] == FORMAT_VERSION and card["offmarl_version"]
 
 
@@ -227,7 +227,7 @@ def test_info_table(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     lengths = ds.episode_lengths
-    for expected in ["toy_grid", "scout, worker", "[6, 4] (stored width 6, zero-padded)",
+    for expected in ["external:toy_grid", "scout, worker", "[6, 4] (stored width 6, zero-padded)",
                      "discrete, 5 actions (with avail_actions masks)", '{"noise": 0.0, "policy": "random"}',
                      "poor", f"mean {lengths.mean():.2f}, min {lengths.min()}, max {lengths.max()}",
                      "1.000 ± 1.414  [-1.000, 2.000]",  # per-agent average return
