@@ -362,6 +362,20 @@ def bench_export(
     _run(run_bench_export, runs_dir=runs_dir, out=out, fmt=fmt)
 
 
+@bench_app.command("compare")
+def bench_compare(
+    suite_dir: Path = typer.Argument(..., help="A suite directory or results folder."),
+    algos: List[str] = typer.Argument(..., help="Two or more algorithm labels (rows of its table)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write probability_of_improvement.md and .csv "
+                                                           "into this folder."),
+) -> None:
+    """Probability of improvement P(X > Y) of every ordered pair of ALGOS over their common tasks, with 95 %
+    stratified-bootstrap CIs (Agarwal et al. 2021)."""
+    from offmarl.commands.bench import run_bench_compare
+
+    _run(run_bench_compare, suite_dir=suite_dir, algos=algos, out=out)
+
+
 @app.command("matrix-game")
 def matrix_game(
     payoff: Optional[str] = typer.Option(None, "--payoff",

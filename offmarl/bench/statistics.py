@@ -139,6 +139,13 @@ class Estimate:
     def has_interval(self) -> bool:
         return self.low is not None
 
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` as arrays, NaN without an interval (a plot draws no band there)."""
+        if self.low is None:
+            missing = np.full(np.shape(self.point), np.nan)
+            return missing, missing
+        return np.asarray(self.low), np.asarray(self.high)
+
 
 def _resample(task: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
     """``[reps, ..., n]``: the runs of ``task`` drawn with replacement, ``reps`` times."""
