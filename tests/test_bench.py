@@ -22,6 +22,7 @@ from test_files import leave_a_killed_write
 from typer.testing import CliRunner
 
 from offmarl.bench import runner as bench_runner
+from offmarl.bench.aggregates import normalize
 from offmarl.bench.layout import suite_dir_name
 from offmarl.bench.records import EvalRecord, build_table, seed_curve
 from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
@@ -167,13 +168,13 @@ def test_bench_command_line_is_recorded_exactly():
 
 # ---- tables and plots from hand-made eval.json files -----------------------------------------------------
 def write_eval(root: Path, algo: str, dataset: str, seed: int, ret: float, steps: int = 100, episodes: int = 4,
-               curve=None) -> Path:
+               curve=None, **fields) -> Path:
     path = root / dataset / algo / f"seed{seed}" / "eval.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"schema_version": 1, "algo": algo, "dataset": dataset, "seed": seed, "return_mean": ret,
               "return_std": 0.5, "per_agent_return": [ret, ret], "episodes": episodes, "win_rate": None,
               "curve": curve if curve is not None else [[steps // 2, ret - 1.0, 0.1], [steps, ret, 0.1]],
-              "protocol": {"checkpoint": "last", "target_return": None, "greedy": True, "steps": steps}}
+              "protocol": {"checkpoint": "last", "target_return": None, "greedy": True, "steps": steps}, **fields}
     path.write_text(json.dumps(record))
     return path
 
@@ -261,6 +262,18 @@ def test_curve_band_is_over_seeds_at_common_steps(tmp_path):
     # the IQM of two seeds is their mean; no interval below five seeds
     steps, center, low, high = seed_curve(cell, "iqm")
     assert center.tolist() == [2.0, 4.0] and np.isnan(low).all() and np.isnan(high).all()
+
+
+def test_a_column_is_normalized_by_the_records_that_carry_its_normalization_returns(tmp_path):
+    before = EvalRecord.read(write_eval(tmp_path, "A", "d", 0, 1.0))  # written before eval.json carried them
+    after = EvalRecord.read(write_eval(tmp_path, "A", "d", 1, 2.0, random_return=0.0, reference_return=4.0))
+    assert build_table([before]).normalization("d") is None
+    table = build_table([before, after])
+    assert table.normalization("d") == (0.0, 4.0)
+    assert normalize(table).scores["A"]["d"].tolist() == [0.25, 0.5]  # (1 - 0) / 4, (2 - 0) / 4
+    other = EvalRecord.read(write_eval(tmp_path, "B", "d", 0, 2.0, random_return=1.0, reference_return=4.0))
+    with pytest.raises(ValueError, match=r"the runs on d disagree on its normalization returns .*\(1\.0, 4\.0\)"):
+        build_table([before, after, other]).normalization("d")
 
 
 # ---- running suites -------------------------------------------------------------------------------------------

@@ -167,17 +167,17 @@ class Table:
         return {a for a, v in shown.items() if v == top}
 
     def normalization(self, dataset: str) -> tuple[float, float] | None:
-        """``(random_return, reference_return)`` of ``dataset``'s records; None when a record lacks them
-        (data of format version 1, an online env without a scripted expert). Records of one column that
-        disagree are an error naming two of their files."""
-        records = [r for r in self.records if r.dataset == dataset]
-        pairs = {(r.random_return, r.reference_return): r.path for r in records}
+        """``(random_return, reference_return)`` of ``dataset``, from the records that carry them; None when
+        none does (data of format version 1, an online env without a scripted expert). A record without them
+        (written before eval.json carried them, e.g. the first seeds of a suite re-run with more) is a run on
+        the same column's data and takes them; records that disagree are an error naming two of their files."""
+        pairs = {(r.random_return, r.reference_return): r.path for r in self.records
+                 if r.dataset == dataset and r.random_return is not None and r.reference_return is not None}
         if len(pairs) > 1:
             (first, a), (second, b) = list(pairs.items())[:2]
             raise ValueError(f"the runs on {dataset} disagree on its normalization returns (random, reference): "
                              f"{first} in {a}, {second} in {b}; were they trained on different data?")
-        pair = next(iter(pairs), None)
-        return None if pair is None or None in pair else pair
+        return next(iter(pairs), None)
 
 
 def find_eval_files(runs_dir: str | Path) -> list[Path]:
