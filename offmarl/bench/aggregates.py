@@ -9,7 +9,8 @@ policy, 1 the reference (the behaviour expert, or the dataset's best episode). A
 them is left out of everything normalized (:attr:`NormalizedScores.left_out`).
 
 * :func:`aggregate_estimates`: per algorithm, over the normalized tasks it has runs on, the IQM, median,
-  mean and optimality gap with stratified-bootstrap CIs (Agarwal et al. 2021, §4-5).
+  mean and optimality gap with stratified-bootstrap CIs (Agarwal et al. 2021, "Deep RL at the Edge of the
+  Statistical Precipice").
 * :func:`performance_profiles`: per algorithm, the fraction of its runs above each threshold, with CIs.
 * :func:`sample_efficiency`: per algorithm, the IQM of the normalized evaluation returns during training
   at each step every one of its runs evaluated, with CIs (the curves of the eval.json files).

@@ -2,8 +2,9 @@
 normalized aggregates, probability of improvement and performance profiles.
 
 Definitions follow Agarwal et al. 2021, "Deep Reinforcement Learning at the Edge of the Statistical
-Precipice" (§4 and App. A; their library rliable), adopted for cooperative MARL by Gorsane et al. 2022,
-"Towards a Standardised Performance Evaluation Protocol for Cooperative MARL" (§5). Written here rather
+Precipice" (section "Recommendations and Tools for Reliable Evaluation"; their library rliable), adopted
+for cooperative MARL by Gorsane et al. 2022, "Towards a Standardised Performance Evaluation Protocol for
+Cooperative MARL" (the protocol it proposes). Written here rather
 than depending on rliable, whose dependencies (scipy, arch, absl, seaborn) offmarl has no other use for.
 
 Shapes. A task's scores are an array whose LAST axis is runs (one score per seed); leading axes are free

@@ -264,7 +264,8 @@ def improvement_markdown(improvements: Sequence[Improvement], title: str) -> str
         lines.append(f"| {imp.x} | {imp.y} | {est.point:.{DECIMALS}f} | {interval} | {', '.join(imp.tasks)} |")
     lines += ["", "P(X > Y): per task, the fraction of (seed of X, seed of Y) pairs in which X's return is the higher, "
               "ties counting one half (the Mann-Whitney U statistic over the pairs), averaged over the tasks both have "
-              "runs on (Agarwal et al. 2021, §5); P(Y > X) = 1 − P(X > Y). 95 % stratified-bootstrap CI: each "
+              "runs on (Agarwal et al. 2021, 'Deep RL at the Edge of the Statistical Precipice'); P(Y > X) = "
+              "1 − P(X > Y). 95 % stratified-bootstrap CI: each "
               f"algorithm's seeds resampled within each task, independently of the other's ({BOOTSTRAP_REPS} "
               "resamples)."]
     return "\n".join(lines) + "\n"

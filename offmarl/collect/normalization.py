@@ -1,8 +1,9 @@
 """The inputs of normalized scores ``(R - R_random) / (R_reference - R_random)``, measured where data is made.
 
 Normalized scores put tasks of different return scales on one axis, so that a benchmark can aggregate
-over tasks (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice", §4; Gorsane et al.
-2022, "Towards a Standardised Performance Evaluation Protocol for Cooperative MARL", §5). ``R`` is the
+over tasks (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Precipice", section
+"Recommendations and Tools for Reliable Evaluation"; Gorsane et al. 2022, "Towards a Standardised
+Performance Evaluation Protocol for Cooperative MARL"). ``R`` is the
 papers' metric, the per-agent average episode return (:func:`offmarl.collect.rollout.mean_return`):
 
 * ``R_random``: the mean return of the uniform random policy over :data:`NORMALIZATION_EPISODES` episodes;

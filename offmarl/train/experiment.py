@@ -44,7 +44,7 @@ the fit loop at every new best of the ``eval_every`` curve, the final evaluation
 *selected* on the evaluation seed's episodes, so scoring it on the same episodes would report the maximum
 of noisy estimates; ``best`` is therefore scored on held-out episodes (seed :data:`HELD_OUT_SEED`).
 The absolute metric (``absolute_metric``; Gorsane et al. 2022, "Towards a Standardised Performance
-Evaluation Protocol for Cooperative MARL", §5) scores the best weights again on
+Evaluation Protocol for Cooperative MARL", the protocol it proposes) scores the best weights again on
 :data:`ABSOLUTE_EPISODES_FACTOR` times ``eval_episodes`` held-out episodes, recorded beside the
 ``best`` score in eval.json (``absolute_return_mean``).
 
@@ -78,7 +78,7 @@ from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, default_run
 
 EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
 HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
-ABSOLUTE_EPISODES_FACTOR = 10  # the absolute metric's episodes, in eval_episodes (Gorsane et al. 2022, §5)
+ABSOLUTE_EPISODES_FACTOR = 10  # the absolute metric's episodes, in eval_episodes (Gorsane et al. 2022)
 ENV_DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "algos" / "env_defaults"
 LEARNS_FROM = ("dataset", "env", "dataset+env")
 SERIES_EVERY_ONLINE = 100_000  # frames between the saved algorithms of an online run's checkpoint series
