@@ -123,13 +123,17 @@ def collect(
     env_set: List[str] = typer.Option([], "--env-set", help="Environment keyword argument key=value (repeatable)."),
     pool: Optional[Path] = typer.Option(None, "--pool", help="A policy pool: --composition / --per-agent levels "
                                         "r/m/e are its checkpoints (see `offmarl pool`)."),
+    normalization_episodes: int = typer.Option(256, "--normalization-episodes",
+                                               help="Episodes of the random policy (and the behaviour expert) "
+                                                    "measured for the card's normalization returns (0: none)."),
 ) -> None:
     """Roll out a behaviour policy in an environment and write a dataset (HDF5 + card)."""
     from offmarl.commands.collect import run_collect
 
     _run(run_collect, env=env, policy=policy, tier=tier, composition=composition, per_agent=per_agent,
          state_only=state_only, episodes=episodes, seed=seed, out=out, recipe=recipe, scale=scale,
-         list_recipes=list_recipes, num_envs=num_envs, env_set=env_set, pool=pool)
+         list_recipes=list_recipes, num_envs=num_envs, env_set=env_set, pool=pool,
+         normalization_episodes=normalization_episodes)
 
 
 # ---- policy pools -------------------------------------------------------------------------------------
@@ -359,6 +363,20 @@ def bench_export(
     from offmarl.commands.bench import run_bench_export
 
     _run(run_bench_export, runs_dir=runs_dir, out=out, fmt=fmt)
+
+
+@bench_app.command("compare")
+def bench_compare(
+    suite_dir: Path = typer.Argument(..., help="A suite directory or results folder."),
+    algos: List[str] = typer.Argument(..., help="Two or more algorithm labels (rows of its table)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write probability_of_improvement.md and .csv "
+                                                           "into this folder."),
+) -> None:
+    """Probability of improvement P(X > Y) of every ordered pair of ALGOS over their common tasks, with 95 %
+    stratified-bootstrap CIs (Agarwal et al. 2021)."""
+    from offmarl.commands.bench import run_bench_compare
+
+    _run(run_bench_compare, suite_dir=suite_dir, algos=algos, out=out)
 
 
 @app.command("matrix-game")

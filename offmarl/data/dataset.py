@@ -31,7 +31,7 @@ import numpy as np
 
 from offmarl.envs.base import EnvSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the card's random_return and reference_return (version-1 cards load with None)
 
 
 def _library_version() -> str:
@@ -49,6 +49,10 @@ class DatasetCard:
     ``team_return_*`` use the sum over agents of per-agent returns. ``per_agent_return_*`` are ``[n]``.
     ``behavior`` describes the behaviour policy (a dict, e.g. ``{"policy": "expert", "noise": 0.1}``);
     ``recipe`` and ``extra`` hold whatever a collector needs to regenerate the file (tier rates, ...).
+    ``random_return`` / ``reference_return`` are the inputs of normalized scores
+    ``(R - R_random) / (R_reference - R_random)`` in the metric of ``return_mean``: a uniform random policy's
+    mean return and the behaviour expert's (or, for data without one, the best episode's), measured at
+    collection (``offmarl.collect.normalization``); None in cards of format version 1.
     """
 
     env_name: str
@@ -76,6 +80,8 @@ class DatasetCard:
     per_agent_return_std: list[float] = field(default_factory=list)
     per_agent_return_min: list[float] = field(default_factory=list)
     per_agent_return_max: list[float] = field(default_factory=list)
+    random_return: float | None = None
+    reference_return: float | None = None
     recipe: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
