@@ -156,6 +156,42 @@ def test_collect_equal_space_modes():
     assert len(per_agent) == n and all(d.n_episodes == 10 for d in per_agent)
 
 
+def test_cards_record_the_normalization_returns():
+    _env_or_skip("equal_space")
+    small = {"episodes": 6, "seed": 3, "num_envs": 16, "normalization_episodes": 16, "progress": False}
+    random = collect_dataset("equal_space", policy="random", **small)
+    expert = collect_dataset("equal_space", **small)
+    # the same uniform random policy on the same episodes (one env seed, derived from the collection seed)
+    assert random.card.random_return == expert.card.random_return
+    assert random.card.extra["normalization"] == {"episodes": 16, "seed": expert.card.extra["normalization"]["seed"],
+                                                  "reference": "best episode in the dataset"}
+    assert random.card.reference_return == random.card.return_max  # random data: no behaviour expert
+    assert expert.card.extra["normalization"]["reference"] == "behaviour expert"
+    assert expert.card.reference_return > expert.card.random_return
+    mixture = collect_dataset("equal_space", composition="[r,r,e]", **small)
+    assert (mixture.card.random_return, mixture.card.reference_return) == (expert.card.random_return,
+                                                                           expert.card.reference_return)
+    tier = collect_dataset("equal_space", tier="normal", episodes=200, seed=0, num_envs=128, progress=False)
+    calibration = tier.card.extra["tier"]  # measured by the calibration's pilot rollouts, not again
+    assert (tier.card.random_return, tier.card.reference_return) == (calibration["r_random"], calibration["r_expert"])
+    unmeasured = collect_dataset("equal_space", **{**small, "normalization_episodes": 0})
+    assert unmeasured.card.random_return is None and unmeasured.card.reference_return is None
+
+
+def test_online_tasks_measure_their_normalization_once(monkeypatch, tmp_path):
+    _env_or_skip("matrix_game")
+    monkeypatch.setenv("OFFMARL_HOME", str(tmp_path))
+    first = recipes_module.env_normalization("matrix_game")
+    assert first["reference"] == "scripted expert" and first["reference_return"] > first["random_return"]
+    assert recipes_module.env_normalization_path("matrix_game", {}).is_relative_to(tmp_path / "random_returns")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("measured a cached environment again")
+
+    monkeypatch.setattr(recipes_module, "measure_returns", fail)
+    assert recipes_module.env_normalization("matrix_game") == first
+
+
 # ---- tiny recipe builds and the cache --------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["tseng/equal_space", "tseng/fill_in"])
 def test_tiny_recipe_build_is_deterministic(name):

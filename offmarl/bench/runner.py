@@ -102,6 +102,7 @@ class RunTask:
     imports: tuple[str, ...] = ()
     checkpoint: str = "last"
     threads: int = 1
+    absolute_metric: bool = False
 
     @property
     def label(self) -> str:
@@ -115,6 +116,8 @@ class RunTask:
                "eval_episodes": self.eval_episodes, "eval_every": self.eval_every}
         if self.checkpoint != "last":  # only when set: the pins of the runs that predate the key stay valid
             pin["checkpoint"] = self.checkpoint
+        if self.absolute_metric:  # likewise
+            pin["absolute_metric"] = True
         return pin
 
 
@@ -183,7 +186,7 @@ def _train(task: RunTask, paths: Any) -> None:
         steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
         preset=task.algo.preset, tag=task.algo.tag, resume=paths.checkpoint.exists(),
         eval_episodes=task.eval_episodes, eval_every=task.eval_every, checkpoint_every=task.checkpoint_every,
-        checkpoint=task.checkpoint, progress=False))
+        checkpoint=task.checkpoint, absolute_metric=task.absolute_metric, progress=False))
     print(f"{record['label']} on {record['source_label']}, seed {task.seed}: {record['steps']} steps -> "
           f"{record['run_dir']}", flush=True)
     if not paths.eval.exists():
@@ -397,7 +400,7 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
         task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,
                        eval_episodes=suite.eval_episodes, eval_every=suite.eval_every,
                        checkpoint_every=suite.checkpoint_every, config_path=None if config is None else str(config),
-                       imports=suite.imports, checkpoint=suite.checkpoint)
+                       imports=suite.imports, checkpoint=suite.checkpoint, absolute_metric=suite.absolute_metric)
         _check_pin(run_dir, task.pin())
         tasks.append(task)
     return tasks

@@ -289,6 +289,11 @@ class Pool:
     def content_hash(self) -> str:
         return self.card["content_hash"]
 
+    @property
+    def best_return(self) -> float:
+        """The return of the pool's best checkpoint as it behaves in the data: a pool dataset's expert."""
+        return max(c.return_mean for level in LEVELS for c in self.checkpoints(level))
+
     def checkpoints(self, level: str) -> list[PoolCheckpoint]:
         if level not in LEVELS:
             raise PoolError(f"level {level!r}: pool levels are r, m, e")

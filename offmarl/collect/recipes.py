@@ -7,7 +7,8 @@ identify one file. ``build_recipe`` builds it in memory; ``get_recipe_dataset`` 
 cache ``$OFFMARL_HOME/datasets/<version>/<name with / as __>__seed<k>__scale<f>.h5`` (``OFFMARL_HOME``
 defaults to ``~/.cache/offmarl``; ``<version>`` = library version + ``-r<RECIPES_VERSION>``, bumped when
 a recipe changes) and returns its path; the save is atomic and guarded by a lock file, so parallel bench
-workers asking for the same recipe build it once.
+workers asking for the same recipe build it once. The cache also keeps the normalization returns of
+environments that have no dataset (online tasks; :func:`env_normalization`).
 
 Recipes (episode counts from the papers; ``--scale`` multiplies them, at least one episode per part):
 
@@ -46,19 +47,24 @@ reward scale; the ordering is what carries over).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from offmarl.collect.compositions import collect_composition, collect_per_agent, parse_composition
 from offmarl.collect.mixing import DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE
+from offmarl.collect.normalization import NORMALIZATION_EPISODES, measure_returns, record_normalization
 from offmarl.collect.pools import Pool
 from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.collect.tiers import TIER_TARGETS, collect_tier
-from offmarl.core.files import file_lock, offmarl_home, sweep_stale_temporaries
+from offmarl.core.files import atomic_write_json, file_lock, offmarl_home, sweep_stale_temporaries
 from offmarl.data.sources import Dataset, PerAgentDatasets, datasets_of
 
-RECIPES_VERSION = 1
+RECIPES_VERSION = 2  # 2: cards of format version 2 (random_return, reference_return)
 DEFAULT_NUM_ENVS = 256
 
 
@@ -68,7 +74,8 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
                     state_only: bool = False, episodes: int = 100, seed: int = 0,
                     num_envs: int = DEFAULT_NUM_ENVS, medium_rate: float = DEFAULT_MEDIUM_RATE,
                     noise: float = DEFAULT_EXPERT_NOISE, progress: bool = True,
-                    recipe: str | None = None, pool: str | Path | None = None) -> Dataset:
+                    recipe: str | None = None, pool: str | Path | None = None,
+                    normalization_episodes: int = NORMALIZATION_EPISODES) -> Dataset:
     """Collect a dataset of env ``env`` (per-agent: a list of ``n`` datasets).
 
     Exactly one of: a plain ``policy`` rollout; ``tier`` (good/normal/poor, ``policy`` must be
@@ -78,7 +85,10 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
     checkpoints instead of the scripted ``policy``; the env must be the pool's (its kwargs by default).
     ``state_only`` drops the actions in every mode. ``noise``
     is the per-agent mixture's expert noise. The env runs ``min(num_envs, episodes)`` sub-envs (a tier's
-    pilot rollouts run ``num_envs``).
+    pilot rollouts and the normalization rollouts run ``num_envs``).
+    The cards' ``random_return`` / ``reference_return`` are measured on ``normalization_episodes`` episodes
+    after the data is collected (:mod:`offmarl.collect.normalization`; a tier reuses its calibration's;
+    0: not measured, None in the card).
     ``card.extra["collect"]`` holds these arguments, so ``collect_dataset(**card.extra["collect"])``
     regenerates the file.
     """
@@ -90,6 +100,8 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    if normalization_episodes < 0:
+        raise ValueError(f"normalization episodes must be >= 0, got {normalization_episodes}")
     modes = [name for name, on in (("--tier", tier is not None), ("--composition", composition is not None),
                                     ("--per-agent", per_agent)) if on]
     if len(modes) > 1:
@@ -115,27 +127,27 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
     args = {"env": env, "env_kwargs": env_kwargs, "policy": policy, "tier": tier, "composition": composition,
             "per_agent": per_agent, "state_only": state_only, "episodes": episodes, "seed": seed,
             "num_envs": num_envs, "medium_rate": medium_rate, "noise": noise,
-            **({"pool": str(pool)} if pool is not None else {})}
-    batched = make_env(env, num_envs=min(num_envs, episodes), seed=seed, **env_kwargs)
-    try:
+            "normalization_episodes": normalization_episodes, **({"pool": str(pool)} if pool is not None else {})}
+    with contextlib.ExitStack() as open_envs:
+        batched = make_env(env, num_envs=min(num_envs, episodes), seed=seed, **env_kwargs)
+        open_envs.callback(batched.close)
         spec = batched.spec
         if composition is not None:
             parse_composition(composition, spec.n_agents)  # fail before building anything else
         extra = {"collect": args}
+        # rollouts over more episodes than a small dataset has (tier pilots, normalization) get num_envs sub-envs
+        pilot_env = batched
+        if (tier is not None or normalization_episodes) and batched.num_envs != num_envs:
+            pilot_env = make_env(env, num_envs=num_envs, seed=seed, **env_kwargs)
+            open_envs.callback(pilot_env.close)
 
         def make_expert(s: int):
             return make_behavior_policy(policy, spec, seed=s)
 
         if tier is not None:
-            pilot_env = batched if batched.num_envs == num_envs else make_env(env, num_envs=num_envs, seed=seed,
-                                                                              **env_kwargs)
-            try:
-                result: Dataset = collect_tier(batched, make_expert, tier, episodes, seed, state_only=state_only,
-                                                 progress=progress, expert_name=policy, recipe=recipe, extra=extra,
-                                                 pilot_env=pilot_env)
-            finally:
-                if pilot_env is not batched:
-                    pilot_env.close()
+            result: Dataset = collect_tier(batched, make_expert, tier, episodes, seed, state_only=state_only,
+                                             progress=progress, expert_name=policy, recipe=recipe, extra=extra,
+                                             pilot_env=pilot_env)
         elif composition is not None:
             result = collect_composition(batched, make_expert, composition, episodes, seed, medium_rate=medium_rate,
                                          expert_name=policy, state_only=state_only, progress=progress,
@@ -148,8 +160,21 @@ def collect_dataset(env: str, *, env_kwargs: dict[str, Any] | None = None, polic
             behaviour = make_behavior_policy(policy, spec, seed=derive_seed(seed, "policy"))
             result = rollout(batched, behaviour, episodes, seed, state_only=state_only, progress=progress,
                              behavior={"policy": policy}, recipe=recipe, extra=extra)
-    finally:
-        batched.close()
+        if tier is not None:
+            calibration = datasets_of(result)[0].card.extra["tier"]
+            record_normalization(datasets_of(result), calibration["r_random"], calibration["r_expert"],
+                                 {"episodes": calibration["reference_episodes"],
+                                  "seed": calibration["reference_seed"], "measured_by": "tier calibration"})
+        elif normalization_episodes:
+            # a mixture's levels derive from `policy`, its expert (or from a pool's checkpoints); a plain
+            # rollout's policy is an expert if named so
+            has_expert = behaviour_pool is None and (composition is not None or per_agent or policy == "expert")
+            random_return, expert_return, env_seed = measure_returns(
+                pilot_env, make_expert if has_expert else None, normalization_episodes, seed)
+            if behaviour_pool is not None:
+                expert_return = behaviour_pool.best_return
+            record_normalization(datasets_of(result), random_return, expert_return,
+                                 {"episodes": normalization_episodes, "seed": env_seed})
     for ds in datasets_of(result):
         ds.card.env_kwargs = {**env_kwargs, **ds.card.env_kwargs}  # the spec's kwargs win when it has them
     return result
@@ -329,3 +354,39 @@ def get_recipe_dataset(name: str, seed: int = 0, scale: float = 1.0, progress: b
     """The cached file of recipe ``name`` (built and saved first when missing: :func:`cache_recipe_dataset`)."""
     cache_recipe_dataset(name, seed, scale, progress)
     return recipe_dataset_path(name, seed, scale)
+
+
+def env_normalization_path(env: str, env_kwargs: dict[str, Any]) -> Path:
+    """Where the cache keeps the normalization returns of ``env`` with ``env_kwargs``."""
+    from offmarl import __version__
+
+    key = json.dumps({"env": env, "kwargs": env_kwargs}, sort_keys=True, default=str)
+    return (offmarl_home() / "random_returns" / f"{__version__}-r{RECIPES_VERSION}"
+            / f"{env}__{hashlib.sha256(key.encode()).hexdigest()[:16]}.json")
+
+
+def env_normalization(env: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``random_return`` and ``reference_return`` of an environment without a dataset (an online task),
+    measured once (:mod:`offmarl.collect.normalization`; the reference is the env's scripted ``expert``, None
+    when it has none) and kept in ``$OFFMARL_HOME/random_returns/<version>/<env>__<hash of kwargs>.json``;
+    concurrent callers measure it once (a lock, as :func:`cache_recipe_dataset`)."""
+    from offmarl.envs import make_env
+    from offmarl.policies.registry import behavior_policy_names, make_behavior_policy
+
+    env_kwargs = dict(env_kwargs or {})
+    path = env_normalization_path(env, env_kwargs)
+    if not path.exists():
+        with file_lock(path.with_name(path.name + ".lock")):
+            if not path.exists():
+                batched = make_env(env, num_envs=DEFAULT_NUM_ENVS, seed=0, **env_kwargs)
+                try:
+                    expert = (functools.partial(make_behavior_policy, "expert", batched.spec)
+                              if "expert" in behavior_policy_names(env) else None)
+                    random_return, expert_return, env_seed = measure_returns(batched, expert, NORMALIZATION_EPISODES, 0)
+                finally:
+                    batched.close()
+                atomic_write_json(path, {"env": env, "env_kwargs": env_kwargs, "random_return": random_return,
+                                         "reference_return": expert_return,
+                                         "reference": None if expert is None else "scripted expert",
+                                         "episodes": NORMALIZATION_EPISODES, "seed": env_seed})
+    return json.loads(path.read_text())

@@ -3,15 +3,22 @@
 Two forms:
 
 * ``offmarl collect ENV --policy P [--tier T | --composition C | --per-agent] [--state-only]
-  --episodes N --seed S --out PATH [--env-set key=value ...] [--num-envs B]``; with ``--pool POOL`` the
-  levels of ``--composition`` / ``--per-agent`` are the pool's checkpoints (``offmarl pool``)
+  --episodes N --seed S --out PATH [--env-set key=value ...] [--num-envs B] [--normalization-episodes M]``;
+  with ``--pool POOL`` the levels of ``--composition`` / ``--per-agent`` are the pool's checkpoints
+  (``offmarl pool``)
 * ``offmarl collect --recipe NAME [--seed S] [--scale F] [--out PATH]`` (default path
   ``data/<recipe>.h5`` in the working directory). The recipe fixes the env, the policy and the mode,
   so ENV, --policy, --tier, --composition, --per-agent, --state-only and --env-set are rejected with it;
-  ``--num-envs`` and ``--episodes`` are ignored (the recipe's own values keep its files reproducible).
+  ``--num-envs``, ``--episodes`` and ``--normalization-episodes`` are ignored (the recipe's own values keep
+  its files reproducible).
+
+The card's ``random_return`` / ``reference_return`` (inputs of normalized scores,
+:mod:`offmarl.collect.normalization`) are measured on ``--normalization-episodes`` episodes (default 256;
+0: not measured -- an env that steps slowly, e.g. highway, spends minutes on them).
 
 ``offmarl collect --list`` prints the recipes. After writing, one paragraph summarizes the data
-(episodes, steps, per-agent average return mean ± std, the tier's normalized score) and the path.
+(episodes, steps, per-agent average return mean ± std, the tier's normalized score, the normalization
+returns) and the path.
 Before collecting, the temporary files that killed writers (a killed collect's half-written dataset) left
 in the output's directory are removed.
 """
@@ -26,6 +33,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from offmarl.collect.normalization import NORMALIZATION_EPISODES
 from offmarl.collect.recipes import build_recipe, collect_dataset, get_recipe, list_recipes, save_collected
 from offmarl.core.files import sweep_stale_temporaries
 from offmarl.data.dataset import MultiAgentDataset
@@ -51,6 +59,9 @@ def _summary_of(ds: MultiAgentDataset) -> str:
     if tier:
         text += (f", tier {tier['tier']} at normalized score {tier['achieved_score']:.3f} "
                  f"(target {tier['target']:.2f}, mixing rate {tier['rate']:.3f})")
+    if card.random_return is not None:
+        text += (f", normalized by random {card.random_return:.3f} and reference {card.reference_return:.3f} "
+                 f"({card.extra['normalization']['reference']})")
     return text
 
 
@@ -82,7 +93,8 @@ def _sweep_beside(path: Path) -> None:
 def run_collect(*, env: str | None, policy: str | None = None, tier: str | None = None, composition: str | None = None,
                 per_agent: bool = False, state_only: bool = False, episodes: int = 100, seed: int = 0,
                 out: Path | None = None, recipe: str | None = None, scale: float = 1.0, list_recipes: bool = False,
-                num_envs: int = 256, env_set: Sequence[str] = (), pool: Path | None = None) -> Dataset | None:
+                num_envs: int = 256, env_set: Sequence[str] = (), pool: Path | None = None,
+                normalization_episodes: int = NORMALIZATION_EPISODES) -> Dataset | None:
     """The ``offmarl collect`` command (module docstring). Returns what was collected (None with --list)."""
     if list_recipes:
         print_recipes()
@@ -115,7 +127,8 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
         _sweep_beside(path)
         result = collect_dataset(env, env_kwargs=env_kwargs, policy=policy or "expert", tier=tier,
                                  composition=composition, per_agent=per_agent, state_only=state_only,
-                                 episodes=episodes, seed=seed, num_envs=num_envs, progress=True, pool=pool)
+                                 episodes=episodes, seed=seed, num_envs=num_envs, progress=True, pool=pool,
+                                 normalization_episodes=normalization_episodes)
     path = save_collected(result, path)
     typer.echo(summary(result, path))
     return result

@@ -143,7 +143,7 @@ class DatasetSource:
 
 
 def resolve_dataset(name: str) -> tuple[Dataset, DatasetSource]:
-    """``(dataset, DatasetSource)`` for ``--dataset NAME``: an existing file, else a recipe name.
+    """``(dataset, DatasetSource)`` for ``--dataset NAME``: an existing path, else a recipe name.
 
     A file's label is its stem (``data/small.h5`` → ``small``); a recipe's label is the recipe name and
     its file comes from the recipe cache (:func:`offmarl.collect.recipes.get_recipe_dataset`, seed 0,
@@ -153,7 +153,7 @@ def resolve_dataset(name: str) -> tuple[Dataset, DatasetSource]:
 
     path = Path(name).expanduser()
     recipe = None
-    if not path.is_file():
+    if not path.exists():  # a directory goes on to the loader, which names it
         from offmarl.collect.recipes import get_recipe_dataset, is_recipe, list_recipes
 
         if not is_recipe(name):
