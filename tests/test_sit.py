@@ -99,6 +99,25 @@ def test_the_ensemble_is_less_certain_off_the_data():
     assert off_data.mean() > 3 * on_data.mean(), (on_data.mean(), off_data.mean())
 
 
+def test_individual_credit_decomposes_the_members_unweighted_rewards():
+    """credit="individual" (not in the paper): Stage II's r̂, û are the members' mean and spread of
+    f(o_i, a_i) instead of Eq. 4-5's λ f; the default is Eq. 4."""
+    ds = make_dataset(n_agents=3, episodes=6, seed=2)
+    for credit in ("weighted", "individual"):
+        seed_everything(0)
+        algo = make_algo("sit", ds.spec, **TINY, credit=credit)
+        obs, state = torch.as_tensor(ds.obs), torch.as_tensor(ds.state)
+        with torch.no_grad():
+            out = algo.reward_model(obs, algo._action_input(torch.as_tensor(ds.actions)), state)
+        mean, spread = algo.decompose(ds)
+        values = out.weighted if credit == "weighted" else out.rewards  # [M, T, n]
+        torch.testing.assert_close(mean, values.mean(dim=0))
+        torch.testing.assert_close(spread, values.std(dim=0, unbiased=False))
+    torch.testing.assert_close(out.weighted, out.weights * out.rewards)
+    with pytest.raises(ValueError, match="credit must be weighted or individual"):
+        make_algo("sit", ds.spec, credit="lambda")
+
+
 def test_eq_4_and_5_are_the_members_mean_and_population_std():
     weighted = torch.tensor([[1.0, 4.0], [3.0, 4.0], [5.0, 4.0]])  # [M = 3, 2]
     mean, spread = ensemble_statistics(weighted)

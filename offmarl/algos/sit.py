@@ -144,6 +144,11 @@ class Config(AlgoConfig):
         members: M (5, Table 10). reward_hidden: width of f (64). attention_hidden: width of e_s, e_i, W_q, W_k
             and of MNC's mixer (64, Table 10).
         weighting: ``attention`` (Eq. 1), ``uniform`` (λ = 1, ablation no_attention) or ``monotonic`` (MNC).
+        credit: what Stage II decomposes into r̂ and û: ``weighted``, Eq. 4's λ_{i,m} r_{i,m} (the paper), or
+            ``individual``, the members' r_{i,m} = f_m(o_i, a_i) before weighting (not in the paper). With a
+            negative team reward (MPE) an agent the attention ignores (λ_i → 0) gets λ_i r_i → 0, the
+            *highest* weighted reward, whatever its behaviour; f itself keeps the agents' order (measured on
+            sit/mpe_cn_3ls3l/medium: docs/algorithms.md#sit).
         decomposed_critic: the critic learns from r̂ weighted by η/û (True) or, ablation no_decomp ("the
             critic of each agent is directly trained based on the total reward"), from the team reward with
             η/û = η; the replay keeps ARDNEM's priorities.
@@ -169,6 +174,7 @@ class Config(AlgoConfig):
     reward_hidden: int = 64
     attention_hidden: int = 64
     weighting: str = "attention"
+    credit: str = "weighted"
     decomposed_critic: bool = True
     gat: bool = True
     prioritized: bool = True
@@ -380,13 +386,16 @@ class SIT(Algorithm):
         per_member = (out.total - team_reward).pow(2)  # [M, B, L]
         loss = (per_member.mean(dim=0) * mask).sum() / mask.sum().clamp_min(1)
         self.reward_optim.minimize(loss)
-        weighted = out.weighted.detach().mean(dim=0)  # [B, L, n] r̂ of Eq. 4 on the batch
-        shares = (weighted * mask.unsqueeze(-1)).sum(dim=(0, 1)) / mask.sum().clamp_min(1)
-        return {"reward_loss": loss.item(), **{f"weighted_reward_{i}": float(v) for i, v in enumerate(shares)}}
+        valid = mask.unsqueeze(-1) / mask.sum().clamp_min(1)  # [B, L, 1]
+        weighted = (out.weighted.detach().mean(dim=0) * valid).sum(dim=(0, 1))  # [n] r̂ of Eq. 4, batch mean
+        individual = (out.rewards.detach().mean(dim=0) * valid).sum(dim=(0, 1))  # [n] the members' mean f(o_i, a_i)
+        return {"reward_loss": loss.item(), **{f"weighted_reward_{i}": float(v) for i, v in enumerate(weighted)},
+                **{f"individual_reward_{i}": float(v) for i, v in enumerate(individual)}}
 
     @torch.no_grad()
     def decompose(self, dataset: MultiAgentDataset) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 4-5 on every step of ``dataset``: r̂, û ``[T, n]`` (fp32, whatever the training precision)."""
+        """Eq. 4-5 on every step of ``dataset``: r̂, û ``[T, n]`` (fp32, whatever the training precision), of
+        the weighted rewards λ r or, with ``credit="individual"``, of r itself."""
         means, spreads = [], []
         with torch.autocast(self.device.type, enabled=False):
             for start in range(0, dataset.n_steps, INFERENCE_CHUNK):
@@ -395,7 +404,8 @@ class SIT(Algorithm):
                 actions = torch.as_tensor(dataset.actions[part], device=self.device)
                 state = (obs.flatten(-2) if dataset.state is None
                          else torch.as_tensor(dataset.state[part], dtype=torch.float32, device=self.device))
-                mean, spread = ensemble_statistics(self.reward_model(obs, self._action_input(actions), state).weighted)
+                out = self.reward_model(obs, self._action_input(actions), state)
+                mean, spread = ensemble_statistics(out.weighted if self.settings.credit == "weighted" else out.rewards)
                 means.append(mean.cpu())
                 spreads.append(spread.cpu())
         return torch.cat(means), torch.cat(spreads)
@@ -433,7 +443,7 @@ class SIT(Algorithm):
 
     def _dper_record(self) -> dict[str, Any]:
         s = self.settings
-        return {"stage": "dper", "gamma": s.gamma, "alpha": s.alpha, "prioritized": s.prioritized,
+        return {"stage": "dper", "credit": s.credit, "gamma": s.gamma, "alpha": s.alpha, "prioritized": s.prioritized,
                 "priority_range": [0.0, s.priority_high], "agent_types": list(self.spec.agent_types),
                 "types": {name: agents for name, agents in zip(dict.fromkeys(self.spec.agent_types),
                                                                self._type_agents())},
@@ -564,6 +574,8 @@ def _pick(values: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
 def _check_config(c: Config) -> None:
     if c.weighting not in WEIGHTINGS:
         raise ValueError(f"sit: weighting must be one of {', '.join(WEIGHTINGS)}, got {c.weighting!r}")
+    if c.credit not in ("weighted", "individual"):
+        raise ValueError(f"sit: credit must be weighted or individual, got {c.credit!r}")
     if c.members < 1 or c.target_update_interval < 1:
         raise ValueError(f"sit: members and target_update_interval must be >= 1, got {c.members}, "
                          f"{c.target_update_interval}")

@@ -22,7 +22,8 @@ Every member m (``members`` = M of them, one batched call: :mod:`offmarl.nets.en
     the mixer's bias V(s) and its curvature are nobody's).
 
 Outputs (:class:`Decomposition`): the weighted rewards ``λ_{i,m} r_{i,m}`` ``[M, ..., n]``, the predicted team
-reward ``r̂_tot,m`` ``[M, ...]`` (Eq. 2: ``Σ_i λ_{i,m} r_{i,m}``; MNC: the mixer's output) and the weights.
+reward ``r̂_tot,m`` ``[M, ...]`` (Eq. 2: ``Σ_i λ_{i,m} r_{i,m}``; MNC: the mixer's output), the weights and
+the unweighted rewards ``r_{i,m}``.
 This module imports nothing of offmarl but the other ``offmarl.nets`` modules.
 """
 
@@ -46,6 +47,7 @@ class Decomposition:
     weighted: torch.Tensor  # [M, ..., n]  λ_{i,m} r_{i,m}
     total: torch.Tensor  # [M, ...]  the predicted team reward r̂_tot,m
     weights: torch.Tensor  # [M, ..., n]  λ_{i,m}
+    rewards: torch.Tensor  # [M, ..., n]  r_{i,m} = f_m(o_i, a_i), before weighting
 
 
 class RewardDecomposition(nn.Module):
@@ -83,7 +85,7 @@ class RewardDecomposition(nn.Module):
                 totals.append(mixer(rewards[member], state).squeeze(-1))  # [...]
                 weights.append(mixer.agent_weights(rewards[member], state))  # [..., n]  ∂r_tot/∂r_i
             weights = torch.stack(weights)
-            return Decomposition(weights * rewards, torch.stack(totals), weights)
+            return Decomposition(weights * rewards, torch.stack(totals), weights, rewards)
         if self.weighting == "uniform":
             weights = torch.ones_like(rewards)
         else:
@@ -92,4 +94,4 @@ class RewardDecomposition(nn.Module):
             scores = torch.matmul(keys, query.unsqueeze(-1)).squeeze(-1)  # [M, ..., n]  (W_q e_s)ᵀ (W_k e_i)
             weights = torch.softmax(scores, dim=-1)  # Eq. 1: over the agents
         weighted = weights * rewards
-        return Decomposition(weighted, weighted.sum(dim=-1), weights)  # Eq. 2
+        return Decomposition(weighted, weighted.sum(dim=-1), weights, rewards)  # Eq. 2
