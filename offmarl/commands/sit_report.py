@@ -8,7 +8,8 @@ to ``DIR`` (default ``RUN/sit_report``):
   mean of λ_i r_i, averaged over the batch) against the Stage I update, from ``metrics.csv``'s
   ``weighted_reward_<i>`` columns;
 * ``priorities.png`` (Fig. 3b/c/e/f): per agent type (one replay each), the histogram of the rescaled
-  priorities p̂ ∈ [0, 20] of every agent's individual trajectories;
+  priorities p̂ ∈ [0, 20] of every agent's individual trajectories (one per behaviour level for an agent
+  whose level varies between episodes, when the dataset records it);
 * ``sit_report.json`` and a printed table: per agent its type, mean r̂, mean û, mean p̂ and its share of
   its type's Eq. 7 sampling probability; when the dataset's card lists its components (the per-agent
   behaviour levels of a composition, :func:`offmarl.collect.compositions.episode_levels`), the same per
@@ -130,13 +131,25 @@ def plot_weighted_rewards(curves: dict[int, tuple[list[float], list[float]]], ty
 
 
 def plot_priorities(scores: np.ndarray, type_agents: dict[str, list[int]], high: float, title: str,
-                    path: Path) -> None:
+                    path: Path, levels: np.ndarray | None = None) -> None:
+    """One panel per type; a histogram per agent, split by behaviour level where an agent has several
+    (``levels [E, n]``; the level names the line, e.g. "agent 2 (medium)")."""
     fig = _figure(4.6 * len(type_agents), 3.8)
     bins = np.linspace(0.0, high, 41)
+    styles = {"r": ":", "m": "--", "e": "-"}
     for k, (name, agents) in enumerate(type_agents.items()):
         ax = fig.add_subplot(1, len(type_agents), k + 1)
         for i in agents:
-            ax.hist(scores[:, i], bins=bins, histtype="step", linewidth=1.4, label=f"agent {i}")
+            own = [] if levels is None else [lv for lv in ("r", "m", "e") if (levels[:, i] == lv).any()]
+            if len(own) < 2:
+                suffix = f" ({LEVEL_NAMES[own[0]]})" if own else ""
+                ax.hist(scores[:, i], bins=bins, histtype="step", linewidth=1.4, label=f"agent {i}{suffix}")
+                continue
+            colour = None
+            for lv in own:
+                _, _, patches = ax.hist(scores[levels[:, i] == lv, i], bins=bins, histtype="step", linewidth=1.4,
+                                        linestyle=styles[lv], color=colour, label=f"agent {i} ({LEVEL_NAMES[lv]})")
+                colour = patches[0].get_edgecolor()
         ax.set(xlabel="rescaled priority p̂", ylabel="individual trajectories", title=f"{title}: {name} replay")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -154,7 +167,8 @@ def run_sit_report(*, run: Path, out: Path | None = None) -> dict[str, Any]:
     title = f"{config.get('algo_label', 'sit')} on {config.get('source_label', '?')}"
     plot_weighted_rewards(weighted_reward_curves(run / "metrics.csv", scores.shape[1]), record["agent_types"], title,
                           out / "weighted_reward.png")
-    plot_priorities(scores, record["types"], float(record["priority_range"][1]), title, out / "priorities.png")
+    plot_priorities(scores, record["types"], float(record["priority_range"][1]), title, out / "priorities.png",
+                    levels)
     (out / "sit_report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
     _print(report, title)
     print(f"wrote {out / 'weighted_reward.png'}, {out / 'priorities.png'}, {out / 'sit_report.json'}")
