@@ -6,7 +6,8 @@ to ``DIR`` (default ``RUN/sit_report``):
 
 * ``weighted_reward.png`` (Fig. 3a/d): each agent's decomposed weighted reward r̂_i (Eq. 4, the ensemble
   mean of λ_i r_i, averaged over the batch) against the Stage I update, from ``metrics.csv``'s
-  ``weighted_reward_<i>`` columns;
+  ``weighted_reward_<i>`` columns; beside it the unweighted r_i = f(o_i, a_i) (``individual_reward_<i>``)
+  when the run logged it;
 * ``priorities.png`` (Fig. 3b/c/e/f): per agent type (one replay each), the histogram of the rescaled
   priorities p̂ ∈ [0, 20] of every agent's individual trajectories (one per behaviour level for an agent
   whose level varies between episodes, when the dataset records it);
@@ -47,8 +48,10 @@ def load_sit_run(run: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], di
     return config, torch.load(dper_path, weights_only=True), record
 
 
-def weighted_reward_curves(metrics: Path, n_agents: int) -> dict[int, tuple[list[float], list[float]]]:
-    """``{agent: (steps, r̂)}`` of Stage I from ``metrics.csv`` (rows of stage ``ardnem``)."""
+def weighted_reward_curves(metrics: Path, n_agents: int, column: str = "weighted_reward"
+                           ) -> dict[int, tuple[list[float], list[float]]]:
+    """``{agent: (steps, value)}`` of Stage I's ``<column>_<i>`` from ``metrics.csv`` (rows of stage
+    ``ardnem``): ``weighted_reward`` (λ_i r_i) or ``individual_reward`` (r_i before weighting)."""
     curves: dict[int, tuple[list[float], list[float]]] = {i: ([], []) for i in range(n_agents)}
     if not metrics.is_file():
         return curves
@@ -57,7 +60,7 @@ def weighted_reward_curves(metrics: Path, n_agents: int) -> dict[int, tuple[list
             if row.get("stage") != "ardnem":
                 continue
             for i in range(n_agents):
-                text = (row.get(f"weighted_reward_{i}") or "").strip()
+                text = (row.get(f"{column}_{i}") or "").strip()
                 if text:
                     curves[i][0].append(float(row["step"]))
                     curves[i][1].append(float(text))
@@ -117,15 +120,21 @@ def _figure(width: float, height: float):
 
 
 def plot_weighted_rewards(curves: dict[int, tuple[list[float], list[float]]], types: list[str], title: str,
-                          path: Path) -> None:
-    fig = _figure(6.4, 4.2)
-    ax = fig.add_subplot()
-    for i, (steps, values) in curves.items():
-        ax.plot(steps, values, marker="o" if len(steps) < 12 else None, markersize=3, label=f"agent {i} ({types[i]})")
-    ax.set(xlabel="Stage I updates", ylabel="decomposed weighted reward r̂ (batch mean)", title=title)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+                          path: Path, individual: dict[int, tuple[list[float], list[float]]] | None = None) -> None:
+    """λ_i r_i per agent over Stage I; beside it, when the run logged them, the unweighted r_i."""
+    panels = [("decomposed weighted reward λ_i r_i (batch mean)", curves)]
+    if individual and any(steps for steps, _ in individual.values()):
+        panels.append(("individual reward r_i = f(o_i, a_i) (batch mean)", individual))
+    fig = _figure(6.4 * len(panels), 4.2)
+    for k, (ylabel, series) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), k + 1)
+        for i, (steps, values) in series.items():
+            ax.plot(steps, values, marker="o" if len(steps) < 12 else None, markersize=3,
+                    label=f"agent {i} ({types[i]})")
+        ax.set(xlabel="Stage I updates", ylabel=ylabel, title=title)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
 
@@ -165,8 +174,9 @@ def run_sit_report(*, run: Path, out: Path | None = None) -> dict[str, Any]:
     levels = dataset_levels(config, scores.shape[0])
     report = summarize(dper, record, levels)
     title = f"{config.get('algo_label', 'sit')} on {config.get('source_label', '?')}"
-    plot_weighted_rewards(weighted_reward_curves(run / "metrics.csv", scores.shape[1]), record["agent_types"], title,
-                          out / "weighted_reward.png")
+    n, metrics = scores.shape[1], run / "metrics.csv"
+    plot_weighted_rewards(weighted_reward_curves(metrics, n), record["agent_types"], title, out / "weighted_reward.png",
+                          weighted_reward_curves(metrics, n, "individual_reward"))
     plot_priorities(scores, record["types"], float(record["priority_range"][1]), title, out / "priorities.png",
                     levels)
     (out / "sit_report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
