@@ -147,7 +147,8 @@ def resolve_dataset(name: str) -> tuple[Dataset, DatasetSource]:
 
     A file's label is its stem (``data/small.h5`` → ``small``); a recipe's label is the recipe name and
     its file comes from the recipe cache (:func:`offmarl.collect.recipes.get_recipe_dataset`, seed 0,
-    scale 1). A per-agent file (one group per agent, MABCQ) gives :class:`PerAgentDatasets`.
+    scale 1; a trained recipe's missing pools are trained first). A per-agent file (one group per agent,
+    MABCQ) gives :class:`PerAgentDatasets`.
     """
     from offmarl.data.io import dataset_info, load_dataset
 
@@ -155,11 +156,12 @@ def resolve_dataset(name: str) -> tuple[Dataset, DatasetSource]:
     recipe = None
     if not path.exists():  # a directory goes on to the loader, which names it
         from offmarl.collect.recipes import get_recipe_dataset, is_recipe, list_recipes
+        from offmarl.train.pools import build_pool
 
         if not is_recipe(name):
             raise FileNotFoundError(f"dataset {name!r} is neither an existing file nor a recipe; recipes: "
                                     f"{', '.join(r for r, _ in list_recipes())}")
-        recipe, path = name, get_recipe_dataset(name)
+        recipe, path = name, get_recipe_dataset(name, pool_provider=build_pool)
     info = dataset_info(path)
     if info["per_agent"]:
         dataset: Dataset = PerAgentDatasets(tuple(load_dataset(path, agent=i) for i in range(info["n_groups"])))
