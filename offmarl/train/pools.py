@@ -25,6 +25,9 @@ def build_pool(spec: PoolSpec, progress: bool = True) -> Pool:
                 algo=spec.algo, env=spec.env, env_kwargs=spec.env_kwargs, num_envs=spec.num_envs, out=run,
                 seed=spec.seed, steps=spec.steps, sets=spec.sets, preset=spec.preset,
                 eval_episodes=spec.eval_episodes, series_every=spec.series_every, progress=progress,
+                # an online learner's checkpoint holds its replay (QMIX: up to 5000 episodes), so not every
+                # 500 frames as the offline default; resume is exact at any cadence, so it is not in the key
+                checkpoint_every=max(1, spec.series_every // 5),
                 resume=(run / "checkpoints" / "last.pt").is_file()))
         return bin_pool(run, spec.pool_dir, split=spec.split, episodes=spec.episodes, seed=spec.seed,
                         epsilon=spec.epsilon, progress=progress)
