@@ -173,8 +173,7 @@ def execute_run(task: RunTask) -> RunOutcome:
 
 def _train(task: RunTask, paths: Any) -> None:
     from offmarl.collect.recipes import get_recipe_dataset
-    from offmarl.train.experiment import Experiment, run_experiment
-    from offmarl.train.pools import build_pool
+    from offmarl.train.experiment import Experiment, build_pool, run_experiment
 
     entry = task.dataset
     if entry.online:
@@ -315,7 +314,7 @@ def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> 
 def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Path]:
     """Build (or find in the cache) every recipe dataset of the suite; ``{label: file}``."""
     from offmarl.collect.recipes import cache_recipe_dataset, recipe_dataset_path
-    from offmarl.train.pools import build_pool
+    from offmarl.train.experiment import build_pool
 
     files: dict[str, Path] = {}
     for entry in suite.datasets:

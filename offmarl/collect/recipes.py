@@ -225,7 +225,7 @@ PoolProvider = Callable[[PoolSpec], Pool]
 def cached_pool(spec: PoolSpec) -> Pool:
     """The pool ``spec`` names from the cache; a pool not built yet is an error saying how to build it (a
     recipe built through ``offmarl collect``, ``train`` or ``bench`` builds it: those pass
-    :func:`offmarl.train.pools.build_pool` as the provider)."""
+    :func:`offmarl.train.experiment.build_pool` as the provider)."""
     if not (spec.pool_dir / "pool.json").is_file():
         raise FileNotFoundError(f"policy pool {spec.algo} on {spec.env} (seed {spec.seed}, {spec.steps} frames) is not "
                                 f"built ({spec.pool_dir}); `offmarl collect RECIPE` builds it, or `offmarl pool build`")
@@ -465,7 +465,7 @@ def get_recipe(name: str) -> Recipe:
 def build_recipe(name: str, seed: int | None = None, scale: float = 1.0, progress: bool = False,
                  pool_provider: PoolProvider = cached_pool) -> Dataset:
     """Collect recipe ``name`` in memory (``seed`` None: the recipe's default seed); a trained recipe's pools come
-    from ``pool_provider`` (the cache only, by default; :func:`offmarl.train.pools.build_pool` trains what is
+    from ``pool_provider`` (the cache only, by default; :func:`offmarl.train.experiment.build_pool` trains what is
     missing)."""
     recipe = get_recipe(name)
     name = recipe.name  # an alias builds the recipe it names

@@ -130,7 +130,7 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
         get_recipe(recipe)  # unknown names fail before anything runs
         path = Path(out) if out is not None else Path("data") / f"{recipe}.h5"
         _sweep_beside(path)
-        from offmarl.train.pools import build_pool
+        from offmarl.train.experiment import build_pool
 
         result: Dataset = build_recipe(recipe, seed=seed, scale=scale, progress=True, pool_provider=build_pool)
     else:
