@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from offmarl.algos.base import list_algos
 from offmarl.collect import recipes as recipes_module
 from offmarl.collect.compositions import parse_composition
 from offmarl.collect.recipes import (
@@ -21,7 +22,7 @@ from offmarl.collect.recipes import (
 )
 from offmarl.collect.tiers import TIER_TARGETS
 from offmarl.data.sources import PerAgentDatasets, datasets_of
-from offmarl.envs.registry import get_env_entry
+from offmarl.envs.registry import env_spec, get_env_entry
 from offmarl.policies.registry import behavior_policy_names
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,8 +58,13 @@ def test_required_recipes_are_listed():
     names = [name for name, _ in list_recipes()]
     assert names == sorted(names)
     for name in REQUIRED:
-        assert is_recipe(name) and name in names
+        assert is_recipe(name) and get_recipe(name).name in names  # an old name is an alias of a listed recipe
     assert not is_recipe("tseng/nope")
+    # old names resolve to the recipes that now carry them; SIT's random quality is now low
+    assert get_recipe("tseng/equal_space").name == "tseng/equal_space/scripted"
+    assert get_recipe("sit/mpe_cn_3ls3l/random").name == "sit/mpe_cn_3ls3l/low/scripted"
+    assert recipe_dataset_path("tseng/grid_world/good") == recipe_dataset_path("tseng/grid_world/good/scripted")
+    assert get_recipe("sit/mpe_cn_3ls3l/low/trained").behaviour == "trained"
     with pytest.raises(KeyError, match="unknown recipe 'tseng/nope'; see `offmarl collect --list`"):
         get_recipe("tseng/nope")
 
@@ -78,27 +84,40 @@ def test_paper_episode_counts_and_modes():
     assert all(get_recipe(n).episodes == 10000 for n in REQUIRED if n.startswith("sit/"))
     assert get_recipe("mabcq/equal_space/per_agent").per_agent
     assert get_recipe("mabcq/matrix_game").policy == "behavior"
-    # SIT App. C Table 7 on SMAX, Fig. 4b's extreme and Fig. 4c's balanced 2s3z data
-    assert get_recipe("sit/smac_2s3z/low").composition == "50%[r,r,r,r,r]+50%[m,m,m,m,m]"
-    assert get_recipe("sit/smac_2s3z/medium").composition == "100%[r,e,r,e,e]"
-    assert get_recipe("sit/smac_3s_vs_5z/low").composition == "50%[r,r,r]+50%[r,r,m]"
-    assert get_recipe("sit/smac_8m/medium").composition == "100%[r,e,e,e,e,e,e,e]"
-    assert get_recipe("sit/smac_10m_vs_11m/medium").composition == "100%[e,e,e,e,e,e,e,e,e,e]"
-    assert get_recipe("sit/smac_2s3z/extreme").composition == "99.5%[r,r,r,r,r]+0.5%[m,m,m,m,m]"
-    assert get_recipe("sit/smac_2s3z/balanced_expert").composition == "100%[e,e,e,e,e]"
+    # SIT App. C Table 7 on SMAX, Fig. 4b's extreme and Fig. 4c's balanced 2s3z data, scripted and trained alike
+    for behaviour in ("scripted", "trained"):
+        assert get_recipe(f"sit/smac_2s3z/low/{behaviour}").composition == "50%[r,r,r,r,r]+50%[m,m,m,m,m]"
+        assert get_recipe(f"sit/smac_2s3z/medium/{behaviour}").composition == "100%[r,e,r,e,e]"
+        assert get_recipe(f"sit/smac_3s_vs_5z/low/{behaviour}").composition == "50%[r,r,r]+50%[r,r,m]"
+        assert get_recipe(f"sit/smac_8m/medium/{behaviour}").composition == "100%[r,e,e,e,e,e,e,e]"
+        assert get_recipe(f"sit/smac_10m_vs_11m/medium/{behaviour}").composition == "100%[e,e,e,e,e,e,e,e,e,e]"
+        assert get_recipe(f"sit/smac_2s3z/extreme/{behaviour}").composition == "99.5%[r,r,r,r,r]+0.5%[m,m,m,m,m]"
+        assert get_recipe(f"sit/smac_2s3z/balanced_expert/{behaviour}").composition == "100%[e,e,e,e,e]"
+        assert get_recipe(f"sit/smac_2s3z/low/{behaviour}").behaviour == behaviour
 
 
 @pytest.mark.parametrize("name", [name for name, _ in list_recipes()])
 def test_recipe_definition_is_valid(name):
     recipe = get_recipe(name)
     get_env_entry(recipe.env)  # registered
-    assert recipe.policy in behavior_policy_names(recipe.env)
     assert recipe.tier is None or recipe.tier in TIER_TARGETS
     assert sum(x is not None and x is not False
                for x in (recipe.tier, recipe.composition, recipe.per_agent or None)) <= 1
+    try:
+        spec = env_spec(recipe.env, recipe.env_kwargs)  # without building it (SMAX compiles for seconds)
+    except ImportError as exc:
+        pytest.skip(f"env {recipe.env!r} needs an optional extra: {exc}")
     if recipe.composition is not None:
-        env = _env_or_skip(recipe.env)
-        parse_composition(recipe.composition, env.spec.n_agents)
+        parse_composition(recipe.composition, spec.n_agents)
+    if recipe.behaviour == "scripted":
+        assert recipe.policy in behavior_policy_names(recipe.env)
+        assert not is_recipe(f"{name}/trained")  # a trained counterpart's scripted data is named .../scripted
+    else:  # a trained recipe: its pools train online on its env, one pool or one per agent
+        assert name.endswith("/trained") and recipe.policy == "expert"
+        assert all(p.env == recipe.env and p.env_kwargs == recipe.env_kwargs for p in recipe.pools)
+        assert len(recipe.pools) in (1, spec.n_agents)
+        assert all(p.algo in list_algos() for p in recipe.pools)
+        assert recipe.cost.startswith("≈")
 
 
 def test_scaled_episodes():
@@ -114,7 +133,7 @@ def test_recipe_dataset_path(monkeypatch, tmp_path):
     monkeypatch.setenv("OFFMARL_HOME", str(tmp_path))
     path = recipe_dataset_path("tseng/grid_world/normal", seed=3, scale=0.1)
     assert path == (tmp_path / "datasets" / f"{__version__}-r{recipes_module.RECIPES_VERSION}"
-                    / "tseng__grid_world__normal__seed3__scale0.1.h5")
+                    / "tseng__grid_world__normal__scripted__seed3__scale0.1.h5")  # an old name's file is its recipe's
     assert recipe_dataset_path("tseng/fill_in").name == "tseng__fill_in__seed0__scale1.h5"
     monkeypatch.delenv("OFFMARL_HOME")
     assert str(recipe_dataset_path("tseng/fill_in")).startswith(
@@ -198,20 +217,19 @@ def test_tiny_recipe_build_is_deterministic(name):
     _env_or_skip(get_recipe(name).env)
     a = build_recipe(name, seed=0, scale=0.005)
     b = build_recipe(name, seed=0, scale=0.005)
-    assert a.n_episodes == 5 and a.card.recipe == name and a.card.extra["recipe_scale"] == 0.005
+    assert a.n_episodes == 5 and a.card.recipe == get_recipe(name).name and a.card.extra["recipe_scale"] == 0.005
     assert a.card.behavior["policy"] == get_recipe(name).policy
     for field in ("obs", "actions", "rewards", "terminals", "truncations", "final_obs"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
 
 # Every SMAX map compiles its own JAX step (20-40 s each on this machine), and collecting a composition on
-# SMAX is tested in test_env_smax: the SMAX recipes' definitions are checked above, not built here.
-TINY_BUILDS = [name for name, _ in list_recipes()
-               if get_recipe(name).tier is None and not get_recipe(name).env.startswith("smac_")]
-
-
-@pytest.mark.parametrize("name", TINY_BUILDS)
-def test_every_untiered_recipe_builds_at_a_tiny_scale(name):
+# SMAX is tested in test_env_smax: the scripted SMAX recipes' definitions are checked above, not built here.
+@pytest.mark.parametrize("name", [name for name, _ in list_recipes()
+                                  if get_recipe(name).tier is None and get_recipe(name).behaviour == "scripted"
+                                  and not get_recipe(name).env.startswith("smac_")])
+def test_every_untiered_scripted_recipe_builds_at_a_tiny_scale(name):
+    """(Trained recipes need their pools: tests/test_pools.py builds one from a tiny pool.)"""
     recipe = get_recipe(name)
     _env_or_skip(recipe.env)
     result = build_recipe(name, scale=0.001)
@@ -220,7 +238,7 @@ def test_every_untiered_recipe_builds_at_a_tiny_scale(name):
     assert len(datasets) == (datasets[0].n_agents if recipe.per_agent else 1)
     for ds in datasets:
         assert ds.card.recipe == name and ds.card.env_name == recipe.env and ds.n_episodes >= 1
-        assert ds.state_only == recipe.state_only
+        assert ds.state_only == recipe.state_only and ds.card.extra["behaviour"] == "scripted"
         if recipe.composition is not None:
             assert ds.card.behavior["composition"] == recipe.composition
 
@@ -243,7 +261,7 @@ def test_get_recipe_dataset_builds_once(monkeypatch, tmp_path):
     path = get_recipe_dataset("tseng/equal_space", seed=1, scale=0.004)
     assert path.exists() and path == recipe_dataset_path("tseng/equal_space", 1, 0.004)
     ds = load_dataset(path)
-    assert ds.n_episodes == 4 and ds.card.recipe == "tseng/equal_space" and ds.card.seed == 1
+    assert ds.n_episodes == 4 and ds.card.recipe == "tseng/equal_space/scripted" and ds.card.seed == 1
 
     def fail(*args, **kwargs):
         raise AssertionError("rebuilt a cached recipe")

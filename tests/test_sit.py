@@ -385,7 +385,7 @@ def test_sit_report_plots_and_tabulates_the_decomposition_per_agent_and_level(tm
     from offmarl.cli import app
     from offmarl.collect.recipes import build_recipe
 
-    ds = build_recipe("sit/mpe_cn_3ls3l/random", seed=0, scale=0.004)  # 40 episodes: 20 [r,r,r] + 20 [r,r,m]
+    ds = build_recipe("sit/mpe_cn_3ls3l/low/scripted", seed=0, scale=0.004)  # 40 episodes: 20 [r,r,r] + 20 [r,r,m]
     data = save_dataset(ds, tmp_path / "cn.h5")
     run = tmp_path / "run"
     sets = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
