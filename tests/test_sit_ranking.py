@@ -34,8 +34,10 @@ def decomposed(recipe: str, updates: int, **overrides):
 def test_the_decomposed_reward_ranks_the_random_agent_below_the_medium_and_expert_agents():
     """Table 8's medium-quality composition 100%[r, m, e]: agent 0 random, agent 1 medium, agent 2 expert in
     every episode. Table 10's Stage I except a larger learning rate (2e-3 instead of 1e-4, for a short run):
-    r̂ and the priority p̂ order the agents random < medium < expert."""
-    per_episode, scores, levels = decomposed("sit/mpe_cn_3ls3l/medium/scripted", 600, reward_lr=2e-3)
+    r̂ and the priority p̂ order the agents random < medium < expert. (Seeds 0, 1 and 2 all do at 800
+    updates; at 500, seed 1 put the random agent just above the medium one. With a negative team reward
+    λ r can also rank an agent the attention learns to ignore highest: docs/algorithms.md#sit.)"""
+    per_episode, scores, levels = decomposed("sit/mpe_cn_3ls3l/medium/scripted", 800, reward_lr=2e-3)
     assert (levels == np.array(["r", "m", "e"])).all()
     rewards, priorities = per_episode.mean(axis=0), scores.mean(axis=0)
     assert rewards[0] < rewards[1] < rewards[2], rewards
@@ -44,10 +46,10 @@ def test_the_decomposed_reward_ranks_the_random_agent_below_the_medium_and_exper
 
 def test_the_decomposed_reward_ranks_random_behaviour_below_medium_in_a_mixed_dataset():
     """Table 8's random-quality composition 50%[r,r,r] + 50%[r,r,m]: agents 0 and 1 always act at random,
-    agent 2 at random in half the episodes and medium in the other half. After Table 10's Stage I (400
+    agent 2 at random in half the episodes and medium in the other half. After Table 10's Stage I (300
     updates), r̂ and p̂ of the medium trajectories are above those of the random ones, and in the [r,r,m]
     episodes agent 2 is above both random agents."""
-    per_episode, scores, levels = decomposed("sit/mpe_cn_3ls3l/low/scripted", 400)
+    per_episode, scores, levels = decomposed("sit/mpe_cn_3ls3l/low/scripted", 300)
     medium, random = levels == "m", levels == "r"
     assert per_episode[medium].mean() > per_episode[random].mean() + 0.05
     assert scores[medium].mean() > scores[random].mean()
