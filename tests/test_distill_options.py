@@ -305,3 +305,31 @@ def test_option_errors_name_the_field():
             _distill(ds, **bad)
     with pytest.raises(ValueError, match="teacher_layout"):
         _build("teacher", ds, teacher_layout="shared")
+
+
+# ---- the investigation's suites ----------------------------------------------------------------------
+SUITES = ("tseng-distill-fair", "tseng-distill-teacher", "tseng-distill-mapping", "tseng-distill-imbalanced")
+
+
+@pytest.mark.parametrize("name", SUITES)
+def test_the_investigations_suites_load_and_every_row_builds(name):
+    """Each suite file parses, names known algorithms and recipes, has >= 3 seeds and a measured cpu_scale,
+    and every row's overrides make a valid algorithm on each of its datasets' envs."""
+    from pathlib import Path
+
+    from offmarl.algos.base import build_config, get_algo_class
+    from offmarl.bench.suite import check_algorithms, check_datasets, load_suite
+    from offmarl.collect.recipes import get_recipe
+    from offmarl.envs import make_env
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "benchmarks" / "suites" / f"{name}.yaml")
+    check_algorithms(suite)
+    check_datasets(suite)
+    for entry in suite.datasets:
+        env = make_env(get_recipe(entry.recipe).env, num_envs=1, seed=0)
+        spec = env.spec
+        env.close()
+        for row in suite.algorithms:
+            cls = get_algo_class(row.name)
+            cls(spec, build_config(cls, row.overrides))
+    assert len(suite.seeds) >= 3 and "measured" in suite.cpu_scale.lower()
