@@ -307,6 +307,28 @@ def test_option_errors_name_the_field():
         _build("teacher", ds, teacher_layout="shared")
 
 
+def test_the_options_state_round_trips_and_training_continues_identically():
+    """A distill with every new option on (shared students, agent-token teacher, EMA mapping, relabelled
+    teacher inputs) loaded from another's state continues with the same weights (the contract test covers the
+    default configuration only)."""
+    ds = make_dataset(n_agents=3, episodes=6, seed=1)
+    options = dict(student_sharing=True, teacher_layout="agent_tokens", mapping_update="ema", teacher_rtg="target",
+                   alpha=1.0)
+    a = _distill(ds, steps=6, **options)
+    sampler = a.make_sampler(ds, 0)
+    drive(a, sampler, 4)
+    assert a.stage == "student"
+    b = _distill(ds, steps=6, seed=5, **options)
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    b.enter_stage("student")
+    batch = sampler.sample()
+    a.update(batch)
+    b.update(batch)
+    for mine, theirs in ((a.students, b.students), (a.M, b.M), (a.N, b.N), (a.teacher.model, b.teacher.model)):
+        assert _equal_states(mine, theirs)
+    assert a.m_updates == b.m_updates == 3
+
+
 # ---- the investigation's suites ----------------------------------------------------------------------
 SUITES = ("tseng-distill-fair", "tseng-distill-teacher", "tseng-distill-mapping", "tseng-distill-imbalanced")
 
