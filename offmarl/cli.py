@@ -121,8 +121,10 @@ def collect(
     list_recipes: bool = typer.Option(False, "--list", help="List the named recipes and exit."),
     num_envs: int = typer.Option(256, "--num-envs", help="Sub-environments stepped together."),
     env_set: List[str] = typer.Option([], "--env-set", help="Environment keyword argument key=value (repeatable)."),
-    pool: Optional[Path] = typer.Option(None, "--pool", help="A policy pool: --composition / --per-agent levels "
-                                        "r/m/e are its checkpoints (see `offmarl pool`)."),
+    pool: Optional[List[Path]] = typer.Option(None, "--pool", help="A policy pool (see `offmarl pool`): the levels "
+                                              "r/m/e of --composition / --per-agent are its checkpoints; else its best "
+                                              "checkpoint is the expert (of --tier too). Repeat it once per agent for "
+                                              "agent i to act as pool i's expert."),
     normalization_episodes: int = typer.Option(256, "--normalization-episodes",
                                                help="Episodes of the random policy (and the behaviour expert) "
                                                     "measured for the card's normalization returns (0: none)."),

@@ -508,7 +508,7 @@ def test_benches_under_two_out_roots_at_once_build_their_shared_dataset_once(tmp
     found = [line for stdout, _ in outputs for line in stdout.splitlines() if line.startswith("dataset equal_space: ")
              and " -> " in line]  # "... -> FILE (built in 0.5 s)" or "... -> FILE (cached)"
     assert sorted(line.rsplit(" (", 1)[1].split()[0].rstrip(")") for line in found) == ["built", "cached"], found
-    assert [p.name for p in offmarl_home.rglob("*.h5")] == ["tseng__equal_space__seed0__scale0.01.h5"]
+    assert [p.name for p in offmarl_home.rglob("*.h5")] == ["tseng__equal_space__scripted__seed0__scale0.01.h5"]
     for root in ("out_a", "out_b"):
         assert (tmp_path / root / "tiny" / "equal_space" / "bc" / "seed0" / "eval.json").exists()
 

@@ -173,13 +173,14 @@ def execute_run(task: RunTask) -> RunOutcome:
 
 def _train(task: RunTask, paths: Any) -> None:
     from offmarl.collect.recipes import get_recipe_dataset
-    from offmarl.train.experiment import Experiment, run_experiment
+    from offmarl.train.experiment import Experiment, build_pool, run_experiment
 
     entry = task.dataset
     if entry.online:
         source = dict(env=entry.env, env_kwargs=entry.env_kwargs, num_envs=entry.num_envs)
     else:  # a Ray node without the suite's datasets builds them into its own cache (same recipe, seed, scale)
-        source = dict(dataset=str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale) if entry.recipe
+        source = dict(dataset=str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale, pool_provider=build_pool)
+                                  if entry.recipe
                                   else entry.path))
     record = run_experiment(Experiment(
         algo=task.algo.name, **source, dataset_label=entry.label, out=paths.root, seed=task.seed,
@@ -313,6 +314,7 @@ def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> 
 def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Path]:
     """Build (or find in the cache) every recipe dataset of the suite; ``{label: file}``."""
     from offmarl.collect.recipes import cache_recipe_dataset, recipe_dataset_path
+    from offmarl.train.experiment import build_pool
 
     files: dict[str, Path] = {}
     for entry in suite.datasets:
@@ -326,7 +328,8 @@ def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Pat
         if not files[entry.label].exists():
             echo(f"dataset {entry.label}: building {entry.describe()} into the cache ...")
         t0 = time.perf_counter()
-        built = cache_recipe_dataset(entry.recipe, entry.seed, entry.scale)  # or finds another process's build
+        # or finds another process's build; a trained recipe's pools are trained first where missing
+        built = cache_recipe_dataset(entry.recipe, entry.seed, entry.scale, pool_provider=build_pool)
         how = f"built in {time.perf_counter() - t0:.1f} s" if built else "cached"
         echo(f"dataset {entry.label}: {entry.describe()} -> {files[entry.label]} ({how})")
     return files

@@ -65,8 +65,9 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from offmarl.algos.base import AlgoConfig, Algorithm, build_config, get_algo_class, load_algo, source_mode
+from offmarl.collect.pools import Pool, PoolSpec, bin_pool
 from offmarl.collect.recipes import env_normalization
-from offmarl.core.files import atomic_write_json
+from offmarl.core.files import atomic_write_json, file_lock
 from offmarl.core.seeding import seed_everything
 from offmarl.data.sources import DatasetAndEnv, dataset_cards
 from offmarl.envs.base import EnvSpec
@@ -272,7 +273,7 @@ def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
         source = EnvSource(exp.env, exp.env_kwargs, exp.num_envs)
         return _Resolved(source, source.spec(), exp.dataset_label or exp.env, (exp.env, dict(exp.env_kwargs)),
                          {"source_label": exp.dataset_label or exp.env})
-    data, dataset_source = resolve_dataset(exp.dataset)
+    data, dataset_source = resolve_dataset(exp.dataset, pool_provider=build_pool)
     if exp.dataset_label is not None:
         dataset_source = dataclasses.replace(dataset_source, label=exp.dataset_label)
     card = dataset_cards(data)[0]
@@ -484,3 +485,30 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int | None = Non
                            curve=curve, checkpoint=checkpoint, target_return=target_return, steps=steps,
                            eval_seed=seed, env=env_name if online else None, env_kwargs=env_kwargs, win_curve=win_curve,
                            normalization=run_normalization(config))
+
+
+def build_pool(spec: PoolSpec, progress: bool = True) -> Pool:
+    """The policy pool ``spec`` names, trained and binned if the cache does not hold it yet.
+
+    One training path: the :class:`Experiment` that ``offmarl train --env`` would run, into the pool's cache
+    directory, keeping a checkpoint series; then :func:`offmarl.collect.pools.bin_pool`. Built once: a pool
+    already in the cache is returned as it is; a half-trained run resumes from its checkpoint; concurrent
+    builders of one pool wait on a lock. (Here rather than in a module of its own: resolving a trained
+    recipe's dataset builds its pools, so :func:`run_experiment` needs it and it needs :func:`run_experiment`.)
+    """
+    root = spec.cache_dir()
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if (spec.pool_dir / "pool.json").is_file():
+            return Pool.load(spec.pool_dir)
+        run = root / "run"
+        if not (run / "eval.json").is_file():
+            run_experiment(Experiment(
+                algo=spec.algo, env=spec.env, env_kwargs=spec.env_kwargs, num_envs=spec.num_envs, out=run,
+                seed=spec.seed, steps=spec.steps, sets=spec.sets, preset=spec.preset,
+                eval_episodes=spec.eval_episodes, series_every=spec.series_every, progress=progress,
+                # an online learner's checkpoint holds its replay (QMIX: up to 5000 episodes), so not every
+                # 500 frames as the offline default; resume is exact at any cadence, so it is not in the key
+                checkpoint_every=max(1, spec.series_every // 5),
+                resume=(run / "checkpoints" / "last.pt").is_file()))
+        return bin_pool(run, spec.pool_dir, split=spec.split, episodes=spec.episodes, seed=spec.seed,
+                        epsilon=spec.epsilon, progress=progress)
