@@ -190,6 +190,19 @@ def pool_show(
     _run(run_pool_show, pool=pool, plot=plot)
 
 
+@app.command("sit-report")
+def sit_report(
+    run: Path = typer.Argument(..., help="A run directory of `offmarl train sit` (past its Stage II)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the figures and sit_report.json "
+                                       "(default RUN/sit_report)."),
+) -> None:
+    """Plot a sit run's decomposed weighted reward per agent over Stage I and the priority histograms per agent
+    within each type's replay; tabulate them per agent (and per behaviour level when the dataset records it)."""
+    from offmarl.commands.sit_report import run_sit_report
+
+    _run(run_sit_report, run=run, out=out)
+
+
 @app.command()
 def info(
     path: Path = typer.Argument(..., help="Dataset file (HDF5)."),

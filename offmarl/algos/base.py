@@ -24,8 +24,8 @@ Stages. A multi-stage algorithm (a behaviour model, then the policy; a teacher, 
 its stages with :meth:`Algorithm.stage_fractions`; :meth:`Algorithm.plan` divides the one step budget
 among them (:class:`StageSchedule`), so every stage keeps its share whatever the budget. The fit loop
 enters each stage (:meth:`Algorithm.enter_stage`), logs the stage of every metrics row, checkpoints at
-every hand-over and saves the artifact a stage hands over (:meth:`Algorithm.stage_artifact`, e.g. the
-distillation teacher) in the run directory.
+every hand-over and saves the artifact a stage hands over (:meth:`Algorithm.stage_artifact`: an algorithm,
+e.g. the distillation teacher, or :class:`StageFiles`, e.g. SIT's reward decomposition) in the run directory.
 
 ``state_dict()`` must hold everything needed to continue exactly (weights, optimizers, counters) as
 tensors / numbers / strings / lists / dicts, so a checkpoint is loadable with
@@ -122,6 +122,24 @@ class StageSchedule:
         return self.stages[-1][0]
 
 
+@dataclasses.dataclass
+class StageFiles:
+    """A stage's hand-over that is not an algorithm: a JSON record and tensors, saved as ``<name>.json`` and
+    ``<name>.pt`` (loadable with ``torch.load(weights_only=True)``)."""
+
+    name: str
+    record: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+
+    def save(self, path: str | Path) -> None:
+        from offmarl.core.files import atomic_torch_save, atomic_write_json
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path / f"{self.name}.json", self.record)
+        atomic_torch_save(self.tensors, path / f"{self.name}.pt")
+
+
 class Algorithm(ABC):
     """Base of every learner. Subclasses set ``name``, ``Config`` and capability flags (module docstring)."""
 
@@ -197,7 +215,7 @@ class Algorithm(ABC):
             raise ValueError(f"{self.name}: no stage {name!r}; stages: {self.schedule.names}")
         self._stage = name
 
-    def stage_artifact(self, name: str) -> "Algorithm | None":
+    def stage_artifact(self, name: str) -> "Algorithm | StageFiles | None":
         """What stage ``name`` hands over, saved by the fit loop to ``<run>/<name>/`` when it ends (None: nothing)."""
         return None
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 
 from offmarl.algos._centralized import MixedValueConfig, MixedValueLearner, Sequences, decentralized
 from offmarl.algos._value import (
@@ -22,9 +21,8 @@ from offmarl.algos._value import (
     masked_mean,
 )
 from offmarl.algos.base import register_algo
+from offmarl.nets.action_head import LogStd
 from offmarl.policies.base import DecentralizedPolicy
-
-LOG_STD_RANGE = (-5.0, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +108,7 @@ class MAICQ(MixedValueLearner):
         else:
             self.nets["critic"] = self.agent_network(1, action_in=self.spec.act_dim)
             self.nets["actor"] = self.agent_network(self.spec.act_dim)
-            self.nets["log_std"] = _LogStd(self.spec.act_dim)
+            self.nets["log_std"] = LogStd(self.spec.act_dim)
         self.nets["mixer"] = self.mixer_network()
         self.add_target("critic"), self.add_target("mixer")
         self.optims["critic"] = self.optimizer([self.nets["critic"], self.nets["mixer"]], lr=self.config.critic_lr)
@@ -176,14 +174,3 @@ class MAICQ(MixedValueLearner):
         return decentralized(self.n, [actor],
                              lambda i: lambda f, o, avail: self._greedy(actor.head(f[0], group=i), avail),
                              self.device)
-
-
-class _LogStd(nn.Module):
-    """A state-independent Gaussian log-std per action dim, clamped to ``LOG_STD_RANGE``."""
-
-    def __init__(self, act_dim: int):
-        super().__init__()
-        self.value = nn.Parameter(torch.full((act_dim,), -1.0))
-
-    def forward(self) -> torch.Tensor:
-        return self.value.clamp(*LOG_STD_RANGE)

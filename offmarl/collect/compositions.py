@@ -140,6 +140,15 @@ def collect_components(env: BatchedEnv, make_expert: ExpertFactory | None, compo
     return concatenate(parts, card)
 
 
+def episode_levels(components: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Each episode's per-agent levels ``[E, n]`` (``"r"``/``"m"``/``"e"``) of a composition dataset, from its
+    ``card.extra["components"]`` (:func:`collect_components` concatenates the parts in component order)."""
+    rows = [np.tile(np.asarray(part["levels"]), (int(part["episodes"]), 1)) for part in components]
+    if not rows:
+        raise ValueError("a composition dataset lists its components in card.extra['components']; none given")
+    return np.concatenate(rows)
+
+
 def collect_composition(env: BatchedEnv, make_expert: ExpertFactory | None, composition: str, episodes: int,
                         seed: int, *, medium_rate: float = DEFAULT_MEDIUM_RATE, expert_name: str = "expert",
                         state_only: bool = False, progress: bool = True, recipe: str | None = None,

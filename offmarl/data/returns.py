@@ -119,3 +119,30 @@ class ReturnToGoTracker:
         if mask.shape != (self.batch_size,):
             raise ValueError(f"mask must have shape [{self.batch_size}], got {list(mask.shape)}")
         self._remaining[mask] = self.target
+
+
+def discounted_returns(rewards: np.ndarray, episode_starts: np.ndarray, gamma: float) -> np.ndarray:
+    """Discounted returns-to-go of every step, per column: ``[T]`` or ``[T, n]`` float32,
+
+        out[t] = sum_{t' = t}^{end(t) - 1} gamma^(t' - t) rewards[t']
+
+    within each episode (``gamma = 1`` gives :func:`returns_to_go` with scale 1). SIT's Monte-Carlo return of
+    the decomposed rewards (Tian et al., "Decomposed Prioritized Experience Replay", Eq. 6) is this with
+    ``gamma`` its discount. Computed in float64 by the backward recursion ``g_t = r_t + gamma g_{t+1}``, one
+    vectorized step per position of the longest episode (episodes padded to it; no loop over episodes).
+    """
+    rewards = np.asarray(rewards)
+    if rewards.ndim not in (1, 2):
+        raise ValueError(f"rewards must be [T] or [T, n], got shape {list(rewards.shape)}")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    n_steps = rewards.shape[0]
+    starts = _check_episode_starts(episode_starts, n_steps)
+    lengths = np.diff(np.append(starts, n_steps))  # [E]
+    episode = np.repeat(np.arange(starts.size), lengths)  # [T]
+    position = np.arange(n_steps) - np.repeat(starts, lengths)  # [T]
+    padded = np.zeros((starts.size, int(lengths.max(initial=0)) + 1) + rewards.shape[1:], dtype=np.float64)
+    padded[episode, position] = rewards  # [E, L + 1, (n)]; the column after each episode's end stays 0
+    for t in range(padded.shape[1] - 2, -1, -1):
+        padded[:, t] += gamma * padded[:, t + 1]
+    return padded[episode, position].astype(np.float32)

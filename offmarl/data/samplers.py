@@ -13,7 +13,9 @@ Samplers (B batch, n agents, K window, L episode length, d obs width, S state wi
 * :class:`WindowSampler` -- left-padded K-step windows with masks and returns-to-go (sequence models).
 * :class:`EpisodeSampler` -- whole episodes padded to L (recurrent value learners, lambda-returns).
 * :class:`PrioritizedEpisodeSampler` -- episodes (or per-agent individual trajectories) drawn in
-  proportion to priorities over a :class:`~offmarl.data.sumtree.SumTree` (SIT's DPER).
+  proportion to priorities over a :class:`~offmarl.data.sumtree.SumTree`.
+* :class:`DecomposedReplay` -- SIT's decomposed prioritized replay (DPER): one prioritized sampler of
+  individual trajectories per agent type, a batch of them for every agent.
 
 Transition semantics (all samplers that return ``next_*``): on an episode's last step ``next_obs`` /
 ``next_state`` are the episode's ``final_obs`` / ``final_state`` and ``next_avail`` is all True (there
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 
 from offmarl.data.dataset import MultiAgentDataset
-from offmarl.data.returns import returns_to_go
+from offmarl.data.returns import discounted_returns, returns_to_go
 from offmarl.data.sumtree import SumTree
 from offmarl.errors import DatasetError
 
@@ -97,6 +99,31 @@ def softmax_priorities(scores: np.ndarray, temperature: float) -> np.ndarray:
         raise ValueError(f"softmax temperature must be > 0, got {temperature}")
     scores = np.asarray(scores, dtype=np.float64)
     return np.exp((scores - scores.max()) / temperature)
+
+
+def trajectory_priorities(rewards: np.ndarray, episode_starts: np.ndarray, gamma: float,
+                          high: float = 20.0) -> np.ndarray:
+    """SIT's priority score of every individual trajectory (agent i in episode k), ``[E, n]`` float64
+    (Tian et al., "Decomposed Prioritized Experience Replay", Eq. 6 and the priority after it; Table 11):
+
+        ĝ_i^{t,k} = Σ_{t' ≥ t} γ^{t' − t} r̂_i^{t',k}     (Eq. 6, :func:`~offmarl.data.returns.discounted_returns`)
+        p̂_i^k   = (1 / T_k) Σ_t ĝ_i^{t,k}               (the mean over the episode's T_k steps)
+
+    then linearly rescaled over all individual trajectories of the dataset (every agent, every episode) so
+    that the smallest is 0 and the largest ``high`` ("Rescaled priority range [0, 20]"); all equal gives all 0.
+    Eq. 6 prints the discount as γ^{t − t'}, which grows without bound over t' ≥ t: a typo for the
+    Monte-Carlo return it names. ``rewards [T, n]``: the decomposed rewards r̂ of every step and agent.
+    Feed Eq. 7 with :func:`softmax_priorities` (per agent type: :class:`DecomposedReplay`).
+    """
+    rewards = np.asarray(rewards)
+    if rewards.ndim != 2:
+        raise ValueError(f"trajectory_priorities needs rewards [T, n], got shape {list(rewards.shape)}")
+    returns = discounted_returns(rewards, episode_starts, gamma).astype(np.float64)  # [T, n]
+    starts = np.asarray(episode_starts, dtype=np.int64)
+    lengths = np.diff(np.append(starts, rewards.shape[0]))  # [E]
+    means = np.add.reduceat(returns, starts, axis=0) / lengths[:, None]  # [E, n]
+    low, top = means.min(), means.max()
+    return np.zeros_like(means) if top == low else (means - low) * (high / (top - low))
 
 
 # ---- shared machinery --------------------------------------------------------------------------
@@ -448,3 +475,89 @@ class PrioritizedEpisodeSampler(EpisodeSampler):
                              f"for {self.n_items} items")
         super().load_state_dict(state)
         self.update_priorities(np.arange(self.n_items), priorities)
+
+
+class DecomposedReplay:
+    """SIT's decomposed prioritized experience replay (Tian et al., "Decomposed Prioritized Experience
+    Replay" and "Conservative Policy Learning with GAT-Based Critic"; Algorithm 1, lines 7-18).
+
+    Every joint episode k is split into the individual trajectories (j, k), one per agent j, and the
+    trajectories of the agents of one type (``card.agent_types``) go into that type's replay: one
+    :class:`PrioritizedEpisodeSampler` over the items (j, k) of the type's agents, i.e. one sum tree per type.
+    A batch holds, for every agent i, ``batch_size`` items drawn from the replay of i's type in proportion
+    to their priorities (:meth:`set_priorities`; 1 = uniform until set): the item's agent j may be any agent
+    of the type, i itself included -- agents of one type share their trajectories, and a good trajectory of
+    agent j trains agent i.
+
+    ``sample()`` returns the fields of :class:`EpisodeSampler` for each agent's items, stacked on a leading
+    agent axis: ``obs [n, B, L, n, d]`` (item (j, k) of row i: episode k whole, every agent's observation,
+    so a critic can read o_{-j}), ``actions [n, B, L, n]`` …, ``mask [n, B, L]``, plus ``source_agent [n, B]``
+    (j), ``episode_index [n, B]``, ``item_index [n, B]`` (in the type's replay), ``weights [n, B]`` (ones) and,
+    per name given to :meth:`set_step_values`, ``<name> [n, B, L]``: that per-step, per-agent value at the
+    item's agent j (zeros on padding). The replays draw in agent order with their own generators.
+    """
+
+    def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, max_len: int | None = None):
+        types = list(dict.fromkeys(dataset.card.agent_types))  # in order of first appearance
+        self.type_agents = [[i for i, t in enumerate(dataset.card.agent_types) if t == name] for name in types]
+        self.type_names = types
+        self.agent_replay = [types.index(t) for t in dataset.card.agent_types]  # [n] replay of each agent
+        self.replays = [PrioritizedEpisodeSampler(dataset, batch_size, _child_seed(seed, k), max_len=max_len,
+                                                  agents=agents)
+                        for k, agents in enumerate(self.type_agents)]
+        self.dataset = dataset
+        self._step_values: dict[str, np.ndarray] = {}
+
+    @property
+    def n_episodes(self) -> int:
+        return self.dataset.n_episodes
+
+    def set_priorities(self, priorities: np.ndarray) -> None:
+        """Priorities ``[E, n]`` of the individual trajectories (episode, agent), each type's columns into its
+        sum tree (e.g. Eq. 7's ``softmax_priorities(p̂, α)`` per type)."""
+        priorities = np.asarray(priorities, dtype=np.float64)
+        if priorities.shape != (self.n_episodes, self.dataset.n_agents):
+            raise ValueError(f"DecomposedReplay: priorities must be [{self.n_episodes}, {self.dataset.n_agents}] "
+                             f"(episodes, agents), got {list(priorities.shape)}")
+        for replay, agents in zip(self.replays, self.type_agents):
+            # item k of a type's replay is (agent agents[k // E], episode k % E)
+            replay.update_priorities(np.arange(replay.n_items), priorities[:, agents].T.ravel())
+
+    def set_step_values(self, **values: np.ndarray) -> None:
+        """Per-step, per-agent arrays ``[T, n]`` to hand out at each item's agent (SIT: r̂ and û)."""
+        for name, value in values.items():
+            if np.shape(value) != (self.dataset.n_steps, self.dataset.n_agents):
+                raise ValueError(f"DecomposedReplay: {name} must be [{self.dataset.n_steps}, "
+                                 f"{self.dataset.n_agents}] (steps, agents), got {list(np.shape(value))}")
+            self._step_values[name] = np.asarray(value, dtype=np.float32)
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        batches = [self._sample_for(i) for i in range(self.dataset.n_agents)]
+        return {key: torch.stack([b[key] for b in batches]) for key in batches[0]}
+
+    def _sample_for(self, agent: int) -> dict[str, torch.Tensor]:
+        replay = self.replays[self.agent_replay[agent]]
+        batch = replay.sample()
+        batch["source_agent"] = batch.pop("agent")
+        if self._step_values:
+            episodes, source = batch["episode_index"].numpy(), batch["source_agent"].numpy()  # [B]
+            steps = replay._episode_starts[episodes][:, None] + batch["timestep"].numpy()  # [B, L] (pads: masked)
+            mask = batch["mask"].numpy()
+            for name, value in self._step_values.items():
+                batch[name] = torch.from_numpy(np.where(mask, value[steps, source[:, None]], 0.0).astype(np.float32))
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": type(self).__name__, "replays": [replay.state_dict() for replay in self.replays]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("kind") != type(self).__name__ or len(state["replays"]) != len(self.replays):
+            raise ValueError(f"DecomposedReplay.load_state_dict got the state of a {state.get('kind')!r} "
+                             f"with {len(state.get('replays', []))} replays for {len(self.replays)} agent types")
+        for replay, saved in zip(self.replays, state["replays"]):
+            replay.load_state_dict(saved)
+
+
+def _child_seed(seed: int | None, k: int) -> int | None:
+    """An independent seed for the k-th of several generators made from ``seed``."""
+    return None if seed is None else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])

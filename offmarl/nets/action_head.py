@@ -71,3 +71,18 @@ class ActionHead(nn.Module):
         if self.discrete:
             return mask_logits(raw.float(), avail).argmax(dim=-1)
         return self.squash(raw.float())
+
+
+LOG_STD_RANGE = (-5.0, 2.0)
+
+
+class LogStd(nn.Module):
+    """A state-independent Gaussian log-std ``[*shape]`` (e.g. ``(act_dim,)``, or ``(n_agents, act_dim)`` for
+    per-agent policies stacked on a leading axis), initialised at -1 and clamped to ``LOG_STD_RANGE``."""
+
+    def __init__(self, *shape: int):
+        super().__init__()
+        self.value = nn.Parameter(torch.full(shape, -1.0))
+
+    def forward(self) -> torch.Tensor:
+        return self.value.clamp(*LOG_STD_RANGE)

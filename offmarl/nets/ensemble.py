@@ -128,3 +128,22 @@ class EnsembleEmbedding(nn.Module):
             return F.embedding(index, self.weight.view(self.num, self.dim))
         offsets = torch.arange(self.members, device=index.device).view((-1,) + (1,) * (index.dim() - 1)) * self.num
         return F.embedding(index + offsets, self.weight.reshape(-1, self.dim))  # index broadcasts over members
+
+
+class EnsembleMLP(nn.Module):
+    """``n_layers`` :class:`EnsembleLinear` layers (``E`` members) with ReLU between them (none after the last):
+    ``[E or 1, ..., in] -> [E, ..., out]``; ``torch.nn.Linear``'s initialisation (``std=None``), drawn
+    independently per member, so the members of an ensemble start apart."""
+
+    def __init__(self, members: int, in_dim: int, hidden: int, out_dim: int, n_layers: int = 2):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"EnsembleMLP needs n_layers >= 1, got {n_layers}")
+        widths = [in_dim] + [hidden] * (n_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b, std=None) for a, b in zip(widths[:-1], widths[1:]))
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = layer(x, member, self.relu)
+        return self.layers[-1](x, member)
