@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 # Extras that `make test` installs so that their tests run instead of skipping.
-TEST_EXTRAS := test,tensorboard,mpe,ray,highway,mamujoco,smax
+TEST_EXTRAS := test,tensorboard,mpe,ray,highway,mamujoco,smax,og-marl
 
 .PHONY: demo test venv clean bench-data
 

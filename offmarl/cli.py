@@ -28,9 +28,13 @@ bench_app = typer.Typer(help="Run benchmark suites (datasets x algorithms x seed
                         no_args_is_help=True)
 pool_app = typer.Typer(help="Policy pools: an online run's checkpoint series binned by return into levels r/m/e.",
                        no_args_is_help=True)
+import_app = typer.Typer(help="Convert another library's dataset into an offmarl dataset file.", no_args_is_help=True)
+export_app = typer.Typer(help="Write an offmarl dataset file in another library's format.", no_args_is_help=True)
 app.add_typer(envs_app, name="envs")
 app.add_typer(bench_app, name="bench")
 app.add_typer(pool_app, name="pool")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, RuntimeError, ImportError,
                DiskFullError)
@@ -190,6 +194,37 @@ def info(
     _run(run_info, path=path, as_json=as_json, agent=agent)
 
 
+@import_app.command("og-marl")
+def import_og_marl(
+    vault: Path = typer.Argument(..., help="An OG-MARL vault: its <scenario>.vlt folder (with --uid) or one of its "
+                                 "<uid> folders."),
+    out: Path = typer.Option(..., "--out", help="Output HDF5 path."),
+    uid: Optional[str] = typer.Option(None, "--uid", help="The vault's dataset (Good, Medium, Poor, Replay, ...); "
+                                      "may be omitted when it holds one."),
+    task: Optional[str] = typer.Option(None, "--task", help="Names the card's environment external:TASK (default: "
+                                       "the vault folder's name without .vlt)."),
+    compression: Optional[str] = typer.Option(None, "--compression", help="lzf or gzip (default: none)."),
+) -> None:
+    """Convert an OG-MARL dataset (a flashbax Vault) into an offmarl dataset file; needs offmarl[og-marl]."""
+    from offmarl.commands.interop import run_import_og_marl
+
+    _run(run_import_og_marl, vault=vault, out=out, uid=uid, task=task, compression=compression)
+
+
+@export_app.command("og-marl")
+def export_og_marl(
+    dataset: Path = typer.Argument(..., help="Dataset file (HDF5)."),
+    out: Path = typer.Option(..., "--out", help="The vault folder (<scenario>.vlt) to write the dataset into."),
+    uid: Optional[str] = typer.Option(None, "--uid", help="The dataset's name in the vault (default: the file's "
+                                      "stem); an existing one is replaced."),
+    agent: Optional[int] = typer.Option(None, "--agent", help="Agent group of a per-agent dataset."),
+) -> None:
+    """Write an offmarl dataset as an OG-MARL vault dataset (flashbax Vault); needs offmarl[og-marl]."""
+    from offmarl.commands.interop import run_export_og_marl
+
+    _run(run_export_og_marl, dataset=dataset, out=out, uid=uid, agent=agent)
+
+
 # ---- training and evaluation -------------------------------------------------------------------------
 @app.command()
 def train(
@@ -308,6 +343,19 @@ def bench_status(
     from offmarl.commands.bench import run_bench_status
 
     _run(run_bench_status, runs_dir=runs_dir)
+
+
+@bench_app.command("export")
+def bench_export(
+    runs_dir: Path = typer.Argument(..., help="A suite directory, or any folder of run directories."),
+    out: Path = typer.Option(..., "--out", help="Output JSON file."),
+    fmt: str = typer.Option("marl-eval", "--format", help="marl-eval: the raw-results JSON marl-eval's "
+                            "data_process_pipeline reads."),
+) -> None:
+    """Write the runs' evaluations in another tool's format (marl-eval: environment/task/algorithm/run/step)."""
+    from offmarl.commands.bench import run_bench_export
+
+    _run(run_bench_export, runs_dir=runs_dir, out=out, fmt=fmt)
 
 
 @app.command("matrix-game")

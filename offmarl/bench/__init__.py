@@ -5,6 +5,7 @@
 * :mod:`offmarl.bench.runner` -- datasets first, then every (dataset, algorithm, seed) in its own run
   directory through ``offmarl train``'s code path; resumable; ``local`` (process pool) or ``ray``.
 * :mod:`offmarl.bench.status` -- how far a suite directory has got, read from its run directories.
+* :mod:`offmarl.bench.export` -- the runs' evaluations in other tools' formats (marl-eval's JSON).
 
 The report, each module importing only those listed before it:
 
@@ -14,7 +15,7 @@ The report, each module importing only those listed before it:
 * :mod:`offmarl.bench.tables` -- markdown/CSV tables.
 * :mod:`offmarl.bench.report` -- a suite directory's report: writes the tables and the plots.
 
-Command line: ``offmarl bench list | run SUITE | table DIR | status DIR`` (``offmarl.commands.bench``).
+Command line: ``offmarl bench list | run SUITE | table DIR | status DIR | export DIR`` (``offmarl.commands.bench``).
 """
 
 from offmarl.bench.suite import Suite, builtin_suites, load_suite, parse_seeds, parse_suite

@@ -1,10 +1,12 @@
 """What bench tables and plots are computed from: the ``eval.json`` of each run, grouped into cells.
 
-One cell per (algorithm label, dataset label): over the seeds that have an ``eval.json``, the mean ± std
-of each seed's ``return_mean`` -- the per-agent average episode return, the papers' metric (Tseng et al.
+One cell per (algorithm label, dataset label): over the seeds that have an evaluated ``eval.json``, the
+mean ± std of each seed's ``return_mean`` -- the per-agent average episode return, the papers' metric (Tseng et al.
 Tables 1-3: "average and standard deviation of return per-agent ... merged with 10 random seeds"). The
 std is the population std over seeds (``ddof = 0``, as ``numpy.std``; the papers do not say which they
-used). Every return is "higher is better": a column's best cells are those with the highest mean at the
+used). A run of data imported from another library has no environment to be evaluated in: its
+``return_mean`` is null, and the table lists it apart (``Table.unevaluated``). Every return is "higher is
+better": a column's best cells are those with the highest mean at the
 printed precision (:data:`DECIMALS`), so equal-looking cells are best together.
 
 Learning curves over seeds (:func:`seed_curve`, :func:`seed_band`) are computed here too, so that the
@@ -52,7 +54,7 @@ class EvalRecord:
     algo: str
     dataset: str
     seed: int
-    return_mean: float
+    return_mean: float | None  # None: not evaluated (module docstring)
     episodes: int
     steps: int | None
     checkpoint: str
@@ -74,7 +76,8 @@ class EvalRecord:
             online = data.get("dataset") is None and "source" in data  # an online run: its env's label
             source = data["source"] if online else data["dataset"]
             return cls(path=str(path), algo=str(data["algo"]), dataset=str(source), seed=int(data["seed"]),
-                       return_mean=float(data["return_mean"]), episodes=int(data["episodes"]),
+                       return_mean=None if data["return_mean"] is None else float(data["return_mean"]),
+                       episodes=int(data["episodes"]),
                        steps=None if protocol.get("steps") is None else int(protocol["steps"]),
                        checkpoint=str(protocol.get("checkpoint", "last")), target_return=protocol.get("target_return"),
                        curve=tuple((float(s), float(m), float(sd)) for s, m, sd in data.get("curve") or []),
@@ -110,6 +113,7 @@ class Table:
     datasets: list[str]
     cells: dict[tuple[str, str], Cell]
     records: list[EvalRecord] = field(default_factory=list)
+    unevaluated: list[EvalRecord] = field(default_factory=list)  # runs without a return, in no cell
 
     @property
     def max_seeds(self) -> int:
@@ -135,7 +139,8 @@ def _ordered(seen: Sequence[str], preferred: Sequence[str] | None) -> list[str]:
 
 def build_table(records: Sequence[EvalRecord], algo_order: Sequence[str] | None = None,
                 dataset_order: Sequence[str] | None = None) -> Table:
-    """Group records by (algorithm, dataset); rows/columns in the given order, the others sorted after.
+    """Group the evaluated records by (algorithm, dataset); rows/columns in the given order, the others sorted
+    after; records without a return go to ``Table.unevaluated``.
 
     Two records of the same (algorithm, dataset, seed) are an error naming both files."""
     cells: dict[tuple[str, str], Cell] = {}
@@ -146,11 +151,14 @@ def build_table(records: Sequence[EvalRecord], algo_order: Sequence[str] | None 
             raise ValueError(f"two eval.json files for {rec.algo} on {rec.dataset}, seed {rec.seed}: {seen[key]} and "
                              f"{rec.path}; aggregate their directories separately")
         seen[key] = rec.path
+    evaluated = [rec for rec in records if rec.return_mean is not None]
+    for rec in evaluated:
         cells.setdefault((rec.algo, rec.dataset), Cell([])).records.append(rec)
     for cell in cells.values():
         cell.records.sort(key=lambda r: r.seed)
-    return Table(algos=_ordered([r.algo for r in records], algo_order),
-                 datasets=_ordered([r.dataset for r in records], dataset_order), cells=cells, records=list(records))
+    return Table(algos=_ordered([r.algo for r in evaluated], algo_order),
+                 datasets=_ordered([r.dataset for r in evaluated], dataset_order), cells=cells, records=evaluated,
+                 unevaluated=[rec for rec in records if rec.return_mean is None])
 
 
 def seed_band(series: Sequence[dict[float, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -520,7 +520,7 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
     def on_done(outcome: RunOutcome) -> None:
         bar.update(1)
         if outcome.status == STATUS_DONE:
-            result = "no eval.json" if outcome.return_mean is None else f"return {outcome.return_mean:.4g}"
+            result = "not evaluated" if outcome.return_mean is None else f"return {outcome.return_mean:.4g}"
             bar.write(f"done    {outcome.label}: {result} ({outcome.seconds:.0f} s)")
         elif outcome.status == STATUS_SKIPPED:
             bar.write(f"skipped {outcome.label}: finished by another bench")

@@ -81,6 +81,9 @@ def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> 
              if (a, d) in table.cells and len(table.cells[(a, d)].records) < table.max_seeds]
     if short:
         lines.append(f"{FEWER_SEEDS} fewer seeds than the fullest cell: {'; '.join(short)}.")
+    if table.unevaluated:
+        runs = "; ".join(f"{r.algo} on {r.dataset}, seed {r.seed}" for r in table.unevaluated)
+        lines.append(f"Not evaluated (offmarl has no environment for data imported from another library): {runs}.")
     if note:
         lines.append(note)
     if commands:

@@ -1,4 +1,4 @@
-"""``offmarl bench list | run | table | status`` (the runner is :mod:`offmarl.bench`).
+"""``offmarl bench list | run | table | status | export`` (the runner is :mod:`offmarl.bench`).
 
 ``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
 [--scale F]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed) resumably, then
@@ -12,6 +12,9 @@ the runs in ``OUT/<suite>-x<F>`` so that runs of different scales are never mixe
 ``offmarl bench table DIR [--out OUT]``: rewrites the report of every suite directory or results folder
 under DIR (:func:`offmarl.bench.report.report_dirs`) beside it, or into ``OUT/<its name>`` -- a results
 folder that holds the table, the plots and the records to re-aggregate it from.
+
+``offmarl bench export DIR --format marl-eval --out FILE.json``: the runs under DIR as the JSON document
+marl-eval reads (:mod:`offmarl.bench.export` maps the layouts); runs that were not evaluated are listed.
 """
 
 from __future__ import annotations
@@ -103,3 +106,15 @@ def run_bench_status(*, runs_dir: Path) -> None:
     if not dirs:
         raise FileNotFoundError(f"no suite directory (with suite.json) under {runs_dir}")
     typer.echo("\n".join(status_markdown(d) for d in dirs))
+
+
+def run_bench_export(*, runs_dir: Path, out: Path, fmt: str = "marl-eval") -> None:
+    """Write the runs under ``runs_dir`` as a ``fmt`` document (:func:`offmarl.bench.export.write_export`)."""
+    from offmarl.bench.export import write_export
+
+    export = write_export(runs_dir, out, fmt)
+    environments = ", ".join(f"{env} ({len(tasks)} tasks)" for env, tasks in export.document.items())
+    typer.echo(f"{out}: {len(export.runs)} runs in {fmt}'s layout, environments {environments}; step_count counts "
+               "gradient updates for offline runs and environment frames for online ones")
+    for path, reason in export.skipped:
+        typer.echo(f"  not exported: {path.parent}: {reason}")

@@ -58,6 +58,9 @@ def run_train(*, algo: str | None, dataset: str | None = None, env: str | None =
 
 
 def echo_eval(record: dict[str, Any]) -> None:
+    if record.get("skipped"):
+        typer.echo(f"eval: skipped: {record['skipped']}")
+        return
     per_agent = ", ".join(f"{r:.3g}" for r in record["per_agent_return"])
     win = "" if record["win_rate"] is None else f", win rate {record['win_rate']:.3f}"
     typer.echo(f"eval: return {record['return_mean']:.4g} ± {record['return_std']:.3g} over {record['episodes']} "

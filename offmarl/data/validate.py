@@ -47,6 +47,9 @@ from offmarl.errors import DatasetError
 #: Slack allowed on continuous actions outside the Box bounds (float32 round-off of clipped actions).
 BOX_TOLERANCE = 1e-5
 
+#: ``env_name`` prefix of data imported from other libraries: no environment to check the card against.
+EXTERNAL_ENV_PREFIX = "external:"
+
 #: Fields every dataset has.
 REQUIRED_FIELDS: tuple[str, ...] = ("obs", "rewards", "terminals", "truncations", "episode_starts", "final_obs")
 #: Fields that may be absent (``actions`` only in a state-only dataset).

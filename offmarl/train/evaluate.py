@@ -7,6 +7,10 @@ of the returns, so short episodes do not get counted twice while long ones run).
 per step for all sub-envs; after a sub-env auto-resets the policy is told with ``reset(B, mask)`` so it
 clears that sub-env's context. ``return_mean`` / ``return_std`` are over episodes of the per-agent
 average return (the papers' metric).
+
+Data imported from other libraries names no environment of offmarl (``env_name`` ``external:<task>``,
+:func:`has_environment`): its runs train, and their eval.json records the skipped evaluation
+(:func:`skipped_evaluation`: every score null, ``skipped`` saying why).
 """
 
 from __future__ import annotations
@@ -19,9 +23,21 @@ import numpy as np
 
 from offmarl.collect.engine import play
 from offmarl.core.files import atomic_write_json
+from offmarl.data.validate import EXTERNAL_ENV_PREFIX
 from offmarl.policies.base import DecentralizedPolicy
 
 EVAL_SCHEMA_VERSION = 1
+
+
+def has_environment(env_name: str) -> bool:
+    """Whether offmarl has the environment ``env_name`` to evaluate in: not for ``external:<task>`` data."""
+    return not env_name.startswith(EXTERNAL_ENV_PREFIX)
+
+
+def skipped_evaluation(env_name: str) -> dict[str, Any]:
+    """The :func:`evaluate_policy` result of a run offmarl cannot evaluate (``not has_environment``)."""
+    return {"return_mean": None, "return_std": None, "per_agent_return": None, "episodes": 0, "win_rate": None,
+            "skipped": f"offmarl has no environment for {env_name} (data imported from another library)"}
 
 
 def evaluate_policy(policy: Any, env_name: str, env_kwargs: dict[str, Any], episodes: int, seed: int,
@@ -117,7 +133,8 @@ def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, d
     evaluations during training. ``target_return`` None means the policy's own default (e.g. the dataset's
     best return per agent). An online run (``env`` given: the env it learned in, ``env_kwargs``) records
     ``"dataset": null``, its column label as ``"source"``, steps counted in env frames
-    (``protocol.steps_unit``) and the win rate of every evaluation during training (``win_curve``).
+    (``protocol.steps_unit``) and the win rate of every evaluation during training (``win_curve``). A
+    :func:`skipped_evaluation` is recorded with null scores and its ``skipped`` reason.
     """
     from offmarl import __version__
 
@@ -140,6 +157,8 @@ def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, d
         "offmarl_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if result.get("skipped"):
+        record["skipped"] = result["skipped"]
     if env is not None:
         record.update(env=env, env_kwargs=dict(env_kwargs or {}),
                       win_curve=[[int(s), float(w)] for s, w in win_curve or []])

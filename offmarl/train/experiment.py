@@ -19,7 +19,8 @@ What an algorithm learns from (``Algorithm.learns_from``: the modes it can train
 the mode from what it names):
 
 * ``"dataset"`` -- offline: ``Experiment.dataset`` names a file or a recipe; evaluation runs in the env of
-  the dataset's card. Steps count gradient updates.
+  the dataset's card -- none for data imported from another library (``external:<task>``): its eval.json
+  records the evaluation as skipped, with null scores. Steps count gradient updates.
 * ``"env"`` -- online: ``Experiment.env`` (+ ``env_kwargs``, ``num_envs``) names the environment it
   interacts with through an :class:`offmarl.envs.registry.EnvSource`; evaluation runs in the same env.
   Steps count environment frames (one frame = one step of one sub-env).
@@ -63,7 +64,7 @@ from offmarl.data.sources import DatasetAndEnv, dataset_cards
 from offmarl.envs.base import EnvSpec
 from offmarl.envs.registry import EnvSource
 from offmarl.train.checkpoint import load_checkpoint
-from offmarl.train.evaluate import evaluate_policy, write_eval_json
+from offmarl.train.evaluate import evaluate_policy, has_environment, skipped_evaluation, write_eval_json
 from offmarl.train.loop import TrainConfig, fit, keep_if_best
 from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, default_run_dir, resolve_dataset
 
@@ -299,24 +300,30 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
     if not exp.resume and paths.checkpoint.exists():
         raise ValueError(f"run directory {paths.root} already holds a run ({paths.checkpoint}); "
                          "pass --resume to continue it or choose another --out")
-    eval_every = exp.eval_every if exp.eval_episodes else 0
+    env_name, env_kwargs = resolved.eval_env
+    in_env = has_environment(env_name)
+    if not in_env and exp.checkpoint == "best":
+        raise ValueError(f"--checkpoint best needs evaluations, and offmarl has no environment for {env_name}")
+    eval_every = exp.eval_every if exp.eval_episodes and in_env else 0
     online = source_mode(resolved.source) != "dataset"
     series_every = exp.series_every if exp.series_every is not None else (SERIES_EVERY_ONLINE if online else 0)
     train_cfg = TrainConfig(steps=learner.total_steps, seed=exp.seed, checkpoint_every=exp.checkpoint_every,
                             eval_every=eval_every, eval_episodes=exp.eval_episodes, series_every=series_every,
                             precision=exp.precision, resume=exp.resume, progress=exp.progress)
-    env_name, env_kwargs = resolved.eval_env
 
     def evaluator(step: int) -> dict[str, Any]:
         return evaluate_policy(learner.policies(), env_name, env_kwargs, exp.eval_episodes, EVAL_SEED)
 
     meta = {"algo_label": label, "eval_seed": EVAL_SEED, **resolved.meta}
     try:
-        evaluates = exp.eval_episodes and (eval_every or series_every)
+        evaluates = in_env and exp.eval_episodes and (eval_every or series_every)
         summary = fit(learner, resolved.source, paths.root, train_cfg, evaluator if evaluates else None, meta)
         learner.save(paths.model)
-        if exp.eval_episodes:
+        if exp.eval_episodes and in_env:
             summary["eval"] = _final_evaluation(exp, learner, paths, summary, evaluator, label, resolved)
+        elif exp.eval_episodes:
+            summary["eval"] = write_eval_json(paths.root, skipped_evaluation(env_name), algo=label,
+                                              dataset=resolved.label, seed=exp.seed, curve=[], steps=summary["steps"])
     except Exception:
         paths.record_error(traceback.format_exc())
         raise
@@ -422,10 +429,12 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int | None = Non
     config = run_config(run_dir)
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    env_name, env_kwargs = run_env(config)
+    if not has_environment(env_name):
+        raise ValueError(f"{run_dir} learned from data of {env_name}: offmarl has no environment to evaluate it in")
     algo, steps = load_run(run_dir, checkpoint)
     if seed is None:
         seed = HELD_OUT_SEED if checkpoint == "best" else EVAL_SEED
-    env_name, env_kwargs = run_env(config)
     try:
         result = evaluate_policy(make_policies(algo, target_return), env_name, env_kwargs, episodes, seed,
                                  render_path=render)
