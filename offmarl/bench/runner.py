@@ -67,6 +67,7 @@ from offmarl.bench.suite import (
     check_datasets,
     import_modules,
     learns_on,
+    run_mode,
 )
 from offmarl.core.files import atomic_write_json, atomic_write_text, sweep_stale_temporaries
 from offmarl.core.seeding import set_threads
@@ -172,12 +173,13 @@ def _train(task: RunTask, paths: Any) -> None:
     from offmarl.collect.recipes import get_recipe_dataset
     from offmarl.train.experiment import Experiment, run_experiment
 
-    entry = task.dataset
+    entry, mode = task.dataset, run_mode(task.algo.name, task.dataset)
+    source: dict[str, Any] = {}
     if entry.online:
         source = dict(env=entry.env, env_kwargs=entry.env_kwargs, num_envs=entry.num_envs)
-    else:  # a Ray node without the suite's datasets builds them into its own cache (same recipe, seed, scale)
-        source = dict(dataset=str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale) if entry.recipe
-                                  else entry.path))
+    data = entry.data if mode != "env" else None
+    if data is not None:  # a Ray node without the suite's datasets builds them into its own cache (same recipe)
+        source["dataset"] = str(get_recipe_dataset(data.recipe, data.seed, data.scale) if data.recipe else data.path)
     record = run_experiment(Experiment(
         algo=task.algo.name, **source, dataset_label=entry.label, out=paths.root, seed=task.seed,
         steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
@@ -312,9 +314,11 @@ def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Pat
     from offmarl.collect.recipes import cache_recipe_dataset, recipe_dataset_path
 
     files: dict[str, Path] = {}
-    for entry in suite.datasets:
-        if entry.online:
+    for column in suite.datasets:
+        entry = column.data  # an env entry's demonstrations, if it has any
+        if entry is None:
             continue
+        entry = dataclasses.replace(entry, label=column.label)
         if entry.recipe is None:
             files[entry.label] = Path(entry.path)
             echo(f"dataset {entry.label}: {entry.path}")
@@ -391,7 +395,8 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
     for seed, dataset, algo in run_order(seeds, suite.datasets, suite.algorithms):
         if not learns_on(algo.name, dataset):
             continue
-        steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale, dataset.online)
+        steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale,
+                              run_mode(algo.name, dataset) != "dataset")
         run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
         config = config_files[algo.label]
         task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,
