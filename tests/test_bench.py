@@ -500,3 +500,16 @@ def test_demonstrations_belong_to_env_entries():
                          "algorithms": ["dm2"], "frames": 10}, "s.yaml")
     with pytest.raises(ValueError, match=r"s.yaml: datasets\[0\].demonstrations.recipe: unknown recipe 'nope/x'"):
         check_datasets(suite)
+
+
+def test_an_algorithm_may_run_fewer_seeds_than_the_suite(tmp_path, offmarl_home):
+    """``seeds: N`` on an algorithm entry: it runs the first N of the bench's seeds, the others all of them."""
+    suite = load_suite(tiny_suite(tmp_path / "seeds.yaml", seeds=3,
+                                  algorithms=[TINY_BC, {**TINY_BC, "tag": "few", "seeds": 2}]))
+    files = bench_runner.prepare_datasets(suite, lambda _: None)
+    tasks = bench_runner.plan_runs(suite, tmp_path / "out", [4, 5, 6], 1.0, files)
+    assert sorted((t.algo.label, t.seed) for t in tasks) == [("bc", 4), ("bc", 5), ("bc", 6), ("bc@few", 4),
+                                                             ("bc@few", 5)]
+    assert "seeds" not in tasks[-1].pin()["algorithm"]
+    with pytest.raises(ValueError, match=r"algorithms\[0\].seeds: must be >= 1, got 0"):
+        parse_suite({**BASE, "algorithms": [{"name": "bc", "seeds": 0}]}, "s.yaml")

@@ -112,6 +112,7 @@ class RunTask:
         """What a started run is pinned to (``bench.json``); anything else may change between sessions."""
         algo = self.algo.to_dict()
         algo.pop("steps")  # the resolved steps below are what counts
+        algo.pop("seeds", None)  # how many seeds an algorithm runs does not change any one run
         pin = {"dataset": self.dataset.to_dict(), "algorithm": algo, "seed": self.seed, "steps": self.steps,
                "eval_episodes": self.eval_episodes, "eval_every": self.eval_every}
         if self.checkpoint != "last":  # only when set: the pins of the runs that predate the key stay valid
@@ -393,7 +394,7 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
                  for dataset in suite.datasets}
     tasks = []
     for seed, dataset, algo in run_order(seeds, suite.datasets, suite.algorithms):
-        if not learns_on(algo.name, dataset):
+        if not learns_on(algo.name, dataset) or not algo.runs_seed(seed, seeds):
             continue
         steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale,
                               run_mode(algo.name, dataset) != "dataset")

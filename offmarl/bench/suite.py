@@ -33,6 +33,7 @@ user file -- with these keys (every other key is an error that names the key and
         overrides: {hidden: 64}      # optional: config keys (see the algorithm's Config docstring)
         steps: 600                   # optional: replaces the suite's steps for this algorithm
         frames: 2000000              # optional (online algorithms): replaces the suite's frames
+        seeds: 3                     # optional: this algorithm runs on the first 3 of the bench's seeds only
         tag: long_teacher            # optional: row label distill@long_teacher (to keep apart rows of
                                      #   one algorithm that differ only in overrides or steps)
     seeds: 3                         # N (seeds 0..N-1) or a list [3, 7]; default 3
@@ -68,7 +69,7 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -83,7 +84,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps", "frames",
                "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves", "checkpoint")
 _DATASET_KEYS = ("recipe", "path", "env", "kwargs", "num_envs", "scale", "seed", "label", "demonstrations")
-_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "frames", "tag")
+_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "frames", "tag", "seeds")
 DEFAULT_NUM_ENVS = 8
 
 
@@ -142,6 +143,11 @@ class AlgoEntry:
     steps: int | None = None
     tag: str | None = None
     frames: int | None = None
+    seeds: int | None = None  # run on the first ``seeds`` of the bench's seeds only (None: all of them)
+
+    def runs_seed(self, seed: int, bench_seeds: Sequence[int]) -> bool:
+        """Whether this algorithm runs seed ``seed`` of the bench's ``bench_seeds``."""
+        return self.seeds is None or seed in list(bench_seeds)[:self.seeds]
 
     @property
     def label(self) -> str:
@@ -156,6 +162,8 @@ class AlgoEntry:
             out["tag"] = self.tag
         if self.frames is not None:
             out["frames"] = self.frames
+        if self.seeds is not None:
+            out["seeds"] = self.seeds
         return out
 
 
@@ -350,7 +358,8 @@ def _parse_algo(entry: Any, i: int, w: _Where) -> AlgoEntry:
                      preset=w.optional_text(entry.get("preset"), f"{where}.preset"),
                      overrides=dict(overrides),
                      steps=None if steps is None else w.integer(steps, f"{where}.steps", 1), tag=tag,
-                     frames=None if frames is None else w.integer(frames, f"{where}.frames", 1))
+                     frames=None if frames is None else w.integer(frames, f"{where}.frames", 1),
+                     seeds=None if entry.get("seeds") is None else w.integer(entry["seeds"], f"{where}.seeds", 1))
 
 
 def _parse_metric_curves(value: Any, w: _Where) -> tuple[str, ...]:
