@@ -489,6 +489,8 @@ def test_dataset_and_env_learners_run_on_datasets_and_on_env_entries_with_demons
         run = json.loads((out / "tiny" / column / "dm2" / "seed0" / "eval.json").read_text())
         assert run["env"] == "equal_space" and run["source"] == column
         assert run["protocol"]["steps_unit"] == "frames" and run["protocol"]["steps"] >= 96
+    table = (out / "tiny" / "table.md").read_text()  # the table says plainly which rows interacted with the env
+    assert "Steps of dm2, ma_gail, ippo count environment frames: they interact with the environment" in table
 
 
 def test_demonstrations_belong_to_env_entries():

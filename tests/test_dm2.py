@@ -197,4 +197,7 @@ def test_offmarl_train_and_eval(toy, tmp_path, label):
     assert result.exit_code == 0, result.output
     record = json.loads((run / "eval.json").read_text())
     assert record["algo"] == label and record["protocol"]["steps"] >= 3 * FRAMES - 1
+    assert record["dataset"] is None and record["protocol"]["steps_unit"] == "frames"  # it interacted with the env
     assert runner.invoke(app, ["eval", str(run), "--episodes", "4"]).exit_code == 0
+    again = json.loads((run / "eval.json").read_text())  # a re-evaluation says the same of how it learned
+    assert again["dataset"] is None and again["protocol"]["steps_unit"] == "frames"

@@ -61,6 +61,7 @@ class EvalRecord:
     target_return: Any
     curve: tuple[tuple[float, float, float], ...]
     metrics_csv: str  # the run's metrics.csv (it need not exist): beside its eval.json, or its recorded copy
+    steps_unit: str = "updates"  # "frames": the run interacted with its env (online, or a dataset and the env)
 
     @classmethod
     def read(cls, path: str | Path, metrics_csv: str | Path | None = None) -> "EvalRecord":
@@ -81,7 +82,8 @@ class EvalRecord:
                        steps=None if protocol.get("steps") is None else int(protocol["steps"]),
                        checkpoint=str(protocol.get("checkpoint", "last")), target_return=protocol.get("target_return"),
                        curve=tuple((float(s), float(m), float(sd)) for s, m, sd in data.get("curve") or []),
-                       metrics_csv=str(path.parent / "metrics.csv" if metrics_csv is None else metrics_csv))
+                       metrics_csv=str(path.parent / "metrics.csv" if metrics_csv is None else metrics_csv),
+                       steps_unit=str(protocol.get("steps_unit", "updates")))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: not an offmarl eval.json (field {exc} missing or malformed)") from None
 
