@@ -515,3 +515,13 @@ def test_an_algorithm_may_run_fewer_seeds_than_the_suite(tmp_path, offmarl_home)
     assert "seeds" not in tasks[-1].pin()["algorithm"]
     with pytest.raises(ValueError, match=r"algorithms\[0\].seeds: must be >= 1, got 0"):
         parse_suite({**BASE, "algorithms": [{"name": "bc", "seeds": 0}]}, "s.yaml")
+
+
+def test_a_suite_of_interacting_learners_on_datasets_needs_frames_only():
+    """Dataset entries with frames but no steps parse (their dm2 / ma_gail runs count frames); an offline algorithm
+    there is told to give steps."""
+    data = {k: v for k, v in BASE.items() if k != "steps"}
+    suite = parse_suite({**data, "algorithms": ["ma_gail", "bc"], "frames": 1000}, "s.yaml")
+    assert bench_runner.resolve_steps(suite, suite.algorithms[0], "fill_in", None, 1.0, True) == 1000
+    with pytest.raises(ValueError, match="algorithm bc learns offline: give the suite's 'steps'"):
+        bench_runner.resolve_steps(suite, suite.algorithms[1], "fill_in", None, 1.0, False)

@@ -377,9 +377,12 @@ def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Pa
     budget = next((x for x in given if x is not None), None)
     if budget is not None:
         return max(1, round(budget * scale))
-    if suite.train_scale is None:
+    if suite.train_scale is None and online:
         raise ValueError(f"{suite.source}: algorithm {entry.label} learns online: give the suite's 'frames' (env "
                          "frames per online run), the algorithm's 'frames', or 'train_scale'")
+    if suite.train_scale is None:
+        raise ValueError(f"{suite.source}: algorithm {entry.label} learns offline: give the suite's 'steps' (gradient "
+                         "steps per offline run), the algorithm's 'steps', or 'train_scale'")
     return max(1, round(config.steps * suite.train_scale * scale))
 
 

@@ -413,9 +413,9 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
     offline = any(not d.online for d in datasets)
     if "train_scale" in data and ("steps" in data or "frames" in data):
         raise w.error("", "'train_scale' multiplies each algorithm's default budget; give it or 'steps' / 'frames'")
-    if offline and not ("steps" in data or "train_scale" in data):
+    if offline and not ("steps" in data or "train_scale" in data or "frames" in data):
         raise w.error("", "give 'steps' (gradient steps per offline run) or 'train_scale' (multiplier of each "
-                          "algorithm's default steps)")
+                          "algorithm's default steps)")  # frames alone: the dataset entries' learners interact
     steps = w.integer(data["steps"], "steps", 1) if "steps" in data else None
     frames = w.integer(data["frames"], "frames", 1) if "frames" in data else None
     train_scale = w.positive(data["train_scale"], "train_scale") if "train_scale" in data else None
