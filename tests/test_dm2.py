@@ -201,3 +201,22 @@ def test_offmarl_train_and_eval(toy, tmp_path, label):
     assert runner.invoke(app, ["eval", str(run), "--episodes", "4"]).exit_code == 0
     again = json.loads((run / "eval.json").read_text())  # a re-evaluation says the same of how it learned
     assert again["dataset"] is None and again["protocol"]["steps_unit"] == "frames"
+
+
+@pytest.mark.parametrize("name", ["dm2-fig2", "dm2-ablations", "dm2-quality", "tseng-imitation"])
+def test_the_dm2_and_imitation_suites_resolve(name):
+    """The suite files parse, name registered algorithms, variants and recipes, and state their CPU scale."""
+    from pathlib import Path
+
+    from offmarl.bench.suite import check_algorithms, check_datasets, load_suite, run_mode
+
+    suite = load_suite(Path(__file__).resolve().parent.parent / "benchmarks" / "suites" / f"{name}.yaml")
+    check_algorithms(suite)
+    check_datasets(suite)
+    assert suite.cpu_scale and suite.frames and suite.eval_every
+    for algo in suite.algorithms:
+        assert any(run_mode(algo.name, d) for d in suite.datasets)
+    if name == "dm2-fig2":
+        seeds = {a.label: sum(a.runs_seed(s, suite.seeds) for s in suite.seeds) for a in suite.algorithms}
+        assert seeds == {"dm2": 5, "ippo": 5, "mappo": 3, "qmix": 3, "sil": 3}
+        assert {run_mode("dm2", d) for d in suite.datasets} == {"dataset+env"}
