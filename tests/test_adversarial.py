@@ -156,3 +156,18 @@ def test_episode_batches_are_padded_to_the_time_limit():
     assert ep.avail[:, 2:].all() and not ep.avail[:, :2].any()  # padding leaves every action available
     both = Episodes.cat([ep, dataclasses.replace(ep, obs=ep.obs + 1)])
     assert both.obs.shape == (2, 4, 2, 5) and both.obs[:, 0, 1, 0].eq(2).all()
+
+
+def test_trimming_the_padding_changes_no_loss():
+    """A batch padded to 6 steps whose longest episode has 3: trimmed to 3 steps, the masked losses are the same."""
+    torch.manual_seed(0)
+    mask = torch.zeros(2, 6, 2, dtype=torch.bool)
+    mask[0, :3], mask[1, :1] = True, True
+    ep = Episodes(obs=torch.randn(2, 6, 2, 4), next_obs=torch.randn(2, 6, 2, 4), actions=None, avail=None,
+                  terminal=torch.zeros(2, 6, 2, dtype=torch.bool), mask=mask)
+    assert ep.real_length == 3
+    short = ep.trim(ep.real_length)
+    assert short.obs.shape == (2, 3, 2, 4) and short.mask.sum() == mask.sum()
+    logits = lambda e: e.obs.sum(-1)  # noqa: E731
+    full = discriminator_loss(logits(ep), -logits(ep), ep.mask, ep.mask, per_unit=True)
+    torch.testing.assert_close(discriminator_loss(logits(short), -logits(short), short.mask, short.mask, True), full)

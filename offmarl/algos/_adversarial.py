@@ -175,6 +175,18 @@ class Episodes:
         return Episodes(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
                            for f in dataclasses.fields(self)})
 
+    @property
+    def real_length(self) -> int:
+        """Steps up to the last real step of any episode and agent (the rest is padding)."""
+        steps = self.mask.flatten(2).any(-1).any(0).nonzero()  # [L] real somewhere
+        return int(steps[-1]) + 1 if len(steps) else 1
+
+    def trim(self, length: int) -> "Episodes":
+        """The first ``length`` steps: padding after every episode's end costs compute and changes nothing (every
+        loss is a mean over real steps, and the recurrent actor runs forward from each episode's start)."""
+        return Episodes(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[:, :length]
+                           for f in dataclasses.fields(self)})
+
     def time_major(self, name: str) -> torch.Tensor | None:
         """Field ``name`` as ``[L, B, ...]`` (the recurrent networks' layout)."""
         x = getattr(self, name)
@@ -478,7 +490,9 @@ class AdversarialPPO(PPOLearner):
         per_unit = self.units > 1
         totals: dict[str, float] = {}
         for _ in range(self.config.disc_steps):
-            target, policy = self.target_batch().to(self.device), self.policy_batch().to(self.device)
+            target, policy = self.target_batch(), self.policy_batch()
+            length = max(target.real_length, policy.real_length)  # both sides as long: the penalty pairs their steps
+            target, policy = target.trim(length).to(self.device), policy.trim(length).to(self.device)
             target_logits, policy_logits = self.step_logits(target, True), self.step_logits(policy, False)
             loss = discriminator_loss(target_logits, policy_logits, target.mask, policy.mask, per_unit)
             logs = {"disc_loss": loss.item()}
