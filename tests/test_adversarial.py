@@ -15,7 +15,14 @@ import pytest
 import torch
 
 from offmarl.algos import make_algo
-from offmarl.algos._adversarial import Episodes, discriminator_loss, gail_reward, gradient_penalty, next_observations
+from offmarl.algos._adversarial import (
+    Episodes,
+    airl_logit,
+    discriminator_loss,
+    gail_reward,
+    gradient_penalty,
+    next_observations,
+)
 from offmarl.collect.engine import RolloutEngine
 from offmarl.core.files import to_safe
 from offmarl.data.replay import EpisodeReplay
@@ -171,3 +178,44 @@ def test_trimming_the_padding_changes_no_loss():
     logits = lambda e: e.obs.sum(-1)  # noqa: E731
     full = discriminator_loss(logits(ep), -logits(ep), ep.mask, ep.mask, per_unit=True)
     torch.testing.assert_close(discriminator_loss(logits(short), -logits(short), short.mask, short.mask, True), full)
+
+
+def test_airl_discriminator_and_its_loss_by_hand():
+    """D = exp f / (exp f + π): f = 1, π = 1/4 gives D = e / (e + 1/4), logit 1 + ln 4; on the policy side f = 0,
+    π = 1/2 gives D = 2/3. The loss −log D_target − log(1 − D_policy) = −log(e / (e + 1/4)) − log(1/3)."""
+    target = airl_logit(torch.tensor([[[1.0]]]), torch.log(torch.tensor([[[0.25]]])))  # [B, L, n]
+    policy = airl_logit(torch.tensor([[[0.0]]]), torch.log(torch.tensor([[[0.5]]])))
+    assert target.item() == pytest.approx(1 + math.log(4))
+    assert torch.sigmoid(target).item() == pytest.approx(math.e / (math.e + 0.25))
+    assert torch.sigmoid(policy).item() == pytest.approx(2 / 3)
+    ones = torch.ones(1, 1, 1, dtype=torch.bool)
+    expected = -math.log(math.e / (math.e + 0.25)) - math.log(1 / 3)
+    assert discriminator_loss(target, policy, ones, ones, per_unit=True).item() == pytest.approx(expected, rel=1e-6)
+    # f itself from g, h: g = 0.5, h(s) = 0.2, h(s') = 1, γ = 0.9, not terminal: f = 0.5 + 0.9 − 0.2 = 1.2
+    f = airl_f(torch.tensor(0.5), torch.tensor(0.2), torch.tensor(1.0), torch.tensor(False), 0.9)
+    assert f.item() == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("algo, discriminator, coupled", [("ma_gail", "centralized", True),
+                                                          ("ma_gail", "decentralized", False),
+                                                          ("ma_airl", "centralized", True),
+                                                          ("ma_airl", "decentralized", False)])
+def test_a_centralized_discriminator_reads_every_agent_a_decentralized_one_its_own(algo, discriminator, coupled):
+    """ma_gail's default is centralized (Song et al.), ma_airl's decentralized (Yu et al.); a centralized
+    discriminator's output for agent 0 moves with agent 1's observation, a decentralized one's does not."""
+    from offmarl.algos import get_algo_class
+
+    spec = _toy_env.ToyPickEnv().spec
+    torch.manual_seed(0)
+    learner = make_algo(algo, spec, **{**get_algo_class(algo).contract_overrides, "discriminator": discriminator})
+    assert make_algo(algo, spec).config.discriminator == {"ma_gail": "centralized", "ma_airl": "decentralized"}[algo]
+    obs, actions = torch.eye(3)[[0, 1]][None, None].repeat(1, 2, 1, 1), torch.tensor([[[0, 1], [2, 0]]])
+    mask = torch.ones(1, 2, 2, dtype=torch.bool)
+    ep = Episodes(obs=obs, next_obs=obs.flip(1), actions=actions, avail=None, terminal=~mask, mask=mask)
+    other = dataclasses.replace(ep, obs=ep.obs.clone())
+    other.obs[..., 1, :] = torch.tensor([0.0, 0.0, 1.0])
+    with torch.no_grad():
+        before, after = learner.step_logits(ep, True), learner.step_logits(other, True)
+    assert before.shape == (1, 2, 2)
+    assert torch.equal(before[..., 0], after[..., 0]) != coupled
+    assert not torch.equal(before[..., 1], after[..., 1])

@@ -116,6 +116,12 @@ def gail_reward(logits: torch.Tensor, form: str) -> torch.Tensor:
     raise ValueError(f"unknown GAIL reward {form!r}; known: {', '.join(GAIL_REWARDS)}")
 
 
+def airl_logit(f: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
+    """The logit of AIRL's discriminator ``D = exp f / (exp f + π(a|s))`` (Fu et al. §5): ``log D − log(1 − D) =
+    f − log π``."""
+    return f - log_pi
+
+
 def next_observations(r: Trajectory) -> torch.Tensor:
     """The observation each step of rollout ``r`` reached ``[T, B, n, d]``: the episode's final one where it
     ended, else the next step's (after the last step, the one the rollout stopped at)."""

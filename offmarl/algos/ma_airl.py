@@ -22,6 +22,7 @@ from offmarl.algos._adversarial import (
     AdversarialPPO,
     DemonstrationFields,
     Episodes,
+    airl_logit,
     next_observations,
 )
 from offmarl.algos.base import register_algo
@@ -109,10 +110,10 @@ class MAAIRL(AdversarialPPO):
         terminal = ep.terminal[..., None, :] if self.units == 1 else ep.terminal[..., None]  # as [..., G, out]
         with torch.no_grad():
             log_pi = self.sequence_log_probs(ep)
-        return self.f(ep.obs, ep.actions, ep.next_obs, terminal) - log_pi
+        return airl_logit(self.f(ep.obs, ep.actions, ep.next_obs, terminal), log_pi)
 
     def imitation_reward(self, r: Trajectory) -> torch.Tensor:
         if self.config.airl_reward == "g":
             return self.discriminator.g(self.disc_inputs(r.obs, r.actions)).flatten(-2)
         terminal = r.terminated[..., None, None]  # [T, B, 1, 1]: one flag for every unit and output
-        return self.f(r.obs, r.actions, next_observations(r), terminal) - r.log_probs
+        return airl_logit(self.f(r.obs, r.actions, next_observations(r), terminal), r.log_probs)
