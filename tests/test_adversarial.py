@@ -13,6 +13,7 @@ import _toy_env
 import numpy as np
 import pytest
 import torch
+from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 
 from offmarl.algos import make_algo
 from offmarl.algos._adversarial import (

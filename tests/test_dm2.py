@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 from _drive import drive
+from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from typer.testing import CliRunner
 
 from offmarl.algos import get_algo_class, make_algo
@@ -32,14 +33,6 @@ FRAMES = ENV.num_envs * get_algo_class("dm2").contract_overrides["rollout_length
 @pytest.fixture(scope="module")
 def toy():
     return _toy_env.toy_dataset(episodes=24, seed=0)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def numbered(ds, offset: int = 0):

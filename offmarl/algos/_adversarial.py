@@ -279,7 +279,10 @@ class AdversarialConfig(PPOConfig):
     disc_hidden, disc_layers, disc_activation: the discriminator's hidden width, hidden layers and activation
         (64, 2, tanh: DM²'s obs → 64 → 64 → 1).
     disc_lr, disc_weight_decay: its Adam (1e-3, torch's default rate as in DM²'s code; L2 weight decay 0).
-    disc_steps: discriminator steps per PPO update (120, "discr epochs").
+    disc_steps: discriminator steps per PPO update (120, "discr epochs"). DM²'s code updates PPO on 255 whole
+        episodes (its IPPO ``batch_size``; 12-15k frames on SMAC maps), offmarl on one rollout (3200 frames by
+        default), so 120 steps per update here is about 4x DM²'s discriminator steps per env frame; 30 matches
+        that rate (the dm2 bench suites use it).
     disc_batch_episodes: episodes of each side per discriminator step (64, "batch size").
     policy_buffer_episodes: the latest finished episodes the policy side is drawn from (1024, "buffer size").
     """
