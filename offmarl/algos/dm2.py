@@ -39,6 +39,11 @@ class Config(GAILConfig, DemonstrationFields):
     2019, §4.1) -- on SMAC, where a won episode ends early, that works against the task -- whereas the logit is
     positive where the demonstrations are the more likely and negative elsewhere. Not normalized (as the code).
 
+    Better than the authors' code, on purpose: the value targets are normalized (their IPPO configures a value
+    normalizer and never applies it), an episode cut by the time limit bootstraps from the value of the
+    observation it reached (theirs bootstraps from nothing there), and the discriminator trains on real steps
+    only (theirs also on the zero padding after each episode's end).
+
     Defaults: DM² App. C and Table 2 (discriminator obs → 64 → 64 → 1 with tanh, Adam 1e-3, 120 steps per PPO
     update on batches of 64 episodes, a buffer of 1024 episodes, 1000 demonstration episodes, gradient
     penalty λ = 10, c = 0.3; per map in ``env_defaults/dm2.yaml``: c = 0.05 on 3s_vs_4z and Table 1's PPO
