@@ -1,20 +1,22 @@
 """The ``offmarl`` command line. Each command is a thin wrapper over ``offmarl.commands.<name>``.
 
-Errors a user can fix (bad dataset, unknown name, bad option) print one line ``error: ...`` and exit 2;
-set ``OFFMARL_DEBUG=1`` to see the traceback.
+Errors a user can fix (bad dataset, checkpoint or model file, unknown name, bad option) print one line
+``error: ...`` and exit 2; set ``OFFMARL_DEBUG=1`` to see the traceback. Warnings print as one line
+``warning: ...`` too.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from offmarl import __version__
-from offmarl.errors import DiskFullError
+from offmarl.errors import DiskFullError, one_line
 
 app = typer.Typer(
     help="offmarl: offline and decentralized multi-agent RL -- environments, datasets, algorithms, benchmarks.",
@@ -44,7 +46,8 @@ def _fail(exc: BaseException) -> None:
     if os.environ.get("OFFMARL_DEBUG", "0") not in ("", "0"):
         raise exc
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    typer.echo(f"error: {message}", err=True)
+    # one line whatever the message (torch's, for one, spans several)
+    typer.echo(f"error: {one_line(message)}", err=True)
     raise typer.Exit(code=2)
 
 
@@ -118,15 +121,21 @@ def collect(
     list_recipes: bool = typer.Option(False, "--list", help="List the named recipes and exit."),
     num_envs: int = typer.Option(256, "--num-envs", help="Sub-environments stepped together."),
     env_set: List[str] = typer.Option([], "--env-set", help="Environment keyword argument key=value (repeatable)."),
-    pool: Optional[Path] = typer.Option(None, "--pool", help="A policy pool: --composition / --per-agent levels "
-                                        "r/m/e are its checkpoints (see `offmarl pool`)."),
+    pool: Optional[List[Path]] = typer.Option(None, "--pool", help="A policy pool (see `offmarl pool`): the levels "
+                                              "r/m/e of --composition / --per-agent are its checkpoints; else its best "
+                                              "checkpoint is the expert (of --tier too). Repeat it once per agent for "
+                                              "agent i to act as pool i's expert."),
+    normalization_episodes: int = typer.Option(256, "--normalization-episodes",
+                                               help="Episodes of the random policy (and the behaviour expert) "
+                                                    "measured for the card's normalization returns (0: none)."),
 ) -> None:
     """Roll out a behaviour policy in an environment and write a dataset (HDF5 + card)."""
     from offmarl.commands.collect import run_collect
 
     _run(run_collect, env=env, policy=policy, tier=tier, composition=composition, per_agent=per_agent,
          state_only=state_only, episodes=episodes, seed=seed, out=out, recipe=recipe, scale=scale,
-         list_recipes=list_recipes, num_envs=num_envs, env_set=env_set, pool=pool)
+         list_recipes=list_recipes, num_envs=num_envs, env_set=env_set, pool=pool,
+         normalization_episodes=normalization_episodes)
 
 
 # ---- policy pools -------------------------------------------------------------------------------------
@@ -372,6 +381,20 @@ def bench_speed(
     _run(run_bench_speed, runs_dir=runs_dir, reference=reference, metric=metric, fraction=fraction, out=out)
 
 
+@bench_app.command("compare")
+def bench_compare(
+    suite_dir: Path = typer.Argument(..., help="A suite directory or results folder."),
+    algos: List[str] = typer.Argument(..., help="Two or more algorithm labels (rows of its table)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write probability_of_improvement.md and .csv "
+                                                           "into this folder."),
+) -> None:
+    """Probability of improvement P(X > Y) of every ordered pair of ALGOS over their common tasks, with 95 %
+    stratified-bootstrap CIs (Agarwal et al. 2021)."""
+    from offmarl.commands.bench import run_bench_compare
+
+    _run(run_bench_compare, suite_dir=suite_dir, algos=algos, out=out)
+
+
 @app.command("matrix-game")
 def matrix_game(
     payoff: Optional[str] = typer.Option(None, "--payoff",
@@ -400,7 +423,12 @@ def demo(
     _run(run_demo, out=out)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"warning: {one_line(message)}", err=True)
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     app(prog_name="offmarl")
 
 

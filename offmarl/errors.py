@@ -23,3 +23,14 @@ class DiskFullError(OSError):
                          "the file is intact -- free some space and run the command again")
         self.errno = code
         self.path = Path(path)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or saved algorithm (``checkpoints/last.pt``, ``model/algo.pt``, ``algo.json``) that cannot be
+    loaded: refused as unsafe, unreadable, or not what offmarl wrote; the message names the file."""
+
+
+def one_line(message: object) -> str:
+    """``message`` as one line (whitespace runs, newlines included, become one space): errors and warnings are
+    printed as one line, and some messages (torch's, h5py's) span several."""
+    return " ".join(str(message).split())

@@ -3,7 +3,9 @@
 Everything is seeded and tiny. The datasets are valid by construction (``validate_dataset`` passes):
 varying episode lengths, episodes that hit ``EPISODE_LIMIT`` are truncated and shorter ones terminated,
 the last episode is always truncated, agent 1 has a smaller observation (zero-padded), rewards are
-multiples of 0.5 (exact in float32, so hand-computed returns compare with ``==``).
+multiples of 0.5 (exact in float32, so hand-computed returns compare with ``==``). Their environment is
+``external:toy_grid`` (no registered env: the loader checks shapes and dtypes only); ``collected_dataset``
+gives one of a registered env.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from gymnasium import spaces
 from offmarl.data.dataset import DatasetCard, MultiAgentDataset
 from offmarl.envs.base import EnvSpec
 
-ENV_NAME = "toy_grid"
+ENV_NAME = "external:toy_grid"  # hand-built arrays of no registered env: checked for shapes and dtypes only
 ENV_KWARGS: dict[str, Any] = {"size": 5}
 EPISODE_LIMIT = 6
 OBS_DIM = 6
@@ -103,3 +105,15 @@ def make_dataset(n_agents: int = 3, episodes: int = 4, discrete: bool = True, st
     )
     ds.refresh_card()
     return ds
+
+
+def collected_dataset(env_name: str = "mpe_cn_3ls3l", episodes: int = 3, seed: int = 0,
+                      **env_kwargs: Any) -> MultiAgentDataset:
+    """``episodes`` episodes of the random policy in registered env ``env_name``: a card that names a real
+    environment, which the loader checks against the registry."""
+    from offmarl.collect.rollout import rollout
+    from offmarl.envs import make_env
+    from offmarl.policies.random import RandomPolicy
+
+    env = make_env(env_name, num_envs=min(episodes, 4), seed=seed, **env_kwargs)
+    return rollout(env, RandomPolicy(env.spec, seed), episodes, seed, progress=False, behavior={"policy": "random"})

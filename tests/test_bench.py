@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -21,6 +22,7 @@ from test_files import leave_a_killed_write
 from typer.testing import CliRunner
 
 from offmarl.bench import runner as bench_runner
+from offmarl.bench.aggregates import normalize
 from offmarl.bench.layout import suite_dir_name
 from offmarl.bench.records import EvalRecord, build_table, seed_curve
 from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
@@ -66,6 +68,10 @@ BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"
     ({"name": "a/b"}, "name: 'a/b' is not a valid name"),
     ({"checkpoint": "best"}, "checkpoint: best needs evaluations during training to select from: set eval_every"),
     ({"checkpoint": "final", "eval_every": 5}, "checkpoint: expected last or best, got 'final'"),
+    ({"absolute_metric": True, "eval_every": 5}, "absolute_metric: re-evaluates the best checkpoint: it needs "
+                                                 "'checkpoint: best'"),
+    ({"absolute_metric": "yes"}, "absolute_metric: expected true or false, got 'yes'"),
+    ({"stat": "var"}, "stat: expected std, sem, iqm, got 'var'"),
     ({"algorithms": [{"name": "bc", "tag": "a/b"}]}, "algorithms[0].tag: tag 'a/b': use letters, digits"),
     ({"algorithms": [{"name": "bc", "tag": ""}]}, "algorithms[0].tag: expected a non-empty string"),
     ({"algorithms": [{"name": "bc", "tag": "x"}, {"name": "bc", "tag": "x", "steps": 3}]},
@@ -162,13 +168,13 @@ def test_bench_command_line_is_recorded_exactly():
 
 # ---- tables and plots from hand-made eval.json files -----------------------------------------------------
 def write_eval(root: Path, algo: str, dataset: str, seed: int, ret: float, steps: int = 100, episodes: int = 4,
-               curve=None) -> Path:
+               curve=None, **fields) -> Path:
     path = root / dataset / algo / f"seed{seed}" / "eval.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"schema_version": 1, "algo": algo, "dataset": dataset, "seed": seed, "return_mean": ret,
               "return_std": 0.5, "per_agent_return": [ret, ret], "episodes": episodes, "win_rate": None,
               "curve": curve if curve is not None else [[steps // 2, ret - 1.0, 0.1], [steps, ret, 0.1]],
-              "protocol": {"checkpoint": "last", "target_return": None, "greedy": True, "steps": steps}}
+              "protocol": {"checkpoint": "last", "target_return": None, "greedy": True, "steps": steps}, **fields}
     path.write_text(json.dumps(record))
     return path
 
@@ -202,7 +208,7 @@ def test_table_mean_std_bold_and_footer(hand_made):
     footer = "\n".join(lines[6:])
     assert "Seeds: 0, 1, 2 (up to 3 per cell)" in footer
     assert "Steps: 100 gradient steps per run" in footer and "Evaluation: 4 episodes per seed" in footer
-    assert "checkpoint: last (the weights at the end of training" in footer
+    assert "protocol: last (the weights at the end of training" in footer
     assert "† fewer seeds than the fullest cell: B on d1: seeds 0, 1; A on d2: seeds 0, 1." in footer
     assert "Produced by: `offmarl bench run hand.yaml --out runs`" in footer
 
@@ -247,8 +253,27 @@ def test_curve_band_is_over_seeds_at_common_steps(tmp_path):
     recs = [EvalRecord.read(write_eval(tmp_path, "A", "d", 0, 3.0, curve=[[10, 1.0, 0.0], [20, 3.0, 0.0]])),
             EvalRecord.read(write_eval(tmp_path, "A", "d", 1, 5.0,
                                        curve=[[10, 3.0, 0.0], [15, 9.0, 0.0], [20, 5.0, 0.0]]))]
-    steps, mean, std = seed_curve(build_table(recs).cells[("A", "d")])
-    assert steps.tolist() == [10, 20] and mean.tolist() == [2.0, 4.0] and std.tolist() == [1.0, 1.0]
+    cell = build_table(recs).cells[("A", "d")]
+    steps, mean, low, high = seed_curve(cell)
+    assert steps.tolist() == [10, 20] and mean.tolist() == [2.0, 4.0] and (high - mean).tolist() == [1.0, 1.0]
+    # the standard error: sample std (1.414 at both steps) over sqrt(2) seeds = 1
+    steps, mean, low, high = seed_curve(cell, "sem")
+    assert (mean - low).tolist() == pytest.approx([1.0, 1.0])
+    # the IQM of two seeds is their mean; no interval below five seeds
+    steps, center, low, high = seed_curve(cell, "iqm")
+    assert center.tolist() == [2.0, 4.0] and np.isnan(low).all() and np.isnan(high).all()
+
+
+def test_a_column_is_normalized_by_the_records_that_carry_its_normalization_returns(tmp_path):
+    before = EvalRecord.read(write_eval(tmp_path, "A", "d", 0, 1.0))  # written before eval.json carried them
+    after = EvalRecord.read(write_eval(tmp_path, "A", "d", 1, 2.0, random_return=0.0, reference_return=4.0))
+    assert build_table([before]).normalization("d") is None
+    table = build_table([before, after])
+    assert table.normalization("d") == (0.0, 4.0)
+    assert normalize(table).scores["A"]["d"].tolist() == [0.25, 0.5]  # (1 - 0) / 4, (2 - 0) / 4
+    other = EvalRecord.read(write_eval(tmp_path, "B", "d", 0, 2.0, random_return=1.0, reference_return=4.0))
+    with pytest.raises(ValueError, match=r"the runs on d disagree on its normalization returns .*\(1\.0, 4\.0\)"):
+        build_table([before, after, other]).normalization("d")
 
 
 # ---- running suites -------------------------------------------------------------------------------------------
@@ -296,8 +321,8 @@ def test_a_tagged_row_runs_apart_and_is_tabled_under_its_label(tmp_path, offmarl
     assert json.loads((runs / "bc@wide" / "seed0" / "eval.json").read_text())["algo"] == "bc@wide"
     assert json.loads((runs / "bc@wide" / "seed0" / "config.json").read_text())["algo_config"]["hidden"] == 16
     assert json.loads((runs / "bc" / "seed0" / "config.json").read_text())["algo_config"]["hidden"] == 8
-    rows = [line.split(" |")[0] for line in (out / "tiny" / "table.md").read_text().splitlines()
-            if line.startswith("| bc")]
+    main_table = (out / "tiny" / "table.md").read_text().split("| algorithm", 1)[1].split("\n\n")[0]
+    rows = [line.split(" |")[0] for line in main_table.splitlines() if line.startswith("| bc")]
     assert rows == ["| bc", "| bc@wide"]
 
 
@@ -312,8 +337,60 @@ def test_a_best_checkpoint_suite_scores_the_best_weights_and_says_so(tmp_path, o
     best_step = json.loads((run / "best" / "best.json").read_text())["step"]
     assert protocol["checkpoint"] == "best" and protocol["steps"] == best_step
     table = (out / "tiny" / "table.md").read_text()
-    assert "checkpoint: best (the weights of the best evaluation during training" in table
+    assert "protocol: best (the weights of the best evaluation during training" in table
     assert json.loads((run / "bench.json").read_text())["checkpoint"] == "best"
+
+
+@pytest.mark.timeout(300)
+def test_five_seeds_give_intervals_normalized_aggregates_and_probabilities_of_improvement(tmp_path, offmarl_home):
+    wide = {**TINY_BC, "tag": "wide", "overrides": {**TINY_BC["overrides"], "hidden": 16}}
+    suite = tiny_suite(tmp_path / "stats.yaml", algorithms=[TINY_BC, wide], seeds=5, checkpoint="best",
+                       eval_every=10, absolute_metric=True, stat="sem")
+    out, results = tmp_path / "runs", tmp_path / "results"
+    ran = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(out), "--workers", "2"])
+    assert ran.exit_code == 0, ran.output
+    # the absolute metric: the best checkpoint scored again on ten times the evaluation episodes
+    record = json.loads((out / "tiny" / "equal_space" / "bc" / "seed0" / "eval.json").read_text())
+    assert record["protocol"]["absolute_metric"] is True and record["protocol"]["checkpoint"] == "best"
+    assert record["absolute_episodes"] == 10 * record["episodes"] == 20 and "absolute_return_std" in record
+    assert record["random_return"] < record["reference_return"]  # the dataset card's (expert data)
+
+    tabled = CliRunner().invoke(app, ["bench", "table", str(out / "tiny"), "--out", str(results)])
+    assert tabled.exit_code == 0, tabled.output
+    report = results / "tiny"
+    table = (report / "table.md").read_text()
+    assert "mean ± standard error over seeds" in table.split("### ")[0]  # the suite's stat: sem
+    assert "protocol: absolute (Gorsane et al. 2022's absolute metric" in table
+    assert "Evaluation: 20 episodes per seed" in table
+    interval = r"-?\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\]"
+    iqm_section = table.split("### IQM over seeds [95 % bootstrap CI]")[1].split("###")[0]
+    assert re.search(rf"^\| bc \| (\*\*)?{interval}", iqm_section, re.M), iqm_section
+    assert "### Mean ± std over seeds (the papers' metric)" in table
+    aggregates = table.split("### Normalized scores across tasks")[1]
+    assert re.search(rf"^\| bc@wide \| {interval} \| {interval} \| {interval} \| {interval} \| 1 \|$", aggregates,
+                     re.M), aggregates
+    rows = list(csv.DictReader(io.StringIO((report / "table.csv").read_text())))
+    assert all(float(r["iqm_ci_low"]) <= float(r["iqm"]) <= float(r["iqm_ci_high"]) for r in rows)
+    assert {r["protocol"] for r in rows} == {"absolute"}
+    assert {r["metric"] for r in csv.DictReader(io.StringIO((report / "aggregate.csv").read_text()))} == {
+        "IQM", "median", "mean", "optimality gap"}
+    written = {name: (report / name).read_bytes() for name in ("aggregate.csv", "table.md", "aggregate.png",
+                                                                "performance_profile.png", "sample_efficiency.png")}
+    assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for name, data in written.items() if name.endswith(".png"))
+    again = CliRunner().invoke(app, ["bench", "table", str(report)])  # from the records alone: seeded bootstraps
+    assert again.exit_code == 0 and {name: (report / name).read_bytes() for name in written} == written
+
+    compared = CliRunner().invoke(app, ["bench", "compare", str(report), "bc", "bc@wide", "--out", str(tmp_path)])
+    assert compared.exit_code == 0, compared.output
+    found = {(r["x"], r["y"]): r for r in csv.DictReader(io.StringIO(
+        (tmp_path / "probability_of_improvement.csv").read_text()))}
+    forward, backward = found[("bc", "bc@wide")], found[("bc@wide", "bc")]
+    for row in (forward, backward):
+        assert 0 <= float(row["ci_low"]) <= float(row["probability"]) <= float(row["ci_high"]) <= 1
+        assert f"| {row['x']} | {row['y']} | {float(row['probability']):.2f} | [" in compared.output
+    assert float(forward["probability"]) + float(backward["probability"]) == pytest.approx(1.0)
+    unknown = CliRunner().invoke(app, ["bench", "compare", str(report), "bc", "madt"])
+    assert unknown.exit_code == 2 and "error: unknown algorithm 'madt'; the runs have: bc, bc@wide" in unknown.output
 
 
 def test_runs_are_planned_seed_by_seed(tmp_path, offmarl_home):
@@ -431,7 +508,7 @@ def test_benches_under_two_out_roots_at_once_build_their_shared_dataset_once(tmp
     found = [line for stdout, _ in outputs for line in stdout.splitlines() if line.startswith("dataset equal_space: ")
              and " -> " in line]  # "... -> FILE (built in 0.5 s)" or "... -> FILE (cached)"
     assert sorted(line.rsplit(" (", 1)[1].split()[0].rstrip(")") for line in found) == ["built", "cached"], found
-    assert [p.name for p in offmarl_home.rglob("*.h5")] == ["tseng__equal_space__seed0__scale0.01.h5"]
+    assert [p.name for p in offmarl_home.rglob("*.h5")] == ["tseng__equal_space__scripted__seed0__scale0.01.h5"]
     for root in ("out_a", "out_b"):
         assert (tmp_path / root / "tiny" / "equal_space" / "bc" / "seed0" / "eval.json").exists()
 

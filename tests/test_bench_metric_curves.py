@@ -153,7 +153,7 @@ def test_report_appends_the_final_values_and_plots_the_curves(runs):
 def test_suite_json_without_the_key_still_reports(runs):
     write_suite_record(runs, None)  # a suite.json of a bench from before metric_curves existed
     report = suite_report(runs)
-    assert "###" not in report.markdown and not list(runs.glob("metric_*.png"))
+    assert "### value_diff" not in report.markdown and not list(runs.glob("metric_*.png"))
     assert {p.name for p in report.plots} == {"curves_d1.png", "curves_d2.png", "bars.png"}
 
 

@@ -54,6 +54,21 @@ def test_round_trip_every_field_and_card(tmp_path: Path, kwargs: dict) -> None:
     assert ("actions" in stored) is not kwargs["state_only"]
 
 
+def test_a_version_1_file_loads_without_normalization_returns(tmp_path: Path) -> None:
+    ds = make_dataset(episodes=3, seed=2)
+    ds.card.random_return, ds.card.reference_return = -1.5, 2.5
+    path = save_dataset(ds, tmp_path / "d.h5")
+    card = load_dataset(path).card
+    assert (card.format_version, card.random_return, card.reference_return) == (2, -1.5, 2.5)
+    with h5py.File(path, "r+") as f:  # the file as offmarl wrote it before format version 2
+        stored = json.loads(f.attrs["card"])
+        del stored["random_return"], stored["reference_return"]
+        f.attrs["card"] = json.dumps({**stored, "format_version": 1})
+        f.attrs["format_version"] = 1
+    card = load_dataset(path).card
+    assert (card.format_version, card.random_return, card.reference_return) == (1, None, None)
+
+
 @pytest.mark.parametrize("compression", [None, "lzf", "gzip"])
 def test_layout_chunks_version_and_card_attribute(tmp_path: Path, compression: str | None) -> None:
     ds = make_dataset(episodes=6, seed=3)
@@ -216,7 +231,7 @@ def test_info_json(tmp_path: Path) -> None:
     assert card["team_return_mean"] == pytest.approx(2.0)
     assert card["per_agent_return_mean"] == pytest.approx([1.0, 1.0])
     assert card["per_agent_return_max"] == [2.0, 3.0]
-    assert card["env_name"] == "toy_grid" and card["n_agents"] == 2
+    assert card["env_name"] == "external:toy_grid" and card["n_agents"] == 2
     assert card["format_version"] == FORMAT_VERSION and card["offmarl_version"]
 
 
@@ -227,7 +242,7 @@ def test_info_table(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     lengths = ds.episode_lengths
-    for expected in ["toy_grid", "scout, worker", "[6, 4] (stored width 6, zero-padded)",
+    for expected in ["external:toy_grid", "scout, worker", "[6, 4] (stored width 6, zero-padded)",
                      "discrete, 5 actions (with avail_actions masks)", '{"noise": 0.0, "policy": "random"}',
                      "poor", f"mean {lengths.mean():.2f}, min {lengths.min()}, max {lengths.max()}",
                      "1.000 ± 1.414  [-1.000, 2.000]",  # per-agent average return

@@ -14,13 +14,14 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from _datasets import N_ACTIONS, make_dataset
+from _datasets import N_ACTIONS, collected_dataset, make_dataset
 from typer.testing import CliRunner
 
 from offmarl.cli import app
 from offmarl.data.dataset import FORMAT_VERSION
 from offmarl.data.io import load_dataset, save_dataset, save_per_agent_datasets
 from offmarl.data.validate import validate_dataset
+from offmarl.envs.registry import _REGISTRY, register_env
 from offmarl.errors import DatasetError
 
 _DELETE = object()
@@ -147,6 +148,80 @@ def test_unknown_field(tmp_path: Path) -> None:
     rejects(path, ": field 'avail_action': unknown field")
 
 
+def declare(path: Path, name: str, shape: tuple[int, ...]) -> None:
+    """Replace field ``name`` with a chunked HDF5 dataset of ``shape`` holding no data: huge shapes cost nothing."""
+    with h5py.File(path, "r+") as f:
+        dtype = f[name].dtype
+        del f[name]
+        f.create_dataset(name, shape=shape, dtype=dtype, chunks=(1, *shape[1:]))
+
+
+@pytest.mark.timeout(10)
+def test_declared_shape_disagrees_with_the_step_count_before_anything_is_read(tmp_path: Path) -> None:
+    path = saved(tmp_path)  # 21 steps, 3 agents, obs width 6
+    declare(path, "obs", (10**12, 3, 6))
+    rejects(path, ": field 'obs': has 1000000000000 steps but the card says steps=21")
+    path = saved(tmp_path)
+    declare(path, "rewards", (10**12, 3))
+    rejects(path, ": field 'rewards': has 1000000000000 steps but obs has 21")
+
+
+@pytest.mark.timeout(10)
+def test_fields_that_would_not_fit_in_memory_are_refused_before_reading(tmp_path: Path) -> None:
+    path = saved(tmp_path, state=False, avail=False)
+    steps = 10**12  # every per-step field and the card agree: only the size is wrong
+    for name, trailing in (("obs", (3, 6)), ("rewards", (3,)), ("terminals", ()), ("truncations", ()),
+                           ("actions", (3,))):
+        declare(path, name, (steps, *trailing))
+    edit_card(path, steps=steps)
+    obs_gib = steps * 3 * 6 * 4 / 2**30
+    rejects(path, f": field 'obs': shape [1000000000000, 3, 6] float32 is {obs_gib:.3g} GiB; the fields need")
+    rejects(path, "more than this machine's", validate=False)
+
+
+@pytest.mark.parametrize("link,message", [
+    (h5py.SoftLink("/nowhere"), "is a soft link (to '/nowhere')"),
+    (h5py.SoftLink("/obs"), "is a soft link (to '/obs')"),
+    (h5py.ExternalLink("missing.h5", "/rewards"), "is an external link (to '/rewards' in 'missing.h5')"),
+])
+def test_links_are_refused(tmp_path: Path, link: Any, message: str) -> None:
+    path = saved(tmp_path)
+    with h5py.File(path, "r+") as f:
+        del f["rewards"]
+        f["rewards"] = link
+    rejects(path, f": field 'rewards': {message}")
+
+
+def test_an_external_link_to_a_valid_field_is_refused(tmp_path: Path) -> None:
+    other = save_dataset(make_dataset(), tmp_path / "other.h5")
+    path = saved(tmp_path)
+    with h5py.File(path, "r+") as f:
+        del f["rewards"]
+        f["rewards"] = h5py.ExternalLink(str(other), "/rewards")
+    rejects(path, ": field 'rewards': is an external link")
+
+
+@pytest.mark.parametrize("what,message", [
+    ("group", "is an HDF5 group, not an array"),
+    ("null", "is an empty HDF5 dataset (no shape), not an array"),
+    ("scalar", "must have shape [T, n, obs_dim], got []"),
+    ("strings", "dtype |S1 where float32 is required"),
+])
+def test_an_array_that_is_not_one(tmp_path: Path, what: str, message: str) -> None:
+    path = saved(tmp_path)
+    with h5py.File(path, "r+") as f:
+        del f["obs"]
+        if what == "group":
+            f.create_group("obs")
+        elif what == "null":
+            f.create_dataset("obs", data=h5py.Empty("f4"))
+        elif what == "scalar":
+            f["obs"] = np.float32(1.0)
+        else:
+            f["obs"] = np.array([[[b"a"]]])
+    rejects(path, f": field 'obs': {message}")
+
+
 # ---- values ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,index,value,message,kwargs", [
     ("rewards", (17, 0), np.nan, "contains NaN at step 17, agent 0", {}),
@@ -188,6 +263,7 @@ def test_empty_episode(tmp_path: Path) -> None:
     edit(path, episode_starts=np.array([0, 6, 6, 11, 15], dtype=np.int64),
          final_obs=np.concatenate([final_obs[:1], final_obs]),
          final_state=np.concatenate([final_state[:1], final_state]))
+    edit_card(path, episodes=5)
     rejects(path, ": field 'episode_starts': episode 2 is empty (start 6 repeats the previous start)")
 
 
@@ -212,6 +288,14 @@ def test_flags_disagree_with_episode_starts(tmp_path: Path) -> None:
     path = saved(tmp_path)  # episodes end at steps 5, 10, 14, 20
     edit(path, terminals=np.zeros(21, dtype=bool), truncations=np.zeros(21, dtype=bool))
     rejects(path, ": field 'terminals': episode 0 (steps 0..5) ends with neither a terminal nor a truncation flag")
+
+
+def test_a_step_is_not_both_terminal_and_truncated(tmp_path: Path) -> None:
+    path = saved(tmp_path)  # episode 0 ends at step 5
+    terminals, truncations = read(path, "terminals"), read(path, "truncations")
+    terminals[5] = truncations[5] = True
+    edit(path, terminals=terminals, truncations=truncations)
+    rejects(path, ": field 'truncations': step 5 is both terminal and truncated")
 
 
 def test_only_the_last_episode_may_be_unfinished(tmp_path: Path) -> None:
@@ -334,6 +418,50 @@ def test_invalid_card(tmp_path: Path, changes: dict, message: str) -> None:
     rejects(path, message)
 
 
+@pytest.mark.parametrize("changes,message", [
+    ({"obs_dims": "64"}, "card key 'obs_dims' must be a list of int, got '64'"),
+    ({"seed": 1.5}, "card key 'seed' must be int or null, got 1.5"),
+    ({"state_only": "no"}, "card key 'state_only' must be bool, got 'no'"),
+    ({"return_mean": [1]}, "card key 'return_mean' must be float, got [1]"),
+    ({"env_kwargs": []}, "card key 'env_kwargs' must be an object with string keys, got []"),
+    ({"env_spec": {"name": "x", "n_agents": 3, "obs_dim": 6, "obs_dims": [6, 4, 6], "state_dim": 4,
+                   "action_space": {"kind": "discrete", "n": 0}, "episode_limit": 6, "agent_types": ["a"] * 3}},
+     "card key 'env_spec' is not a valid env spec"),
+])
+def test_card_values_of_the_wrong_type(tmp_path: Path, changes: dict, message: str) -> None:
+    path = saved(tmp_path)
+    edit_card(path, **changes)
+    rejects(path, f": card: {message}")
+
+
+@pytest.mark.parametrize("card,message", [
+    (np.array(b"\xff\xfe{}", dtype=h5py.string_dtype("utf-8")), "card: not UTF-8 text"),
+    (b"\xff{}", "card: not UTF-8 text"),
+    (np.int64(3), "card: must be a JSON text attribute, got int64"),
+    ("[" * 100_000, "card: not valid JSON"),
+    ("[1, 2]", "card: must be a JSON object, got list"),
+])
+def test_card_that_is_not_json_text(tmp_path: Path, card: Any, message: str) -> None:
+    path = saved(tmp_path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["card"] = card
+    rejects(path, f": {message}")
+
+
+@pytest.mark.parametrize("attrs,message", [
+    ({"format_version": 1.0}, "field 'format_version': must be an integer, got 1.0"),
+    ({"format_version": "1"}, "field 'format_version': must be an integer, got '1'"),
+    ({"per_agent": "yes"}, "field 'per_agent': must be true or false, got 'yes'"),
+    ({"per_agent": True, "n_groups": "2"}, "field 'n_groups': per-agent file without a positive group count"),
+    ({"per_agent": True, "n_groups": 1}, "field 'agent_0': missing or not a group (the file says n_groups=1)"),
+])
+def test_bad_root_attributes(tmp_path: Path, attrs: dict, message: str) -> None:
+    path = saved(tmp_path)
+    with h5py.File(path, "r+") as f:
+        f.attrs.update(attrs)
+    rejects(path, f": {message}", agent=0 if attrs.get("per_agent") is True else None)
+
+
 def test_card_that_is_not_json(tmp_path: Path) -> None:
     path = saved(tmp_path)
     with h5py.File(path, "r+") as f:
@@ -346,7 +474,20 @@ def test_stale_card(tmp_path: Path) -> None:
     edit(path, rewards=read(path, "rewards") + 1.0)
     rejects(path, ": card: return_mean=")
     edit_card(path, episodes=9)
-    rejects(path, ": card: episodes=9 but episode_starts holds 4 episodes (stale card: call ds.refresh_card())")
+    rejects(path, ": field 'episode_starts': has 4 episodes but the card says episodes=9 (a stale card? call "
+                  "ds.refresh_card())")
+
+
+@pytest.mark.parametrize("key", ["return_std", "return_max", "team_return_mean", "per_agent_return_std"])
+def test_every_return_statistic_agrees_with_the_rewards_to_1e_4(tmp_path: Path, key: str) -> None:
+    path = saved(tmp_path)
+    with h5py.File(path, "r") as f:
+        true = json.loads(f.attrs["card"])[key]
+    scale = (lambda x, factor: [v * factor for v in x]) if isinstance(true, list) else (lambda x, factor: x * factor)
+    edit_card(path, **{key: scale(true, 1 + 1e-6)})  # float noise is accepted
+    load_dataset(path)
+    edit_card(path, **{key: scale(true, 1 + 1e-3)})
+    rejects(path, f": card: {key}=")
 
 
 def test_per_agent_error_names_the_group(tmp_path: Path) -> None:
@@ -355,6 +496,93 @@ def test_per_agent_error_names_the_group(tmp_path: Path) -> None:
         f["agent_1/rewards"][17, 0] = np.nan
     rejects(path, " [agent_1]: field 'rewards': contains NaN at step 17, agent 0", agent=1)
     load_dataset(path, agent=0)  # the other group is untouched
+
+
+# ---- the card's environment, from the registry -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def mpe_file(tmp_path_factory) -> Path:
+    """A dataset of mpe_cn_3ls3l (3 agents, obs width 10, state 18, 5 actions)."""
+    return save_dataset(collected_dataset("mpe_cn_3ls3l"), tmp_path_factory.mktemp("mpe") / "cn.h5")
+
+
+def mpe_copy(tmp_path: Path, mpe_file: Path) -> Path:
+    path = tmp_path / "bad.h5"
+    path.write_bytes(mpe_file.read_bytes())
+    return path
+
+
+def card_of(path: Path) -> dict:
+    with h5py.File(path, "r") as f:
+        return json.loads(f.attrs["card"])
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"env_name": "nope"}, ": card: key 'env_name': unknown environment 'nope'; known: equal_space"),
+    ({"env_kwargs": {"bogus": 1}}, ": card: key 'env_kwargs': environment 'mpe_cn_3ls3l' takes no argument 'bogus' "
+                                   "(its arguments: episode_limit, local_ratio, visible_landmarks, visible_seekers)"),
+    ({"env_kwargs": {"visible_seekers": 7}}, ": card: key 'env_kwargs': mpe_cn_3ls3l: visible_seekers must be in"),
+    ({"env_kwargs": {"episode_limit": "long"}}, ": card: key 'env_kwargs': '<' not supported"),
+    ({"env_kwargs": {"visible_landmarks": 1}}, ": card: key 'env_spec': obs_dims [10, 10, 10] disagrees with "
+                                               "environment 'mpe_cn_3ls3l' with the card's env_kwargs, which has "
+                                               "[8, 8, 8]"),
+    ({"env_name": "mpe_cn_4ls4l"}, ": card: key 'env_spec': n_agents 3 disagrees with environment 'mpe_cn_4ls4l'"),
+    ({"env_name": "mpe_pp_3p1p", "env_kwargs": {}},
+     ": card: key 'env_spec': state_dim 18 disagrees with environment 'mpe_pp_3p1p' with the card's env_kwargs, "
+     "which has 20"),
+    ({"env_name": "matrix_game", "env_kwargs": {}}, ": card: key 'env_spec': n_agents 3 disagrees"),
+    ({"env_name": "equal_space", "env_kwargs": {}}, ": card: key 'env_spec': obs_dims [10, 10, 10] disagrees"),
+    ({"env_name": "smac_1c3s5z", "env_kwargs": {}}, ": card: key 'env_name': environment 'smac_1c3s5z' cannot be "
+                                                    "built"),
+])
+def test_card_disagrees_with_its_environment(tmp_path: Path, mpe_file: Path, changes: dict, message: str) -> None:
+    path = mpe_copy(tmp_path, mpe_file)
+    edit_card(path, **changes)
+    rejects(path, message)
+    load_dataset(path, validate=False)  # the environment is part of validation, not of the structure
+
+
+def test_a_card_of_four_agents_on_a_three_agent_env(tmp_path: Path) -> None:
+    path = save_dataset(collected_dataset("mpe_cn_4ls4l", episodes=2), tmp_path / "four.h5")
+    edit_card(path, env_name="mpe_cn_3ls3l")
+    rejects(path, ": card: key 'env_spec': n_agents 4 disagrees with environment 'mpe_cn_3ls3l' with the card's "
+                  "env_kwargs, which has 3")
+
+
+def test_what_the_environment_check_accepts(tmp_path: Path, mpe_file: Path) -> None:
+    assert load_dataset(mpe_file).card.env_name == "mpe_cn_3ls3l"
+    path = mpe_copy(tmp_path, mpe_file)
+    edit_card(path, env_kwargs={})  # the env's defaults: the same spec
+    load_dataset(path)
+    spec = card_of(path)["env_spec"]  # stored without the global state
+    edit(path, state=_DELETE, final_state=_DELETE)
+    edit_card(path, env_spec={**spec, "state_dim": 0})
+    assert load_dataset(path).state is None
+    edit_card(path, env_name="external:some/other_library")  # shapes and dtypes only
+    load_dataset(path)
+
+
+def test_an_env_whose_extra_is_missing_is_checked_for_what_can_be(tmp_path: Path, mpe_file: Path) -> None:
+    register_env("_test_extra_missing", "offmarl.envs._no_such_module:make", "needs an extra", source="smax",
+                 spec="offmarl.envs._no_such_module:spec")
+    try:
+        path = mpe_copy(tmp_path, mpe_file)
+        edit_card(path, env_name="_test_extra_missing")
+        with pytest.warns(UserWarning) as caught:
+            load_dataset(path)
+        (warning,) = caught
+        assert str(warning.message) == (f"{path}: card: env_kwargs and env_spec not checked against environment "
+                                        "'_test_extra_missing': environment '_test_extra_missing' needs the optional "
+                                        "extra 'smax': pip install 'offmarl[smax]' (No module named "
+                                        "'offmarl.envs._no_such_module')")
+    finally:
+        _REGISTRY.pop("_test_extra_missing")
+
+
+def test_the_cli_prints_a_warning_as_one_line(capsys) -> None:
+    from offmarl.cli import _show_warning
+
+    _show_warning(UserWarning("first\nsecond"), UserWarning, "x.py", 1)
+    assert capsys.readouterr().err == "warning: first second\n"
 
 
 # ---- in memory and on the command line ------------------------------------------------------------------
@@ -366,7 +594,7 @@ def test_validate_in_memory_dataset() -> None:
         validate_dataset(ds, source="data/x.h5")
 
 
-@pytest.mark.parametrize("breakage", ["not_hdf5", "nan", "agent_of_plain_file"])
+@pytest.mark.parametrize("breakage", ["not_hdf5", "nan", "agent_of_plain_file", "unknown_env"])
 def test_cli_info_on_bad_file_exits_2_with_one_line(tmp_path: Path, breakage: str) -> None:
     path = tmp_path / "bad.h5"
     args = ["info", str(path)]
@@ -376,6 +604,9 @@ def test_cli_info_on_bad_file_exits_2_with_one_line(tmp_path: Path, breakage: st
         save_dataset(make_dataset(), path)
         with h5py.File(path, "r+") as f:
             f["rewards"][17, 0] = np.nan
+    elif breakage == "unknown_env":
+        save_dataset(make_dataset(), path)
+        edit_card(path, env_name="nope")
     else:
         save_dataset(make_dataset(), path)
         args += ["--agent", "1"]

@@ -6,6 +6,7 @@ ma_gail and ma_airl."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import _toy_env
@@ -101,10 +102,18 @@ def test_agent_0_is_unchanged_when_agent_1s_demonstrations_change(toy, style):
 
 def test_each_style_takes_the_dataset_that_matches_it(toy):
     joint, per_agent = DatasetAndEnv(toy, ENV), DatasetAndEnv(PerAgentDatasets((toy, toy)), ENV)
-    with pytest.raises(ValueError, match=r"demo_style=separate_concurrent takes a per-agent dataset"):
-        make_algo("dm2", toy.spec, demo_style="separate_concurrent").check_source(joint)
+    for style in ("separate_concurrent", "separate_independent"):  # experts run together, or one file per agent
+        make_algo("dm2", toy.spec, demo_style=style).check_source(joint)
+        make_algo("dm2", toy.spec, demo_style=style).check_source(per_agent)
     with pytest.raises(ValueError, match=r"demo_style=cotrained_concurrent takes a joint dataset"):
         make_algo("dm2", toy.spec).check_source(per_agent)
+    for kind, style, wants in (("separate", "cotrained_independent", "co-trained"),
+                               ("cotrained", "separate_concurrent", "separately trained")):
+        named = copy.deepcopy(toy)
+        named.card = dataclasses.replace(named.card, recipe=f"dm2/toy_pick/{kind}/trained")
+        with pytest.raises(ValueError, match=rf"recipe dm2/toy_pick/{kind}/trained holds {kind} experts' "
+                                             rf"demonstrations, demo_style={style} asks for {wants} ones"):
+            make_algo("dm2", toy.spec, demo_style=style).check_source(DatasetAndEnv(named, ENV))
     with pytest.raises(ValueError, match="demo_style must be one of"):
         make_algo("dm2", toy.spec, demo_style="concurrent")
     state_only = copy.deepcopy(toy)
@@ -196,7 +205,8 @@ def test_offmarl_train_and_eval(toy, tmp_path, label):
     assert again["dataset"] is None and again["protocol"]["steps_unit"] == "frames"
 
 
-@pytest.mark.parametrize("name", ["dm2-fig2", "dm2-ablations", "dm2-quality", "tseng-imitation"])
+@pytest.mark.parametrize("name", ["dm2-fig2", "dm2-ablations", "dm2-ablations-separate", "dm2-quality",
+                                  "tseng-imitation"])
 def test_the_dm2_and_imitation_suites_resolve(name):
     """The suite files parse, name registered algorithms, variants and recipes, and state their CPU scale."""
     from pathlib import Path

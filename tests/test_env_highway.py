@@ -250,9 +250,10 @@ def test_cli_collect_train_eval(hw, tmp_path):
     data, run = tmp_path / "hw.h5", tmp_path / "run"
     result = runner.invoke(app, ["collect", "highway", "--policy", "expert", "--episodes", "2", "--num-envs", "2",
                                  "--out", str(data), "--env-set", "fast=true", "--env-set", "duration=3",
-                                 "--env-set", "vehicles_count=2"])
+                                 "--env-set", "vehicles_count=2", "--normalization-episodes", "4"])
     assert result.exit_code == 0, result.output
     assert "Collected highway with expert: 2 episodes, 6 steps" in result.output
+    assert "normalized by random" in result.output and "(behaviour expert)" in result.output
     record = train_bc_then_eval(runner, data, run, episodes=2, train_eval_episodes=2)
     assert record["episodes"] == 2 and len(record["per_agent_return"]) == 3
     assert all(1 <= length <= 3 for length in record["lengths"])

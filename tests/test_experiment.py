@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from offmarl.algos import base
 from offmarl.algos.base import load_algo
 from offmarl.cli import app
+from offmarl.collect.recipes import env_normalization
 from offmarl.data.io import save_dataset
 from offmarl.train.experiment import Experiment, evaluate_run, load_run, run_experiment
 
@@ -45,6 +46,10 @@ def test_an_online_learner_trains_on_env_frames_and_learns(tmp_path, online_lear
     assert [int(point[0]) for point in record["eval"]["curve"]] == [128, 256, 384, 512, 640, 768]
     # uniform play scores 3.25; the independent learners settle on a pure equilibrium (payoff 5 or 6)
     assert record["eval"]["return_mean"] >= 5.0
+    # the env's normalization returns, measured once: uniform play (3.25 expected) and the scripted expert
+    measured = env_normalization("matrix_game")
+    assert record["eval"]["random_return"] == measured["random_return"] == pytest.approx(3.25, abs=0.3)
+    assert record["eval"]["reference_return"] == measured["reference_return"] > 5.0
     algo, steps = load_run(tmp_path / "run")
     assert steps == FRAMES and torch.equal(algo.logits, torch.load(tmp_path / "run" / "model" / "algo.pt",
                                                                    weights_only=True)["logits"])
@@ -64,6 +69,7 @@ def test_the_cli_trains_an_online_learner_with_env(tmp_path, online_learner):
     ({"env": None}, "learns online: name its environment with --env"),
     ({"dataset": "x.h5"}, "learns online from --env; it takes no --dataset"),
     ({"num_envs": 0}, "--num-envs must be >= 1"),
+    ({"absolute_metric": True}, "the absolute metric re-evaluates the best checkpoint: it needs checkpoint best"),
 ])
 def test_online_experiment_errors(tmp_path, online_learner, kw, message):
     with pytest.raises(ValueError, match=message):

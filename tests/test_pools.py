@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 
 from offmarl.algos import make_algo
 from offmarl.cli import app
+from offmarl.collect import recipes as recipes_module
 from offmarl.collect.pools import (
     DEMONSTRATION_EPSILON,
+    AgentwisePolicy,
     Pool,
     PoolError,
     PoolLevelPolicy,
@@ -26,8 +28,9 @@ from offmarl.collect.pools import (
     level_edges,
     level_of,
 )
-from offmarl.collect.recipes import collect_dataset
+from offmarl.collect.recipes import Recipe, build_recipe, collect_dataset, get_recipe
 from offmarl.envs import make_env
+from offmarl.policies.base import JointPolicy
 from offmarl.train.experiment import Experiment, run_experiment
 
 FRAMES, SERIES_EVERY = 1600, 160
@@ -148,7 +151,7 @@ def test_bad_runs_and_pools_are_named(trained, tmp_path):
         bin_pool(trained, tmp_path / "p", split="0.5,0.5", progress=False)
     with pytest.raises(PoolError, match="not a policy pool"):
         Pool.load(tmp_path)
-    with pytest.raises(ValueError, match="--pool gives the levels of --composition or --per-agent"):
+    with pytest.raises(PoolError, match="not a policy pool"):
         collect_dataset(_toy_env.ENV_NAME, pool=tmp_path, episodes=4)
 
 
@@ -174,3 +177,67 @@ def test_pool_bin_and_show_commands(trained, tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 0
     result = runner.invoke(app, ["pool", "show", str(tmp_path)])
     assert result.exit_code == 2 and "not a policy pool" in result.output
+
+
+# ---- trained experts and trained recipes ---------------------------------------------------------------
+def test_a_pools_best_checkpoint_is_the_expert_of_rollouts_and_tiers(pool):
+    expert = collect_dataset(_toy_env.ENV_NAME, pool=pool.root, episodes=96, seed=1, num_envs=12, progress=False,
+                             normalization_episodes=48)
+    low = collect_dataset(_toy_env.ENV_NAME, composition="[r,r]", pool=pool.root, episodes=96, seed=1, num_envs=12,
+                          progress=False, normalization_episodes=0)
+    assert expert.card.extra["behaviour"] == "trained" and low.card.extra["behaviour"] == "trained"
+    assert [p["content_hash"] for p in expert.card.extra["pools"]] == [pool.content_hash]
+    assert expert.card.return_mean > low.card.return_mean
+    # the reference of normalized scores is the pool expert measured at collection, near the data's own return
+    assert expert.card.reference_return == pytest.approx(expert.card.return_mean, abs=0.25)
+    normal = collect_dataset(_toy_env.ENV_NAME, tier="normal", pool=pool.root, episodes=96, seed=1, num_envs=12,
+                             progress=False)
+    assert low.card.return_mean < normal.card.return_mean < expert.card.return_mean
+    scripted = collect_dataset(_toy_env.ENV_NAME, policy="random", episodes=8, num_envs=8, progress=False,
+                               normalization_episodes=0)
+    assert scripted.card.extra["behaviour"] == "scripted" and "pools" not in scripted.card.extra
+
+
+def test_experts_of_separate_runs_act_each_for_its_own_agent():
+    class Constant(JointPolicy):
+        def __init__(self, value):
+            self.value, self.resets = value, []
+
+        def reset(self, batch_size, mask=None):
+            self.resets.append(batch_size)
+
+        def act(self, ts, first=False):
+            return np.full((4, 2), self.value, dtype=np.int64)
+
+    team = AgentwisePolicy([Constant(1), Constant(2)])
+    team.reset(4)
+    assert [p.resets for p in team.policies] == [[4], [4]]
+    assert team.act(None).tolist() == [[1, 2]] * 4
+
+
+def test_pools_that_do_not_fit_are_named(pool):
+    with pytest.raises(ValueError, match="takes its levels from one pool, got 2"):
+        collect_dataset(_toy_env.ENV_NAME, composition="[r,e]", pool=[pool.root, pool.root], episodes=4, progress=False)
+    with pytest.raises(ValueError, match="needs --policy expert, not 'random'"):
+        collect_dataset(_toy_env.ENV_NAME, policy="random", pool=pool.root, episodes=4, progress=False)
+    with pytest.raises(PoolError, match="3 pools for 2 agents"):
+        collect_dataset(_toy_env.ENV_NAME, pool=[pool.root] * 3, episodes=4, progress=False, normalization_episodes=0)
+    # two pools for two agents: agent i acts as pool i's expert
+    separate = collect_dataset(_toy_env.ENV_NAME, pool=[pool.root, pool.root], episodes=8, num_envs=8,
+                               progress=False, normalization_episodes=0)
+    assert len(separate.card.extra["pools"]) == 2
+
+
+def test_a_trained_recipe_takes_its_pools_from_the_provider(pool, monkeypatch):
+    spec = PoolSpec(env=_toy_env.ENV_NAME, algo="ippo", steps=FRAMES, series_every=SERIES_EVERY)
+    recipe = Recipe("test/toy/trained", "a toy trained recipe", env=_toy_env.ENV_NAME, episodes=16,
+                    composition="[m,e]", num_envs=8, pools=(spec,))
+    monkeypatch.setitem(recipes_module._RECIPES, recipe.name, recipe)
+    assert recipe.behaviour == "trained" and get_recipe("tseng/fill_in").behaviour == "scripted"
+    with pytest.raises(FileNotFoundError, match="is not built .* `offmarl collect RECIPE` builds it"):
+        build_recipe(recipe.name)  # the default provider only reads the cache
+    asked = []
+    ds = build_recipe(recipe.name, pool_provider=lambda s: asked.append(s) or pool)
+    assert asked == [spec]
+    assert ds.card.recipe == recipe.name and ds.card.extra["behaviour"] == "trained"
+    assert ds.card.extra["pools"][0]["content_hash"] == pool.content_hash

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from offmarl.algos.base import list_algos
 from offmarl.collect import recipes as recipes_module
 from offmarl.collect.compositions import parse_composition
 from offmarl.collect.recipes import (
@@ -21,7 +22,7 @@ from offmarl.collect.recipes import (
 )
 from offmarl.collect.tiers import TIER_TARGETS
 from offmarl.data.sources import PerAgentDatasets, datasets_of
-from offmarl.envs.registry import get_env_entry
+from offmarl.envs.registry import env_spec, get_env_entry
 from offmarl.policies.registry import behavior_policy_names
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,8 +58,13 @@ def test_required_recipes_are_listed():
     names = [name for name, _ in list_recipes()]
     assert names == sorted(names)
     for name in REQUIRED:
-        assert is_recipe(name) and name in names
+        assert is_recipe(name) and get_recipe(name).name in names  # an old name is an alias of a listed recipe
     assert not is_recipe("tseng/nope")
+    # old names resolve to the recipes that now carry them; SIT's random quality is now low
+    assert get_recipe("tseng/equal_space").name == "tseng/equal_space/scripted"
+    assert get_recipe("sit/mpe_cn_3ls3l/random").name == "sit/mpe_cn_3ls3l/low/scripted"
+    assert recipe_dataset_path("tseng/grid_world/good") == recipe_dataset_path("tseng/grid_world/good/scripted")
+    assert get_recipe("sit/mpe_cn_3ls3l/low/trained").behaviour == "trained"
     with pytest.raises(KeyError, match="unknown recipe 'tseng/nope'; see `offmarl collect --list`"):
         get_recipe("tseng/nope")
 
@@ -84,13 +90,24 @@ def test_paper_episode_counts_and_modes():
 def test_recipe_definition_is_valid(name):
     recipe = get_recipe(name)
     get_env_entry(recipe.env)  # registered
-    assert recipe.policy in behavior_policy_names(recipe.env)
     assert recipe.tier is None or recipe.tier in TIER_TARGETS
     assert sum(x is not None and x is not False
                for x in (recipe.tier, recipe.composition, recipe.per_agent or None)) <= 1
+    try:
+        spec = env_spec(recipe.env, recipe.env_kwargs)  # without building it (SMAX compiles for seconds)
+    except ImportError as exc:
+        pytest.skip(f"env {recipe.env!r} needs an optional extra: {exc}")
     if recipe.composition is not None:
-        env = _env_or_skip(recipe.env)
-        parse_composition(recipe.composition, env.spec.n_agents)
+        parse_composition(recipe.composition, spec.n_agents)
+    if recipe.behaviour == "scripted":
+        assert recipe.policy in behavior_policy_names(recipe.env)
+        assert not is_recipe(f"{name}/trained")  # a trained counterpart's scripted data is named .../scripted
+    else:  # a trained recipe: its pools train online on its env, one pool or one per agent
+        assert name.endswith("/trained") and recipe.policy == "expert"
+        assert all(p.env == recipe.env and p.env_kwargs == recipe.env_kwargs for p in recipe.pools)
+        assert len(recipe.pools) in (1, spec.n_agents)
+        assert all(p.algo in list_algos() for p in recipe.pools)
+        assert recipe.cost.startswith("≈")
 
 
 def test_scaled_episodes():
@@ -106,7 +123,7 @@ def test_recipe_dataset_path(monkeypatch, tmp_path):
     monkeypatch.setenv("OFFMARL_HOME", str(tmp_path))
     path = recipe_dataset_path("tseng/grid_world/normal", seed=3, scale=0.1)
     assert path == (tmp_path / "datasets" / f"{__version__}-r{recipes_module.RECIPES_VERSION}"
-                    / "tseng__grid_world__normal__seed3__scale0.1.h5")
+                    / "tseng__grid_world__normal__scripted__seed3__scale0.1.h5")  # an old name's file is its recipe's
     assert recipe_dataset_path("tseng/fill_in").name == "tseng__fill_in__seed0__scale1.h5"
     monkeypatch.delenv("OFFMARL_HOME")
     assert str(recipe_dataset_path("tseng/fill_in")).startswith(
@@ -148,20 +165,58 @@ def test_collect_equal_space_modes():
     assert len(per_agent) == n and all(d.n_episodes == 10 for d in per_agent)
 
 
+def test_cards_record_the_normalization_returns():
+    _env_or_skip("equal_space")
+    small = {"episodes": 6, "seed": 3, "num_envs": 16, "normalization_episodes": 16, "progress": False}
+    random = collect_dataset("equal_space", policy="random", **small)
+    expert = collect_dataset("equal_space", **small)
+    # the same uniform random policy on the same episodes (one env seed, derived from the collection seed)
+    assert random.card.random_return == expert.card.random_return
+    assert random.card.extra["normalization"] == {"episodes": 16, "seed": expert.card.extra["normalization"]["seed"],
+                                                  "reference": "best episode in the dataset"}
+    assert random.card.reference_return == random.card.return_max  # random data: no behaviour expert
+    assert expert.card.extra["normalization"]["reference"] == "behaviour expert"
+    assert expert.card.reference_return > expert.card.random_return
+    mixture = collect_dataset("equal_space", composition="[r,r,e]", **small)
+    assert (mixture.card.random_return, mixture.card.reference_return) == (expert.card.random_return,
+                                                                           expert.card.reference_return)
+    tier = collect_dataset("equal_space", tier="normal", episodes=200, seed=0, num_envs=128, progress=False)
+    calibration = tier.card.extra["tier"]  # measured by the calibration's pilot rollouts, not again
+    assert (tier.card.random_return, tier.card.reference_return) == (calibration["r_random"], calibration["r_expert"])
+    unmeasured = collect_dataset("equal_space", **{**small, "normalization_episodes": 0})
+    assert unmeasured.card.random_return is None and unmeasured.card.reference_return is None
+
+
+def test_online_tasks_measure_their_normalization_once(monkeypatch, tmp_path):
+    _env_or_skip("matrix_game")
+    monkeypatch.setenv("OFFMARL_HOME", str(tmp_path))
+    first = recipes_module.env_normalization("matrix_game")
+    assert first["reference"] == "scripted expert" and first["reference_return"] > first["random_return"]
+    assert recipes_module.env_normalization_path("matrix_game", {}).is_relative_to(tmp_path / "random_returns")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("measured a cached environment again")
+
+    monkeypatch.setattr(recipes_module, "measure_returns", fail)
+    assert recipes_module.env_normalization("matrix_game") == first
+
+
 # ---- tiny recipe builds and the cache --------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["tseng/equal_space", "tseng/fill_in"])
 def test_tiny_recipe_build_is_deterministic(name):
     _env_or_skip(get_recipe(name).env)
     a = build_recipe(name, seed=0, scale=0.005)
     b = build_recipe(name, seed=0, scale=0.005)
-    assert a.n_episodes == 5 and a.card.recipe == name and a.card.extra["recipe_scale"] == 0.005
+    assert a.n_episodes == 5 and a.card.recipe == get_recipe(name).name and a.card.extra["recipe_scale"] == 0.005
     assert a.card.behavior["policy"] == get_recipe(name).policy
     for field in ("obs", "actions", "rewards", "terminals", "truncations", "final_obs"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
 
-@pytest.mark.parametrize("name", [name for name, _ in list_recipes() if get_recipe(name).tier is None])
-def test_every_untiered_recipe_builds_at_a_tiny_scale(name):
+@pytest.mark.parametrize("name", [name for name, _ in list_recipes()
+                                  if get_recipe(name).tier is None and get_recipe(name).behaviour == "scripted"])
+def test_every_untiered_scripted_recipe_builds_at_a_tiny_scale(name):
+    """(Trained recipes need their pools: tests/test_pools.py builds one from a tiny pool.)"""
     recipe = get_recipe(name)
     _env_or_skip(recipe.env)
     result = build_recipe(name, scale=0.001)
@@ -170,7 +225,7 @@ def test_every_untiered_recipe_builds_at_a_tiny_scale(name):
     assert len(datasets) == (datasets[0].n_agents if recipe.per_agent else 1)
     for ds in datasets:
         assert ds.card.recipe == name and ds.card.env_name == recipe.env and ds.n_episodes >= 1
-        assert ds.state_only == recipe.state_only
+        assert ds.state_only == recipe.state_only and ds.card.extra["behaviour"] == "scripted"
         if recipe.composition is not None:
             assert ds.card.behavior["composition"] == recipe.composition
 
@@ -193,7 +248,7 @@ def test_get_recipe_dataset_builds_once(monkeypatch, tmp_path):
     path = get_recipe_dataset("tseng/equal_space", seed=1, scale=0.004)
     assert path.exists() and path == recipe_dataset_path("tseng/equal_space", 1, 0.004)
     ds = load_dataset(path)
-    assert ds.n_episodes == 4 and ds.card.recipe == "tseng/equal_space" and ds.card.seed == 1
+    assert ds.n_episodes == 4 and ds.card.recipe == "tseng/equal_space/scripted" and ds.card.seed == 1
 
     def fail(*args, **kwargs):
         raise AssertionError("rebuilt a cached recipe")

@@ -21,8 +21,11 @@ from offmarl.data.io import save_dataset
 torch.set_num_threads(1)
 
 STEPS = 300
-# The CLI in a fresh interpreter with one torch thread (reductions split differently over more threads).
-TRAIN = "import sys, torch; torch.set_num_threads(1); from offmarl.cli import main; sys.argv[0] = 'offmarl'; main()"
+# The CLI in a fresh interpreter with one torch thread (reductions split differently over more threads), with
+# toy_pick registered (the dataset's card names it, and the loader checks it against the registry).
+TESTS = str(Path(__file__).resolve().parent)
+TRAIN = (f"import sys, torch; torch.set_num_threads(1); sys.path.insert(0, {TESTS!r}); import _toy_env; "
+         "from offmarl.cli import main; sys.argv[0] = 'offmarl'; main()")
 
 
 def train_args(dataset: Path, out: Path, *extra: str) -> list[str]:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from offmarl.algos.base import AlgoConfig, Algorithm
 from offmarl.cli import app
 from offmarl.data.io import save_dataset
+from offmarl.errors import CheckpointError
 from offmarl.train import TrainConfig, atomic_torch_save, fit, load_checkpoint
 
 torch.set_num_threads(1)
@@ -210,7 +211,7 @@ def test_checkpoints_hold_only_weights_only_values(tmp_path):
         atomic_torch_save({"opt": {"inner": [1, object()]}}, tmp_path / "bad.pt")
     assert not (tmp_path / "bad.pt").exists() and list(tmp_path.iterdir()) == [tmp_path / "ok.pt"]
     (tmp_path / "torn.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="torn.pt: checkpoint unreadable"):
         load_checkpoint(tmp_path / "torn.pt")
 
 

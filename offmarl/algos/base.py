@@ -40,6 +40,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
+import re
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -49,6 +52,7 @@ import torch
 from offmarl.data.sources import DatasetAndEnv, PerAgentDatasets, describe, incompatibility, source_dataset
 from offmarl.envs.base import EnvSpec
 from offmarl.envs.registry import EnvSource
+from offmarl.errors import CheckpointError, one_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,15 +387,66 @@ def make_algo(name: str, spec: EnvSpec, device: str | torch.device = "cpu", **ov
     return cls(spec, build_config(cls, overrides), device=device)
 
 
-def load_algo(path: str | Path, device: str | torch.device = "cpu") -> Algorithm:
-    """Load an algorithm saved with :meth:`Algorithm.save` (weights read with ``weights_only=True``)."""
+def load_torch_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` of a file offmarl wrote; ``what`` names the file in errors.
+
+    Only tensors and plain data are unpickled. A file that needs more -- a pickle that would import and call
+    something (``os.system``, a class) -- is refused as unsafe before any of it runs; a torn, truncated or
+    foreign file (garbage, a raw pickle) is unreadable. Both raise :class:`~offmarl.errors.CheckpointError`
+    naming the file, and torch's warnings about such files are silenced (the error says it all). A missing
+    file is a ``FileNotFoundError``.
+    """
     path = Path(path)
-    meta = json.loads((path / "algo.json").read_text())
-    cls = get_algo_class(meta["algo"])
-    config = dataclasses.replace(cls.Config(),
-                                 **{k: _restore(v, getattr(cls.Config(), k)) for k, v in meta["config"].items()})
-    algo = cls(EnvSpec.from_dict(meta["env_spec"]), config, device=device)
-    algo.load_state_dict(torch.load(path / "algo.pt", map_location=device, weights_only=True))
+    if path.is_dir():
+        raise CheckpointError(f"{path}: {what} is a directory, not a file")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4" before a raw pickle fails
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if unsafe:
+            raise CheckpointError(f"{path}: {what} refused as unsafe: loading it would import and call "
+                                  f"{unsafe.group(1)} (only tensors and plain data are loaded)") from None
+        raise CheckpointError(f"{path}: {what} unreadable: not written by torch.save, or corrupted (invalid "
+                              "pickle data)") from None
+    except Exception as exc:  # torch raises RuntimeError, OSError, EOFError, ... on torn or foreign files
+        raise CheckpointError(f"{path}: {what} unreadable (torn, truncated or not written by torch.save): "
+                              f"{type(exc).__name__}: {one_line(exc)}") from None
+
+
+def load_algo(path: str | Path, device: str | torch.device = "cpu") -> Algorithm:
+    """Load an algorithm saved with :meth:`Algorithm.save` (weights read with ``weights_only=True``).
+
+    A saved algorithm that cannot be rebuilt -- ``algo.json`` unreadable or without its keys, ``algo.pt``
+    refused or unreadable (:func:`load_torch_file`) or not the state of that algorithm -- raises
+    :class:`~offmarl.errors.CheckpointError` naming the file."""
+    path = Path(path)
+    meta_path, weights_path = path / "algo.json", path / "algo.pt"
+    if meta_path.is_dir():
+        raise CheckpointError(f"{meta_path}: saved algorithm's algo.json is a directory, not a file")
+    try:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+        cls = get_algo_class(meta["algo"])
+        config = dataclasses.replace(cls.Config(),
+                                     **{k: _restore(v, getattr(cls.Config(), k)) for k, v in meta["config"].items()})
+        spec = EnvSpec.from_dict(meta["env_spec"])
+    except FileNotFoundError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON, UTF-8, missing or wrong keys
+        raise CheckpointError(f"{meta_path}: saved algorithm's algo.json is not valid: "
+                              f"{type(exc).__name__}: {one_line(exc)}") from None
+    state = load_torch_file(weights_path, "model file", map_location=device)
+    algo = cls(spec, config, device=device)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{weights_path}: model file holds a {type(state).__name__}, not an algorithm's state")
+    try:
+        algo.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"{weights_path}: model file is not the state of {meta['algo']!r} as configured in "
+                              f"{meta_path.name}: {type(exc).__name__}: {one_line(exc)}") from None
     return algo
 
 

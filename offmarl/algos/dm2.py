@@ -13,7 +13,7 @@ import dataclasses
 
 from offmarl.algos._adversarial import DEMONSTRATION_CONTRACT_OVERRIDES, GAILPPO, DemonstrationFields, GAILConfig
 from offmarl.algos.base import register_algo
-from offmarl.data.sources import PerAgentDatasets, describe, source_dataset
+from offmarl.data.sources import PerAgentDatasets, dataset_cards, describe, source_dataset
 
 DEMO_STYLES = ("cotrained_concurrent", "cotrained_independent", "separate_concurrent", "separate_independent")
 VARIANTS = ("bc_pretrain", "gail_only")
@@ -56,9 +56,10 @@ class Config(GAILConfig, DemonstrationFields):
             trained together, each agent's demonstrations from the same joint episodes, drawn together),
             ``cotrained_independent`` (experts trained together, agent i's demonstrations from its own disjoint
             block of episodes), ``separate_concurrent`` / ``separate_independent`` (experts trained in separate
-            teams: a per-agent dataset, group i from agent i's expert -- for ``separate_concurrent`` the groups
-            hold the same episodes of the experts executed together, for ``separate_independent`` each its own
-            team's). The co-trained styles take a joint dataset, the separate ones a per-agent dataset.
+            runs and executed together -- recipe ``dm2/<map>/separate/trained``: agent i from the run of seed i --
+            drawn from the same episodes or from disjoint blocks; or a per-agent dataset, group i from agent i's
+            expert). The co-trained styles take a joint dataset; a recipe's name (``…/cotrained/…``,
+            ``…/separate/…``) must agree with the style.
 
     Variants: ``bc_pretrain`` (App. B, Fig. 5: behaviour cloning on the demonstrations' state-action pairs for
     ``bc_steps`` steps -- 1000 unless set -- then DM²; needs a dataset with actions. The text says "then
@@ -98,10 +99,17 @@ class DM2(GAILPPO):
         return self.config.demo_style.split("_")[1]
 
     def check_source(self, source) -> None:
+        """The demonstrations must be of the style's experts: a per-agent file holds separately trained experts
+        (group i: agent i's), a recipe says which it holds (``dm2/<map>/cotrained/…`` or ``…/separate/…``)."""
         super().check_source(source)
-        separate = self.config.demo_style.startswith("separate")
-        if separate != isinstance(source_dataset(source), PerAgentDatasets):
-            wants = ("a per-agent dataset (group i: agent i's expert, trained in its own team)" if separate
-                     else "a joint dataset (the co-trained experts' episodes)")
-            raise ValueError(f"dm2 cannot train on the {describe(source)}: demo_style={self.config.demo_style} "
-                             f"takes {wants}")
+        style, data = self.config.demo_style, source_dataset(source)
+        separate = style.startswith("separate")
+        recipe = dataset_cards(data)[0].recipe or ""
+        recipe_kind = "separate" if "/separate/" in recipe else "cotrained" if "/cotrained/" in recipe else None
+        if isinstance(data, PerAgentDatasets) and not separate:
+            raise ValueError(f"dm2 cannot train on the {describe(source)}: demo_style={style} takes a joint dataset "
+                             "(the co-trained experts' episodes); a per-agent file holds separately trained experts")
+        if recipe_kind is not None and (recipe_kind == "separate") != separate:
+            raise ValueError(f"dm2 cannot train on the {describe(source)}: recipe {recipe} holds {recipe_kind} experts'"
+                             f" demonstrations, demo_style={style} asks for "
+                             f"{'separately trained' if separate else 'co-trained'} ones")

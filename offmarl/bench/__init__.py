@@ -9,13 +9,17 @@
 
 The report, each module importing only those listed before it:
 
+* :mod:`offmarl.bench.statistics` -- the field's statistics in numpy (IQM, bootstrap CIs, normalized
+  aggregates, probability of improvement, performance profiles; Agarwal et al. 2021).
 * :mod:`offmarl.bench.records` -- the data model: eval.json records, table cells, curves over seeds.
+* :mod:`offmarl.bench.aggregates` -- the statistics across a table's tasks, in normalized scores.
 * :mod:`offmarl.bench.run_metrics` -- training metrics of the runs (metrics.csv columns) over seeds.
-* :mod:`offmarl.bench.plots` -- learning curves and bar charts (PNG).
+* :mod:`offmarl.bench.plots` -- learning curves, bar charts and the across-task plots (PNG).
 * :mod:`offmarl.bench.tables` -- markdown/CSV tables.
 * :mod:`offmarl.bench.report` -- a suite directory's report: writes the tables and the plots.
 
-Command line: ``offmarl bench list | run SUITE | table DIR | status DIR | export DIR`` (``offmarl.commands.bench``).
+Command line: ``offmarl bench list | run SUITE | table DIR | status DIR | export DIR | compare DIR A B``
+(``offmarl.commands.bench``).
 """
 
 from offmarl.bench.suite import Suite, builtin_suites, load_suite, parse_seeds, parse_suite

@@ -2,14 +2,23 @@
 
 * ``curves_<dataset>.png``: evaluation return vs training steps, one line per algorithm, from the
   ``curve`` of each seed's eval.json (``[[step, mean, std], ...]``, the evaluations during training plus
-  the final one). At each step that every seed of the algorithm evaluated, the line is the mean over
-  seeds of the evaluation means and the band ± their std over seeds (ddof = 0, as the table). A suite
-  with ``eval_every: 0`` has one point per run: the final evaluation.
+  the final one). At each step that every seed of the algorithm evaluated, the line and band are the
+  table's ``stat`` over seeds of the evaluation means (:func:`offmarl.bench.records.band`): mean ± std
+  (ddof = 0, as the table), mean ± standard error, or the IQM with its 95 % bootstrap CI (no band below
+  5 seeds). A suite with ``eval_every: 0`` has one point per run: the final evaluation.
 * ``metric_<metric>_<dataset>.png`` (for a suite's ``metric_curves``): a ``metrics.csv`` column of the
   runs (e.g. dec_mabcq's ``value_diff``, MABCQ Fig. 3) vs training steps, one line per algorithm that
   logs it, mean ± std over seeds at the steps every seed logged (:mod:`offmarl.bench.run_metrics`).
-* ``bars.png``: the final table as bars (one panel per dataset, mean ± std over seeds, best bar dark),
-  each panel's y axis zoomed to its data (returns need not be near 0) with the means under the algorithm names.
+* ``bars.png``: the final table as bars (one panel per dataset, the table's stat over seeds, best bar dark),
+  each panel's y axis zoomed to its data (returns need not be near 0) with the centres under the algorithm
+  names.
+
+Across tasks, in normalized scores (:mod:`offmarl.bench.aggregates`; Agarwal et al. 2021's figures):
+
+* ``aggregate.png``: one panel per aggregate (IQM, median, mean, optimality gap), per algorithm its
+  estimate (a tick) and 95 % stratified-bootstrap CI (a bar; none below 5 seeds a task);
+* ``performance_profile.png``: the fraction of runs whose normalized score exceeds each threshold, with CI bands;
+* ``sample_efficiency.png``: the IQM of the normalized evaluation returns over training steps, with CI bands.
 """
 
 from __future__ import annotations
@@ -17,8 +26,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from offmarl.bench.records import Table, safe_name, seed_band, seed_curve
+import numpy as np
+
+from offmarl.bench.records import Table, band, safe_name, seed_band, seed_curve
 from offmarl.bench.run_metrics import METRIC_LABELS, metric_file_name, metric_runs
+from offmarl.bench.statistics import Estimate
+
+BAND_LABELS = {"std": "mean ± std", "sem": "mean ± standard error", "iqm": "IQM, 95 % bootstrap CI"}
+AGGREGATE_PLOT = "aggregate.png"
+PROFILE_PLOT = "performance_profile.png"
+SAMPLE_EFFICIENCY_PLOT = "sample_efficiency.png"
 
 
 def _figure(width: float, height: float):
@@ -43,15 +60,14 @@ def plot_curves(table: Table, out_dir: str | Path) -> list[Path]:
             cell = table.cells.get((algo, ds))
             if cell is None:
                 continue
-            steps, mean, std = seed_curve(cell)
+            steps, center, low, high = seed_curve(cell, table.stat)
             if not len(steps):
                 continue
             seeds = max(seeds, len(cell.records))
-            (line,) = ax.plot(steps, mean, marker="o" if len(steps) < 12 else None, markersize=3, label=algo)
-            ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+            _line_with_band(ax, steps, center, low, high, algo)
         ax.set_xlabel("training steps")
         ax.set_ylabel("per-agent average return")
-        ax.set_title(f"{ds}: evaluation return (mean ± std over up to {seeds} seeds)", fontsize=10)
+        ax.set_title(f"{ds}: evaluation return ({BAND_LABELS[table.stat]} over up to {seeds} seeds)", fontsize=10)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -60,6 +76,12 @@ def plot_curves(table: Table, out_dir: str | Path) -> list[Path]:
         fig.savefig(path)
         paths.append(path)
     return paths
+
+
+def _line_with_band(ax, x: np.ndarray, center: np.ndarray, low: np.ndarray, high: np.ndarray, label: str) -> None:
+    """A line and its band (NaN bounds: no band there)."""
+    (line,) = ax.plot(x, center, marker="o" if len(x) < 12 else None, markersize=3, label=label)
+    ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
 def _seeds_text(counts: set[int]) -> str:
@@ -104,7 +126,7 @@ def plot_metric_curves(table: Table, suite_dir: str | Path, metrics: Sequence[st
 
 
 def plot_bars(table: Table, out_dir: str | Path) -> Path:
-    """``bars.png``: one panel per dataset, a bar per algorithm (mean ± std over seeds)."""
+    """``bars.png``: one panel per dataset, a bar per algorithm (the table's stat over seeds)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n = max(1, len(table.datasets))
@@ -112,24 +134,86 @@ def plot_bars(table: Table, out_dir: str | Path) -> Path:
     for i, ds in enumerate(table.datasets):
         ax = fig.add_subplot(1, n, i + 1)
         algos = [a for a in table.algos if (a, ds) in table.cells]
-        means = [table.cells[(a, ds)].mean for a in algos]
-        stds = [table.cells[(a, ds)].std for a in algos]
+        center, low, high = (np.array(v) for v in zip(*(band(table.cells[(a, ds)].values, table.stat)
+                                                          for a in algos)))
+        low, high = np.where(np.isnan(low), center, low), np.where(np.isnan(high), center, high)  # no band
         best = table.best(ds)
         colors = ["#1f4e79" if a in best else "#8fb3d9" for a in algos]
-        ax.bar(range(len(algos)), means, yerr=stds, color=colors, capsize=3)
+        ax.bar(range(len(algos)), center, yerr=[center - low, high - center], color=colors, capsize=3)
         # zoomed to the data (returns are often far from 0, e.g. all around -50): the tick labels carry
-        # the means, the bars the ordering
-        low = min(m - s for m, s in zip(means, stds))
-        high = max(m + s for m, s in zip(means, stds))
-        pad = 0.15 * (high - low) or 0.5
-        ax.set_ylim(low - pad, high + pad)
+        # the centres, the bars the ordering
+        pad = 0.15 * (high.max() - low.min()) or 0.5
+        ax.set_ylim(low.min() - pad, high.max() + pad)
         ax.set_xticks(range(len(algos)))
-        ax.set_xticklabels([f"{a}\n{m:.2f}" for a, m in zip(algos, means)], rotation=35, ha="right", fontsize=8)
+        ax.set_xticklabels([f"{a}\n{m:.2f}" for a, m in zip(algos, center)], rotation=35, ha="right", fontsize=8)
         ax.set_title(ds, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         if i == 0:
-            ax.set_ylabel("per-agent average return")
+            ax.set_ylabel(f"per-agent average return ({BAND_LABELS[table.stat]})")
     fig.tight_layout()
     path = out_dir / "bars.png"
     fig.savefig(path)
     return path
+
+
+def plot_aggregates(estimates: dict[str, dict[str, Estimate]], n_tasks: int, out_dir: str | Path) -> Path:
+    """``aggregate.png``: one panel per aggregate metric, per algorithm its estimate and CI (rliable's layout)."""
+    algos = list(estimates)[::-1]  # the first algorithm on top
+    metrics = list(estimates[algos[0]])
+    fig = _figure(3.0 * len(metrics), 0.9 + 0.35 * len(algos))
+    for i, metric in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), i + 1)
+        for y, algo in enumerate(algos):
+            est = estimates[algo][metric]
+            color = f"C{len(algos) - 1 - y}"
+            if est.has_interval:
+                ax.barh(y, est.high - est.low, left=est.low, height=0.6, color=color, alpha=0.45)
+            ax.plot([est.point], [y], marker="|" if est.has_interval else "o", markersize=14 if est.has_interval
+                    else 5, markeredgewidth=2, color=color)
+        ax.set_yticks(range(len(algos)))
+        ax.set_yticklabels(algos if i == 0 else [], fontsize=8)
+        ax.set_title(metric + (" (lower is better)" if metric == "optimality gap" else ""), fontsize=9)
+        ax.set_xlabel("normalized score", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Normalized scores over {n_tasks} task(s): estimate and 95 % stratified-bootstrap CI", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, AGGREGATE_PLOT)
+
+
+def plot_performance_profiles(profiles: dict[str, Estimate], thresholds: np.ndarray, out_dir: str | Path) -> Path:
+    """``performance_profile.png``: fraction of runs with a normalized score above each threshold."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    for algo, est in profiles.items():
+        _line_with_band(ax, thresholds, est.point, *est.bounds(), algo)
+    for x in (0.0, 1.0):  # the random policy and the reference
+        ax.axvline(x, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("normalized score τ (0: uniform random policy, 1: reference)")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.set_title("Performance profiles (95 % stratified-bootstrap CIs)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, PROFILE_PLOT)
+
+
+def plot_sample_efficiency(curves: dict[str, tuple[np.ndarray, Estimate]], out_dir: str | Path) -> Path:
+    """``sample_efficiency.png``: IQM of the normalized evaluation returns vs training steps, with CI bands."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    for algo, (steps, est) in curves.items():
+        _line_with_band(ax, steps, est.point, *est.bounds(), algo)
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("IQM normalized score")
+    ax.set_title("Sample efficiency: IQM over runs and tasks (95 % stratified-bootstrap CIs)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, SAMPLE_EFFICIENCY_PLOT)
+
+
+def _save(fig, out_dir: str | Path, name: str) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_dir / name)
+    return out_dir / name

@@ -1,13 +1,21 @@
 """What bench tables and plots are computed from: the ``eval.json`` of each run, grouped into cells.
 
 One cell per (algorithm label, dataset label): over the seeds that have an evaluated ``eval.json``, the
-mean ± std of each seed's ``return_mean`` -- the per-agent average episode return, the papers' metric (Tseng et al.
+mean ± std of each seed's return -- the per-agent average episode return, the papers' metric (Tseng et al.
 Tables 1-3: "average and standard deviation of return per-agent ... merged with 10 random seeds"). The
 std is the population std over seeds (``ddof = 0``, as ``numpy.std``; the papers do not say which they
 used). A run of data imported from another library has no environment to be evaluated in: its
-``return_mean`` is null, and the table lists it apart (``Table.unevaluated``). Every return is "higher is
-better": a column's best cells are those with the highest mean at the
-printed precision (:data:`DECIMALS`), so equal-looking cells are best together.
+``return_mean`` is null, and the table lists it apart (``Table.unevaluated``). A cell also has the field's
+statistics over its seeds (:mod:`offmarl.bench.statistics`): the standard error and the IQM with its 95 %
+bootstrap CI (none below 5 seeds). A table's ``stat`` (a suite's ``stat: std | sem | iqm``) says which the
+table's main column and the learning curves' bands show (:func:`band`). Every return is "higher is
+better": a column's best cells are those with the highest centre (the mean; the IQM for ``stat: iqm``) at
+the printed precision (:data:`DECIMALS`), so equal-looking cells are best together.
+
+A run's return is its eval.json's ``return_mean`` -- or, when its protocol is the absolute metric
+(``protocol.absolute_metric``), ``absolute_return_mean``: the best checkpoint on ten times the episodes.
+Each record's protocol (``last``, ``best`` or ``absolute``) is kept, for the table's footer. A record also
+carries its task's normalization returns (``random_return``, ``reference_return``; :meth:`Table.normalization`).
 
 Learning curves over seeds (:func:`seed_curve`, :func:`seed_band`) are computed here too, so that the
 plots (:mod:`offmarl.bench.plots`) and the tables (:mod:`offmarl.bench.tables`) read one data model.
@@ -28,6 +36,7 @@ The labels are read from the files, not from the folder names (a label that cann
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -37,6 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from offmarl.bench.layout import RECORDS_DIR, planned_run_keys, read_suite_record
+from offmarl.bench.statistics import Estimate, aggregate_iqm, bootstrap, standard_error
 from offmarl.core.files import atomic_write_bytes, atomic_write_json
 
 DECIMALS = 2  # the precision a table prints means at, and compares them at
@@ -54,7 +64,7 @@ class EvalRecord:
     algo: str
     dataset: str
     seed: int
-    return_mean: float | None  # None: not evaluated (module docstring)
+    return_mean: float | None  # the protocol's score; None: not evaluated (module docstring)
     episodes: int
     steps: int | None
     checkpoint: str
@@ -62,6 +72,9 @@ class EvalRecord:
     curve: tuple[tuple[float, float, float], ...]
     metrics_csv: str  # the run's metrics.csv (it need not exist): beside its eval.json, or its recorded copy
     steps_unit: str = "updates"  # "frames": the run interacted with its env (online, or a dataset and the env)
+    protocol: str = "last"  # "last" | "best" | "absolute"
+    random_return: float | None = None
+    reference_return: float | None = None
 
     @classmethod
     def read(cls, path: str | Path, metrics_csv: str | Path | None = None) -> "EvalRecord":
@@ -76,16 +89,26 @@ class EvalRecord:
             protocol = data.get("protocol") or {}
             online = data.get("dataset") is None and "source" in data  # an online run: its env's label
             source = data["source"] if online else data["dataset"]
+            checkpoint = str(protocol.get("checkpoint", "last"))
+            absolute = bool(protocol.get("absolute_metric"))
+            scored = "absolute_" if absolute else ""
             return cls(path=str(path), algo=str(data["algo"]), dataset=str(source), seed=int(data["seed"]),
-                       return_mean=None if data["return_mean"] is None else float(data["return_mean"]),
-                       episodes=int(data["episodes"]),
+                       return_mean=_optional_float(data[f"{scored}return_mean"]),
+                       episodes=int(data[f"{scored}episodes"]),
                        steps=None if protocol.get("steps") is None else int(protocol["steps"]),
-                       checkpoint=str(protocol.get("checkpoint", "last")), target_return=protocol.get("target_return"),
+                       checkpoint=checkpoint, target_return=protocol.get("target_return"),
                        curve=tuple((float(s), float(m), float(sd)) for s, m, sd in data.get("curve") or []),
                        metrics_csv=str(path.parent / "metrics.csv" if metrics_csv is None else metrics_csv),
-                       steps_unit=str(protocol.get("steps_unit", "updates")))
+                       steps_unit=str(protocol.get("steps_unit", "updates")),
+                       protocol="absolute" if absolute else checkpoint,
+                       random_return=_optional_float(data.get("random_return")),
+                       reference_return=_optional_float(data.get("reference_return")))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: not an offmarl eval.json (field {exc} missing or malformed)") from None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass
@@ -105,6 +128,18 @@ class Cell:
         return float(self.values.std())  # ddof = 0 (module docstring)
 
     @property
+    def sem(self) -> float:
+        return float(standard_error(self.values))
+
+    @functools.cached_property
+    def iqm(self) -> Estimate:
+        """The IQM over seeds with its 95 % bootstrap CI (none below 5 seeds)."""
+        return bootstrap(aggregate_iqm, [self.values])
+
+    def center(self, stat: str) -> float:
+        return float(self.iqm.point) if stat == "iqm" else self.mean
+
+    @property
     def seeds(self) -> list[int]:
         return [r.seed for r in self.records]
 
@@ -116,18 +151,35 @@ class Table:
     cells: dict[tuple[str, str], Cell]
     records: list[EvalRecord] = field(default_factory=list)
     unevaluated: list[EvalRecord] = field(default_factory=list)  # runs without a return, in no cell
+    stat: str = "std"  # what the main column and the curves' bands show (module docstring)
 
     @property
     def max_seeds(self) -> int:
         return max((len(c.records) for c in self.cells.values()), default=0)
 
-    def best(self, dataset: str) -> set[str]:
-        """Algorithms whose mean, at the printed precision, is the column's highest."""
-        shown = {a: round(self.cells[(a, dataset)].mean, DECIMALS) for a in self.algos if (a, dataset) in self.cells}
+    def best(self, dataset: str, stat: str | None = None) -> set[str]:
+        """Algorithms whose centre under ``stat`` (default: the table's), at the printed precision, is the
+        column's highest."""
+        stat = self.stat if stat is None else stat
+        shown = {a: round(self.cells[(a, dataset)].center(stat), DECIMALS) for a in self.algos
+                 if (a, dataset) in self.cells}
         if not shown:
             return set()
         top = max(shown.values())
         return {a for a, v in shown.items() if v == top}
+
+    def normalization(self, dataset: str) -> tuple[float, float] | None:
+        """``(random_return, reference_return)`` of ``dataset``, from the records that carry them; None when
+        none does (data of format version 1, an online env without a scripted expert). A record without them
+        (written before eval.json carried them, e.g. the first seeds of a suite re-run with more) is a run on
+        the same column's data and takes them; records that disagree are an error naming two of their files."""
+        pairs = {(r.random_return, r.reference_return): r.path for r in self.records
+                 if r.dataset == dataset and r.random_return is not None and r.reference_return is not None}
+        if len(pairs) > 1:
+            (first, a), (second, b) = list(pairs.items())[:2]
+            raise ValueError(f"the runs on {dataset} disagree on its normalization returns (random, reference): "
+                             f"{first} in {a}, {second} in {b}; were they trained on different data?")
+        return next(iter(pairs), None)
 
 
 def find_eval_files(runs_dir: str | Path) -> list[Path]:
@@ -140,7 +192,7 @@ def _ordered(seen: Sequence[str], preferred: Sequence[str] | None) -> list[str]:
 
 
 def build_table(records: Sequence[EvalRecord], algo_order: Sequence[str] | None = None,
-                dataset_order: Sequence[str] | None = None) -> Table:
+                dataset_order: Sequence[str] | None = None, stat: str = "std") -> Table:
     """Group the evaluated records by (algorithm, dataset); rows/columns in the given order, the others sorted
     after; records without a return go to ``Table.unevaluated``.
 
@@ -160,19 +212,40 @@ def build_table(records: Sequence[EvalRecord], algo_order: Sequence[str] | None 
         cell.records.sort(key=lambda r: r.seed)
     return Table(algos=_ordered([r.algo for r in evaluated], algo_order),
                  datasets=_ordered([r.dataset for r in evaluated], dataset_order), cells=cells, records=evaluated,
-                 unevaluated=[rec for rec in records if rec.return_mean is None])
+                 unevaluated=[rec for rec in records if rec.return_mean is None], stat=stat)
+
+
+def seed_values(series: Sequence[dict[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values [steps, seeds])`` at the steps every series has."""
+    steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    values = np.array([[s[x] for s in series] for x in steps], dtype=np.float64).reshape(len(steps), len(series))
+    return np.asarray(steps, dtype=np.float64), values
+
+
+def band(values: np.ndarray, stat: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(centre, low, high)`` over the last axis (seeds) under ``stat``: mean ± std (``ddof = 0``), mean ± the
+    standard error, or the IQM and its 95 % bootstrap CI; NaN bounds where there is no band (one seed for
+    ``sem``, fewer than 5 for ``iqm``)."""
+    values = np.asarray(values, dtype=np.float64)
+    if stat == "iqm":
+        est = bootstrap(aggregate_iqm, [values])
+        return (np.asarray(est.point), *est.bounds())
+    mean = values.mean(axis=-1)
+    spread = standard_error(values) if stat == "sem" else values.std(axis=-1)
+    return mean, mean - spread, mean + spread
 
 
 def seed_band(series: Sequence[dict[float, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(steps, mean over seeds, std over seeds)`` (``ddof = 0``) at the steps every series has."""
-    steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
-    values = np.array([[s[x] for x in steps] for s in series], dtype=np.float64).reshape(len(series), len(steps))
-    return np.asarray(steps, dtype=np.float64), values.mean(axis=0), values.std(axis=0)
+    steps, values = seed_values(series)
+    return steps, values.mean(axis=-1), values.std(axis=-1)
 
 
-def seed_curve(cell: Cell) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(steps, mean over seeds, std over seeds)`` of the evaluation means at the steps every seed evaluated."""
-    return seed_band([{step: mean for step, mean, _ in rec.curve} for rec in cell.records])
+def seed_curve(cell: Cell, stat: str = "std") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(steps, centre, low, high)`` of the evaluation means over seeds (:func:`band` under ``stat``) at the
+    steps every seed evaluated."""
+    steps, values = seed_values([{step: mean for step, mean, _ in rec.curve} for rec in cell.records])
+    return (steps, *band(values, stat))
 
 
 def safe_name(label: str) -> str:
@@ -252,6 +325,10 @@ class RecordSet:
     @property
     def metric_curves(self) -> list[str]:
         return list(self._suite.get("metric_curves") or [])  # absent in suite.json files of older benches
+
+    @property
+    def stat(self) -> str:
+        return self._suite.get("stat") or "std"  # likewise
 
     @property
     def note(self) -> str:

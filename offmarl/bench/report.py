@@ -5,7 +5,10 @@ rewrites it from the ``eval.json`` files alone -- or, in a results folder that h
 its records -- into DIR or ``OUT/<name of DIR>``. Files of a report folder (DESIGN.md, "Results")::
 
     table.md  table.csv                       offmarl.bench.tables
+    aggregate.csv                             normalized aggregates across tasks (offmarl.bench.aggregates)
     curves_<dataset>.png  bars.png            offmarl.bench.plots
+    aggregate.png  performance_profile.png    across tasks, in normalized scores (when some task has
+    sample_efficiency.png                       normalization returns)
     metric_<metric>_<dataset>.png             one per entry of the suite's metric_curves and dataset
     records/                                  what the table was built from (offmarl.bench.records)
 
@@ -18,11 +21,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from offmarl.bench.aggregates import (
+    aggregate_estimates,
+    normalize,
+    performance_profiles,
+    profile_thresholds,
+    sample_efficiency,
+)
 from offmarl.bench.layout import RECORDS_DIR, SUITE_RECORD, is_suite_dir
-from offmarl.bench.plots import plot_bars, plot_curves, plot_metric_curves
-from offmarl.bench.records import REPORT_FILE, RecordSet, build_table, find_eval_files
-from offmarl.bench.tables import final_metric_markdown, to_csv, to_markdown
+from offmarl.bench.plots import (
+    AGGREGATE_PLOT,
+    PROFILE_PLOT,
+    SAMPLE_EFFICIENCY_PLOT,
+    plot_aggregates,
+    plot_bars,
+    plot_curves,
+    plot_metric_curves,
+    plot_performance_profiles,
+    plot_sample_efficiency,
+)
+from offmarl.bench.records import REPORT_FILE, RecordSet, Table, build_table, find_eval_files
+from offmarl.bench.tables import aggregate_csv, aggregate_markdown, final_metric_markdown, to_csv, to_markdown
 from offmarl.core.files import atomic_write_text
+
+AGGREGATE_CSV = "aggregate.csv"
 
 
 @dataclass
@@ -35,6 +57,7 @@ class Report:
     plots: list[Path]
     records: Path
     runs: int
+    aggregate_csv: Path | None  # None: no task has normalization returns
 
 
 def _report_input(report_dir: Path, eval_files: Sequence[Path] | None) -> tuple[RecordSet, Path | None]:
@@ -51,7 +74,9 @@ def suite_report(report_dir: str | Path, eval_files: Sequence[Path] | None = Non
     """Aggregate the runs of ``report_dir`` -- ``eval_files``, else every eval.json under it (the run
     directories are the truth while they exist), else its ``records/`` folder -- into ``out_dir`` (default:
     ``report_dir``): ``table.md``, ``table.csv``, ``curves_<dataset>.png``, ``bars.png`` and ``records/``
-    (left as it is when it is the input).
+    (left as it is when it is the input); with normalization returns in the records, the aggregates across
+    tasks (a section of table.md, ``aggregate.csv``, ``aggregate.png``, ``performance_profile.png``,
+    ``sample_efficiency.png``). The suite's ``stat`` chooses the main column and the curves' bands.
 
     The title is the name of ``report_dir`` (a records folder keeps the one it was written with). With a
     ``suite.json`` (written by ``offmarl bench run``; a records folder keeps it too) rows and columns follow
@@ -65,25 +90,57 @@ def suite_report(report_dir: str | Path, eval_files: Sequence[Path] | None = Non
     records_dir = out_dir / RECORDS_DIR
     if source_records is None or source_records.resolve() != records_dir.resolve():
         runs.write(records_dir)
-    table = build_table(runs.records, runs.algo_order, runs.dataset_order)
+    table = _table(runs)
     markdown = to_markdown(table, runs.title, runs.commands, runs.note, runs.description)
+    plots = plot_curves(table, out_dir) + [plot_bars(table, out_dir)]
+    aggregates, aggregate_plots, aggregates_csv = _across_tasks(table, out_dir)
+    markdown += f"\n{aggregates}"
     for section in (final_metric_markdown(table, metric) for metric in runs.metric_curves):
         markdown += f"\n{section}" if section else ""
     table_md, table_csv = out_dir / "table.md", out_dir / "table.csv"
     atomic_write_text(table_md, markdown)
     atomic_write_text(table_csv, to_csv(table))
-    plots = plot_curves(table, out_dir) + [plot_bars(table, out_dir)]
-    plots += plot_metric_curves(table, out_dir, runs.metric_curves)
-    _remove_stale_plots(out_dir, plots)
+    plots += aggregate_plots + plot_metric_curves(table, out_dir, runs.metric_curves)
+    _remove_stale(out_dir, plots + ([aggregates_csv] if aggregates_csv else []))
     return Report(markdown=markdown, table_md=table_md, table_csv=table_csv, plots=plots, records=records_dir,
-                  runs=len(runs.records))
+                  runs=len(runs.records), aggregate_csv=aggregates_csv)
 
 
-def _remove_stale_plots(out_dir: Path, written: Sequence[Path]) -> None:
-    """Delete ``curves_*.png`` / ``metric_*.png`` this report did not write: left by an earlier report of a
-    dataset or metric the suite no longer has, they would sit beside the new table as if current."""
+def _table(runs: RecordSet) -> Table:
+    return build_table(runs.records, runs.algo_order, runs.dataset_order, runs.stat)
+
+
+def report_table(report_dir: str | Path) -> tuple[Table, str]:
+    """The table of the report folder ``report_dir`` and its title, read as :func:`suite_report` reads them
+    (run directories, else the records), without writing anything."""
+    runs, _ = _report_input(Path(report_dir), None)
+    return _table(runs), runs.title
+
+
+def _across_tasks(table: Table, out_dir: Path) -> tuple[str, list[Path], Path | None]:
+    """The normalized aggregates: their table.md section, plots and ``aggregate.csv`` (written here; no plots
+    and no file when no task has normalization returns)."""
+    normalized = normalize(table)
+    if not normalized.tasks:
+        return aggregate_markdown(normalized, {}, []), [], None
+    estimates = aggregate_estimates(normalized)
+    thresholds = profile_thresholds(normalized)
+    plots = [plot_aggregates(estimates, len(normalized.tasks), out_dir),
+             plot_performance_profiles(performance_profiles(normalized, thresholds), thresholds, out_dir)]
+    curves = sample_efficiency(table, normalized)
+    if curves:
+        plots.append(plot_sample_efficiency(curves, out_dir))
+    atomic_write_text(out_dir / AGGREGATE_CSV, aggregate_csv(normalized, estimates))
+    return aggregate_markdown(normalized, estimates, [p.name for p in plots]), plots, out_dir / AGGREGATE_CSV
+
+
+def _remove_stale(out_dir: Path, written: Sequence[Path]) -> None:
+    """Delete the plots and aggregate.csv this report did not write: left by an earlier report of a dataset or
+    metric the suite no longer has (or of records that had normalization returns), they would sit beside the
+    new table as if current."""
     keep = {Path(p).resolve() for p in written}
-    for pattern in ("curves_*.png", "metric_*.png"):
+    for pattern in ("curves_*.png", "metric_*.png", AGGREGATE_PLOT, PROFILE_PLOT, SAMPLE_EFFICIENCY_PLOT,
+                    AGGREGATE_CSV):
         for path in out_dir.glob(pattern):
             if path.resolve() not in keep:
                 path.unlink(missing_ok=True)

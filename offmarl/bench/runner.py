@@ -103,6 +103,7 @@ class RunTask:
     imports: tuple[str, ...] = ()
     checkpoint: str = "last"
     threads: int = 1
+    absolute_metric: bool = False
 
     @property
     def label(self) -> str:
@@ -117,6 +118,8 @@ class RunTask:
                "eval_episodes": self.eval_episodes, "eval_every": self.eval_every}
         if self.checkpoint != "last":  # only when set: the pins of the runs that predate the key stay valid
             pin["checkpoint"] = self.checkpoint
+        if self.absolute_metric:  # likewise
+            pin["absolute_metric"] = True
         return pin
 
 
@@ -172,7 +175,7 @@ def execute_run(task: RunTask) -> RunOutcome:
 
 def _train(task: RunTask, paths: Any) -> None:
     from offmarl.collect.recipes import get_recipe_dataset
-    from offmarl.train.experiment import Experiment, run_experiment
+    from offmarl.train.experiment import Experiment, build_pool, run_experiment
 
     entry, mode = task.dataset, run_mode(task.algo.name, task.dataset)
     source: dict[str, Any] = {}
@@ -180,13 +183,14 @@ def _train(task: RunTask, paths: Any) -> None:
         source = dict(env=entry.env, env_kwargs=entry.env_kwargs, num_envs=entry.num_envs)
     data = entry.data if mode != "env" else None
     if data is not None:  # a Ray node without the suite's datasets builds them into its own cache (same recipe)
-        source["dataset"] = str(get_recipe_dataset(data.recipe, data.seed, data.scale) if data.recipe else data.path)
+        source["dataset"] = str(get_recipe_dataset(data.recipe, data.seed, data.scale, pool_provider=build_pool)
+                                if data.recipe else data.path)
     record = run_experiment(Experiment(
         algo=task.algo.name, **source, dataset_label=entry.label, out=paths.root, seed=task.seed,
         steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
         preset=task.algo.preset, tag=task.algo.tag, resume=paths.checkpoint.exists(),
         eval_episodes=task.eval_episodes, eval_every=task.eval_every, checkpoint_every=task.checkpoint_every,
-        checkpoint=task.checkpoint, progress=False))
+        checkpoint=task.checkpoint, absolute_metric=task.absolute_metric, progress=False))
     print(f"{record['label']} on {record['source_label']}, seed {task.seed}: {record['steps']} steps -> "
           f"{record['run_dir']}", flush=True)
     if not paths.eval.exists():
@@ -313,6 +317,7 @@ def run_ray(tasks: Sequence[RunTask], on_done: Callable[[RunOutcome], None]) -> 
 def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Path]:
     """Build (or find in the cache) every recipe dataset of the suite; ``{label: file}``."""
     from offmarl.collect.recipes import cache_recipe_dataset, recipe_dataset_path
+    from offmarl.train.experiment import build_pool
 
     files: dict[str, Path] = {}
     for column in suite.datasets:
@@ -328,7 +333,8 @@ def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Pat
         if not files[entry.label].exists():
             echo(f"dataset {entry.label}: building {entry.describe()} into the cache ...")
         t0 = time.perf_counter()
-        built = cache_recipe_dataset(entry.recipe, entry.seed, entry.scale)  # or finds another process's build
+        # or finds another process's build; a trained recipe's pools are trained first where missing
+        built = cache_recipe_dataset(entry.recipe, entry.seed, entry.scale, pool_provider=build_pool)
         how = f"built in {time.perf_counter() - t0:.1f} s" if built else "cached"
         echo(f"dataset {entry.label}: {entry.describe()} -> {files[entry.label]} ({how})")
     return files
@@ -406,7 +412,7 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
         task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,
                        eval_episodes=suite.eval_episodes, eval_every=suite.eval_every,
                        checkpoint_every=suite.checkpoint_every, config_path=None if config is None else str(config),
-                       imports=suite.imports, checkpoint=suite.checkpoint)
+                       imports=suite.imports, checkpoint=suite.checkpoint, absolute_metric=suite.absolute_metric)
         _check_pin(run_dir, task.pin())
         tasks.append(task)
     return tasks

@@ -9,11 +9,12 @@ its ``curve`` of returns) as follows, per column (dataset or env label):
 2. per algorithm and seed, the frames (steps) of the first evaluation at or above the target; a seed
    that never gets there has no finite value (``inf``: "not reached within the budget");
 3. per algorithm, the mean of those over seeds and a percentile bootstrap interval of the mean
-   (:func:`bootstrap_interval`: seeds resampled with replacement, 2000 replicates of a generator
-   seeded with 0, 95 %; with a seed that did not reach the target, a replicate that draws it is ``inf``,
-   so the upper end can be unbounded);
+   (:func:`bootstrap_interval`, i.e. :func:`offmarl.bench.statistics.bootstrap`: seeds resampled with
+   replacement, 2000 replicates of a generator seeded with 0, 95 %, no interval below 5 seeds); a replicate
+   that draws a seed which did not reach the target has an infinite mean, so the upper end can be unbounded;
 4. an algorithm is *faster* than the reference where its interval lies entirely below the reference's,
-   *slower* where it lies entirely above, otherwise the two are not told apart.
+   *slower* where it lies entirely above, *not separated* otherwise, and *n/a* where either has fewer than
+   5 seeds (no interval).
 
 The target is the reference's point estimate (its own seed-to-seed spread is not carried into the
 intervals); the first crossing is read at the evaluation grid (``eval_every``), so two algorithms closer
@@ -31,11 +32,11 @@ from typing import Sequence
 import numpy as np
 
 from offmarl.bench.records import find_eval_files
+from offmarl.bench.statistics import BOOTSTRAP_REPS, BOOTSTRAP_SEED, MIN_RUNS_FOR_CI, bootstrap
 
 METRICS = ("win_rate", "return")
-BOOTSTRAP_REPS = 2000
-BOOTSTRAP_SEED = 0
-CONFIDENCE = 0.95
+NOT_REACHED = 1e12  # frames standing in for "never reached" inside the bootstrap (no run is that long)
+NOT_REACHED_MEAN = 1e9  # a resampled mean this large drew a run that did not reach the target (<= 1000 seeds)
 
 
 def first_reach(curve: Sequence[tuple[float, float]], target: float) -> float:
@@ -47,20 +48,19 @@ def first_reach(curve: Sequence[tuple[float, float]], target: float) -> float:
     return math.inf
 
 
-def bootstrap_interval(values: Sequence[float], reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED,
-                       confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The percentile bootstrap interval of the mean of ``values`` (resampled with replacement; ``inf``
-    values allowed: a replicate that draws one has an infinite mean)."""
+def bootstrap_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """The percentile bootstrap interval of the mean of ``values`` (one per seed), from
+    :func:`offmarl.bench.statistics.bootstrap` -- (None, None) below its ``MIN_RUNS_FOR_CI`` seeds. ``inf`` (not
+    reached) enters as :data:`NOT_REACHED` and a bound at or above :data:`NOT_REACHED_MEAN` comes back as ``inf``
+    (percentile interpolation between a finite value and an infinite one is undefined)."""
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         raise ValueError("a bootstrap interval of no values is undefined")
-    draws = np.random.default_rng(seed).integers(0, x.size, size=(reps, x.size))
-    with np.errstate(invalid="ignore"):
-        means = x[draws].mean(axis=1)
-    tail = (1.0 - confidence) / 2
-    # the inverse of the empirical distribution, no interpolation (which would turn a finite and an inf into nan)
-    low, high = np.quantile(means, [tail, 1.0 - tail], method="inverted_cdf")
-    return float(low), float(high)
+    estimate = bootstrap(lambda tasks: tasks[0].mean(axis=-1), [np.where(np.isinf(x), NOT_REACHED, x)])
+    if estimate.low is None:
+        return None, None
+    back = [math.inf if v >= NOT_REACHED_MEAN else float(v) for v in (estimate.low, estimate.high)]
+    return back[0], back[1]
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ class SpeedRow:
     target: float
     frames: tuple[float, ...]
     mean: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     verdict: str
 
 
@@ -115,20 +115,22 @@ def learning_speed(runs_dir: str | Path, reference: str = "ippo", metric: str = 
     for column in columns:
         target = fraction * float(np.mean([sorted(c)[-1][1] for c in curves[(column, reference)]]))
         algos = [reference] + sorted(a for c, a in curves if c == column and a != reference)
-        ref_low = ref_high = math.nan
+        ref_low = ref_high = None
         for algo in algos:
             frames = tuple(first_reach(c, target) for c in curves[(column, algo)])
             low, high = bootstrap_interval(frames)
             if algo == reference:
                 ref_low, ref_high, verdict = low, high, "reference"
+            elif low is None or ref_low is None:
+                verdict = f"n/a (< {MIN_RUNS_FOR_CI} seeds)"
             else:
                 verdict = "faster" if high < ref_low else "slower" if low > ref_high else "not separated"
             rows.append(SpeedRow(column, algo, target, frames, float(np.mean(frames)), low, high, verdict))
     return rows
 
 
-def _frames(x: float) -> str:
-    return "not reached" if math.isinf(x) else f"{x:,.0f}"
+def _frames(x: float | None) -> str:
+    return "n/a" if x is None else "not reached" if math.isinf(x) else f"{x:,.0f}"
 
 
 def speed_markdown(rows: Sequence[SpeedRow], reference: str, metric: str, fraction: float) -> str:
@@ -138,11 +140,13 @@ def speed_markdown(rows: Sequence[SpeedRow], reference: str, metric: str, fracti
     for r in rows:
         reached = sum(not math.isinf(f) for f in r.frames)
         lines.append(f"| {r.dataset} | {r.algo} | {r.target:.3f} | {reached}/{len(r.frames)} reached | "
-                     f"{_frames(r.mean)} | [{_frames(r.low)}, {_frames(r.high)}] | {r.verdict} |")
+                     f"{_frames(r.mean)} | {'n/a' if r.low is None else f'[{_frames(r.low)}, {_frames(r.high)}]'} | "
+                     f"{r.verdict} |")
     lines.append("")
     lines.append(f"Frames (env steps of one sub-env; offline runs: gradient steps) of the first evaluation at or above "
                  f"{fraction:.0%} of {reference}'s final {metric} (its mean over seeds); mean over seeds with a "
-                 f"percentile bootstrap interval over seeds ({BOOTSTRAP_REPS} replicates, seed {BOOTSTRAP_SEED}); a "
+                 f"percentile bootstrap interval over seeds ({BOOTSTRAP_REPS} replicates, seed {BOOTSTRAP_SEED}; none "
+                 f"below {MIN_RUNS_FOR_CI} seeds); a "
                  f"seed that never reaches the target counts as not reached (infinite). 'faster' / 'slower': the "
                  f"interval lies entirely below / above {reference}'s.")
     return "\n".join(lines) + "\n"

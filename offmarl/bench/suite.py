@@ -22,7 +22,7 @@ user file -- with these keys (every other key is an error that names the key and
         kwargs: {episode_limit: 150} #   env kwargs (default none); label defaults to the env name
         num_envs: 8                  #   sub-envs stepped together (default 8)
         demonstrations:              #   optional: a dataset (recipe / path, scale, seed as above) for the
-          recipe: dm2/smac_3s_vs_3z/heuristic  # learners that learn from a dataset and the env (dm2, ...),
+          recipe: dm2/smac_3s_vs_3z/cotrained/trained  # learners that learn from a dataset and the env (dm2, ...),
                                      #   which then run in this column beside the online learners
     algorithms:                      # required, non-empty; a registry name, or a mapping
       - bc
@@ -46,6 +46,12 @@ user file -- with these keys (every other key is an error that names the key and
     eval_every: 0                    # steps between evaluations for the learning curve (0: end only)
     checkpoint: last                 # the weights scored in eval.json: last (default) or best (the best
                                      #   eval_every evaluation, scored on held-out episodes; needs eval_every)
+    absolute_metric: false           # true: the absolute metric (Gorsane et al. 2022) -- the best checkpoint
+                                     #   re-evaluated on 10 x eval_episodes, what the tables report (needs
+                                     #   checkpoint: best)
+    stat: std                        # the table's ± and the learning curves' bands: std (over seeds, the
+                                     #   papers'), sem (standard error) or iqm (IQM with a 95 % bootstrap CI;
+                                     #   offmarl.bench.statistics)
     checkpoint_every: 500            # steps between checkpoints (a killed run resumes from the last one)
     metric_curves: [value_diff]      # optional: metrics.csv columns plotted vs training step per dataset
                                      #   (metric_<metric>_<dataset>.png, mean ± std over seeds) and their
@@ -82,10 +88,12 @@ DEFAULT_CHECKPOINT_EVERY = 500
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps", "frames",
-               "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves", "checkpoint")
+               "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves", "checkpoint",
+               "absolute_metric", "stat")
 _DATASET_KEYS = ("recipe", "path", "env", "kwargs", "num_envs", "scale", "seed", "label", "demonstrations")
 _ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "frames", "tag", "seeds")
 DEFAULT_NUM_ENVS = 8
+STATS = ("std", "sem", "iqm")
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,8 @@ class Suite:
     imports: tuple[str, ...] = ()
     metric_curves: tuple[str, ...] = ()
     checkpoint: str = "last"
+    absolute_metric: bool = False
+    stat: str = "std"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "source": self.source,
@@ -196,7 +206,8 @@ class Suite:
                 "steps": self.steps, "frames": self.frames, "train_scale": self.train_scale,
                 "eval_episodes": self.eval_episodes,
                 "eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every,
-                "metric_curves": list(self.metric_curves), "checkpoint": self.checkpoint}
+                "metric_curves": list(self.metric_curves), "checkpoint": self.checkpoint,
+                "absolute_metric": self.absolute_metric, "stat": self.stat}
 
 
 # ---- parsing -------------------------------------------------------------------------------------------
@@ -435,13 +446,22 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
     eval_every = w.integer(data.get("eval_every", 0), "eval_every", 0)
     if checkpoint == "best" and eval_every < 1:
         raise w.error("checkpoint", "best needs evaluations during training to select from: set eval_every")
+    absolute_metric = data.get("absolute_metric", False)
+    if not isinstance(absolute_metric, bool):
+        raise w.error("absolute_metric", f"expected true or false, got {absolute_metric!r}")
+    if absolute_metric and checkpoint != "best":
+        raise w.error("absolute_metric", "re-evaluates the best checkpoint: it needs 'checkpoint: best' (and "
+                                         "eval_every > 0)")
+    stat = data.get("stat", "std")
+    if stat not in STATS:
+        raise w.error("stat", f"expected {', '.join(STATS)}, got {stat!r}")
     return Suite(
         name=w.label(data["name"], "name"),
         description=" ".join(w.text(data["description"], "description").split()),
         source=source, datasets=datasets, algorithms=algorithms, seeds=seeds, steps=steps, frames=frames,
         train_scale=train_scale,
         eval_episodes=w.integer(data.get("eval_episodes", DEFAULT_EVAL_EPISODES), "eval_episodes", 0),
-        eval_every=eval_every, checkpoint=checkpoint,
+        eval_every=eval_every, checkpoint=checkpoint, absolute_metric=absolute_metric, stat=stat,
         checkpoint_every=w.integer(data.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY), "checkpoint_every", 1),
         cpu_scale=" ".join(str(data.get("cpu_scale") or "").split()),
         imports=tuple(imports), metric_curves=metric_curves,

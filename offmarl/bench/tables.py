@@ -1,15 +1,22 @@
 """Paper-style tables of a :class:`offmarl.bench.records.Table` (``eval.json`` files only): markdown and CSV.
 
-Markdown: rows algorithms, columns datasets, each cell the mean ± std over seeds (:mod:`offmarl.bench.records`
-says how they are computed), printed at :data:`~offmarl.bench.records.DECIMALS` decimals; the best mean of
-each column is bold (equal-looking cells together). A cell with fewer seeds than the table's fullest cell is
-marked ``†`` and listed in the footer. The footer states the seeds, the training steps, the evaluation
-episodes, the checkpoint protocol (``last``: the weights at the end of training, no selection of a best
-checkpoint) and the exact commands that produced the runs (from ``suite.json``). For a suite's
-``metric_curves``, :func:`final_metric_markdown` tables each metric's value at the end of training.
+Markdown: rows algorithms, columns datasets, each cell the table's ``stat`` over seeds
+(:mod:`offmarl.bench.records` says how they are computed): mean ± std (the papers' metric, the default),
+mean ± standard error, or the IQM [95 % bootstrap CI] -- printed at :data:`~offmarl.bench.records.DECIMALS`
+decimals; the best of each column is bold (equal-looking cells together). A cell with fewer seeds than the
+table's fullest cell is marked ``†`` and listed in the footer. The footer states the seeds, the training
+steps, the evaluation episodes, the protocol (``last``: the weights at the end of training, no selection
+of a best checkpoint; ``best``; ``absolute``) and the exact commands that produced the runs (from
+``suite.json``). Sections follow: the mean ± std and the IQM [CI] tables when the main one shows another
+statistic (so both are always there), the normalized aggregates across tasks
+(:func:`aggregate_markdown`) and, for a suite's ``metric_curves``, each metric's value at the end of
+training (:func:`final_metric_markdown`).
 
 CSV (long format, one row per cell): ``algorithm, dataset, mean, std, n_seeds, seeds, steps,
-eval_episodes, best``.
+eval_episodes, best, sem, iqm, iqm_ci_low, iqm_ci_high, protocol`` (CI bounds empty below 5 seeds; ``best``
+under the table's stat). ``aggregate.csv`` (:func:`aggregate_csv`): ``algorithm, metric, estimate, ci_low,
+ci_high, n_tasks, tasks, n_runs``. ``offmarl bench compare`` prints :func:`improvement_markdown` (and writes
+:func:`improvement_csv`: ``x, y, probability, ci_low, ci_high, n_tasks, tasks``).
 """
 
 from __future__ import annotations
@@ -20,24 +27,68 @@ import json
 from typing import Any, Sequence
 
 from offmarl import __version__
-from offmarl.bench.records import DECIMALS, Table
+from offmarl.bench.aggregates import Improvement, NormalizedScores
+from offmarl.bench.records import DECIMALS, Cell, Table
 from offmarl.bench.run_metrics import METRIC_LABELS, final_values, metric_file_name, metric_runs
+from offmarl.bench.statistics import BOOTSTRAP_REPS, MIN_RUNS_FOR_CI, Estimate
 
 MISSING = "–"
 FEWER_SEEDS = "†"
+NOT_AVAILABLE = "n/a"
 METRIC_DECIMALS = 3  # metrics are often well below 1 (value_diff)
+CI_TEXT = (f"95 % percentile-bootstrap CI over seeds ({BOOTSTRAP_REPS} resamples; {NOT_AVAILABLE} below "
+           f"{MIN_RUNS_FOR_CI} seeds, where resampling a handful of values says little)")
+STAT_CAPTIONS = {
+    "std": "mean ± std over seeds of each seed's evaluation mean (population std, ddof = 0)",
+    "sem": "mean ± standard error over seeds of each seed's evaluation mean (sample std, ddof = 1, over √seeds)",
+    "iqm": "IQM over seeds of each seed's evaluation mean (the mean of the middle half: ⌊seeds / 4⌋ cut from "
+           f"each end, so with 3 seeds the mean) [{CI_TEXT}]",
+}
+STAT_SECTIONS = {"std": "Mean ± std over seeds (the papers' metric)", "iqm": "IQM over seeds [95 % bootstrap CI]"}
+PROTOCOLS = {
+    "last": "last (the weights at the end of training; no best-checkpoint selection)",
+    "best": "best (the weights of the best evaluation during training, selected on the evaluation seed's episodes "
+            "and scored on held-out ones)",
+    "absolute": "absolute (Gorsane et al. 2022's absolute metric: the best checkpoint, selected as for best, "
+                "scored on 10 x the evaluation episodes)",
+}
 
 
-def format_cell(table: Table, algo: str, dataset: str) -> str:
+def _number(x: float, decimals: int = DECIMALS) -> str:
+    return NOT_AVAILABLE if x != x else f"{x:.{decimals}f}"  # NaN: a standard error of one seed
+
+
+def format_estimate(est: Estimate, decimals: int = DECIMALS) -> str:
+    """``point [low, high]``, or ``point [n/a]`` without an interval."""
+    interval = f"{est.low:.{decimals}f}, {est.high:.{decimals}f}" if est.has_interval else NOT_AVAILABLE
+    return f"{est.point:.{decimals}f} [{interval}]"
+
+
+def format_value(cell: Cell, stat: str) -> str:
+    if stat == "iqm":
+        return format_estimate(cell.iqm)
+    return f"{_number(cell.mean)} ± {_number(cell.sem if stat == 'sem' else cell.std)}"
+
+
+def format_cell(table: Table, algo: str, dataset: str, stat: str | None = None) -> str:
+    """The cell's ``stat`` (default: the table's), bold when best in its column, † when it has fewer seeds."""
+    stat = table.stat if stat is None else stat
     cell = table.cells.get((algo, dataset))
     if cell is None:
         return MISSING
-    text = f"{cell.mean:.{DECIMALS}f} ± {cell.std:.{DECIMALS}f}"
-    if algo in table.best(dataset):
+    text = format_value(cell, stat)
+    if algo in table.best(dataset, stat):
         text = f"**{text}**"
     if len(cell.records) < table.max_seeds:
         text += f" {FEWER_SEEDS}"
     return text
+
+
+def _grid(table: Table, stat: str) -> list[str]:
+    header = ["algorithm", *table.datasets]
+    rows = [header, ["---"] * len(header)]
+    rows += [[algo, *(format_cell(table, algo, ds, stat) for ds in table.datasets)] for algo in table.algos]
+    return ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def _join(values: Sequence[Any]) -> str:
@@ -63,19 +114,16 @@ def _per_algo(table: Table, attr: str) -> str:
 
 def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> list[str]:
     seeds = sorted({r.seed for r in table.records})
-    checkpoints = sorted({r.checkpoint for r in table.records})
-    protocol = {"last": "last (the weights at the end of training; no best-checkpoint selection)",
-                "best": "best (the weights of the best evaluation during training, selected on the evaluation "
-                        "seed's episodes and scored on held-out ones)"}
+    protocols = sorted({r.protocol for r in table.records})
     targets = sorted({json.dumps(r.target_return) for r in table.records})
     target = ("the policy's default (return-conditioned methods: each agent's best return in the dataset)"
               if targets == ["null"] else _join(targets))
     lines = [
-        "Per-agent average return (the papers' metric): mean ± std over seeds of each seed's evaluation mean "
-        "(population std, ddof = 0); best of each column in bold (compared at the printed precision).",
+        f"Per-agent average return (the papers' metric): {STAT_CAPTIONS[table.stat]}; best of each column in bold "
+        "(compared at the printed precision).",
         f"Seeds: {_join(seeds)} (up to {table.max_seeds} per cell). Steps: {_per_algo(table, 'steps')} gradient "
         f"steps per run. Evaluation: {_per_algo(table, 'episodes')} episodes per seed, greedy actions; "
-        f"checkpoint: {_join(protocol.get(c, c) for c in checkpoints)}; target return: {target}.",
+        f"protocol: {_join(PROTOCOLS.get(p, p) for p in protocols)}; target return: {target}.",
     ]
     interacting = [a for a in table.algos if any(r.steps_unit == "frames" for r in table.records if r.algo == a)]
     if interacting:
@@ -98,19 +146,22 @@ def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> 
 
 def to_markdown(table: Table, title: str = "", commands: Sequence[str] = (), note: str = "",
                 description: str = "") -> str:
-    header = ["algorithm", *table.datasets]
-    rows = [header, ["---"] * len(header)]
-    rows += [[algo, *(format_cell(table, algo, ds) for ds in table.datasets)] for algo in table.algos]
+    """The main table under the table's stat, its footer, then the std and IQM tables it does not show."""
     lines = [f"## {title}", ""] if title else []
     lines += [description, ""] if description else []
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines + [""] + footer_lines(table, commands, note)) + "\n"
+    lines += _grid(table, table.stat) + [""] + footer_lines(table, commands, note)
+    for stat, heading in STAT_SECTIONS.items():
+        if stat != table.stat:
+            lines += ["", f"### {heading}", "", *_grid(table, stat), "", f"Per-agent average return: "
+                      f"{STAT_CAPTIONS[stat]}; best of each column in bold."]
+    return "\n".join(lines) + "\n"
 
 
 def to_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["algorithm", "dataset", "mean", "std", "n_seeds", "seeds", "steps", "eval_episodes", "best"])
+    writer.writerow(["algorithm", "dataset", "mean", "std", "n_seeds", "seeds", "steps", "eval_episodes", "best",
+                     "sem", "iqm", "iqm_ci_low", "iqm_ci_high", "protocol"])
     for algo in table.algos:
         for ds in table.datasets:
             cell = table.cells.get((algo, ds))
@@ -118,9 +169,56 @@ def to_csv(table: Table) -> str:
                 continue
             steps = sorted({r.steps for r in cell.records if r.steps is not None})
             episodes = sorted({r.episodes for r in cell.records})
+            iqm = cell.iqm
             writer.writerow([algo, ds, repr(cell.mean), repr(cell.std), len(cell.records),
                              " ".join(map(str, cell.seeds)), " ".join(map(str, steps)), " ".join(map(str, episodes)),
-                             algo in table.best(ds)])
+                             algo in table.best(ds), repr(cell.sem), repr(iqm.point),
+                             "" if iqm.low is None else repr(iqm.low), "" if iqm.high is None else repr(iqm.high),
+                             " ".join(sorted({r.protocol for r in cell.records}))])
+    return buf.getvalue()
+
+
+def aggregate_markdown(normalized: NormalizedScores, estimates: dict[str, dict[str, Estimate]],
+                       plots: Sequence[str]) -> str:
+    """A ``### Normalized scores across tasks`` section: per algorithm, each aggregate [95 % CI] over the
+    normalized tasks it has runs on (:mod:`offmarl.bench.aggregates`), and how the scores were made."""
+    lines = ["### Normalized scores across tasks", ""]
+    if not normalized.tasks:
+        return "\n".join(lines + ["Not computed: no task's records carry normalization returns (random_return, "
+                                  "reference_return): data of dataset format version 1, or online envs without a "
+                                  "scripted expert."]) + "\n"
+    metrics = list(next(iter(estimates.values())))
+    lines += ["| " + " | ".join(["algorithm", *metrics, "tasks"]) + " |", "|" + " --- |" * (len(metrics) + 2)]
+    for algo, row in estimates.items():
+        lines.append("| " + " | ".join([algo, *(format_estimate(row[m]) for m in metrics),
+                                        str(len(normalized.scores[algo]))]) + " |")
+    references = "; ".join(f"{ds} {random:.{DECIMALS}f} and {reference:.{DECIMALS}f}"
+                           for ds, (random, reference) in normalized.references.items())
+    lines += ["", "Each run's return R normalized as (R − R_random) / (R_reference − R_random) with its task's "
+              f"R_random and R_reference ({references}): 0 is the uniform random policy, 1 the reference -- the "
+              "behaviour expert (online: the env's scripted expert; for data without an expert, its best episode) -- "
+              "both measured when the data was collected (online: once per env). Over the "
+              "tasks each algorithm has runs on: the IQM of all its runs, the median and mean of its per-task "
+              "means, the optimality gap = the mean over runs of max(1 − score, 0) (lower is better) -- Agarwal "
+              "et al. 2021's definitions -- with 95 % stratified-bootstrap CIs (seeds resampled within each task, "
+              f"{BOOTSTRAP_REPS} resamples; {NOT_AVAILABLE} when a task has fewer than {MIN_RUNS_FOR_CI} seeds)."
+              + (f" Plots: {', '.join(f'`{p}`' for p in plots)}." if plots else "")
+              + " Probability of improvement between two algorithms: `offmarl bench compare DIR A B`."]
+    if normalized.left_out:
+        lines.append(f"Left out (no normalization returns in their records): {', '.join(normalized.left_out)}.")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate_csv(normalized: NormalizedScores, estimates: dict[str, dict[str, Estimate]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["algorithm", "metric", "estimate", "ci_low", "ci_high", "n_tasks", "tasks", "n_runs"])
+    for algo, row in estimates.items():
+        tasks = normalized.scores[algo]
+        for metric, est in row.items():
+            writer.writerow([algo, metric, repr(est.point), "" if est.low is None else repr(est.low),
+                             "" if est.high is None else repr(est.high), len(tasks), " ".join(tasks),
+                             sum(len(v) for v in tasks.values())])
     return buf.getvalue()
 
 
@@ -159,3 +257,31 @@ def final_metric_markdown(table: Table, metric: str) -> str:
     if skipped:
         lines.append(f"Not logged by: {', '.join(skipped)}.")
     return "\n".join(lines) + "\n"
+
+
+def improvement_markdown(improvements: Sequence[Improvement], title: str) -> str:
+    """A table of ``P(X > Y)`` with CIs, one row per ordered pair, and how it was computed."""
+    lines = [f"## Probability of improvement: {title}", "", "| X | Y | P(X > Y) | 95 % CI | tasks |",
+             "| --- | --- | --- | --- | --- |"]
+    for imp in improvements:
+        est = imp.estimate
+        interval = f"[{est.low:.{DECIMALS}f}, {est.high:.{DECIMALS}f}]" if est.has_interval else NOT_AVAILABLE
+        lines.append(f"| {imp.x} | {imp.y} | {est.point:.{DECIMALS}f} | {interval} | {', '.join(imp.tasks)} |")
+    lines += ["", "P(X > Y): per task, the fraction of (seed of X, seed of Y) pairs in which X's return is the higher, "
+              "ties counting one half (the Mann-Whitney U statistic over the pairs), averaged over the tasks both have "
+              "runs on (Agarwal et al. 2021, 'Deep RL at the Edge of the Statistical Precipice'); P(Y > X) = "
+              "1 − P(X > Y). 95 % stratified-bootstrap CI: each "
+              f"algorithm's seeds resampled within each task, independently of the other's ({BOOTSTRAP_REPS} "
+              "resamples)."]
+    return "\n".join(lines) + "\n"
+
+
+def improvement_csv(improvements: Sequence[Improvement]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["x", "y", "probability", "ci_low", "ci_high", "n_tasks", "tasks"])
+    for imp in improvements:
+        est = imp.estimate
+        writer.writerow([imp.x, imp.y, repr(est.point), "" if est.low is None else repr(est.low),
+                         "" if est.high is None else repr(est.high), len(imp.tasks), " ".join(imp.tasks)])
+    return buf.getvalue()

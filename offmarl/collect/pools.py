@@ -289,6 +289,15 @@ class Pool:
     def content_hash(self) -> str:
         return self.card["content_hash"]
 
+    @property
+    def best_return(self) -> float:
+        """The return of the pool's best checkpoint as it behaves in the data: a pool dataset's expert."""
+        return max(c.return_mean for level in LEVELS for c in self.checkpoints(level))
+
+    def best_checkpoint(self) -> PoolCheckpoint:
+        """The checkpoint with the highest return as it behaves in the data: the pool's trained expert."""
+        return max(self.checkpoints("e"), key=lambda c: c.return_mean)
+
     def checkpoints(self, level: str) -> list[PoolCheckpoint]:
         if level not in LEVELS:
             raise PoolError(f"level {level!r}: pool levels are r, m, e")
@@ -344,3 +353,38 @@ class PoolLevelPolicy(JointPolicy):
             use = self.drawn == step  # [B, n]
             actions[use] = out[use]
         return actions
+
+
+class AgentwisePolicy(JointPolicy):
+    """Agent i acts as agent i of ``policies[i]``: experts trained in separate runs executed together (DM²'s
+    experts that were not co-trained). Every joint policy acts on the whole batch, so its recurrent state
+    stays whole."""
+
+    def __init__(self, policies: Sequence[JointPolicy]):
+        self.policies = list(policies)
+
+    def reset(self, batch_size: int, mask: np.ndarray | None = None) -> None:
+        for policy in self.policies:
+            policy.reset(batch_size, mask)
+
+    def act(self, ts: TimeStep, first: bool = False) -> np.ndarray:
+        joint = [np.asarray(policy.act(ts, first)) for policy in self.policies]  # each [B, n] or [B, n, act_dim]
+        return np.stack([actions[:, i] for i, actions in enumerate(joint)], axis=1)
+
+
+def pool_expert_factory(pools: Sequence[Pool], spec: EnvSpec):
+    """The trained expert of ``pools`` as an expert factory (``seed -> JointPolicy``, what tiers, rollouts and
+    normalization take): one pool's best checkpoint acting for the whole team (co-trained), or, with one
+    pool per agent, agent i as pool i's best checkpoint (:class:`AgentwisePolicy`). Each acts as its pool
+    says (sampled or ε-greedy)."""
+    if len(pools) not in (1, spec.n_agents):
+        raise PoolError(f"{len(pools)} pools for {spec.n_agents} agents: give one pool (a co-trained team) or one "
+                        "per agent")
+    algos = [load_algo(pool.root / pool.best_checkpoint().path) for pool in pools]
+
+    def make_expert(seed: int) -> JointPolicy:
+        joint = [behaviour_policy(algo, pool.card["execution"], spec, derive_seed(seed, "pool-expert", k))
+                 for k, (algo, pool) in enumerate(zip(algos, pools))]
+        return joint[0] if len(joint) == 1 else AgentwisePolicy(joint)
+
+    return make_expert

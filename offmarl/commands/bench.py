@@ -1,4 +1,4 @@
-"""``offmarl bench list | run | table | status | export`` (the runner is :mod:`offmarl.bench`).
+"""``offmarl bench list | run | table | status | export | compare`` (the runner is :mod:`offmarl.bench`).
 
 ``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
 [--scale F]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed) resumably, then
@@ -15,6 +15,11 @@ folder that holds the table, the plots and the records to re-aggregate it from.
 
 ``offmarl bench export DIR --format marl-eval --out FILE.json``: the runs under DIR as the JSON document
 marl-eval reads (:mod:`offmarl.bench.export` maps the layouts); runs that were not evaluated are listed.
+
+``offmarl bench compare DIR A B [C ...] [--out OUT]``: the probability of improvement ``P(X > Y)`` of every
+ordered pair of the named algorithm labels over the tasks both have, with 95 % stratified-bootstrap CIs
+(:func:`offmarl.bench.aggregates.probabilities_of_improvement`), from DIR's runs or records; printed as a
+table and, with ``--out``, written to ``OUT/probability_of_improvement.md`` and ``.csv``.
 """
 
 from __future__ import annotations
@@ -133,3 +138,27 @@ def run_bench_speed(*, runs_dir: Path, reference: str = "ippo", metric: str = "w
     if out is not None:
         atomic_write_text(out, text)
     typer.echo(text)
+
+
+IMPROVEMENT_FILE = "probability_of_improvement"
+
+
+def run_bench_compare(*, suite_dir: Path, algos: list[str], out: Path | None = None) -> None:
+    """Print (and with ``out`` write) the probabilities of improvement between ``algos`` (module docstring)."""
+    from offmarl.bench.aggregates import probabilities_of_improvement
+    from offmarl.bench.report import report_dirs, report_table
+    from offmarl.bench.tables import improvement_csv, improvement_markdown
+    from offmarl.core.files import atomic_write_text
+
+    directories = report_dirs(suite_dir)
+    if len(directories) != 1:
+        raise ValueError(f"{suite_dir} holds {len(directories)} suite directories or results folders "
+                         f"({', '.join(d.name for d in directories)}); compare within one of them")
+    table, title = report_table(directories[0])
+    improvements = probabilities_of_improvement(table, algos)
+    markdown = improvement_markdown(improvements, title)
+    typer.echo(markdown)
+    if out is not None:
+        atomic_write_text(Path(out) / f"{IMPROVEMENT_FILE}.md", markdown)
+        atomic_write_text(Path(out) / f"{IMPROVEMENT_FILE}.csv", improvement_csv(improvements))
+        typer.echo(f"wrote {Path(out) / IMPROVEMENT_FILE}.md and .csv")

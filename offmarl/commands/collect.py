@@ -3,15 +3,22 @@
 Two forms:
 
 * ``offmarl collect ENV --policy P [--tier T | --composition C | --per-agent] [--state-only]
-  --episodes N --seed S --out PATH [--env-set key=value ...] [--num-envs B]``; with ``--pool POOL`` the
-  levels of ``--composition`` / ``--per-agent`` are the pool's checkpoints (``offmarl pool``)
+  --episodes N --seed S --out PATH [--env-set key=value ...] [--num-envs B] [--normalization-episodes M]``;
+  with ``--pool POOL`` the levels of ``--composition`` / ``--per-agent`` are the pool's checkpoints
+  (``offmarl pool``)
 * ``offmarl collect --recipe NAME [--seed S] [--scale F] [--out PATH]`` (default path
   ``data/<recipe>.h5`` in the working directory). The recipe fixes the env, the policy and the mode,
   so ENV, --policy, --tier, --composition, --per-agent, --state-only and --env-set are rejected with it;
-  ``--num-envs`` and ``--episodes`` are ignored (the recipe's own values keep its files reproducible).
+  ``--num-envs``, ``--episodes`` and ``--normalization-episodes`` are ignored (the recipe's own values keep
+  its files reproducible).
+
+The card's ``random_return`` / ``reference_return`` (inputs of normalized scores,
+:mod:`offmarl.collect.normalization`) are measured on ``--normalization-episodes`` episodes (default 256;
+0: not measured -- an env that steps slowly, e.g. highway, spends minutes on them).
 
 ``offmarl collect --list`` prints the recipes. After writing, one paragraph summarizes the data
-(episodes, steps, per-agent average return mean ± std, the tier's normalized score) and the path.
+(episodes, steps, per-agent average return mean ± std, the tier's normalized score, the normalization
+returns) and the path.
 Before collecting, the temporary files that killed writers (a killed collect's half-written dataset) left
 in the output's directory are removed.
 """
@@ -26,7 +33,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from offmarl.collect.recipes import build_recipe, collect_dataset, get_recipe, list_recipes, save_collected
+from offmarl.collect.normalization import NORMALIZATION_EPISODES
+from offmarl.collect.recipes import (
+    build_recipe,
+    collect_dataset,
+    get_recipe,
+    list_recipes,
+    recipe_aliases,
+    save_collected,
+)
 from offmarl.core.files import sweep_stale_temporaries
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.sources import Dataset, PerAgentDatasets
@@ -34,13 +49,20 @@ from offmarl.data.sources import Dataset, PerAgentDatasets
 
 def print_recipes() -> None:
     table = Table(title="offmarl dataset recipes (offmarl collect --recipe NAME [--scale F])")
-    for column in ("recipe", "env", "policy", "mode", "episodes", "description"):
+    for column in ("recipe", "env", "behaviour", "mode", "episodes", "description", "cost"):
         table.add_column(column, no_wrap=column in ("recipe", "env"))
     for name, description in list_recipes():
         recipe = get_recipe(name)
         episodes = f"{recipe.episodes} per agent" if recipe.per_agent else str(recipe.episodes)
-        table.add_row(*(escape(cell) for cell in (name, recipe.env, recipe.policy, recipe.mode, episodes, description)))
-    Console(width=200).print(table)
+        behaviour = (f"trained ({', '.join(sorted({f'{p.algo} seed {p.seed}' for p in recipe.pools}))})"
+                     if recipe.pools else f"scripted ({recipe.policy})")
+        table.add_row(*(escape(cell) for cell in (name, recipe.env, behaviour, recipe.mode, episodes, description,
+                                                  recipe.cost or "minutes")))
+    Console(width=220).print(table)
+    aliases = recipe_aliases()
+    if aliases:
+        typer.echo("Old names (still accepted): "
+                   + "; ".join(f"{old} -> {new}" for old, new in sorted(aliases.items())))
 
 
 def _summary_of(ds: MultiAgentDataset) -> str:
@@ -51,6 +73,9 @@ def _summary_of(ds: MultiAgentDataset) -> str:
     if tier:
         text += (f", tier {tier['tier']} at normalized score {tier['achieved_score']:.3f} "
                  f"(target {tier['target']:.2f}, mixing rate {tier['rate']:.3f})")
+    if card.random_return is not None:
+        text += (f", normalized by random {card.random_return:.3f} and reference {card.reference_return:.3f} "
+                 f"({card.extra['normalization']['reference']})")
     return text
 
 
@@ -82,7 +107,8 @@ def _sweep_beside(path: Path) -> None:
 def run_collect(*, env: str | None, policy: str | None = None, tier: str | None = None, composition: str | None = None,
                 per_agent: bool = False, state_only: bool = False, episodes: int = 100, seed: int = 0,
                 out: Path | None = None, recipe: str | None = None, scale: float = 1.0, list_recipes: bool = False,
-                num_envs: int = 256, env_set: Sequence[str] = (), pool: Path | None = None) -> Dataset | None:
+                num_envs: int = 256, env_set: Sequence[str] = (), pool: Sequence[Path] | None = None,
+                normalization_episodes: int = NORMALIZATION_EPISODES) -> Dataset | None:
     """The ``offmarl collect`` command (module docstring). Returns what was collected (None with --list)."""
     if list_recipes:
         print_recipes()
@@ -97,14 +123,16 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
         fixed = [flag for flag, given in (("--policy", policy is not None), ("--tier", tier is not None),
                                           ("--composition", composition is not None),
                                           ("--per-agent", per_agent), ("--state-only", state_only),
-                                          ("--env-set", bool(env_set)), ("--pool", pool is not None)) if given]
+                                          ("--env-set", bool(env_set)), ("--pool", bool(pool))) if given]
         if fixed:
             raise ValueError(f"{fixed[0]} cannot be combined with --recipe: recipe {recipe!r} fixes it "
                              f"(collect ENV ... to choose it yourself)")
         get_recipe(recipe)  # unknown names fail before anything runs
         path = Path(out) if out is not None else Path("data") / f"{recipe}.h5"
         _sweep_beside(path)
-        result: Dataset = build_recipe(recipe, seed=seed, scale=scale, progress=True)
+        from offmarl.train.experiment import build_pool
+
+        result: Dataset = build_recipe(recipe, seed=seed, scale=scale, progress=True, pool_provider=build_pool)
     else:
         if out is None:
             raise ValueError("--out PATH is required when collecting from an environment")
@@ -115,7 +143,9 @@ def run_collect(*, env: str | None, policy: str | None = None, tier: str | None 
         _sweep_beside(path)
         result = collect_dataset(env, env_kwargs=env_kwargs, policy=policy or "expert", tier=tier,
                                  composition=composition, per_agent=per_agent, state_only=state_only,
-                                 episodes=episodes, seed=seed, num_envs=num_envs, progress=True, pool=pool)
+                                 episodes=episodes, seed=seed, num_envs=num_envs, progress=True,
+                                 pool=(pool[0] if len(pool) == 1 else list(pool)) if pool else None,
+                                 normalization_episodes=normalization_episodes)
     path = save_collected(result, path)
     typer.echo(summary(result, path))
     return result

@@ -78,6 +78,8 @@ def _table(ds: MultiAgentDataset, title: str) -> Table:
         ("return (per-agent avg)", _stat(card.return_mean, card.return_std, card.return_min, card.return_max)),
         ("team return", _stat(card.team_return_mean, card.team_return_std, card.team_return_min,
                               card.team_return_max)),
+        ("normalization returns", "- (not measured)" if card.random_return is None else
+         f"random {card.random_return:.4g}, reference {card.reference_return:.4g}"),
     ]
     for i in range(card.n_agents):
         rows.append((f"return agent {i} ({card.agent_types[i]})",

@@ -32,7 +32,7 @@ def run_pool_build(*, env: str, algo: str, steps: int, seed: int = 0, env_set: S
                    series_every: int = 50_000, eval_episodes: int = 32, split: str = "sit", episodes: int = 100,
                    epsilon: float | None = None) -> Pool:
     from offmarl.commands.envs import parse_env_set
-    from offmarl.train.pools import build_pool
+    from offmarl.train.experiment import build_pool
 
     spec = PoolSpec(env=env, algo=algo, steps=steps, seed=seed, env_kwargs=parse_env_set(env_set), sets=tuple(sets),
                     preset=preset, num_envs=num_envs, series_every=series_every, eval_episodes=eval_episodes,

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import time
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +31,7 @@ import numpy as np
 
 from offmarl.envs.base import EnvSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the card's random_return and reference_return (version-1 cards load with None)
 
 
 def _library_version() -> str:
@@ -46,6 +49,10 @@ class DatasetCard:
     ``team_return_*`` use the sum over agents of per-agent returns. ``per_agent_return_*`` are ``[n]``.
     ``behavior`` describes the behaviour policy (a dict, e.g. ``{"policy": "expert", "noise": 0.1}``);
     ``recipe`` and ``extra`` hold whatever a collector needs to regenerate the file (tier rates, ...).
+    ``random_return`` / ``reference_return`` are the inputs of normalized scores
+    ``(R - R_random) / (R_reference - R_random)`` in the metric of ``return_mean``: a uniform random policy's
+    mean return and the behaviour expert's (or, for data without one, the best episode's), measured at
+    collection (``offmarl.collect.normalization``); None in cards of format version 1.
     """
 
     env_name: str
@@ -73,6 +80,8 @@ class DatasetCard:
     per_agent_return_std: list[float] = field(default_factory=list)
     per_agent_return_min: list[float] = field(default_factory=list)
     per_agent_return_max: list[float] = field(default_factory=list)
+    random_return: float | None = None
+    reference_return: float | None = None
     recipe: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -101,6 +110,10 @@ class DatasetCard:
         for key in required:
             if key not in d:
                 raise ValueError(f"card is missing key {key!r}")
+        hints = typing.get_type_hints(cls)
+        for key, value in d.items():
+            if not _conforms(value, hints[key]):
+                raise ValueError(f"card key {key!r} must be {_describe(hints[key])}, got {_short(value)}")
         card = cls(**d)
         if card.action_kind not in ("discrete", "continuous"):
             raise ValueError(f"card key 'action_kind' must be 'discrete' or 'continuous', got {card.action_kind!r}")
@@ -108,11 +121,52 @@ class DatasetCard:
             raise ValueError(f"card key 'n_agents' must be a positive integer, got {card.n_agents!r}")
         try:
             spec = card.spec
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"card key 'env_spec' is not a valid env spec: {exc}") from exc
+        except (KeyError, TypeError, ValueError, OverflowError, AssertionError) as exc:  # gymnasium asserts
+            raise ValueError(f"card key 'env_spec' is not a valid env spec: {type(exc).__name__}: {exc}") from exc
         if spec.n_agents != card.n_agents:
             raise ValueError(f"card key 'n_agents' ({card.n_agents}) disagrees with env_spec ({spec.n_agents})")
         return card
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a card value has the type of its field (numpy scalars and tuples pass: cards built in memory)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if origin is list:
+        return isinstance(value, (list, tuple)) and all(_conforms(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(key, str) for key in value)
+    if hint is bool:
+        return isinstance(value, (bool, np.bool_))
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    """``list[int]`` -> ``"a list of int"``, ``str | None`` -> ``"str or null"`` (for error messages)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return "null"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    if origin is list:
+        return f"a list of {_describe(args[0])}"
+    if origin is dict:
+        return "an object with string keys"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass

@@ -27,15 +27,24 @@ The temporary file is removed on any exception; after a hard kill it remains as
 ``.<name>.<random>.tmp`` next to the target until a sweep removes it
 (:func:`offmarl.core.files.sweep_stale_temporaries`; ``offmarl collect`` sweeps before collecting).
 
-Loading reads whole arrays and validates them with :func:`offmarl.data.validate.validate_dataset`;
-every problem -- including a truncated or non-HDF5 file and a too-new format version -- raises
-:class:`offmarl.errors.DatasetError` with one line naming the file and the field.
+Loading checks before it reads: the root attributes, the card (UTF-8 JSON text, every key of its type), and
+each field's layout from the HDF5 metadata (:func:`offmarl.data.validate.check_layout`: dtype, shape, step and
+episode counts agreeing with each other and with the card), that every field is an array stored in the file
+itself (soft and external links, dangling or not, and groups are refused) and that the fields fit in the
+machine's memory (a huge declared shape costs nothing to write). Only then does it read whole arrays and
+validate them with :func:`offmarl.data.validate.validate_dataset`. Every problem -- including a truncated,
+corrupted or non-HDF5 file (whatever h5py raises on it) and a too-new format version -- raises
+:class:`offmarl.errors.DatasetError` with one line naming the file and the field. (libhdf5 itself may crash or hang
+on a rare corrupted file -- once each in a few thousand files with random bytes overwritten, see
+``tests/test_fuzz_dataset.py`` -- which no Python code can catch.)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,12 +57,15 @@ from offmarl.core.files import atomic_path
 from offmarl.data.dataset import FORMAT_VERSION, DatasetCard, MultiAgentDataset
 from offmarl.data.validate import (
     ALL_FIELDS,
+    as_integer,
     card_from_dict,
+    check_environment,
     check_format_version,
+    check_layout,
+    plain,
     validate_dataset,
-    validate_structure,
 )
-from offmarl.errors import DatasetError
+from offmarl.errors import DatasetError, one_line
 
 #: Bytes per HDF5 chunk (rows along the leading axis are chosen to get close to it).
 TARGET_CHUNK_BYTES = 1 << 20
@@ -175,12 +187,9 @@ def _group_source(path: Path | str, i: int) -> str:
     return f"{path} [{agent_group(i)}]"
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 @contextmanager
 def _open(path: Path) -> Iterator[h5py.File]:
+    """The file open for reading; whatever HDF5 cannot read in it (a torn or corrupted file) is a DatasetError."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such dataset file")
     if path.is_dir():
@@ -189,37 +198,74 @@ def _open(path: Path) -> Iterator[h5py.File]:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file (truncated, corrupted or another format): "
-                           f"{_one_line(exc)}") from None
+                           f"{one_line(exc)}") from None
     try:
         yield f
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:
+        # h5py reads metadata lazily: a corrupted file can open, then fail anywhere, with any of these types
+        if not _raised_by_h5py(exc):
+            raise
+        raise DatasetError(f"{path}: cannot be read (corrupted or truncated file, or HDF5 content h5py cannot "
+                           f"read): {type(exc).__name__}: {one_line(exc)}") from None
     finally:
         f.close()
+
+
+def _raised_by_h5py(exc: BaseException) -> bool:
+    """Whether h5py raised ``exc`` (from its Python or Cython modules), not offmarl's own code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and "h5py" in Path(frames[-1].filename).parts
+
+
+def _member(group: h5py.Group, name: str, source: str) -> h5py.Group | h5py.Dataset | None:
+    """``group[name]``, None when absent. Only objects stored in the file itself are read: a soft link or an
+    external link (to another file, maybe missing, maybe huge) is refused, dangling or not."""
+    link = group.get(name, getlink=True)
+    if link is None:
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        raise DatasetError(f"{source}: field {name!r}: is an external link (to {link.path!r} in {link.filename!r}); "
+                           "a dataset file holds its own arrays")
+    if isinstance(link, h5py.SoftLink):
+        raise DatasetError(f"{source}: field {name!r}: is a soft link (to {link.path!r}); a dataset file holds its "
+                           "arrays under their own names")
+    return group[name]
 
 
 def _root_header(f: h5py.File, source: str) -> tuple[int, int | None]:
     """(format version, number of agent groups or None for a plain file)."""
     version = check_format_version(f.attrs.get("format_version"), source)
-    if not bool(f.attrs.get("per_agent", False)):
+    per_agent = f.attrs.get("per_agent", False)
+    if not isinstance(per_agent, (bool, np.bool_)):
+        raise DatasetError(f"{source}: field 'per_agent': must be true or false, got {plain(per_agent)!r}")
+    if not per_agent:
         return version, None
-    n = f.attrs.get("n_groups")
-    if n is None or int(n) < 1:
-        raise DatasetError(f"{source}: field 'n_groups': per-agent file without a positive group count ({n!r})")
-    for i in range(int(n)):
-        if agent_group(i) not in f:
-            raise DatasetError(f"{source}: field {agent_group(i)!r}: missing (the file says n_groups={int(n)})")
-    return version, int(n)
+    n = as_integer(f.attrs.get("n_groups"))
+    if n is None or n < 1:
+        raise DatasetError(f"{source}: field 'n_groups': per-agent file without a positive group count "
+                           f"({plain(f.attrs.get('n_groups'))!r})")
+    for i in range(n):
+        if not isinstance(_member(f, agent_group(i), source), h5py.Group):
+            raise DatasetError(f"{source}: field {agent_group(i)!r}: missing or not a group (the file says "
+                               f"n_groups={n})")
+    return version, n
 
 
 def _read_card(group: h5py.Group, source: str) -> DatasetCard:
     raw = group.attrs.get("card")
     if raw is None:
         raise DatasetError(f"{source}: card: missing (no 'card' attribute)")
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
     try:
-        d = json.loads(raw)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{source}: card: not valid JSON ({_one_line(exc)})") from None
+        # h5py hands back undecodable bytes as lone surrogates; encoding finds them
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw.encode("utf-8").decode("utf-8")
+    except AttributeError:
+        raise DatasetError(f"{source}: card: must be a JSON text attribute, got {type(raw).__name__}") from None
+    except UnicodeError:
+        raise DatasetError(f"{source}: card: not UTF-8 text") from None
+    try:
+        d = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise DatasetError(f"{source}: card: not valid JSON ({one_line(exc)})") from None
     return card_from_dict(d, source)
 
 
@@ -238,24 +284,61 @@ def _select_group(f: h5py.File, n_groups: int | None, agent: int | None, path: P
     return f[agent_group(agent)], _group_source(path, agent)
 
 
-def _read_group(group: h5py.Group, source: str) -> MultiAgentDataset:
-    card = _read_card(group, source)
+def _fields(group: h5py.Group, source: str) -> dict[str, h5py.Dataset | None]:
+    """The group's field arrays, unread (None when absent); anything but a known field stored as an array
+    in the file is refused."""
     for name in group.keys():
         if name not in ALL_FIELDS:
             raise DatasetError(f"{source}: field {name!r}: unknown field (known: {', '.join(ALL_FIELDS)})")
-    arrays: dict[str, np.ndarray | None] = {}
+    fields: dict[str, h5py.Dataset | None] = {}
     for name in ALL_FIELDS:
-        item = group.get(name)
-        if item is None:
-            arrays[name] = None
-            continue
-        if not isinstance(item, h5py.Dataset):
+        item = _member(group, name, source)
+        if item is not None and not isinstance(item, h5py.Dataset):
             raise DatasetError(f"{source}: field {name!r}: is an HDF5 group, not an array")
+        if item is not None and item.shape is None:
+            raise DatasetError(f"{source}: field {name!r}: is an empty HDF5 dataset (no shape), not an array")
+        fields[name] = item
+    return fields
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory, when the OS says."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits_in_memory(fields: dict[str, h5py.Dataset | None], source: str) -> None:
+    """Refuse, before reading, fields that declare more bytes than the machine has (a shape is cheap to
+    write: unwritten chunks of a huge HDF5 dataset take no room in the file)."""
+    sizes = {name: math.prod(item.shape) * item.dtype.itemsize for name, item in fields.items() if item is not None}
+    memory = _memory_bytes()
+    if memory is None or sum(sizes.values()) <= memory:
+        return
+    name = max(sizes, key=sizes.__getitem__)
+    raise DatasetError(f"{source}: field {name!r}: shape {list(fields[name].shape)} {fields[name].dtype} is "
+                       f"{_gib(sizes[name])}; the fields need {_gib(sum(sizes.values()))}, more than this machine's "
+                       f"{_gib(memory)} of memory")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def _read_group(group: h5py.Group, source: str) -> MultiAgentDataset:
+    """The dataset of ``group``: its card and fields' layouts are checked before any array is read."""
+    card = _read_card(group, source)
+    fields = _fields(group, source)
+    check_layout(card, fields, source)
+    _check_fits_in_memory(fields, source)
+    arrays: dict[str, np.ndarray | None] = {}
+    for name, item in fields.items():
         try:
-            arrays[name] = item[...]
+            arrays[name] = None if item is None else item[...]
         except OSError as exc:
             raise DatasetError(f"{source}: field {name!r}: cannot be read (truncated or corrupted file?): "
-                               f"{_one_line(exc)}") from None
+                               f"{one_line(exc)}") from None
     return MultiAgentDataset(card=card, **arrays)
 
 
@@ -263,8 +346,9 @@ def load_dataset(path: str | os.PathLike, agent: int | None = None, *, validate:
     """Read a dataset file written by :func:`save_dataset` (or group ``agent_i`` of a per-agent file).
 
     ``agent`` must be given for a per-agent file and omitted otherwise. With ``validate=True`` (default)
-    every check of :func:`validate_dataset` runs; ``validate=False`` keeps only the cheap structural
-    checks (card, fields present, dtypes, shapes) and skips the scans of the data.
+    every check of :func:`validate_dataset` and the card's environment (:func:`check_environment`) run;
+    ``validate=False`` keeps only the cheap structural checks (card, fields present, dtypes, shapes) and
+    skips the scans of the data and the environment.
     Raises :class:`DatasetError` naming the file (and group) and the field; ``FileNotFoundError`` if
     there is no file.
     """
@@ -275,8 +359,7 @@ def load_dataset(path: str | os.PathLike, agent: int | None = None, *, validate:
         ds = _read_group(group, source)
     if validate:
         validate_dataset(ds, source)
-    else:
-        validate_structure(ds, source)
+        check_environment(ds.card, source)
     return ds
 
 
@@ -291,8 +374,8 @@ def dataset_info(path: str | os.PathLike) -> dict[str, Any]:
 
     def describe(group: h5py.Group, source: str) -> dict[str, Any]:
         card = _read_card(group, source)
-        fields = {name: {"shape": list(group[name].shape), "dtype": str(group[name].dtype)}
-                  for name in ALL_FIELDS if isinstance(group.get(name), h5py.Dataset)}
+        fields = {name: {"shape": list(item.shape), "dtype": str(item.dtype)}
+                  for name, item in _fields(group, source).items() if item is not None}
         return {"card": card.to_dict(), "fields": fields}
 
     with _open(path) as f:

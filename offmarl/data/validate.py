@@ -10,42 +10,64 @@
 
 What is checked, in order (the first failure is reported):
 
-1. the card is a valid :class:`DatasetCard` (rebuilt through ``DatasetCard.from_dict``) and agrees with
-   its own ``env_spec`` (action kind, obs_dims, agent types);
+1. the card is a valid :class:`DatasetCard` (rebuilt through ``DatasetCard.from_dict``: no unknown or
+   missing key, every value of its field's type) and agrees with its own ``env_spec`` (action kind,
+   obs_dims, agent types);
 2. required fields are present (``actions`` iff not ``card.state_only``; ``final_state`` iff ``state``;
    ``state`` iff the spec's ``state_dim`` > 0;
    ``avail_actions`` only for discrete actions) and every field is a numpy array of the right dtype;
-3. shapes: ``obs [T, n, obs_dim]`` with ``n`` = card ``n_agents`` and ``obs_dim`` = spec ``obs_dim``,
-   every per-step field has ``T`` rows, every per-episode field ``E`` rows, trailing dims match the spec;
+3. shapes: ``obs [T, n, obs_dim]`` with ``n`` = card ``n_agents``, ``obs_dim`` = spec ``obs_dim`` and
+   ``T`` = card ``steps``; ``episode_starts [E]`` with ``E`` = card ``episodes``; every per-step field has
+   ``T`` rows, every per-episode field ``E`` rows, trailing dims match the spec;
 4. episode boundaries: ``episode_starts`` begins at 0, strictly increases (a repeated start is an empty
-   episode) and stays below ``T``; terminal/truncation flags only on an episode's last step, and every
-   episode but the last ends with one of them (the last may be a rollout cut by the collector);
+   episode) and stays below ``T``; no step is both terminal and truncated; terminal/truncation flags only
+   on an episode's last step, and every episode but the last ends with one of them (the last may be a
+   rollout cut by the collector);
 5. no NaN/inf in obs, rewards, actions, state, final_obs, final_state;
 6. actions inside the action space: discrete ids in ``[0, A)`` and marked available in
    ``avail_actions``; continuous actions inside the spec's Box bounds up to :data:`BOX_TOLERANCE`;
 7. zero padding: ``obs[:, i, obs_dims[i]:] == 0`` (and the same for ``final_obs``);
-8. the card's statistics (episodes, steps, return_mean) describe these arrays (a stale card is an
-   error: call ``ds.refresh_card()``).
+8. every return statistic of the card (``return_*``, ``team_return_*``, ``per_agent_return_*``) agrees
+   with the one the rewards give, up to a relative :data:`STATS_RTOL` (a stale card is an error: call
+   ``ds.refresh_card()``).
+
+Checks 1-3 look at no value (:func:`check_layout`): the loader runs them on a file's HDF5 metadata before
+it reads any array. :func:`validate_dataset` runs checks 1-8; the loader then runs check 9,
+:func:`check_environment`, which needs the environment registry but builds no environment:
+
+9. the environment: ``env_name`` is registered (``external:<task>``, data from other libraries, is checked
+   for shapes and dtypes only); ``env_kwargs`` are arguments the env takes, with values it accepts; and the
+   spec the registry derives from them (:func:`offmarl.envs.env_spec`) has the card's ``n_agents``,
+   ``obs_dims``, action space kind and size and, unless the card's is 0 (a dataset stored without the
+   global state), ``state_dim``. When the env's optional extra is not installed, ``env_kwargs`` and the spec
+   are not checked and a one-line warning says so; an env registered without a spec function is checked
+   for its name and argument names only.
 
 Every check is vectorized over the whole time axis (no Python loop over steps or agents); a
 1 M-step dataset validates in well under a second (see ``benchmarks/data_layer_io.py``).
 
-This module imports nothing of offmarl beyond ``offmarl.envs.base``, ``offmarl.errors`` and the
-dataset module.
+This module imports nothing of offmarl beyond ``offmarl.envs.base``, ``offmarl.envs.registry`` (specs, not
+environments), ``offmarl.errors`` and the dataset module.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from offmarl.data.dataset import FORMAT_VERSION, DatasetCard, MultiAgentDataset
 from offmarl.envs.base import EnvSpec
-from offmarl.errors import DatasetError
+from offmarl.envs.registry import env_spec
+from offmarl.errors import DatasetError, one_line
 
 #: Slack allowed on continuous actions outside the Box bounds (float32 round-off of clipped actions).
 BOX_TOLERANCE = 1e-5
+#: How closely the card's return statistics must agree with the ones the rewards give: relative, with an
+#: absolute floor for statistics near 0 (a std of identical returns).
+STATS_RTOL, STATS_ATOL = 1e-4, 1e-6
 
 #: ``env_name`` prefix of data imported from other libraries: no environment to check the card against.
 EXTERNAL_ENV_PREFIX = "external:"
@@ -84,16 +106,29 @@ def _first(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
 
 
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (``1.0``, not ``np.float64(1.0)``, in messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def as_integer(value: Any) -> int | None:
+    """An HDF5 attribute's integer value; None for anything else (a float, a string, an array, a bool)."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return None
+
+
 def check_format_version(version: Any, source: str) -> int:
     """The file's format version as an int; rejects a missing, non-integer or too-new version."""
     if version is None:
         raise _fail(source, "format_version", "missing (is this an offmarl dataset?)")
-    try:
-        as_int = int(version)
-    except (TypeError, ValueError):
-        raise _fail(source, "format_version", f"must be an integer, got {version!r}") from None
-    if as_int != version or as_int < 1:
-        raise _fail(source, "format_version", f"must be a positive integer, got {version!r}")
+    as_int = as_integer(version)
+    if as_int is None:
+        raise _fail(source, "format_version", f"must be an integer, got {plain(version)!r}")
+    if as_int < 1:
+        raise _fail(source, "format_version", f"must be a positive integer, got {as_int}")
     if as_int > FORMAT_VERSION:
         raise _fail(source, "format_version",
                     f"format version {as_int} is newer than this offmarl's {FORMAT_VERSION}; upgrade offmarl")
@@ -140,22 +175,23 @@ def _check_card(card: Any, source: str) -> tuple[DatasetCard, EnvSpec]:
     return checked, spec
 
 
-def _check_presence_and_dtypes(ds: MultiAgentDataset, card: DatasetCard, spec: EnvSpec, source: str) -> None:
+def _check_presence_and_dtypes(fields: Mapping[str, Any], card: DatasetCard, spec: EnvSpec, source: str) -> None:
     for name in REQUIRED_FIELDS:
-        if getattr(ds, name) is None:
+        if fields.get(name) is None:
             raise _fail(source, name, "missing (required)")
-    if card.state_only and ds.actions is not None:
+    actions, state = fields.get("actions"), fields.get("state")
+    if card.state_only and actions is not None:
         raise _fail(source, "actions", "present, but the card says state_only=true")
-    if not card.state_only and ds.actions is None:
+    if not card.state_only and actions is None:
         raise _fail(source, "actions", "missing (required unless the card says state_only=true)")
-    if ds.state is not None and ds.final_state is None:
+    if state is not None and fields.get("final_state") is None:
         raise _fail(source, "final_state", "missing (required when 'state' is present)")
-    if ds.state is None and ds.final_state is not None:
+    if state is None and fields.get("final_state") is not None:
         raise _fail(source, "final_state", "present without 'state'")
-    if ds.state is None and spec.state_dim > 0:  # learners size their mixers from the spec
+    if state is None and spec.state_dim > 0:  # learners size their mixers from the spec
         raise _fail(source, "state", f"missing, but the card's env_spec has state_dim {spec.state_dim} "
                                      "(set it to 0 for a dataset without a global state)")
-    if ds.avail_actions is not None and not spec.discrete:
+    if fields.get("avail_actions") is not None and not spec.discrete:
         raise _fail(source, "avail_actions", "present, but the action space is continuous")
 
     want = {
@@ -164,28 +200,32 @@ def _check_presence_and_dtypes(ds: MultiAgentDataset, card: DatasetCard, spec: E
         "episode_starts": np.int64, "actions": np.int64 if spec.discrete else np.float32,
     }
     for name in ALL_FIELDS:
-        arr = getattr(ds, name)
+        arr = fields.get(name)
         if arr is None:
             continue
-        if not isinstance(arr, np.ndarray):
-            raise _fail(source, name, f"must be a numpy array, got {type(arr).__name__}")
         if arr.dtype != want[name]:
             extra = f" ({card.action_kind} actions)" if name == "actions" else ""
             raise _fail(source, name, f"dtype {arr.dtype} where {np.dtype(want[name])} is required{extra}")
 
 
-def _check_shapes(ds: MultiAgentDataset, card: DatasetCard, spec: EnvSpec, source: str) -> tuple[int, int]:
-    obs = ds.obs
-    if obs.ndim != 3:
+def _check_shapes(fields: Mapping[str, Any], card: DatasetCard, spec: EnvSpec, source: str) -> tuple[int, int]:
+    obs, starts = fields["obs"], fields["episode_starts"]
+    if len(obs.shape) != 3:
         raise _fail(source, "obs", f"must have shape [T, n, obs_dim], got {list(obs.shape)}")
     T, n, obs_dim = obs.shape
     if n != card.n_agents:
         raise _fail(source, "obs", f"has {n} agents but the card says n_agents={card.n_agents}")
     if obs_dim != spec.obs_dim:
         raise _fail(source, "obs", f"has obs_dim {obs_dim} but the env spec says {spec.obs_dim}")
-    E = ds.episode_starts.shape[0] if ds.episode_starts.ndim == 1 else -1
-    if E < 0:
-        raise _fail(source, "episode_starts", f"must have shape [E], got {list(ds.episode_starts.shape)}")
+    if T != card.steps:
+        raise _fail(source, "obs", f"has {T} steps but the card says steps={card.steps} (a stale card? call "
+                                   "ds.refresh_card())")
+    if len(starts.shape) != 1:
+        raise _fail(source, "episode_starts", f"must have shape [E], got {list(starts.shape)}")
+    E = starts.shape[0]
+    if E != card.episodes:
+        raise _fail(source, "episode_starts", f"has {E} episodes but the card says episodes={card.episodes} (a "
+                                              "stale card? call ds.refresh_card())")
 
     expected: dict[str, tuple[int, ...]] = {
         "rewards": (T, n), "terminals": (T,), "truncations": (T,), "final_obs": (E, n, obs_dim),
@@ -195,17 +235,17 @@ def _check_shapes(ds: MultiAgentDataset, card: DatasetCard, spec: EnvSpec, sourc
     if spec.discrete:
         expected["avail_actions"] = (T, n, spec.n_actions)
     for name, shape in expected.items():
-        arr = getattr(ds, name)
+        arr = fields.get(name)
         if arr is None:
             continue
-        if arr.ndim != len(shape):
+        if len(arr.shape) != len(shape):
             raise _fail(source, name, f"must have {len(shape)} dimensions {list(shape)}, got shape {list(arr.shape)}")
         per_episode = name.startswith("final_")
         if arr.shape[0] != shape[0]:
             if per_episode:
                 raise _fail(source, name, f"has {arr.shape[0]} rows but episode_starts has {E} episodes")
             raise _fail(source, name, f"has {arr.shape[0]} steps but obs has {T} (inconsistent leading dimension)")
-        if arr.ndim > 1 and arr.shape[1] != shape[1] and name in ("rewards", "actions", "avail_actions", "final_obs"):
+        if len(shape) > 1 and arr.shape[1] != shape[1] and name in ("rewards", "actions", "avail_actions", "final_obs"):
             raise _fail(source, name, f"has {arr.shape[1]} agents but the card says n_agents={n}")
         if arr.shape != shape:
             raise _fail(source, name, f"shape {list(arr.shape)} where {list(shape)} is required by the env spec")
@@ -230,6 +270,10 @@ def _check_episodes(ds: MultiAgentDataset, T: int, E: int, source: str) -> None:
         raise _fail(source, "episode_starts", f"last episode starts at {int(starts[-1])}, at or past the {T} steps "
                                               f"(an empty episode)")
 
+    both = ds.terminals & ds.truncations
+    if both.any():
+        raise _fail(source, "truncations", f"step {int(np.argmax(both))} is both terminal and truncated (an episode "
+                                           "that terminated was not cut by the time limit)")
     ends = np.append(starts[1:], T)  # exclusive
     is_last = np.zeros(T, dtype=bool)
     is_last[ends - 1] = True
@@ -318,29 +362,76 @@ def _check_padding(ds: MultiAgentDataset, spec: EnvSpec, source: str) -> None:
                                       f"(observations must be zero-padded)")
 
 
-def _check_card_stats(ds: MultiAgentDataset, card: DatasetCard, T: int, E: int, source: str) -> None:
-    if card.episodes != E:
-        raise DatasetError(f"{source}: card: episodes={card.episodes} but episode_starts holds {E} episodes "
-                           f"(stale card: call ds.refresh_card())")
-    if card.steps != T:
-        raise DatasetError(f"{source}: card: steps={card.steps} but obs holds {T} steps "
-                           f"(stale card: call ds.refresh_card())")
-    returns = np.add.reduceat(ds.rewards, ds.episode_starts, axis=0, dtype=np.float64)  # [E, n]
-    mean = float(returns.mean(axis=1).mean())
-    if not np.isclose(card.return_mean, mean, rtol=1e-6, atol=1e-6):
-        raise DatasetError(f"{source}: card: return_mean={card.return_mean:.6g} but the rewards give {mean:.6g} "
-                           f"(stale card: call ds.refresh_card())")
+def _check_card_stats(ds: MultiAgentDataset, card: DatasetCard, source: str) -> None:
+    """Every return statistic of the card agrees with the rewards up to :data:`STATS_RTOL` (relative)."""
+    for key, actual in ds.compute_return_stats().items():
+        claimed = getattr(card, key)
+        if np.shape(claimed) != np.shape(actual) or not np.allclose(claimed, actual, rtol=STATS_RTOL, atol=STATS_ATOL):
+            raise DatasetError(f"{source}: card: {key}={_rounded(claimed)} but the rewards give {_rounded(actual)} "
+                               f"(stale card: call ds.refresh_card())")
+
+
+def _rounded(value: Any) -> str:
+    return f"{value:.6g}" if np.isscalar(value) else "[" + ", ".join(f"{v:.6g}" for v in value) + "]"
+
+
+def _action_summary(spec: EnvSpec) -> str:
+    return f"{spec.n_actions} discrete actions" if spec.discrete else f"continuous actions of shape {spec.act_dim}"
+
+
+def check_environment(card: DatasetCard, source: str) -> None:
+    """Check 9 of the module docstring: the card's environment, from the registry, without building it."""
+    if card.env_name.startswith(EXTERNAL_ENV_PREFIX):
+        return
+    try:
+        env = env_spec(card.env_name, card.env_kwargs)
+    except KeyError as exc:
+        raise DatasetError(f"{source}: card: key 'env_name': {exc.args[0]} (data of an environment offmarl does "
+                           f"not have is named '{EXTERNAL_ENV_PREFIX}<task>')") from None
+    except RuntimeError as exc:  # registered, but cannot be built here
+        raise DatasetError(f"{source}: card: key 'env_name': {one_line(exc)}") from None
+    except ImportError as exc:  # the env's extra is missing: what can be checked without it was
+        warnings.warn(f"{source}: card: env_kwargs and env_spec not checked against environment "
+                      f"{card.env_name!r}: {one_line(exc)}", stacklevel=3)
+        return
+    except Exception as exc:  # the env's own checks of the card's values, which may be of any type: all refuse them
+        raise DatasetError(f"{source}: card: key 'env_kwargs': {one_line(exc)}") from None
+    if env is None:
+        return
+    spec = card.spec
+    claims = [("n_agents", spec.n_agents, env.n_agents), ("obs_dims", list(spec.obs_dims), list(env.obs_dims)),
+              ("action space", _action_summary(spec), _action_summary(env))]
+    if spec.state_dim > 0:  # 0: a dataset stored without the env's global state
+        claims.append(("state_dim", spec.state_dim, env.state_dim))
+    for what, claimed, actual in claims:
+        if claimed != actual:
+            raise DatasetError(f"{source}: card: key 'env_spec': {what} {claimed} disagrees with environment "
+                               f"{card.env_name!r} with the card's env_kwargs, which has {actual}")
+
+
+def check_layout(card: Any, fields: Mapping[str, Any], source: str) -> tuple[DatasetCard, EnvSpec, int, int]:
+    """Checks 1-3 of the module docstring on the fields' layouts, without looking at their values.
+
+    ``fields`` maps field names to anything with a ``shape`` and a ``dtype`` -- numpy arrays, or the
+    datasets of an HDF5 file before any of them is read -- or to None for an absent field. Returns the
+    checked card, its env spec, ``T`` and ``E``; raises :class:`DatasetError` otherwise.
+    """
+    card, spec = _check_card(card, source)
+    _check_presence_and_dtypes(fields, card, spec, source)
+    T, E = _check_shapes(fields, card, spec, source)
+    return card, spec, T, E
 
 
 def validate_structure(ds: MultiAgentDataset, source: str = "<memory>") -> tuple[DatasetCard, EnvSpec, int, int]:
-    """The O(1) checks (1-3 of the module docstring: card, fields present, dtypes, shapes).
+    """The O(1) checks (1-3 of the module docstring: card, fields present, dtypes, shapes) of ``ds``.
 
     Returns the checked card, its env spec, ``T`` and ``E``; raises :class:`DatasetError` otherwise.
     """
-    card, spec = _check_card(ds.card, source)
-    _check_presence_and_dtypes(ds, card, spec, source)
-    T, E = _check_shapes(ds, card, spec, source)
-    return card, spec, T, E
+    fields = {name: getattr(ds, name) for name in ALL_FIELDS}
+    for name, arr in fields.items():
+        if arr is not None and not isinstance(arr, np.ndarray):
+            raise _fail(source, name, f"must be a numpy array, got {type(arr).__name__}")
+    return check_layout(ds.card, fields, source)
 
 
 def validate_dataset(ds: MultiAgentDataset, source: str = "<memory>") -> None:
@@ -354,4 +445,4 @@ def validate_dataset(ds: MultiAgentDataset, source: str = "<memory>") -> None:
     _check_finite(ds, spec, source)
     _check_actions(ds, spec, source)
     _check_padding(ds, spec, source)
-    _check_card_stats(ds, card, T, E, source)
+    _check_card_stats(ds, card, source)

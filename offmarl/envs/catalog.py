@@ -1,28 +1,35 @@
-"""The list of environments offmarl knows. Factories are dotted paths, imported only when built."""
+"""The list of environments offmarl knows. Factories and spec functions are dotted paths, imported only when used."""
 
 from offmarl.envs.registry import register_env
 
 # ---- native numpy environments (the papers' own tasks) -------------------------------------------
 register_env("equal_space", "offmarl.envs.equal_space:EqualSpaceEnv",
-             "Tseng et al.: n agents spread into an equilateral formation in a bounded arena (continuous)")
+             "Tseng et al.: n agents spread into an equilateral formation in a bounded arena (continuous)",
+             spec="offmarl.envs.equal_space:equal_space_spec")
 register_env("fill_in", "offmarl.envs.fill_in:FillInEnv",
-             "Tseng et al.: agents with headings fill the cells of a grid; return = own filled - unfilled")
+             "Tseng et al.: agents with headings fill the cells of a grid; return = own filled - unfilled",
+             spec="offmarl.envs.fill_in:fill_in_spec")
 register_env("grid_world", "offmarl.envs.grid_world:GridWorldEnv",
-             "Tseng et al.: 10x10 map with obstacles; agents collect their own objects and deliver them to the target")
+             "Tseng et al.: 10x10 map with obstacles; agents collect their own objects and deliver them to the target",
+             spec="offmarl.envs.grid_world:grid_world_spec")
 register_env("matrix_game", "offmarl.envs.matrix_game:MatrixGameEnv",
-             "Jiang & Lu (MABCQ) Table 1: two-agent one-shot matrix game as a two-step MDP")
+             "Jiang & Lu (MABCQ) Table 1: two-agent one-shot matrix game as a two-step MDP",
+             spec="offmarl.envs.matrix_game:matrix_game_spec")
 register_env("mpe_cn_3ls3l", "offmarl.envs.mpe:cn_3ls3l",
-             "SIT: cooperative navigation, 3 seekers / 3 landmarks, partially observable (mpe2 physics)")
+             "SIT: cooperative navigation, 3 seekers / 3 landmarks, partially observable (mpe2 physics)",
+             spec="offmarl.envs.mpe:cn_3ls3l_spec")
 register_env("mpe_cn_4ls4l", "offmarl.envs.mpe:cn_4ls4l",
-             "SIT: cooperative navigation, 4 seekers / 4 landmarks, partially observable (mpe2 physics)")
+             "SIT: cooperative navigation, 4 seekers / 4 landmarks, partially observable (mpe2 physics)",
+             spec="offmarl.envs.mpe:cn_4ls4l_spec")
 register_env("mpe_pp_3p1p", "offmarl.envs.mpe:pp_3p1p",
-             "SIT: predator-prey, 3 predators / 1 heuristic prey, partially observable (mpe2 physics)")
+             "SIT: predator-prey, 3 predators / 1 heuristic prey, partially observable (mpe2 physics)",
+             spec="offmarl.envs.mpe:pp_3p1p_spec")
 
 # ---- adapters around other packages (optional extras) -------------------------------------------------
 register_env("highway", "offmarl.envs.highway:make_highway",
              "Tseng et al. App. C: highway-env, 3 controlled cars among IDM/MOBIL traffic; Kinematics observations, "
              "5 meta-actions, per-car reward 25*r_collision + 0.2*r_high_speed (fast=True: highway-fast)",
-             source="highway")
+             source="highway", spec="offmarl.envs.highway:highway_spec")
 for _name, _what in (("halfcheetah_2x3", "HalfCheetah 2x3 (SIT HalfCheetah_2l; MABCQ 2 agents)"),
                      ("walker2d_2x3", "Walker2d 2x3 (SIT Walker_2l; MABCQ 2 agents)"),
                      ("hopper_3x1", "Hopper 3x1 (MABCQ 3 agents; observations zero-padded)"),
@@ -30,7 +37,7 @@ for _name, _what in (("halfcheetah_2x3", "HalfCheetah 2x3 (SIT HalfCheetah_2l; M
                      ("ant_4x2", "Ant 4x2 (MABCQ 4 agents)")):
     register_env(f"mamujoco_{_name}", f"offmarl.envs.mamujoco:{_name}",
                  f"gymnasium-robotics MaMuJoCo {_what}; state without contact forces, episode_limit 1000 "
-                 "(SIT: 200)", source="mamujoco")
+                 "(SIT: 200)", source="mamujoco", spec=f"offmarl.envs.mamujoco:{_name}_spec")
 
 # SMAC maps on jaxmarl's SMAX (offmarl.envs.smax). 1c3s5z and 2s_vs_1sc need units SMAX lacks.
 SMAX_MAPS: dict[str, str] = {  # the buildable maps (offmarl.envs.smax.SMAC_MAPS) -> what they are
@@ -48,7 +55,7 @@ SMAX_MAPS: dict[str, str] = {  # the buildable maps (offmarl.envs.smax.SMAC_MAPS
 for _map, _what in SMAX_MAPS.items():
     register_env(f"smac_{_map}", f"offmarl.envs.smax:smac_{_map}",
                  f"SMAC {_map} on SMAX: {_what}; heuristic enemy, SMAC reward (win = 20), info['win']",
-                 source="smax")
+                 source="smax", spec=f"offmarl.envs.smax:smac_{_map}_spec")
 register_env("smac_1c3s5z", "offmarl.envs.smax:smac_1c3s5z", "SMAC 1c3s5z (SIT): 1 colossus + 3 stalkers + 5 zealots",
              source="smax", unavailable_reason="SMAX has no Colossus unit, so 1c3s5z cannot be built on SMAX "
              "(no substitute is offered)")

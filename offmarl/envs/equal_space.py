@@ -160,6 +160,32 @@ def _reward_from_distances(to_others: np.ndarray, side: float, reward_scale: flo
     return (-reward_scale * penalty).astype(np.float32)
 
 
+def equal_space_spec(n_agents: int = 3, half_width: float = 1.0, max_step: float = 0.1, episode_limit: int = 25,
+                     reward_scale: float = 0.75) -> EnvSpec:
+    """The spec of ``EqualSpaceEnv(**kwargs)``, its arguments checked, without building the env (the registry's
+    ``env_spec``)."""
+    if n_agents < 2:
+        raise ValueError(f"equal_space: n_agents must be >= 2, got {n_agents}")
+    for key, value in (("half_width", half_width), ("max_step", max_step), ("reward_scale", reward_scale)):
+        if not value > 0:
+            raise ValueError(f"equal_space: {key} must be > 0, got {value}")
+    if episode_limit < 1:
+        raise ValueError(f"equal_space: episode_limit must be >= 1, got {episode_limit}")
+    n = int(n_agents)
+    return EnvSpec(
+        name="equal_space",
+        n_agents=n,
+        obs_dim=2 * n,
+        obs_dims=(2 * n,) * n,
+        state_dim=2 * n + 1,
+        action_space=spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32),
+        episode_limit=int(episode_limit),
+        agent_types=("agent",) * n,
+        kwargs={"n_agents": n, "half_width": float(half_width), "max_step": float(max_step),
+                "episode_limit": int(episode_limit), "reward_scale": float(reward_scale)},
+    )
+
+
 class EqualSpaceEnv(BatchedEnv):
     """``num_envs`` Equal Space arenas stepped together (module docstring: dynamics, observation, reward).
 
@@ -177,33 +203,15 @@ class EqualSpaceEnv(BatchedEnv):
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, n_agents: int = 3, half_width: float = 1.0,
                  max_step: float = 0.1, episode_limit: int = 25, reward_scale: float = 0.75):
-        if n_agents < 2:
-            raise ValueError(f"equal_space: n_agents must be >= 2, got {n_agents}")
-        for key, value in (("half_width", half_width), ("max_step", max_step), ("reward_scale", reward_scale)):
-            if not value > 0:
-                raise ValueError(f"equal_space: {key} must be > 0, got {value}")
-        if episode_limit < 1:
-            raise ValueError(f"equal_space: episode_limit must be >= 1, got {episode_limit}")
-        n = int(n_agents)
+        self.spec = equal_space_spec(n_agents, half_width, max_step, episode_limit, reward_scale)
+        n = self.spec.n_agents
         self.num_envs = int(num_envs)
         self.n_agents = n
-        self.half_width = float(half_width)
-        self.max_step = float(max_step)
-        self.episode_limit = int(episode_limit)
-        self.reward_scale = float(reward_scale)
+        self.half_width = self.spec.kwargs["half_width"]
+        self.max_step = self.spec.kwargs["max_step"]
+        self.episode_limit = self.spec.episode_limit
+        self.reward_scale = self.spec.kwargs["reward_scale"]
         self.side, self.formations = largest_regular_polygon(n, self.half_width)
-        self.spec = EnvSpec(
-            name="equal_space",
-            n_agents=n,
-            obs_dim=2 * n,
-            obs_dims=(2 * n,) * n,
-            state_dim=2 * n + 1,
-            action_space=spaces.Box(low=-1.0, high=1.0, shape=(2,), dtype=np.float32),
-            episode_limit=self.episode_limit,
-            agent_types=("agent",) * n,
-            kwargs={"n_agents": n, "half_width": self.half_width, "max_step": self.max_step,
-                    "episode_limit": self.episode_limit, "reward_scale": self.reward_scale},
-        )
         self._obs_plus, self._obs_minus, self._rel_x = _observation_index(n)
         self._rng = np.random.default_rng(seed)
         self._pos = np.zeros((self.num_envs, n, 2), dtype=np.float32)

@@ -89,6 +89,38 @@ def split_state(state: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
             "time": state[:, -1]}
 
 
+def fill_in_spec(*, n_agents: int = 3, horizon: int = 40, height: int | None = None, width: int | None = None,
+                 layout: Sequence[str] | None = None, starts: Sequence[Sequence[int]] | None = None,
+                 headings: Sequence[int] | None = None) -> EnvSpec:
+    """The spec of ``FillInEnv(**kwargs)``, every argument checked, without building the env (the registry's
+    ``env_spec``; the env builds itself from the checked ``spec.kwargs``)."""
+    if int(horizon) < 1:
+        raise ValueError(f"{NAME}: horizon must be >= 1, got {horizon}")
+    n = _grid.check_n_agents(n_agents, env=NAME)
+    if layout is None:
+        layout = _grid.open_room(10 if height is None else int(height), 10 if width is None else int(width))
+    layout = [str(row) for row in layout] if not isinstance(layout, str) else layout
+    walls, _ = _grid.parse_layout(layout, env=NAME)
+    if ((height is not None and int(height) != walls.shape[0])
+            or (width is not None and int(width) != walls.shape[1])):
+        raise ValueError(f"{NAME}: height/width {height}x{width} do not match the layout's "
+                         f"{walls.shape[0]}x{walls.shape[1]}")
+    free = {(int(r), int(c)) for r, c in zip(*np.nonzero(~walls))}
+    if len(free) < n:
+        raise ValueError(f"{NAME}: the layout has {len(free)} free cells, fewer than n_agents={n}")
+    if starts is not None:
+        starts = [list(cell) for cell in _grid.check_placements("start", "starts", starts, n, free, env=NAME)]
+    if headings is not None:
+        headings = _grid.check_headings(headings, n, env=NAME)
+    return EnvSpec(
+        name=NAME, n_agents=n, obs_dim=OBS_DIM, obs_dims=(OBS_DIM,) * n,
+        state_dim=state_dim(*walls.shape, n), action_space=spaces.Discrete(_grid.N_ACTIONS),
+        episode_limit=int(horizon), agent_types=("agent",) * n, has_avail_actions=True,
+        kwargs={"n_agents": n, "horizon": int(horizon), "height": walls.shape[0], "width": walls.shape[1],
+                "layout": list(layout), "starts": starts, "headings": headings},
+    )
+
+
 class FillInEnv(_grid.GridRendering, BatchedEnv):
     """Fill-In, ``num_envs`` sub-envs stepped together (module docstring: rules, obs, state, reward).
 
@@ -108,35 +140,16 @@ class FillInEnv(_grid.GridRendering, BatchedEnv):
     def __init__(self, num_envs: int = 1, seed: int | None = None, *, n_agents: int = 3, horizon: int = 40,
                  height: int | None = None, width: int | None = None, layout: Sequence[str] | None = None,
                  starts: Sequence[Sequence[int]] | None = None, headings: Sequence[int] | None = None):
-        if int(horizon) < 1:
-            raise ValueError(f"{NAME}: horizon must be >= 1, got {horizon}")
         if int(num_envs) < 1:
             raise ValueError(f"{NAME}: num_envs must be >= 1, got {num_envs}")
-        n, self.horizon, self.num_envs = _grid.check_n_agents(n_agents, env=NAME), int(horizon), int(num_envs)
-        if layout is None:
-            layout = _grid.open_room(10 if height is None else int(height), 10 if width is None else int(width))
-        layout = [str(row) for row in layout] if not isinstance(layout, str) else layout
-        walls, _ = _grid.parse_layout(layout, env=NAME)
-        if ((height is not None and int(height) != walls.shape[0])
-                or (width is not None and int(width) != walls.shape[1])):
-            raise ValueError(f"{NAME}: height/width {height}x{width} do not match the layout's "
-                             f"{walls.shape[0]}x{walls.shape[1]}")
+        self.spec = fill_in_spec(n_agents=n_agents, horizon=horizon, height=height, width=width, layout=layout,
+                                 starts=starts, headings=headings)
+        n, self.horizon, self.num_envs = self.spec.n_agents, self.spec.episode_limit, int(num_envs)
+        walls, _ = _grid.parse_layout(self.spec.kwargs["layout"], env=NAME)
         self.geometry = _grid.GridGeometry(walls, pad=max(VIEW_DEPTH - 1, VIEW_HALF_WIDTH))
-        free = {(int(r), int(c)) for r, c in zip(*np.nonzero(~walls))}
-        if len(free) < n:
-            raise ValueError(f"{NAME}: the layout has {len(free)} free cells, fewer than n_agents={n}")
-        self._starts = None if starts is None else self.geometry.flat(*np.array(
-            _grid.check_placements("start", "starts", starts, n, free, env=NAME)).T)
-        self._start_headings = None if headings is None else np.array(_grid.check_headings(headings, n, env=NAME))
-
-        self.spec = EnvSpec(
-            name=NAME, n_agents=n, obs_dim=OBS_DIM, obs_dims=(OBS_DIM,) * n,
-            state_dim=state_dim(*walls.shape, n), action_space=spaces.Discrete(_grid.N_ACTIONS),
-            episode_limit=self.horizon, agent_types=("agent",) * n, has_avail_actions=True,
-            kwargs={"n_agents": n, "horizon": self.horizon, "height": walls.shape[0], "width": walls.shape[1],
-                    "layout": list(layout), "starts": None if starts is None else [list(map(int, s)) for s in starts],
-                    "headings": None if headings is None else [int(h) for h in headings]},
-        )
+        starts, headings = self.spec.kwargs["starts"], self.spec.kwargs["headings"]
+        self._starts = None if starts is None else self.geometry.flat(*np.array(starts).T)
+        self._start_headings = None if headings is None else np.array(headings)
         self._view = self.geometry.view_offsets(VIEW_DEPTH, VIEW_HALF_WIDTH)  # [4, 15]
         self._agent_ids = np.arange(n, dtype=np.int8)
         # view cell code = wall + 2 * filled (0 no, 1 by me, 2 by another) + 6 * another agent there

@@ -103,6 +103,49 @@ def split_state(state: np.ndarray, spec: EnvSpec) -> dict[str, np.ndarray]:
             "heading": heading, "carrying": state[:, pose_end:pose_end + n] > 0.5, "time": state[:, -1]}
 
 
+def grid_world_spec(*, n_agents: int = 3, horizon: int = 100, objects_per_agent: int = 3,
+                    layout: Sequence[str] | None = None, starts: Sequence[Sequence[int]] | None = None,
+                    headings: Sequence[int] | None = None,
+                    objects: Sequence[Sequence[Sequence[int]]] | None = None) -> EnvSpec:
+    """The spec of ``GridWorldEnv(**kwargs)``, every argument checked, without building the env (the registry's
+    ``env_spec``; the env builds itself from the checked ``spec.kwargs``)."""
+    n, k = _grid.check_n_agents(n_agents, env=NAME), int(objects_per_agent)
+    for field, value, low in (("horizon", int(horizon), 1), ("objects_per_agent", k, 1)):
+        if value < low:
+            raise ValueError(f"{NAME}: {field} must be >= {low}, got {value}")
+    layout = list(DEFAULT_LAYOUT) if layout is None else [str(row) for row in layout]
+    walls, marks = _grid.parse_layout(layout, TARGET, env=NAME)
+    if len(marks[TARGET]) != 1:
+        raise ValueError(f"{NAME}: layout must hold exactly one target 'T', found {len(marks[TARGET])}")
+    free = {(int(r), int(c)) for r, c in zip(*np.nonzero(~walls))} - {marks[TARGET][0]}
+    if len(free) < n * (k + 1):
+        raise ValueError(f"{NAME}: the layout has {len(free)} free non-target cells; {n} agents with "
+                         f"{k} objects each need {n * (k + 1)}")
+    if starts is not None:
+        starts = [list(cell) for cell in _grid.check_placements("start", "starts", starts, n, free, env=NAME,
+                                                                free_means=FREE_MEANS)]
+    if headings is not None:
+        headings = _grid.check_headings(headings, n, env=NAME)
+    if objects is not None:
+        if len(objects) != n:
+            raise ValueError(f"{NAME}: objects needs one list of {k} cells per agent ({n}), got {len(objects)}")
+        if any(len(per_agent) != k for per_agent in objects):
+            raise ValueError(f"{NAME}: objects needs {k} cells per agent, got {[len(o) for o in objects]}")
+        cells = _grid.check_placements("object", "objects", [cell for per_agent in objects for cell in per_agent],
+                                       n * k, free, env=NAME, free_means=FREE_MEANS)
+        shared = set(cells) & {tuple(cell) for cell in starts or []}
+        if shared:
+            raise ValueError(f"{NAME}: objects and starts share cells {sorted(shared)}")
+        objects = [[list(cell) for cell in cells[i * k:(i + 1) * k]] for i in range(n)]
+    return EnvSpec(
+        name=NAME, n_agents=n, obs_dim=OBS_DIM, obs_dims=(OBS_DIM,) * n,
+        state_dim=state_dim(*walls.shape, n), action_space=spaces.Discrete(_grid.N_ACTIONS),
+        episode_limit=int(horizon), agent_types=("agent",) * n, has_avail_actions=True,
+        kwargs={"n_agents": n, "horizon": int(horizon), "objects_per_agent": k, "layout": layout,
+                "starts": starts, "headings": headings, "objects": objects},
+    )
+
+
 class GridWorldEnv(_grid.GridRendering, BatchedEnv):
     """Grid-World, ``num_envs`` sub-envs stepped together (module docstring: task, obs, state, reward).
 
@@ -125,50 +168,21 @@ class GridWorldEnv(_grid.GridRendering, BatchedEnv):
                  objects_per_agent: int = 3, layout: Sequence[str] | None = None,
                  starts: Sequence[Sequence[int]] | None = None, headings: Sequence[int] | None = None,
                  objects: Sequence[Sequence[Sequence[int]]] | None = None):
-        n, k = _grid.check_n_agents(n_agents, env=NAME), int(objects_per_agent)
-        for field, value, low in (("horizon", int(horizon), 1), ("objects_per_agent", k, 1),
-                                  ("num_envs", int(num_envs), 1)):
-            if value < low:
-                raise ValueError(f"{NAME}: {field} must be >= {low}, got {value}")
-        self.horizon, self.num_envs, self.objects_per_agent = int(horizon), int(num_envs), k
-        layout = list(DEFAULT_LAYOUT) if layout is None else [str(row) for row in layout]
-        walls, marks = _grid.parse_layout(layout, TARGET, env=NAME)
-        if len(marks[TARGET]) != 1:
-            raise ValueError(f"{NAME}: layout must hold exactly one target 'T', found {len(marks[TARGET])}")
+        if int(num_envs) < 1:
+            raise ValueError(f"{NAME}: num_envs must be >= 1, got {num_envs}")
+        self.spec = grid_world_spec(n_agents=n_agents, horizon=horizon, objects_per_agent=objects_per_agent,
+                                    layout=layout, starts=starts, headings=headings, objects=objects)
+        kwargs = self.spec.kwargs
+        n, k = self.spec.n_agents, kwargs["objects_per_agent"]
+        self.horizon, self.num_envs, self.objects_per_agent = self.spec.episode_limit, int(num_envs), k
+        walls, marks = _grid.parse_layout(kwargs["layout"], TARGET, env=NAME)
         self.geometry = g = _grid.GridGeometry(walls, pad=max(VIEW_DEPTH - 1, VIEW_HALF_WIDTH))
-        target_rc = marks[TARGET][0]
-        self._target = int(g.flat(*target_rc))
-        free = {(int(r), int(c)) for r, c in zip(*np.nonzero(~walls))} - {target_rc}
-        if len(free) < n * (k + 1):
-            raise ValueError(f"{NAME}: the layout has {len(free)} free non-target cells; {n} agents with "
-                             f"{k} objects each need {n * (k + 1)}")
+        self._target = int(g.flat(*marks[TARGET][0]))
         self._spawn_cells = g.free[g.free != self._target]  # [F'] cells agents/objects may appear on
-        self._starts = None if starts is None else g.flat(*np.array(
-            _grid.check_placements("start", "starts", starts, n, free, env=NAME, free_means=FREE_MEANS)).T)
-        self._start_headings = None if headings is None else np.array(_grid.check_headings(headings, n, env=NAME))
-        self._objects = None
-        if objects is not None:
-            if len(objects) != n:
-                raise ValueError(f"{NAME}: objects needs one list of {k} cells per agent ({n}), got {len(objects)}")
-            flat_cells = [cell for per_agent in objects for cell in per_agent]
-            if any(len(per_agent) != k for per_agent in objects):
-                raise ValueError(f"{NAME}: objects needs {k} cells per agent, got {[len(o) for o in objects]}")
-            cells = _grid.check_placements("object", "objects", flat_cells, n * k, free, env=NAME,
-                                           free_means=FREE_MEANS)
-            if starts is not None and set(cells) & {tuple(map(int, s)) for s in starts}:
-                raise ValueError(f"{NAME}: objects and starts share cells "
-                                 f"{sorted(set(cells) & {tuple(map(int, s)) for s in starts})}")
-            self._objects = g.flat(*np.array(cells).T)  # [n*k], agent-major
-
-        self.spec = EnvSpec(
-            name=NAME, n_agents=n, obs_dim=OBS_DIM, obs_dims=(OBS_DIM,) * n,
-            state_dim=state_dim(*walls.shape, n), action_space=spaces.Discrete(_grid.N_ACTIONS),
-            episode_limit=self.horizon, agent_types=("agent",) * n, has_avail_actions=True,
-            kwargs={"n_agents": n, "horizon": self.horizon, "objects_per_agent": k, "layout": layout,
-                    "starts": None if starts is None else [list(map(int, s)) for s in starts],
-                    "headings": None if headings is None else [int(h) for h in headings],
-                    "objects": None if objects is None else [[list(map(int, c)) for c in o] for o in objects]},
-        )
+        self._starts = None if kwargs["starts"] is None else g.flat(*np.array(kwargs["starts"]).T)
+        self._start_headings = None if kwargs["headings"] is None else np.array(kwargs["headings"])
+        self._objects = (None if kwargs["objects"] is None  # [n*k], agent-major
+                         else g.flat(*np.array([cell for cells in kwargs["objects"] for cell in cells]).T))
         self._view = g.view_offsets(VIEW_DEPTH, VIEW_HALF_WIDTH)  # [4, 25]
         self._agent_ids = np.arange(n, dtype=np.int8)
         # view cell code = obstacle + 2 * target + 4 * object (0 none, 1 mine, 2 another's) + 12 * another agent;

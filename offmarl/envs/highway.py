@@ -213,6 +213,28 @@ def highway_config(fast: bool, controlled_vehicles: int, duration: int | None, v
     return {**{k: base[k] for k in ("duration", "vehicles_count", "lanes_count", "simulation_frequency")}, **config}
 
 
+def highway_spec(*, fast: bool = False, controlled_vehicles: int = 3, duration: int | None = None,
+                 vehicles_count: int | None = None, lanes_count: int | None = None, observed_vehicles: int = 5,
+                 normalize_reward: bool = True, expert_hints: bool = True) -> EnvSpec:
+    """The spec of ``make_highway(**kwargs)``, its arguments checked, without building the env (the registry's
+    ``env_spec``); ``spec.kwargs`` holds the setting's values where an argument is None."""
+    for key, value, low in (("controlled_vehicles", controlled_vehicles, 1), ("duration", duration, 1),
+                            ("vehicles_count", vehicles_count, 0), ("lanes_count", lanes_count, 1),
+                            ("observed_vehicles", observed_vehicles, 1)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low):
+            raise ValueError(f"{NAME}: {key} must be an integer >= {low}, got {value!r}")
+    config = highway_config(bool(fast), int(controlled_vehicles), duration, vehicles_count, lanes_count,
+                            int(observed_vehicles))
+    n, obs_dim = int(controlled_vehicles), len(FEATURES) * int(observed_vehicles)
+    kwargs = {"fast": bool(fast), "controlled_vehicles": n, "duration": int(config["duration"]),
+              "vehicles_count": int(config["vehicles_count"]), "lanes_count": int(config["lanes_count"]),
+              "observed_vehicles": int(observed_vehicles), "normalize_reward": bool(normalize_reward),
+              "expert_hints": bool(expert_hints)}
+    return EnvSpec(name=NAME, n_agents=n, obs_dim=obs_dim, obs_dims=(obs_dim,) * n, state_dim=n * obs_dim,
+                   action_space=spaces.Discrete(len(ACTIONS)), episode_limit=int(config["duration"]),
+                   agent_types=("car",) * n, has_avail_actions=True, kwargs=kwargs)
+
+
 def make_highway(num_envs: int = 1, seed: int | None = None, *, fast: bool = False, controlled_vehicles: int = 3,
                  duration: int | None = None, vehicles_count: int | None = None, lanes_count: int | None = None,
                  observed_vehicles: int = 5, normalize_reward: bool = True, expert_hints: bool = True) -> GymBatchEnv:
@@ -227,21 +249,13 @@ def make_highway(num_envs: int = 1, seed: int | None = None, *, fast: bool = Fal
         normalize_reward: map the reward to [0, 1] per step as highway-env does (module docstring).
         expert_hints: compute ``info["expert_action"]`` (the IDM/MOBIL advice the scripted expert plays).
     """
-    for key, value, low in (("controlled_vehicles", controlled_vehicles, 1), ("duration", duration, 1),
-                            ("vehicles_count", vehicles_count, 0), ("lanes_count", lanes_count, 1),
-                            ("observed_vehicles", observed_vehicles, 1)):
-        if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low):
-            raise ValueError(f"{NAME}: {key} must be an integer >= {low}, got {value!r}")
-    config = highway_config(bool(fast), int(controlled_vehicles), duration, vehicles_count, lanes_count,
-                            int(observed_vehicles))
-    n, obs_dim = int(controlled_vehicles), len(FEATURES) * int(observed_vehicles)
-    kwargs = {"fast": bool(fast), "controlled_vehicles": n, "duration": int(config["duration"]),
-              "vehicles_count": int(config["vehicles_count"]), "lanes_count": int(config["lanes_count"]),
-              "observed_vehicles": int(observed_vehicles), "normalize_reward": bool(normalize_reward),
-              "expert_hints": bool(expert_hints)}
-    spec = EnvSpec(name=NAME, n_agents=n, obs_dim=obs_dim, obs_dims=(obs_dim,) * n, state_dim=n * obs_dim,
-                   action_space=spaces.Discrete(len(ACTIONS)), episode_limit=int(config["duration"]),
-                   agent_types=("car",) * n, has_avail_actions=True, kwargs=kwargs)
+    spec = highway_spec(fast=fast, controlled_vehicles=controlled_vehicles, duration=duration,
+                        vehicles_count=vehicles_count, lanes_count=lanes_count, observed_vehicles=observed_vehicles,
+                        normalize_reward=normalize_reward, expert_hints=expert_hints)
+    k = spec.kwargs
+    config = highway_config(k["fast"], k["controlled_vehicles"], k["duration"], k["vehicles_count"], k["lanes_count"],
+                            k["observed_vehicles"])
+    n = spec.n_agents
     info_fields: dict[str, tuple[Any, tuple[int, ...]]] = {"crashed": (bool, (n,)), "speed": (np.float32, (n,))}
     if expert_hints:
         info_fields["expert_action"] = (np.int64, (n,))

@@ -47,6 +47,7 @@ Not restorable (:mod:`offmarl.envs._gym_batch`): a resume restarts the sub-envs'
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import warnings
@@ -157,10 +158,9 @@ def layout(multiagent: Any, agent_obs: str) -> tuple[np.ndarray, np.ndarray, tup
     return action_index, obs_index, obs_dims, state_dim
 
 
-def make_mamujoco(name: str, num_envs: int = 1, seed: int | None = None, *,
-                  episode_limit: int = DEFAULT_EPISODE_LIMIT, agent_obs: str = "local",
-                  agent_obsk: int = 1) -> GymBatchEnv:
-    """``num_envs`` copies of MaMuJoCo map ``name`` (module docstring for the arguments)."""
+def _first_sub_env(name: str, episode_limit: int, agent_obs: str,
+                   agent_obsk: int) -> tuple[Any, np.ndarray, np.ndarray, EnvSpec]:
+    """``(first sub-env's MaMuJoCo env, action_index, obs_index, spec)`` of map ``name``, the arguments checked."""
     if name not in MAPS:
         raise ValueError(f"unknown MaMuJoCo map {name!r}; known: {', '.join(MAPS)}")
     if not isinstance(episode_limit, (int, np.integer)) or isinstance(episode_limit, bool) or episode_limit < 1:
@@ -180,6 +180,26 @@ def make_mamujoco(name: str, num_envs: int = 1, seed: int | None = None, *,
                    action_space=spaces.Box(-1.0, 1.0, shape=(act_dim,), dtype=np.float32),
                    episode_limit=int(episode_limit), agent_types=("agent",) * n,
                    kwargs={"episode_limit": int(episode_limit), "agent_obs": agent_obs, "agent_obsk": int(agent_obsk)})
+    return first, action_index, obs_index, spec
+
+
+def mamujoco_spec(name: str, *, episode_limit: int = DEFAULT_EPISODE_LIMIT, agent_obs: str = "local",
+                  agent_obsk: int = 1) -> EnvSpec:
+    """The spec of ``make_mamujoco(name, **kwargs)``, its arguments checked (the registry's ``env_spec``).
+
+    MaMuJoCo's observation factorization is known only from the robot's model: this loads it (no simulation
+    step, no sub-env of a batch) and closes it."""
+    first, _, _, spec = _first_sub_env(name, episode_limit, agent_obs, agent_obsk)
+    first.close()
+    return spec
+
+
+def make_mamujoco(name: str, num_envs: int = 1, seed: int | None = None, *,
+                  episode_limit: int = DEFAULT_EPISODE_LIMIT, agent_obs: str = "local",
+                  agent_obsk: int = 1) -> GymBatchEnv:
+    """``num_envs`` copies of MaMuJoCo map ``name`` (module docstring for the arguments)."""
+    first, action_index, obs_index, spec = _first_sub_env(name, episode_limit, agent_obs, agent_obsk)
+    scenario, conf = MAPS[name]
 
     def make_sub(index: int) -> MaMuJoCoSubEnv:
         multiagent = first if index == 0 else build_multiagent(scenario, conf, int(agent_obsk), int(episode_limit))
@@ -202,3 +222,10 @@ walker2d_2x3 = _map_factory("mamujoco_walker2d_2x3")
 hopper_3x1 = _map_factory("mamujoco_hopper_3x1")
 ant_2x4 = _map_factory("mamujoco_ant_2x4")
 ant_4x2 = _map_factory("mamujoco_ant_4x2")
+
+# their specs (the registry's env_spec)
+halfcheetah_2x3_spec = functools.partial(mamujoco_spec, "mamujoco_halfcheetah_2x3")
+walker2d_2x3_spec = functools.partial(mamujoco_spec, "mamujoco_walker2d_2x3")
+hopper_3x1_spec = functools.partial(mamujoco_spec, "mamujoco_hopper_3x1")
+ant_2x4_spec = functools.partial(mamujoco_spec, "mamujoco_ant_2x4")
+ant_4x2_spec = functools.partial(mamujoco_spec, "mamujoco_ant_4x2")

@@ -87,6 +87,29 @@ def validate_behavior(behavior: Any, shape: tuple[int, int]) -> list[np.ndarray]
     return dists
 
 
+def matrix_game_spec(payoff: Any = None, behavior: Any = None) -> EnvSpec:
+    """The spec of ``MatrixGameEnv(**kwargs)``, its arguments checked, without building the env (the registry's
+    ``env_spec``)."""
+    matrix = validate_payoff(DEFAULT_PAYOFF if payoff is None else payoff)
+    m, k = matrix.shape
+    if behavior is None:
+        behavior = DEFAULT_BEHAVIOR if (m, k) == (2, 2) else [[1.0 / m] * m, [1.0 / k] * k]
+    dists = validate_behavior(behavior, (m, k))
+    n_states = 1 + 2 * m * k
+    return EnvSpec(
+        name="matrix_game",
+        n_agents=2,
+        obs_dim=n_states,
+        obs_dims=(n_states, n_states),
+        state_dim=n_states,
+        action_space=spaces.Discrete(max(m, k)),
+        episode_limit=2,
+        agent_types=("agent", "agent"),
+        has_avail_actions=True,
+        kwargs={"payoff": matrix.tolist(), "behavior": [p.tolist() for p in dists]},
+    )
+
+
 class MatrixGameEnv(BatchedEnv):
     """``num_envs`` copies of the two-step matrix game (module docstring).
 
@@ -102,26 +125,12 @@ class MatrixGameEnv(BatchedEnv):
     state_attributes = ("_t", "_joint")
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, payoff: Any = None, behavior: Any = None):
-        self.payoff = validate_payoff(DEFAULT_PAYOFF if payoff is None else payoff)
+        self.spec = matrix_game_spec(payoff, behavior)
+        self.payoff = np.asarray(self.spec.kwargs["payoff"], dtype=np.float64)
+        self.behavior = [np.asarray(p, dtype=np.float64) for p in self.spec.kwargs["behavior"]]
         m, k = self.payoff.shape
-        if behavior is None:
-            behavior = DEFAULT_BEHAVIOR if (m, k) == (2, 2) else [[1.0 / m] * m, [1.0 / k] * k]
-        self.behavior = validate_behavior(behavior, (m, k))
         self.num_envs = int(num_envs)
         self.rows, self.cols = m, k
-        n_states = 1 + 2 * m * k
-        self.spec = EnvSpec(
-            name="matrix_game",
-            n_agents=2,
-            obs_dim=n_states,
-            obs_dims=(n_states, n_states),
-            state_dim=n_states,
-            action_space=spaces.Discrete(max(m, k)),
-            episode_limit=2,
-            agent_types=("agent", "agent"),
-            has_avail_actions=True,
-            kwargs={"payoff": self.payoff.tolist(), "behavior": [p.tolist() for p in self.behavior]},
-        )
         avail = np.zeros((2, max(m, k)), dtype=bool)
         avail[0, :m] = True
         avail[1, :k] = True

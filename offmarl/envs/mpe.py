@@ -80,6 +80,7 @@ them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -331,6 +332,30 @@ def _to_batch_major(obs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(obs.transpose(2, 0, 1), dtype=np.float32)
 
 
+def cooperative_navigation_spec(n_seekers: int, name: str, *, local_ratio: float = 0.0, visible_seekers: int = 1,
+                                visible_landmarks: int = 2, episode_limit: int = 25) -> EnvSpec:
+    """The spec of ``CooperativeNavigationEnv(n_seekers, name, **kwargs)``, its arguments checked, without building
+    the env (the registry's ``env_spec``)."""
+    if n_seekers < 2:
+        raise ValueError(f"{name}: n_seekers must be >= 2, got {n_seekers}")
+    if not 0.0 <= local_ratio <= 1.0:
+        raise ValueError(f"{name}: local_ratio must lie in [0, 1] (mpe2's proportion), got {local_ratio}")
+    if not 0 <= visible_seekers <= n_seekers - 1 or not 0 <= visible_landmarks <= n_seekers:
+        raise ValueError(f"{name}: visible_seekers must be in [0, {n_seekers - 1}] and visible_landmarks in "
+                         f"[0, {n_seekers}], got {visible_seekers} and {visible_landmarks}")
+    if episode_limit < 1:
+        raise ValueError(f"{name}: episode_limit must be >= 1, got {episode_limit}")
+    n = int(n_seekers)
+    obs_dim = 4 + 2 * (int(visible_landmarks) + int(visible_seekers))
+    return EnvSpec(
+        name=name, n_agents=n, obs_dim=obs_dim, obs_dims=(obs_dim,) * n, state_dim=6 * n,
+        action_space=spaces.Discrete(N_ACTIONS), episode_limit=int(episode_limit),
+        agent_types=("seeker",) * n, has_avail_actions=True,
+        kwargs=dict(local_ratio=local_ratio, visible_seekers=visible_seekers,
+                    visible_landmarks=visible_landmarks, episode_limit=episode_limit),
+    )
+
+
 class CooperativeNavigationEnv(ParticleTaskEnv):
     """mpe2 ``simple_spread`` with SIT's partial observability (module docstring).
 
@@ -346,29 +371,15 @@ class CooperativeNavigationEnv(ParticleTaskEnv):
     def __init__(self, n_seekers: int, name: str, num_envs: int = 1, seed: int | None = None, *,
                  local_ratio: float = 0.0, visible_seekers: int = 1, visible_landmarks: int = 2,
                  episode_limit: int = 25):
-        if n_seekers < 2:
-            raise ValueError(f"{name}: n_seekers must be >= 2, got {n_seekers}")
-        if not 0.0 <= local_ratio <= 1.0:
-            raise ValueError(f"{name}: local_ratio must lie in [0, 1] (mpe2's proportion), got {local_ratio}")
-        if not 0 <= visible_seekers <= n_seekers - 1 or not 0 <= visible_landmarks <= n_seekers:
-            raise ValueError(f"{name}: visible_seekers must be in [0, {n_seekers - 1}] and visible_landmarks in "
-                             f"[0, {n_seekers}], got {visible_seekers} and {visible_landmarks}")
-        if episode_limit < 1:
-            raise ValueError(f"{name}: episode_limit must be >= 1, got {episode_limit}")
-        n = self.n_seekers = int(n_seekers)
+        self.spec = cooperative_navigation_spec(n_seekers, name, local_ratio=local_ratio,
+                                                visible_seekers=visible_seekers, visible_landmarks=visible_landmarks,
+                                                episode_limit=episode_limit)
+        n = self.n_seekers = self.spec.n_agents
         self.local_ratio = float(local_ratio)
         self.visible_seekers, self.visible_landmarks = int(visible_seekers), int(visible_landmarks)
-        obs_dim = 4 + 2 * (self.visible_landmarks + self.visible_seekers)
         self.world = ParticleWorld(
             n_agents=n, sizes=[SEEKER_SIZE] * n + [LANDMARK_SIZE] * n, collide=[True] * n + [False] * n,
             accel=[SEEKER_ACCEL] * n, max_speed=[np.inf] * n,
-        )
-        self.spec = EnvSpec(
-            name=name, n_agents=n, obs_dim=obs_dim, obs_dims=(obs_dim,) * n, state_dim=6 * n,
-            action_space=spaces.Discrete(N_ACTIONS), episode_limit=int(episode_limit),
-            agent_types=("seeker",) * n, has_avail_actions=True,
-            kwargs=dict(local_ratio=local_ratio, visible_seekers=visible_seekers,
-                        visible_landmarks=visible_landmarks, episode_limit=episode_limit),
         )
         self._spawn_half_width = np.ones(2 * n)
         self._colors = [(89, 89, 217)] * n + [(64, 64, 64)] * n  # mpe2's colours * 255
@@ -396,6 +407,25 @@ class CooperativeNavigationEnv(ParticleTaskEnv):
         return _to_batch_major(obs), reward, {}
 
 
+def predator_prey_spec(name: str = "mpe_pp_3p1p", *, num_obstacles: int = 2, reward_scale: float = 1.0,
+                       episode_limit: int = 25) -> EnvSpec:
+    """The spec of ``PredatorPreyEnv(name, **kwargs)``, its arguments checked, without building the env (the
+    registry's ``env_spec``)."""
+    if num_obstacles < 0:
+        raise ValueError(f"{name}: num_obstacles must be >= 0, got {num_obstacles}")
+    if not reward_scale > 0:
+        raise ValueError(f"{name}: reward_scale must be > 0, got {reward_scale}")
+    if episode_limit < 1:
+        raise ValueError(f"{name}: episode_limit must be >= 1, got {episode_limit}")
+    n, L = PredatorPreyEnv.n_predators, int(num_obstacles)
+    return EnvSpec(
+        name=name, n_agents=n, obs_dim=10, obs_dims=(10,) * n, state_dim=4 * (n + 1) + 2 * L,
+        action_space=spaces.Discrete(N_ACTIONS), episode_limit=int(episode_limit),
+        agent_types=("predator",) * n, has_avail_actions=True,
+        kwargs=dict(num_obstacles=num_obstacles, reward_scale=reward_scale, episode_limit=episode_limit),
+    )
+
+
 class PredatorPreyEnv(ParticleTaskEnv):
     """mpe2 ``simple_tag`` kinematics with a heuristic prey and SIT's partial observability (module docstring).
 
@@ -409,21 +439,11 @@ class PredatorPreyEnv(ParticleTaskEnv):
 
     def __init__(self, name: str = "mpe_pp_3p1p", num_envs: int = 1, seed: int | None = None, *,
                  num_obstacles: int = 2, reward_scale: float = 1.0, episode_limit: int = 25):
-        if num_obstacles < 0:
-            raise ValueError(f"{name}: num_obstacles must be >= 0, got {num_obstacles}")
-        if not reward_scale > 0:
-            raise ValueError(f"{name}: reward_scale must be > 0, got {reward_scale}")
-        if episode_limit < 1:
-            raise ValueError(f"{name}: episode_limit must be >= 1, got {episode_limit}")
+        self.spec = predator_prey_spec(name, num_obstacles=num_obstacles, reward_scale=reward_scale,
+                                       episode_limit=episode_limit)
         n, L = self.n_predators, int(num_obstacles)
         self.reward_scale = float(reward_scale)
         self.world = predator_prey_world(n, L)
-        self.spec = EnvSpec(
-            name=name, n_agents=n, obs_dim=10, obs_dims=(10,) * n, state_dim=4 * (n + 1) + 2 * L,
-            action_space=spaces.Discrete(N_ACTIONS), episode_limit=int(episode_limit),
-            agent_types=("predator",) * n, has_avail_actions=True,
-            kwargs=dict(num_obstacles=num_obstacles, reward_scale=reward_scale, episode_limit=episode_limit),
-        )
         self._spawn_half_width = np.array([1.0] * (n + 1) + [OBSTACLE_SPAWN] * L)
         self._colors = [(217, 89, 89)] * n + [(89, 217, 89)] + [(64, 64, 64)] * L  # mpe2's colours * 255
         self._init_buffers(num_envs, seed)
@@ -497,3 +517,9 @@ def cn_4ls4l(num_envs: int = 1, seed: int | None = None, **kwargs: Any) -> Coope
 def pp_3p1p(num_envs: int = 1, seed: int | None = None, **kwargs: Any) -> PredatorPreyEnv:
     """SIT PP_3p1p: 3 predators chase 1 heuristic prey; each sees 1 predator and the prey."""
     return PredatorPreyEnv("mpe_pp_3p1p", num_envs, seed, **kwargs)
+
+
+# ---- their specs, computed without building them (the registry's env_spec) ------------------------------
+cn_3ls3l_spec = functools.partial(cooperative_navigation_spec, 3, "mpe_cn_3ls3l")
+cn_4ls4l_spec = functools.partial(cooperative_navigation_spec, 4, "mpe_cn_4ls4l")
+pp_3p1p_spec = functools.partial(predator_prey_spec, "mpe_pp_3p1p")

@@ -210,6 +210,33 @@ def map_of_spec(spec: EnvSpec) -> str:
     return spec.name[len(prefix):]
 
 
+def _spec(map_name: str, env: HeuristicEnemySMAX, episode_limit: int | None, reward_death_value: float,
+          reward_win: float, reward_scale_rate: float) -> EnvSpec:
+    """The spec of :class:`SMAXEnv` on ``env`` (the map's jaxmarl env), the arguments checked."""
+    name = f"smac_{map_name}"
+    if episode_limit is not None and int(episode_limit) < 1:
+        raise ValueError(f"{name}: episode_limit must be >= 1, got {episode_limit}")
+    if reward_death_value < 0 or reward_win < 0 or not reward_scale_rate > 0:
+        raise ValueError(f"{name}: reward_death_value and reward_win must be >= 0 and reward_scale_rate > 0, got "
+                         f"{reward_death_value}, {reward_win}, {reward_scale_rate}")
+    n = env.num_allies
+    return EnvSpec(
+        name=name, n_agents=n, obs_dim=env.obs_size, obs_dims=(env.obs_size,) * n, state_dim=env.state_size,
+        action_space=spaces.Discrete(env.num_ally_actions),
+        episode_limit=int(env.max_steps if episode_limit is None else episode_limit),
+        agent_types=tuple(UNIT_TYPES[t] for t in SMAC_MAPS[map_name].allies), has_avail_actions=True,
+        kwargs=dict(episode_limit=episode_limit, reward_death_value=float(reward_death_value),
+                    reward_win=float(reward_win), reward_scale_rate=float(reward_scale_rate)),
+    )
+
+
+def smax_spec(map_name: str, *, episode_limit: int | None = None, reward_death_value: float = SMAC_DEATH_VALUE,
+              reward_win: float = SMAC_WIN_VALUE, reward_scale_rate: float = SMAC_SCALE_RATE) -> EnvSpec:
+    """The spec of ``SMAXEnv(map_name, **kwargs)``, its arguments checked, without building the env (the
+    registry's ``env_spec``): the sizes are read off the map's jaxmarl env, and nothing is compiled."""
+    return _spec(map_name, jaxmarl_env(map_name), episode_limit, reward_death_value, reward_win, reward_scale_rate)
+
+
 class SMAXEnv(BatchedEnv):
     """``B`` copies of SMAC map ``map_name`` on SMAX, vmapped and jitted (module docstring).
 
@@ -226,18 +253,12 @@ class SMAXEnv(BatchedEnv):
     def __init__(self, map_name: str, num_envs: int = 1, seed: int | None = None, *,
                  episode_limit: int | None = None, reward_death_value: float = SMAC_DEATH_VALUE,
                  reward_win: float = SMAC_WIN_VALUE, reward_scale_rate: float = SMAC_SCALE_RATE):
-        name = f"smac_{map_name}"
-        if episode_limit is not None and int(episode_limit) < 1:
-            raise ValueError(f"{name}: episode_limit must be >= 1, got {episode_limit}")
-        if reward_death_value < 0 or reward_win < 0 or not reward_scale_rate > 0:
-            raise ValueError(f"{name}: reward_death_value and reward_win must be >= 0 and reward_scale_rate > 0, got "
-                             f"{reward_death_value}, {reward_win}, {reward_scale_rate}")
         kernel = _kernel(map_name)
+        self.spec = _spec(map_name, kernel.env, episode_limit, reward_death_value, reward_win, reward_scale_rate)
         self._kernel = kernel
         env = kernel.env
         self.num_envs = int(num_envs)
-        n = env.num_allies
-        limit = int(env.max_steps if episode_limit is None else episode_limit)
+        n, limit = self.spec.n_agents, self.spec.episode_limit
         # SMAC's max_reward: every enemy hit point, every kill and the win
         enemy_health = float(np.asarray(env.unit_type_health)[kernel.unit_types[n:]].sum())
         max_reward = enemy_health + reward_death_value * env.num_enemies + reward_win
@@ -245,13 +266,6 @@ class SMAXEnv(BatchedEnv):
         self._params = (jnp.int32(limit), jnp.float32(reward_death_value), jnp.float32(reward_win),
                         jnp.float32(reward_scale_rate / max_reward))
         self._no_reset, self._all_reset = jnp.zeros(num_envs, bool), jnp.ones(num_envs, bool)
-        self.spec = EnvSpec(
-            name=name, n_agents=n, obs_dim=env.obs_size, obs_dims=(env.obs_size,) * n, state_dim=env.state_size,
-            action_space=spaces.Discrete(env.num_ally_actions), episode_limit=limit,
-            agent_types=tuple(UNIT_TYPES[t] for t in kernel.unit_types[:n]), has_avail_actions=True,
-            kwargs=dict(episode_limit=episode_limit, reward_death_value=float(reward_death_value),
-                        reward_win=float(reward_win), reward_scale_rate=float(reward_scale_rate)),
-        )
         self._keys: jax.Array | None = None  # [B, 2] one PRNG key per sub-env
         self._state = None  # the jaxmarl states of the B sub-envs (a pytree of [B, ...] arrays)
         self._last_state: np.ndarray | None = None  # [B, state_dim], for render
@@ -466,3 +480,15 @@ smac_10m_vs_11m = _factory("10m_vs_11m")
 smac_3s_vs_3z = _factory("3s_vs_3z")
 smac_3s_vs_4z = _factory("3s_vs_4z")
 smac_3s_vs_5z = _factory("3s_vs_5z")
+
+# their specs (the registry's env_spec: "offmarl.envs.smax:smac_<map>_spec")
+smac_2s3z_spec = functools.partial(smax_spec, "2s3z")
+smac_3s5z_spec = functools.partial(smax_spec, "3s5z")
+smac_3s5z_vs_3s6z_spec = functools.partial(smax_spec, "3s5z_vs_3s6z")
+smac_8m_spec = functools.partial(smax_spec, "8m")
+smac_8m_vs_9m_spec = functools.partial(smax_spec, "8m_vs_9m")
+smac_5m_vs_6m_spec = functools.partial(smax_spec, "5m_vs_6m")
+smac_10m_vs_11m_spec = functools.partial(smax_spec, "10m_vs_11m")
+smac_3s_vs_3z_spec = functools.partial(smax_spec, "3s_vs_3z")
+smac_3s_vs_4z_spec = functools.partial(smax_spec, "3s_vs_4z")
+smac_3s_vs_5z_spec = functools.partial(smax_spec, "3s_vs_5z")

@@ -17,9 +17,14 @@ from typing import Any
 
 import torch
 
+from offmarl.algos.base import load_torch_file
 from offmarl.core.files import atomic_torch_save
+from offmarl.errors import CheckpointError
 
 CHECKPOINT_FORMAT = 1
+#: What resuming reads from every checkpoint (module docstring), and its type.
+REQUIRED_KEYS: dict[str, type] = {"step": int, "algo": dict, "sampler": dict, "rng": dict, "metrics": dict,
+                                  "curve": list}
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -28,14 +33,16 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; a missing or unreadable file is a ``ValueError``."""
+    """Read a checkpoint with ``weights_only=True`` (:func:`offmarl.algos.base.load_torch_file`).
+
+    A missing file is a ``FileNotFoundError``; a file refused as unsafe, unreadable, or not a checkpoint of
+    :data:`CHECKPOINT_FORMAT` with its keys is a :class:`~offmarl.errors.CheckpointError` naming the file.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for torn or foreign files
-        raise ValueError(f"checkpoint {path} cannot be read: {exc}") from exc
+    ckpt = load_torch_file(path, "checkpoint", map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint {path} is not an offmarl checkpoint of format {CHECKPOINT_FORMAT}")
+        raise CheckpointError(f"{path}: not an offmarl checkpoint of format {CHECKPOINT_FORMAT}")
+    for key, kind in REQUIRED_KEYS.items():
+        if not isinstance(ckpt.get(key), kind):
+            raise CheckpointError(f"{path}: checkpoint key {key!r} is missing or not a {kind.__name__}")
     return ckpt

@@ -124,7 +124,8 @@ def write_gif(path: str | Path, frames: list[np.ndarray], fps: int = 8) -> None:
 def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, dataset: str, seed: int,
                     curve: list[list[float]], checkpoint: str = "last", target_return: float | None = None,
                     steps: int | None = None, eval_seed: int | None = None, env: str | None = None,
-                    env_kwargs: dict[str, Any] | None = None, win_curve: list[list[float]] | None = None
+                    env_kwargs: dict[str, Any] | None = None, win_curve: list[list[float]] | None = None,
+                    normalization: dict[str, float | None] | None = None, absolute: dict[str, Any] | None = None
                     ) -> dict[str, Any]:
     """Write ``run_dir/eval.json`` (DESIGN.md schema) from an :func:`evaluate_policy` result; return it.
 
@@ -135,6 +136,11 @@ def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, d
     ``"dataset": null``, its column label as ``"source"``, steps counted in env frames
     (``protocol.steps_unit``) and the win rate of every evaluation during training (``win_curve``). A
     :func:`skipped_evaluation` is recorded with null scores and its ``skipped`` reason.
+    ``normalization``: the task's ``random_return`` / ``reference_return`` (null when unknown), the inputs of
+    the bench's normalized scores. ``absolute``: the :func:`evaluate_policy` result of the absolute metric
+    (Gorsane et al. 2022: the best checkpoint on ten times the evaluation episodes), recorded as
+    ``absolute_return_mean`` / ``absolute_return_std`` / ``absolute_episodes`` with
+    ``protocol.absolute_metric: true``.
     """
     from offmarl import __version__
 
@@ -149,6 +155,8 @@ def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, d
         "per_agent_return": result["per_agent_return"],
         "episodes": result["episodes"],
         "win_rate": result.get("win_rate"),
+        "random_return": (normalization or {}).get("random_return"),
+        "reference_return": (normalization or {}).get("reference_return"),
         "curve": [[int(s), float(m), float(sd)] for s, m, sd in curve],
         "protocol": {"checkpoint": checkpoint, "target_return": target_return, "greedy": True, "steps": steps,
                      "eval_seed": eval_seed, "steps_unit": "updates" if env is None else "frames"},
@@ -159,6 +167,10 @@ def write_eval_json(run_dir: str | Path, result: dict[str, Any], *, algo: str, d
     }
     if result.get("skipped"):
         record["skipped"] = result["skipped"]
+    if absolute is not None:
+        record.update(absolute_return_mean=absolute["return_mean"], absolute_return_std=absolute["return_std"],
+                      absolute_episodes=absolute["episodes"])
+        record["protocol"]["absolute_metric"] = True
     if env is not None:
         record.update(env=env, env_kwargs=dict(env_kwargs or {}),
                       win_curve=[[int(s), float(w)] for s, w in win_curve or []])

@@ -43,6 +43,13 @@ the end of training; ``best`` the weights of the best evaluation during training
 the fit loop at every new best of the ``eval_every`` curve, the final evaluation included). The best is
 *selected* on the evaluation seed's episodes, so scoring it on the same episodes would report the maximum
 of noisy estimates; ``best`` is therefore scored on held-out episodes (seed :data:`HELD_OUT_SEED`).
+The absolute metric (``absolute_metric``; Gorsane et al. 2022, "Towards a Standardised Performance
+Evaluation Protocol for Cooperative MARL", the protocol it proposes) scores the best weights again on
+:data:`ABSOLUTE_EPISODES_FACTOR` times ``eval_episodes`` held-out episodes, recorded beside the
+``best`` score in eval.json (``absolute_return_mean``).
+
+eval.json also carries the task's normalization returns (:func:`run_normalization`), so that the bench's
+normalized scores need nothing but the eval.json files.
 """
 
 from __future__ import annotations
@@ -58,7 +65,9 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from offmarl.algos.base import AlgoConfig, Algorithm, build_config, get_algo_class, load_algo, source_mode
-from offmarl.core.files import atomic_write_json
+from offmarl.collect.pools import Pool, PoolSpec, bin_pool
+from offmarl.collect.recipes import env_normalization
+from offmarl.core.files import atomic_write_json, file_lock
 from offmarl.core.seeding import seed_everything
 from offmarl.data.sources import DatasetAndEnv, dataset_cards
 from offmarl.envs.base import EnvSpec
@@ -70,6 +79,7 @@ from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, default_run
 
 EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
 HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
+ABSOLUTE_EPISODES_FACTOR = 10  # the absolute metric's episodes, in eval_episodes (Gorsane et al. 2022)
 ENV_DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "algos" / "env_defaults"
 LEARNS_FROM = ("dataset", "env", "dataset+env")
 SERIES_EVERY_ONLINE = 100_000  # frames between the saved algorithms of an online run's checkpoint series
@@ -166,7 +176,8 @@ class Experiment:
     resume: continue the run directory's last checkpoint (it must exist).
     eval_episodes: episodes of the final evaluation (0: none); eval_every: steps between evaluations for the
         learning curve (0: the end only); checkpoint: which weights the final evaluation scores (``last`` |
-        ``best``; ``best`` needs ``eval_every``).
+        ``best``; ``best`` needs ``eval_every``); absolute_metric: also score the best weights on
+        :data:`ABSOLUTE_EPISODES_FACTOR` x ``eval_episodes`` episodes (needs ``checkpoint="best"``).
     checkpoint_every: steps between checkpoints. progress: show a progress bar.
     series_every: steps between the saved algorithms of the checkpoint series (``checkpoints/series/``,
         listed with their evaluations in ``checkpoints/series.csv``: the raw material of policy pools); None:
@@ -195,6 +206,7 @@ class Experiment:
     eval_episodes: int = 32
     eval_every: int = 0
     checkpoint: str = "last"
+    absolute_metric: bool = False
     checkpoint_every: int = 500
     progress: bool = True
     series_every: int | None = None
@@ -211,6 +223,9 @@ class Experiment:
         if self.eval_episodes < 0 or self.eval_every < 0 or (self.series_every or 0) < 0:
             raise ValueError("--eval-episodes, --eval-every and --series-every must be >= 0")
         check_checkpoint(self.checkpoint, self.eval_every if self.eval_episodes else 0)
+        if self.absolute_metric and self.checkpoint != "best":
+            raise ValueError("the absolute metric re-evaluates the best checkpoint: it needs checkpoint best "
+                             f"(and evaluations during training), not {self.checkpoint!r}")
         object.__setattr__(self, "sets", tuple(self.sets))
         object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
 
@@ -258,7 +273,7 @@ def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
         source = EnvSource(exp.env, exp.env_kwargs, exp.num_envs)
         return _Resolved(source, source.spec(), exp.dataset_label or exp.env, (exp.env, dict(exp.env_kwargs)),
                          {"source_label": exp.dataset_label or exp.env})
-    data, dataset_source = resolve_dataset(exp.dataset)
+    data, dataset_source = resolve_dataset(exp.dataset, pool_provider=build_pool)
     if exp.dataset_label is not None:
         dataset_source = dataclasses.replace(dataset_source, label=exp.dataset_label)
     card = dataset_cards(data)[0]
@@ -343,16 +358,20 @@ def _final_evaluation(exp: Experiment, learner: Algorithm, paths: RunPaths, summ
         atomic_write_json(paths.curve, curve)
         if exp.eval_every:  # the new final point may be the best
             keep_if_best(learner, paths, curve)
-    scored_steps, eval_seed = summary["steps"], EVAL_SEED
+    scored_steps, eval_seed, absolute = summary["steps"], EVAL_SEED, None
     if exp.checkpoint == "best":
         best, scored_steps = load_run(paths.root, "best", exp.device)
         eval_seed = HELD_OUT_SEED
         result = evaluate_policy(best.policies(), *resolved.eval_env, exp.eval_episodes, eval_seed)
+        if exp.absolute_metric:
+            absolute = evaluate_policy(best.policies(), *resolved.eval_env,
+                                       ABSOLUTE_EPISODES_FACTOR * exp.eval_episodes, eval_seed)
     online = source_mode(resolved.source) != "dataset"
     env_name, env_kwargs = resolved.eval_env
     return write_eval_json(paths.root, result, algo=label, dataset=resolved.label, seed=exp.seed, curve=curve,
                            checkpoint=exp.checkpoint, steps=scored_steps, eval_seed=eval_seed,
-                           env=env_name if online else None, env_kwargs=env_kwargs, win_curve=win_curve)
+                           env=env_name if online else None, env_kwargs=env_kwargs, win_curve=win_curve,
+                           normalization=run_normalization(run_config(paths.root)), absolute=absolute)
 
 
 # ---- trained runs ----------------------------------------------------------------------------------------
@@ -370,6 +389,20 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
     if not paths.config.is_file():
         raise FileNotFoundError(f"{paths.root} is not a run directory (no config.json)")
     return json.loads(paths.config.read_text())
+
+
+def run_normalization(config: dict[str, Any]) -> dict[str, float | None]:
+    """The normalization returns of a run's task (``random_return``, ``reference_return``) from its config.json:
+    its dataset card's (None in a card of format version 1), or, for a run that learned online, its env's
+    (measured once per env: :func:`offmarl.collect.recipes.env_normalization`)."""
+    keys = ("random_return", "reference_return")
+    cards = config.get("dataset")
+    if cards:
+        card = cards[0] if isinstance(cards, list) else cards
+        return {key: card.get(key) for key in keys}
+    source = config["env_source"]
+    measured = env_normalization(source["env_name"], source["env_kwargs"])
+    return {key: measured[key] for key in keys}
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "last", device: str = "cpu") -> tuple[Algorithm, int]:
@@ -448,4 +481,32 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int | None = Non
     return write_eval_json(paths.root, result, algo=config.get("algo_label", config["algo"]), dataset=label,
                            seed=int(config["train_config"]["seed"]),
                            curve=curve, checkpoint=checkpoint, target_return=target_return, steps=steps,
-                           eval_seed=seed, env=env_name if online else None, env_kwargs=env_kwargs, win_curve=win_curve)
+                           eval_seed=seed, env=env_name if online else None, env_kwargs=env_kwargs, win_curve=win_curve,
+                           normalization=run_normalization(config))
+
+
+def build_pool(spec: PoolSpec, progress: bool = True) -> Pool:
+    """The policy pool ``spec`` names, trained and binned if the cache does not hold it yet.
+
+    One training path: the :class:`Experiment` that ``offmarl train --env`` would run, into the pool's cache
+    directory, keeping a checkpoint series; then :func:`offmarl.collect.pools.bin_pool`. Built once: a pool
+    already in the cache is returned as it is; a half-trained run resumes from its checkpoint; concurrent
+    builders of one pool wait on a lock. (Here rather than in a module of its own: resolving a trained
+    recipe's dataset builds its pools, so :func:`run_experiment` needs it and it needs :func:`run_experiment`.)
+    """
+    root = spec.cache_dir()
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if (spec.pool_dir / "pool.json").is_file():
+            return Pool.load(spec.pool_dir)
+        run = root / "run"
+        if not (run / "eval.json").is_file():
+            run_experiment(Experiment(
+                algo=spec.algo, env=spec.env, env_kwargs=spec.env_kwargs, num_envs=spec.num_envs, out=run,
+                seed=spec.seed, steps=spec.steps, sets=spec.sets, preset=spec.preset,
+                eval_episodes=spec.eval_episodes, series_every=spec.series_every, progress=progress,
+                # an online learner's checkpoint holds its replay (QMIX: up to 5000 episodes), so not every
+                # 500 frames as the offline default; resume is exact at any cadence, so it is not in the key
+                checkpoint_every=max(1, spec.series_every // 5),
+                resume=(run / "checkpoints" / "last.pt").is_file()))
+        return bin_pool(run, spec.pool_dir, split=spec.split, episodes=spec.episodes, seed=spec.seed,
+                        epsilon=spec.epsilon, progress=progress)

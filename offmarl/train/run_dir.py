@@ -142,24 +142,26 @@ class DatasetSource:
         return {"label": self.label, "path": self.path, "recipe": self.recipe, "per_agent": self.per_agent}
 
 
-def resolve_dataset(name: str) -> tuple[Dataset, DatasetSource]:
-    """``(dataset, DatasetSource)`` for ``--dataset NAME``: an existing file, else a recipe name.
+def resolve_dataset(name: str, pool_provider: Any = None) -> tuple[Dataset, DatasetSource]:
+    """``(dataset, DatasetSource)`` for ``--dataset NAME``: an existing path, else a recipe name.
 
     A file's label is its stem (``data/small.h5`` → ``small``); a recipe's label is the recipe name and
     its file comes from the recipe cache (:func:`offmarl.collect.recipes.get_recipe_dataset`, seed 0,
-    scale 1). A per-agent file (one group per agent, MABCQ) gives :class:`PerAgentDatasets`.
+    scale 1; a trained recipe's pools come from ``pool_provider``: the cache only when None,
+    :func:`offmarl.train.experiment.build_pool` to train what is missing). A per-agent file (one group per
+    agent, MABCQ) gives :class:`PerAgentDatasets`.
     """
     from offmarl.data.io import dataset_info, load_dataset
 
     path = Path(name).expanduser()
     recipe = None
-    if not path.is_file():
-        from offmarl.collect.recipes import get_recipe_dataset, is_recipe, list_recipes
+    if not path.exists():  # a directory goes on to the loader, which names it
+        from offmarl.collect.recipes import cached_pool, get_recipe_dataset, is_recipe, list_recipes
 
         if not is_recipe(name):
             raise FileNotFoundError(f"dataset {name!r} is neither an existing file nor a recipe; recipes: "
                                     f"{', '.join(r for r, _ in list_recipes())}")
-        recipe, path = name, get_recipe_dataset(name)
+        recipe, path = name, get_recipe_dataset(name, pool_provider=pool_provider or cached_pool)
     info = dataset_info(path)
     if info["per_agent"]:
         dataset: Dataset = PerAgentDatasets(tuple(load_dataset(path, agent=i) for i in range(info["n_groups"])))
