@@ -326,6 +326,20 @@ class GAILConfig(AdversarialConfig):
     gail_reward: str = "logit"
 
 
+@dataclasses.dataclass(frozen=True)
+class ImitationBaselineFields:
+    """The defaults MA-GAIL's and MA-AIRL's codes share (Song et al.; Yu et al.), mixed in first so they
+    override :class:`AdversarialConfig`'s DM² defaults: the discriminator's reward is the agents' only reward
+    (``reward=imitation``), hidden layers of 128 with ReLU, one discriminator step per policy update, and 500
+    behaviour-cloning steps on the demonstrations before interacting (their warm start)."""
+
+    reward: str = "imitation"
+    disc_hidden: int = 128
+    disc_activation: str = "relu"
+    disc_steps: int = 1
+    bc_steps: int = 500
+
+
 #: the contract test's tiny demonstration settings (``toy_pick``'s 24 expert episodes) for the learners that imitate
 DEMONSTRATION_CONTRACT_OVERRIDES = {"demo_episodes": 24, "bc_batch_episodes": 4}
 
@@ -595,3 +609,14 @@ class GAILPPO(AdversarialPPO):
         logits = self.discriminator(self.step_input(r.obs, r.actions)).flatten(-2)  # [T, B, n]
         return gail_reward(logits, self.config.gail_reward)
 
+
+
+class ImitationBaseline:
+    """What MA-GAIL and MA-AIRL (Tseng et al.'s imitation baselines) share as learners, mixed in before their
+    discriminator's learner: the discriminator reads observations *and* actions, each agent's critic reads
+    the global state (the concatenated observations where the env has none), as MACK's centralized critics
+    in the originals, and the contract test's tiny run has 2 behaviour-cloning steps."""
+
+    critic_input = "state"
+    disc_reads_actions: ClassVar[bool] = True
+    contract_overrides = {**AdversarialPPO.contract_overrides, **DEMONSTRATION_CONTRACT_OVERRIDES, "bc_steps": 2}

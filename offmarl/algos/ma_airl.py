@@ -17,11 +17,12 @@ import dataclasses
 import torch
 
 from offmarl.algos._adversarial import (
-    DEMONSTRATION_CONTRACT_OVERRIDES,
     AdversarialConfig,
     AdversarialPPO,
     DemonstrationFields,
     Episodes,
+    ImitationBaseline,
+    ImitationBaselineFields,
     airl_logit,
     next_observations,
 )
@@ -33,7 +34,7 @@ AIRL_REWARDS = ("g", "logit")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(AdversarialConfig, DemonstrationFields):
+class Config(ImitationBaselineFields, AdversarialConfig, DemonstrationFields):
     """MA-AIRL (Yu et al.): agent i's discriminator has the form of Fu et al.'s
 
         f_i(o, a, o') = g_i(o, a) + γ (1 − d) h_i(o') − h_i(o)       (reward approximator g, shaping potential h;
@@ -60,31 +61,24 @@ class Config(AdversarialConfig, DemonstrationFields):
     discriminator step per update, no gradient penalty, ``reward=imitation``, ``bc_steps`` = 500 steps of
     behaviour cloning before interacting.
 
-    Fields (beyond :class:`~offmarl.algos._adversarial.AdversarialConfig` and
-    :class:`~offmarl.algos._adversarial.DemonstrationFields`):
+    Fields (beyond :class:`~offmarl.algos._adversarial.AdversarialConfig`,
+    :class:`~offmarl.algos._adversarial.DemonstrationFields` and the shared defaults of
+    :class:`~offmarl.algos._adversarial.ImitationBaselineFields`):
         discriminator: ``decentralized`` (default) or ``centralized``.
         airl_reward: ``g`` (default) or ``logit``.
     """
 
     discriminator: str = "decentralized"
     airl_reward: str = "g"
-    reward: str = "imitation"
-    disc_hidden: int = 128
-    disc_activation: str = "relu"
     disc_weight_decay: float = 0.01
-    disc_steps: int = 1
-    bc_steps: int = 500
 
 
 @register_algo
-class MAAIRL(AdversarialPPO):
+class MAAIRL(ImitationBaseline, AdversarialPPO):
     """MA-AIRL with PPO learners (module docstring)."""
 
     name = "ma_airl"
     Config = Config
-    critic_input = "state"
-    disc_reads_actions = True
-    contract_overrides = {**AdversarialPPO.contract_overrides, **DEMONSTRATION_CONTRACT_OVERRIDES, "bc_steps": 2}
 
     def __init__(self, spec, config, device="cpu"):
         if config.airl_reward not in AIRL_REWARDS:

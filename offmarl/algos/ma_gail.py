@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from offmarl.algos._adversarial import DEMONSTRATION_CONTRACT_OVERRIDES, GAILPPO, DemonstrationFields, GAILConfig
+from offmarl.algos._adversarial import (
+    GAILPPO,
+    DemonstrationFields,
+    GAILConfig,
+    ImitationBaseline,
+    ImitationBaselineFields,
+)
 from offmarl.algos.base import register_algo
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(GAILConfig, DemonstrationFields):
+class Config(ImitationBaselineFields, GAILConfig, DemonstrationFields):
     """MA-GAIL (Song et al.): a discriminator over observation-action pairs tells the dataset's steps (label 1)
     from the learners' (label 0), and its reward is the agents' only reward:
 
@@ -39,27 +45,20 @@ class Config(GAILConfig, DemonstrationFields):
     code's discriminator step takes the rollout's transitions against as many of the data's; here it takes
     ``disc_batch_episodes`` whole episodes of each side.
 
-    Fields (beyond :class:`~offmarl.algos._adversarial.GAILConfig` and
-    :class:`~offmarl.algos._adversarial.DemonstrationFields`):
+    Fields (beyond :class:`~offmarl.algos._adversarial.GAILConfig`,
+    :class:`~offmarl.algos._adversarial.DemonstrationFields` and the shared defaults of
+    :class:`~offmarl.algos._adversarial.ImitationBaselineFields`):
         discriminator: ``centralized`` (default) or ``decentralized``.
     """
 
     discriminator: str = "centralized"
-    reward: str = "imitation"
-    disc_hidden: int = 128
-    disc_activation: str = "relu"
-    disc_steps: int = 1
     grad_penalty: float = 0.0
     gail_reward: str = "centered_d"
-    bc_steps: int = 500
 
 
 @register_algo
-class MAGAIL(GAILPPO):
+class MAGAIL(ImitationBaseline, GAILPPO):
     """MA-GAIL with PPO learners (module docstring)."""
 
     name = "ma_gail"
     Config = Config
-    critic_input = "state"
-    disc_reads_actions = True
-    contract_overrides = {**GAILPPO.contract_overrides, **DEMONSTRATION_CONTRACT_OVERRIDES, "bc_steps": 2}
