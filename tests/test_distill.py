@@ -21,6 +21,7 @@ from offmarl.algos.distill import ABLATIONS, kl_loss, relation_loss
 from offmarl.nets.action_head import ActionHead
 from offmarl.train import TrainConfig, fit, seed_everything
 
+ANGLE_KEYS = {f"angle_{side}{kind}" for side in ("teacher", "student") for kind in ("", "_mapped", "_mapped_std")}
 TINY = dict(hidden=16, n_layers=1, n_heads=2, feature_dim=8, context_len=4, batch_size=8, dropout=0.0,
             warmup_frac=0.0, lr=1e-3)
 
@@ -127,7 +128,7 @@ def test_teacher_frozen_and_students_trained_in_student_stage():
     teacher = copy.deepcopy(algo.teacher.model.state_dict())
     students = copy.deepcopy(algo.students.state_dict())
     for losses in drive(algo, sampler, 6):
-        assert set(losses) == {"loss", "action", "rel", "kl"}
+        assert set(losses) == {"loss", "action", "rel", "kl", *ANGLE_KEYS}
     for key, value in algo.teacher.model.state_dict().items():
         assert torch.equal(value, teacher[key]), key
     assert not all(torch.equal(v, students[k]) for k, v in algo.students.state_dict().items())
@@ -357,7 +358,7 @@ def test_a_wider_deeper_teacher_distils_into_students_of_their_own_size():
     assert algo.teacher.model.spec.hidden == 32 and len(algo.teacher.model.transformer.blocks) == 2
     assert algo.students.spec.hidden == 16 and len(algo.students.transformer.blocks) == 1
     losses = drive(algo, algo.make_sampler(ds, 0), 8)[-1]
-    assert algo.stage == "student" and set(losses) == {"loss", "action", "rel", "kl"}
+    assert algo.stage == "student" and set(losses) == {"loss", "action", "rel", "kl", *ANGLE_KEYS}
     assert all(np.isfinite(v) for v in losses.values()) and losses["kl"] > 0
     with pytest.raises(ValueError, match="teacher_hidden and teacher_layers must be >= 0"):
         make_algo("distill", ds.spec, teacher_layers=-1)

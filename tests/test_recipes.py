@@ -322,3 +322,21 @@ def test_cli_collect_env_and_recipe(tmp_path, monkeypatch):
     path = tmp_path / "data" / "tseng" / "fill_in.h5"
     assert path.exists() and load_dataset(path).n_episodes == 3
     assert "data/tseng/fill_in.h5" in result.output
+
+
+def test_imbalanced_recipes_give_each_agent_its_level_per_episode():
+    """The distillation investigation's agent-wise imbalanced data: in ``rotating`` each agent is the expert in
+    one part of the episodes (the parts are concatenated in order), and scores best there (Fill-In rewards
+    are per agent)."""
+    for env in ("equal_space", "fill_in", "grid_world"):
+        assert get_recipe(f"distill/{env}/imbalanced/scripted").composition == "100%[r,m,e]"
+        assert get_recipe(f"distill/{env}/rotating/scripted").composition == "34%[e,m,r]+33%[r,e,m]+33%[m,r,e]"
+    _env_or_skip("fill_in")
+    ds = build_recipe("distill/fill_in/rotating/scripted", scale=0.03)
+    returns = ds.episode_returns()  # [30, 3]
+    parts = ds.card.extra["components"]
+    bounds = np.cumsum([0] + [part["episodes"] for part in parts])
+    for k, part in enumerate(parts):
+        expert = part["levels"].index("e")
+        per_agent = returns[bounds[k]:bounds[k + 1]].mean(axis=0)
+        assert per_agent.argmax() == expert, (part["levels"], per_agent)

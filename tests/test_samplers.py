@@ -168,7 +168,7 @@ def test_per_agent_view_shapes_and_no_state():
     win = WindowSampler(ds, batch_size=4, seed=0, K=3, agent=0).sample()
     assert {k: tuple(v.shape) for k, v in win.items()} == {
         "obs": (4, 3, 1, 3), "actions": (4, 3, 1), "rewards": (4, 3, 1), "rtg": (4, 3, 1), "team_rtg": (4, 3),
-        "timesteps": (4, 3), "avail": (4, 3, 1, 4), "mask": (4, 3)}
+        "episode_rtg": (4, 3, 1), "timesteps": (4, 3), "avail": (4, 3, 1, 4), "mask": (4, 3)}
     ep = EpisodeSampler(ds, batch_size=4, seed=0, agent=1).sample()
     assert ep["obs"].shape == (4, 4, 1, 2) and "state" not in ep and "next_state" not in ep
 
@@ -217,6 +217,7 @@ def test_window_at_episode_start_is_left_padded():
     # agent 0: 6, 5 -> 3, 2.5; agent 1: 1.5, 1.5 -> 0.75, 0.75; team: 7.5, 6.5 -> 3.75, 3.25
     np.testing.assert_array_equal(batch["rtg"][0].numpy(), [[0, 0], [0, 0], [3, 0.75], [2.5, 0.75]])
     np.testing.assert_array_equal(batch["team_rtg"][0].numpy(), [0, 0, 3.75, 3.25])
+    np.testing.assert_array_equal(batch["episode_rtg"][0].numpy(), [[0, 0], [0, 0], [3, 0.75], [3, 0.75]])
     # episode 2 (steps 7, 8) rewards: agent 0 [8, 9], agent 1 [3.5, 4] -> rtg at step 7: 17, 7.5 (x 0.5)
     np.testing.assert_array_equal(batch["rtg"][1, 3].numpy(), [8.5, 3.75])
     assert "state" in batch and not batch["state"][0, :2].any()
@@ -233,6 +234,8 @@ def test_window_mid_episode_is_full():
     # episode 1 rewards: agent 0 [4, 5, 6, 7], agent 1 [1.5, 2, 2.5, 3]
     np.testing.assert_array_equal(batch["rtg"][0].numpy(), [[22, 9], [18, 7.5], [13, 5.5]])
     np.testing.assert_array_equal(batch["team_rtg"][0].numpy(), [31, 25.5, 18.5])
+    # the episode's return (its rtg at step 3) at every position: rtg - episode_rtg = -(return before the step)
+    np.testing.assert_array_equal(batch["episode_rtg"][0].numpy(), [[22, 9]] * 3)
 
 
 def test_windows_never_cross_episode_boundaries():

@@ -25,6 +25,7 @@ import torch
 
 from offmarl.algos.base import AlgoConfig, Algorithm
 from offmarl.core.optim import OptimizerWrapper
+from offmarl.core.seeding import derive_seed, draw_seed, torch_seeded
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.data.samplers import WindowSampler
 from offmarl.envs.base import EnvSpec
@@ -53,6 +54,9 @@ class DTConfig(AlgoConfig):
         1/1000 for MuJoCo returns).
     target_return: per-agent return to condition on at evaluation (unscaled); empty = each agent's
         maximum episode return in the dataset; one value = the same for every agent.
+    target_check: at the end of training, also evaluate the policy at the three named targets of
+        :func:`named_targets` (``max``, ``best_joint``, ``mean``) and log ``return_at_<name>`` in the last
+        ``metrics.csv`` row (needs an evaluation env; not in the paper: a diagnostic of the conditioning).
     """
 
     steps: int = 100_000
@@ -70,6 +74,7 @@ class DTConfig(AlgoConfig):
     grad_clip: float = 0.25
     reward_scale: float = 0.0
     target_return: tuple[float, ...] = ()
+    target_check: bool = False
 
 
 # ---- losses ------------------------------------------------------------------------------------------
@@ -107,6 +112,28 @@ def action_loss(head: ActionHead, pred: torch.Tensor, batch: dict[str, torch.Ten
     avail = agent_major(batch["avail"]) if "avail" in batch and head.discrete else None
     with full_precision(pred.device):
         return masked_mean(head.loss(pred.float(), targets, avail), batch["mask"])
+
+
+def named_targets(dataset: MultiAgentDataset) -> dict[str, np.ndarray]:
+    """Per-agent target returns ``[n]`` (unscaled) a return-conditioned policy can be evaluated at:
+
+    ``max``         each agent's maximum episode return (the default target; different agents' maxima may
+                    come from different episodes, so the joint target may lie outside the data),
+    ``best_joint``  the per-agent returns of the episode with the highest team return (a joint outcome the
+                    data holds),
+    ``mean``        each agent's mean episode return.
+    """
+    returns = dataset.episode_returns()  # [E, n]
+    return {"max": returns.max(axis=0), "best_joint": returns[int(np.argmax(returns.sum(axis=1)))],
+            "mean": returns.mean(axis=0)}
+
+
+def relabel_rtg(batch: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """The windows' returns-to-go ``[B, K, n]`` as an evaluation conditioned on ``target`` ``[n]`` (scaled)
+    would have read them: ``target - (return collected before the step) = rtg + target - episode_rtg`` at
+    real steps (pads stay 0). A window of the episode with return ``target`` is left unchanged."""
+    relabelled = batch["rtg"] + target.to(batch["rtg"].dtype) - batch["episode_rtg"]
+    return torch.where(batch["mask"].unsqueeze(-1), relabelled, 0.0)
 
 
 def dt_spec(spec: EnvSpec, config: DTConfig, layout: str) -> DTSpec:
@@ -167,10 +194,17 @@ class DTAlgorithm(Algorithm):
 
     update: ``L = sum_i L_action^i`` for one network per agent (``per_agent``: each agent's gradient is
     its own loss's), else the mean over agents; AdamW, warm-up, gradient clipping per agent network.
+
+    Initial weights: the algorithm draws one number from the (seeded) global generator, ``init_seed``, and
+    builds its network on torch's generator seeded with ``derive_seed(init_seed, model_seed_key)``. IDT's and
+    MADT's network and distill's students share the key ``"students"``, the teacher (standalone or inside
+    distill) has ``"teacher"``: at one seed, distill's students start from IDT's weights (or, shared, from
+    MADT's) and its teacher from the standalone teacher's, whatever else distill builds.
     """
 
     Config = DTConfig
     layout: ClassVar[str] = "per_agent"
+    model_seed_key: ClassVar[str] = "students"
     contract_overrides = {"hidden": 16, "n_layers": 1, "n_heads": 2, "feature_dim": 8, "context_len": 4,
                           "batch_size": 8, "lr": 1e-3}
 
@@ -178,10 +212,16 @@ class DTAlgorithm(Algorithm):
         super().__init__(spec, config, device)
         check_dt_config(config)
         self.head = ActionHead.for_spec(spec).to(self.device)
-        self.model = DecisionTransformer(dt_spec(spec, config, self.layout)).to(self.device)
+        self.init_seed = draw_seed()
+        with torch_seeded(derive_seed(self.init_seed, self.model_seed_key)):
+            self.model = DecisionTransformer(dt_spec(spec, config, self.model_layout(config))).to(self.device)
         self.optimizer = self.adamw(self.model, per_member=self.model.spec.members > 1)
         self.stats = DTStats(spec.n_agents)
         self.updates = 0
+
+    def model_layout(self, config: DTConfig) -> str:
+        """The input layout of the network (:mod:`offmarl.nets.decision_transformer`): the class's ``layout``."""
+        return self.layout
 
     # ---- data -----------------------------------------------------------------------------------
     def fit_dataset(self, dataset: MultiAgentDataset) -> None:
@@ -189,6 +229,7 @@ class DTAlgorithm(Algorithm):
         mean, std = self.stats.fit(dataset, self.config.reward_scale)
         for model in self._models_with_obs_stats():
             model.set_obs_stats(torch.as_tensor(mean), torch.as_tensor(std))
+        self.dataset = dataset  # for the checks at a stage's end (not part of the state)
 
     def _models_with_obs_stats(self) -> list[DecisionTransformer]:
         return [self.model]
@@ -235,6 +276,20 @@ class DTAlgorithm(Algorithm):
         params = list(self.model.parameters())
         assert all(p.shape[0] == members for p in params), "a per-agent model shares a weight between agents"
         return [p[agent] for p in params]
+
+    def check_batches(self, batches: int, key: str) -> list[dict[str, torch.Tensor]]:
+        """``batches`` batches of the fitted dataset drawn with a seed of their own (``derive_seed(init_seed,
+        key)``): the same windows every time, and the training sampler's stream untouched."""
+        sampler = WindowSampler(self.dataset, self.config.batch_size, derive_seed(self.init_seed, key),
+                                K=self.config.context_len, reward_scale=self.stats.reward_scale)
+        return [self.to_device(sampler.sample()) for _ in range(batches)]
+
+    def stage_check(self, name: str, evaluate: Any) -> dict[str, float]:
+        """``target_check``: at the end of the last stage, the return at each of :func:`named_targets`."""
+        if not self.config.target_check or evaluate is None or name != self.schedule.names[-1]:
+            return {}
+        return {f"return_at_{key}": float(evaluate(self.policies(target))["return_mean"])
+                for key, target in named_targets(self.dataset).items()}
 
     # ---- evaluation -----------------------------------------------------------------------------
     def target_returns(self, target_return: float | np.ndarray | None = None) -> np.ndarray:

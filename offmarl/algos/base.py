@@ -217,6 +217,14 @@ class Algorithm(ABC):
         """What stage ``name`` hands over, saved by the fit loop to ``<run>/<name>/`` when it ends (None: nothing)."""
         return None
 
+    def stage_check(self, name: str, evaluate: Any) -> dict[str, float]:
+        """Diagnostics of stage ``name``, measured by the fit loop when the stage ends (the last stage: at the
+        last step) and logged in that step's ``metrics.csv`` row. ``evaluate(policy)`` scores a
+        :class:`~offmarl.policies.base.JointPolicy` in the run's evaluation env (``{"return_mean", ...}``);
+        None when the run has no evaluator. Runs with the global RNG states saved and restored around it, so
+        it never changes the training numbers. Default: nothing."""
+        return {}
+
     # ---- what the fit loop calls ---------------------------------------------------------------
     def check_source(self, source: Any) -> None:
         """Refuse a source this algorithm cannot learn from, with one error naming it and the reason."""

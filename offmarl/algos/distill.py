@@ -29,10 +29,52 @@ reads only agent i's (R̂^i, o^i, a^i), so execution is decentralized), trained 
 * Momentum-like update (§3.2, "Mapping Networks"): N steps with every update, M only every e-th
   (``mapping_period``; Table 10: e = 5 on the non-SMAC tasks) using that update's gradient; the
   gradients of the other updates are discarded.
+* ``mapping_update`` (beyond the paper's wording, which only asks for a "momentum-like" update of M):
+  ``periodic`` (the paper's reading above, the default), ``frozen`` (M keeps its initial weights: the
+  teacher-side angles θ̂ are then a fixed function of the frozen teacher's features and cannot shrink) or
+  ``ema`` (M starts as a copy of N and follows it as an exponential moving average,
+  M ← m M + (1 − m) N after every update, as the key encoder of the momentum-contrast methods the paper
+  cites; M gets no gradient). Distinct from the ``no_momentum`` ablation (periodic with e = 1). A one-seed
+  measurement on Fill-In (tseng-table1's sizes; to be reproduced by the mapping suite) found that under
+  ``periodic`` M and N co-minimise L_rel by shrinking every angle (mapped teacher angles 0.77 → 0.33 rad
+  over 2000 student updates while the raw features' stay ~1.26). In the unit test's toy (L_rel alone) an
+  ``ema`` M follows N into the same collapse (M = N with every angle 0 is a fixed point of it); only
+  ``frozen`` rules it out by construction. The default stays the paper's until the mapping suite's numbers
+  say otherwise.
+* Logged every student update (not part of any loss): the mean and standard deviation over (position,
+  pair i≠j) of the angles between agents' features, raw and mapped, on both sides: ``angle_teacher`` /
+  ``angle_student`` (raw f̂, f̄), ``angle_teacher_mapped`` / ``angle_student_mapped`` (M f̂, N f̄, what L_rel
+  compares) and their ``_std``.
 * Following Algorithm 1 each student is updated by its own L^i only: the update minimises Σ_i L^i, in
   L_rel^i the other students' mapped features are detached, and the students' gradients are clipped
   per agent (an elementwise AdamW over the stacked students then equals n separate optimizers). N and M
   receive Σ_i of their gradients. The teacher is frozen (no gradient, evaluation mode).
+
+Options beyond the paper (each a config field, default = the paper's method):
+
+* ``student_sharing``: the students are ONE network shared by the agents with the agent's one-hot id
+  appended to its observation (MADT's layout, :mod:`offmarl.algos.madt`; a learned agent-id embedding added
+  to the observation token); execution stays decentralized (each agent runs it on its own history). The
+  update then minimises the mean over agents (1/n) Σ_i L^i, MADT's loss, so with α = β = 0 a student
+  update is exactly MADT's. It separates what distillation adds on top of parameter sharing.
+* ``teacher_layout: agent_tokens``: one token per agent per step with agent-id embeddings
+  (:mod:`offmarl.algos.teacher`), so that teacher feature f̂^i is read off agent i's own token.
+* ``teacher_rtg: target``: during distillation the teacher reads its windows' returns-to-go relabelled to
+  the evaluation target, ``R̂_t = target − (return collected before t)`` (:func:`~offmarl.algos._sequence.
+  relabel_rtg`): what it would predict for the dataset's situations when asked for the best return, rather
+  than the behaviour the window's own outcome implies. On agent-wise imbalanced data this is how a
+  centralized teacher could hand the students the good agents' behaviour.
+* The teacher check (``teacher_check``, on by default; it never changes training): when the teacher stage
+  ends, :meth:`offmarl.algos.teacher.Teacher.diagnose` is logged in that step's metrics.csv row with the
+  prefix ``teacher_`` (its cross-entropy with and without the other agents' returns-to-go, its entropy,
+  how often its greedy action follows the target, and, with an evaluation env, its return at the
+  per-agent-max, best-joint and mean targets and in hindsight), before any student trains.
+
+Initial weights (:class:`~offmarl.algos._sequence.DTAlgorithm`): the teacher, the students and the mapping
+networks are each built from a seed derived from one draw of the seeded global generator (keys
+``"teacher"``, ``"students"``, ``"mapping"``), so at one seed distill's students start from IDT's weights
+(with ``student_sharing``, MADT's) and its teacher from the standalone teacher's, whatever options change the
+other networks. distill − IDT at one seed is then a paired comparison.
 
 ``policies()`` are the students' decentralized policies (untrained while the teacher stage runs; the
 teacher itself is the artifact's joint policy).
@@ -69,13 +111,16 @@ from offmarl.algos._sequence import (
     check_dt_config,
     full_precision,
     masked_mean,
+    relabel_rtg,
 )
 from offmarl.algos.base import register_algo
 from offmarl.algos.teacher import Teacher
 from offmarl.core.optim import OptimizerWrapper
+from offmarl.core.seeding import derive_seed, torch_seeded
 from offmarl.data.dataset import MultiAgentDataset
 from offmarl.envs.base import EnvSpec
 from offmarl.nets.action_head import ActionHead, mask_logits
+from offmarl.nets.decision_transformer import CENTRALIZED_LAYOUTS
 from offmarl.nets.mlp import MLP
 
 COS_EPS = 1e-6  # cosines are clamped to [-1 + eps, 1 - eps]: arccos has an infinite slope at ±1
@@ -120,6 +165,20 @@ class Config(DTConfig):
     teacher_hidden, teacher_layers: the teacher transformer's width and depth; 0 = the students' ``hidden``
         / ``n_layers`` (the paper gives one size for every DT). Not in the paper: a knob to study teacher
         capacity. The feature size ``feature_dim`` is shared either way, so M = N stays possible.
+    student_sharing: False (the paper: one student network per agent) or True (beyond the paper: one
+        network shared by the students with a one-hot agent id, MADT's layout, and the mean over agents of
+        L^i as the loss; module docstring).
+    teacher_layout: ``joint`` (the paper, §3.2) or ``agent_tokens`` (beyond the paper: one token per agent
+        per step with agent-id embeddings, :mod:`offmarl.algos.teacher`).
+    mapping_update: how M moves: ``periodic`` (the paper's momentum-like update: M stepped with every e-th
+        update's gradient), ``frozen`` (M fixed at its initial weights) or ``ema`` (M ← m M + (1 − m) N
+        after every update, M initialised as N; beyond the paper). ``frozen`` and ``ema`` need
+        ``mapping: separate``.
+    mapping_momentum: m of ``ema`` (0.99: a horizon of ~100 updates, for student stages of a few thousand
+        updates; MoCo uses 0.999 over hundreds of thousands).
+    teacher_rtg: the teacher's returns-to-go during distillation: ``dataset`` (the windows' own, the paper)
+        or ``target`` (relabelled to the evaluation target; beyond the paper, module docstring).
+    teacher_check: run the teacher check when the teacher stage ends (module docstring; diagnostics only).
     """
 
     teacher_fraction: float = 0.5
@@ -134,6 +193,12 @@ class Config(DTConfig):
     distill_reduction: str = "mean"
     teacher_hidden: int = 0
     teacher_layers: int = 0
+    student_sharing: bool = False
+    teacher_layout: str = "joint"
+    mapping_update: str = "periodic"
+    mapping_momentum: float = 0.99
+    teacher_rtg: str = "dataset"
+    teacher_check: bool = True
 
 
 # ---- losses ------------------------------------------------------------------------------------------
@@ -197,6 +262,16 @@ def kl_loss(head: ActionHead, teacher_out: torch.Tensor, student_out: torch.Tens
         return masked_mean(per_step, batch["mask"])
 
 
+def angle_stats(x: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of the angles (radians) between the n agents' rows of ``x [P, n, d]``
+    over every position and pair i≠j (the relations L_rel compares)."""
+    with full_precision(x.device):
+        n = x.shape[1]
+        off_diagonal = ~torch.eye(n, dtype=torch.bool, device=x.device)
+        theta = _angles(x.float(), x.float())[:, off_diagonal]  # [P, n (n - 1)]
+        return float(theta.mean()), float(theta.std()) if theta.numel() > 1 else 0.0
+
+
 def valid_positions(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Agent-major ``[n, B, K, d]`` -> ``[P, n, d]`` at the P real steps of ``mask [B, K]``."""
     return x.permute(1, 2, 0, 3)[mask]
@@ -220,23 +295,34 @@ class Distill(DTAlgorithm):
     def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
         self.settings = dataclasses.replace(config, **ABLATIONS.get(config.ablation, {}))
         _check_distill_config(self.settings)
-        # the teacher is built first and the mapping networks last, so every ablation starts from the
-        # same teacher and student weights for a given seed
         base = {f.name: getattr(config, f.name) for f in dataclasses.fields(DTConfig)}
         base.update(ablation=None, variant=None, hidden=config.teacher_hidden or config.hidden,
-                    n_layers=config.teacher_layers or config.n_layers)
-        self.teacher = Teacher(spec, Teacher.Config(**base), device=device)
+                    n_layers=config.teacher_layers or config.n_layers, target_check=False)
+        # each network from its own derived seed (module docstring): the teacher draws the same init seed as
+        # the students below (the generator is restored after it), so neither depends on the other's shape
+        with torch.random.fork_rng(devices=[]):
+            self.teacher = Teacher(spec, Teacher.Config(**base, teacher_layout=config.teacher_layout), device=device)
         super().__init__(spec, config, device)  # the students: self.model, self.optimizer, self.head
         self.students = self.model
         s = self.settings
-        self.N: nn.Module = nn.Identity() if s.mapping == "identity" else _mapping_net(s)
-        self.M: nn.Module = self.N if s.mapping in ("identity", "shared") else _mapping_net(s)
+        with torch_seeded(derive_seed(self.init_seed, "mapping")):
+            self.N: nn.Module = nn.Identity() if s.mapping == "identity" else _mapping_net(s)
+            self.M: nn.Module = self.N if s.mapping in ("identity", "shared") else _mapping_net(s)
+        if s.mapping_update == "ema":
+            self.M.load_state_dict(self.N.state_dict())  # MoCo: the key encoder starts as the query encoder
+        if s.mapping_update != "periodic":
+            self.M.requires_grad_(False)  # frozen / ema: M is never a gradient step
         self.N.to(self.device)
         self.M.to(self.device)
         self.n_optimizer = self._mapping_optimizer(self.N)
-        self.m_optimizer = self._mapping_optimizer(self.M) if s.mapping == "separate" else None
+        self.m_optimizer = (self._mapping_optimizer(self.M)
+                            if s.mapping == "separate" and s.mapping_update == "periodic" else None)
         self.student_updates = 0
         self.m_updates = 0
+
+    def model_layout(self, config: Config) -> str:
+        """The students' layout: one network per agent, or one shared with agent ids (``student_sharing``)."""
+        return "shared" if config.student_sharing else "per_agent"
 
     def _mapping_optimizer(self, module: nn.Module) -> OptimizerWrapper | None:
         return self.adamw(module) if any(True for _ in module.parameters()) else None
@@ -273,6 +359,14 @@ class Distill(DTAlgorithm):
         super().fit_dataset(dataset)
         self.teacher.fit_dataset(dataset)
 
+    def stage_check(self, name: str, evaluate: Any) -> dict[str, float]:
+        """The teacher check when the teacher stage ends (``teacher_check``); ``target_check`` at the end."""
+        if name == "teacher":
+            if not self.settings.teacher_check:
+                return {}
+            return {f"teacher_{key}": value for key, value in self.teacher.diagnose(evaluate).items()}
+        return super().stage_check(name, evaluate)
+
     # ---- training -------------------------------------------------------------------------------
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         if self.stage == "teacher":
@@ -283,8 +377,20 @@ class Distill(DTAlgorithm):
         """The terms of Eq. 4 per agent ``[n]``, unweighted: ``action``, ``rel``, ``kl`` (zeros when the
         term's weight is 0; ``rel`` and ``kl`` reduced by ``distill_reduction``), on a batch already on the
         device."""
+        return self._terms(batch)[0]
+
+    def teacher_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch the frozen teacher reads: the dataset's, or relabelled to the target (``teacher_rtg``)."""
+        if self.settings.teacher_rtg == "dataset":
+            return batch
+        target = torch.as_tensor(self.target_returns() * self.stats.reward_scale, dtype=torch.float32,
+                                 device=self.device)  # [n] scaled evaluation target
+        return {**batch, "rtg": relabel_rtg(batch, target)}
+
+    def _terms(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """:meth:`distill_losses` and the angle diagnostics (module docstring; empty without L_rel)."""
         s = self.settings
-        teacher = self.teacher.outputs(batch)  # frozen: no gradient, no dropout
+        teacher = self.teacher.outputs(self.teacher_inputs(batch))  # frozen: no gradient, no dropout
         self.students.train()
         student = self.forward(self.students, batch)
         targets = None
@@ -296,23 +402,30 @@ class Distill(DTAlgorithm):
                   "rel": zeros, "kl": zeros}
         if s.beta > 0:
             losses["kl"] = kl_loss(self.head, teacher.action, student.action, batch, s.kl_std)
+        angles: dict[str, float] = {}
         if s.alpha > 0 and self.spec.n_agents > 1:
             mask = batch["mask"]
-            losses["rel"] = relation_loss(self.M(valid_positions(teacher.features, mask)),
-                                          self.N(valid_positions(student.features, mask)), s.rel_loss)
+            raw_t, raw_s = valid_positions(teacher.features, mask), valid_positions(student.features, mask)  # [P, n, f]
+            mapped_t, mapped_s = self.M(raw_t), self.N(raw_s)
+            losses["rel"] = relation_loss(mapped_t, mapped_s, s.rel_loss)
+            with torch.no_grad():
+                for side, raw, mapped in (("teacher", raw_t, mapped_t), ("student", raw_s, mapped_s)):
+                    angles[f"angle_{side}"] = angle_stats(raw)[0]
+                    angles[f"angle_{side}_mapped"], angles[f"angle_{side}_mapped_std"] = angle_stats(mapped)
         if s.distill_reduction == "sum":  # both terms are means over the real positions: sums = means x P
             positions = batch["mask"].sum()
             losses["rel"], losses["kl"] = losses["rel"] * positions, losses["kl"] * positions
-        return losses
+        return losses, angles
 
     def _student_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         s = self.settings
-        losses = self.distill_losses(batch)
+        losses, angles = self._terms(batch)
         per_agent = losses["action"] + s.alpha * losses["rel"] + s.beta * losses["kl"]  # L^i, [n]
         optimizers = [o for o in (self.optimizer, self.n_optimizer, self.m_optimizer) if o is not None]
         for opt in optimizers:
             opt.zero_grad()
-        per_agent.sum().backward()  # student i's parameters appear in L^i only
+        # separate students: student i's parameters appear in L^i only; shared ones: MADT's mean over agents
+        (per_agent.mean() if s.student_sharing else per_agent.sum()).backward()
         for opt in optimizers:
             opt.clip_grads()
         warmup = self.warmup_steps(self.student_steps)
@@ -322,9 +435,12 @@ class Distill(DTAlgorithm):
         if self.m_optimizer is not None and (self.student_updates + 1) % s.mapping_period == 0:
             self.m_optimizer.step(self.student_updates, warmup)  # momentum-like: M moves with every e-th gradient only
             self.m_updates += 1
+        elif s.mapping_update == "ema":
+            ema_update(self.M, self.N, s.mapping_momentum)
+            self.m_updates += 1
         self.student_updates += 1
         return {"loss": float(per_agent.detach().mean()),
-                **{name: float(value.detach().mean()) for name, value in losses.items()}}
+                **{name: float(value.detach().mean()) for name, value in losses.items()}, **angles}
 
     # ---- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -347,13 +463,22 @@ class Distill(DTAlgorithm):
         self.student_updates, self.m_updates = int(state["student_updates"]), int(state["m_updates"])
 
 
+@torch.no_grad()
+def ema_update(target: nn.Module, source: nn.Module, momentum: float) -> None:
+    """``target ← momentum · target + (1 − momentum) · source``, parameter by parameter (same architecture)."""
+    for t, src in zip(target.parameters(), source.parameters(), strict=True):
+        t.lerp_(src, 1.0 - momentum)
+
+
 def _check_distill_config(config: Config) -> None:
     check_dt_config(config)
     if config.feature_dim < 1:
         raise ValueError(f"config feature_dim must be >= 1 for distill (the teacher's per-agent features are its "
                          f"heads' hidden layers), got {config.feature_dim}")
     choices = {"mapping": ("separate", "shared", "identity"), "rel_loss": ("huber", "mse"),
-               "action_target": ("dataset", "teacher"), "distill_reduction": ("mean", "sum")}
+               "action_target": ("dataset", "teacher"), "distill_reduction": ("mean", "sum"),
+               "mapping_update": ("periodic", "frozen", "ema"), "teacher_rtg": ("dataset", "target"),
+               "teacher_layout": CENTRALIZED_LAYOUTS}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"config {name} must be one of {', '.join(allowed)}; got {getattr(config, name)!r}")
@@ -365,6 +490,11 @@ def _check_distill_config(config: Config) -> None:
     if config.teacher_hidden < 0 or config.teacher_layers < 0:
         raise ValueError(f"config teacher_hidden and teacher_layers must be >= 0 (0: the students' size), got "
                          f"{config.teacher_hidden}, {config.teacher_layers}")
+    if config.mapping_update != "periodic" and (config.mapping != "separate" or config.ablation == "no_momentum"):
+        raise ValueError(f"config mapping_update {config.mapping_update!r} moves a separate M: it cannot be combined "
+                         f"with mapping {config.mapping!r} or the ablation {config.ablation!r}")
+    if not 0.0 <= config.mapping_momentum < 1.0:
+        raise ValueError(f"config mapping_momentum must lie in [0, 1), got {config.mapping_momentum}")
     if config.alpha < 0 or config.beta < 0 or config.kl_std <= 0:
         raise ValueError(f"config alpha and beta must be >= 0 and kl_std > 0, got {config.alpha}, {config.beta}, "
                          f"{config.kl_std}")

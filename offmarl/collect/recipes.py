@@ -45,6 +45,12 @@ Scripted:
   33.6 %, :mod:`offmarl.policies.scripted.smax`) at three tiers, one joint policy sampled concurrently,
   with actions: DM² Fig. 7's demonstration qualities without training (the trained
   ``dm2/<smax map>/…/trained`` below are DM²'s own set-up).
+* ``distill/{equal_space,fill_in,grid_world}/{imbalanced,rotating}/scripted``: agent-wise imbalanced data on
+  Tseng's three envs, SIT's compositions (App. C.3) over the scripted levels -- ``imbalanced`` = ``100%[r,m,e]``
+  (SIT's medium-quality form: agent 1 random, 2 medium, 3 expert in every episode), ``rotating`` =
+  ``34%[e,m,r]+33%[r,e,m]+33%[m,r,e]`` (every agent expert in a third of the episodes, medium and random in
+  the others). Not in any paper: data where a centralized teacher that sees every agent could pick out the
+  good agents' behaviour (the distillation investigation); episode counts as Tseng's recipes of each env.
 
 Trained (``_register_trained``, in the order the trained datasets are built):
 
@@ -91,6 +97,9 @@ from offmarl.data.sources import Dataset, PerAgentDatasets, datasets_of
 RECIPES_VERSION = 3  # 2: cards of format version 2 (random_return, reference_return); 3: behaviour in the card,
 #                       scripted recipes renamed .../scripted, SIT's qualities low / medium
 DEFAULT_NUM_ENVS = 256
+#: the distillation investigation's agent-wise imbalanced data on Tseng's envs (3 agents each; module docstring)
+IMBALANCED_COMPOSITIONS = {"imbalanced": "100%[r,m,e]", "rotating": "34%[e,m,r]+33%[r,e,m]+33%[m,r,e]"}
+IMBALANCED_EPISODES = {"equal_space": 1000, "fill_in": 1000, "grid_world": 4000}  # Tseng Tables 11-12
 
 
 
@@ -357,6 +366,11 @@ def _register_scripted() -> None:
         register_recipe(Recipe(f"dm2/smac_3s_vs_3z/heuristic_{tier}/scripted", f"DM2 App. B Fig. 7: {tier} SMAX "
                                f"heuristic demonstrations on smac_3s_vs_3z (normalized score {TIER_TARGETS[tier]:.2f})",
                                env="smac_3s_vs_3z", tier=tier, episodes=1000))
+    for env, episodes in IMBALANCED_EPISODES.items():
+        for kind, mix in IMBALANCED_COMPOSITIONS.items():
+            register_recipe(Recipe(f"distill/{env}/{kind}/scripted", f"agent-wise imbalanced {env} data {mix} over "
+                                   "the scripted levels (SIT App. C's compositions; not a paper's dataset)",
+                                   env=env, composition=mix, episodes=episodes))
 
 
 # SIT App. C.3 Table 8 (MPE): the low ("Random Quality") and medium compositions

@@ -26,23 +26,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from offmarl.collect.engine import play
+from offmarl.core.seeding import derive_seed  # noqa: F401  (re-exported: the collectors import it from here)
 from offmarl.data.dataset import DatasetCard, MultiAgentDataset
 from offmarl.envs.base import BatchedEnv, EnvSpec
 from offmarl.policies.base import JointPolicy
-
-
-def derive_seed(seed: int, *keys: int | str) -> int:
-    """A 31-bit seed derived from ``seed`` and ``keys`` (stable across runs and platforms).
-
-    Used to give each piece of a collection (pilot rollouts, composition components, the mixing coins)
-    its own independent stream from one user seed."""
-    words = [int(seed) & 0xFFFFFFFF]
-    for key in keys:
-        if isinstance(key, str):
-            words.extend(key.encode())
-        else:
-            words.append(int(key) & 0xFFFFFFFF)
-    return int(np.random.SeedSequence(words).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def make_card(spec: EnvSpec, *, behavior: dict[str, Any], seed: int | None, state_only: bool = False,

@@ -13,9 +13,10 @@ differently over a different number of threads).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -32,6 +33,38 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+
+
+def derive_seed(seed: int, *keys: int | str) -> int:
+    """A 31-bit seed derived from ``seed`` and ``keys`` (stable across runs and platforms).
+
+    Gives each piece of a collection (pilot rollouts, composition components, the mixing coins) or of a
+    model (the distillation teacher, the students, the mapping networks) its own independent stream from one
+    user seed."""
+    words = [int(seed) & 0xFFFFFFFF]
+    for key in keys:
+        if isinstance(key, str):
+            words.extend(key.encode())
+        else:
+            words.append(int(key) & 0xFFFFFFFF)
+    return int(np.random.SeedSequence(words).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def draw_seed() -> int:
+    """One 31-bit number from torch's global generator: the seed an algorithm derives its networks' initial
+    weights from (``derive_seed(draw_seed(), "students")``). Built after ``seed_everything(seed)`` it is a
+    function of ``seed``."""
+    return int(torch.randint(0, 2 ** 31 - 1, (1,)))
+
+
+@contextlib.contextmanager
+def torch_seeded(seed: int) -> Iterator[None]:
+    """Run the block on torch's CPU generator seeded with ``seed``, then restore the generator's state: what
+    the block draws (e.g. a network's initial weights) depends on ``seed`` only, and the draws outside it
+    are the same as if the block had not run."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def global_rng_state() -> dict[str, Any]:

@@ -245,6 +245,9 @@ class WindowSampler(_Sampler):
                                 (:func:`~offmarl.data.returns.returns_to_go`, discount 1),
         team_rtg [B, K] f32     team return-to-go = sum over agents of the per-agent rtg (in the per-agent
                                 view it is agent i's own rtg: nothing of the others leaks in),
+        episode_rtg [B, K, n] f32  the (scaled) return of the step's episode, its rtg at the episode's first
+                                step; ``rtg - episode_rtg`` is minus the return collected before the step (what
+                                relabelling a window to another target return needs),
         timesteps [B, K] i64    index of the step within its episode (0 at pads),
         mask [B, K] bool        True on real steps,
         avail [B, K, n, A] bool when the dataset has action masks, state [B, K, S] f32 when it has state
@@ -288,6 +291,7 @@ class WindowSampler(_Sampler):
             "rewards": ds.rewards[idx].astype(np.float32, copy=False),
             "rtg": self._rtg[idx],
             "team_rtg": self._team_rtg[idx],
+            "episode_rtg": self._rtg[self._start_of_step[idx]],
             "timesteps": self._step_in_episode[idx],
         }
         if ds.avail_actions is not None:

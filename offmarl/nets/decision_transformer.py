@@ -19,6 +19,14 @@ students share this one module (Tseng et al., *Offline Multi-Agent RL with Knowl
 ``joint`` (the centralized teacher)
     one transformer over concatenated inputs: R̂_t = [R̂_t^1..R̂_t^n], o_t = [o_t^1..o_t^n],
     a_t = [a_t^1..a_t^n]; n agent-specific heads read the same o_t token.
+``agent_tokens`` (a centralized teacher, beyond the paper)
+    one transformer over ONE token per agent per step, ``n K`` tokens ordered (step, agent):
+    ``x_t^i = E_R R̂_t^i + E_o o_t^i + E_a a_{t-1}^i + E_id[i]`` (+ the timestep embedding; a_{t-1} is zero
+    at a window's first step and after padding) with embeddings shared by the agents and a learned agent-id
+    embedding. Attention is block-causal: token (t, i) sees every agent's tokens of steps <= t, so the
+    teacher still reads every agent's R̂_t and o_t when it predicts a_t^i, and no token holds an action of
+    step t. Agent i's action and feature come from its own head on its own token (t, i): each agent's
+    feature depends on that agent's token, where the joint layout derives all n from one shared token.
 
 Action head (all layouts): ``Linear(d, f) → act → Linear(f, A)``; the hidden layer (after the
 activation) is the agent's feature f (``features``); the raw output becomes losses and greedy actions
@@ -48,18 +56,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from offmarl.nets.ensemble import EnsembleLinear
+from offmarl.nets.ensemble import EnsembleEmbedding, EnsembleLinear
 from offmarl.nets.mlp import activation_layer
 from offmarl.nets.transformer import CausalTransformer
 
-LAYOUTS = ("per_agent", "shared", "joint")
+LAYOUTS = ("per_agent", "shared", "joint", "agent_tokens")
+CENTRALIZED_LAYOUTS = ("joint", "agent_tokens")  # one network acting for all agents at once (the teacher)
 
 
 @dataclass(frozen=True)
 class DTSpec:
     """Sizes of a Decision Transformer.
 
-    layout: ``per_agent`` | ``shared`` | ``joint`` (module docstring).
+    layout: ``per_agent`` | ``shared`` | ``joint`` | ``agent_tokens`` (module docstring).
     n_agents, obs_dim: the env's agents and (padded) observation width.
     discrete: action kind; n_actions (discrete) or act_dim (continuous).
     hidden, n_layers, n_heads, dropout, activation: the transformer (keyword-only, required; kzl's 128, 3,
@@ -116,7 +125,12 @@ class DTSpec:
             return n, n * self.obs_dim, n * a
         if self.layout == "shared":
             return 1, self.obs_dim + n, a
-        return 1, self.obs_dim, a
+        return 1, self.obs_dim, a  # per_agent; agent_tokens: one agent's inputs per token
+
+    @property
+    def centralized(self) -> bool:
+        """One network acting for all agents at once from all their inputs (the teacher's layouts)."""
+        return self.layout in CENTRALIZED_LAYOUTS
 
 
 class DTOutput(NamedTuple):
@@ -156,6 +170,8 @@ class DecisionTransformer(nn.Module):
         self.transformer = CausalTransformer(d, spec.n_layers, spec.n_heads, spec.max_timestep, spec.dropout,
                                              spec.activation, members=E)
         self.head = MLPHead(spec.head_members, d, spec.feature_dim, spec.action_width, spec.activation)
+        if spec.layout == "agent_tokens":  # built last: the other layouts' initial weights stay as they were
+            self.embed_agent = EnsembleEmbedding(1, spec.n_agents, d)
         self.register_buffer("obs_mean", torch.zeros(spec.n_agents, spec.obs_dim))
         self.register_buffer("obs_std", torch.ones(spec.n_agents, spec.obs_dim))
 
@@ -203,6 +219,8 @@ class DecisionTransformer(nn.Module):
             agent_ids = torch.arange(m, device=rtg.device)
         if member is not None and (spec.layout != "per_agent" or m != 1):
             raise ValueError("member= selects one agent's network of a per_agent DT given that agent's inputs (m = 1)")
+        if spec.layout == "agent_tokens":
+            return self._forward_agent_tokens(rtg, obs, actions, timesteps, mask, agent_ids, last_only)
         r, o, a, t, key_mask = self._inputs(rtg, obs, actions, timesteps, mask, agent_ids)
         live = key_mask[None, :, :, None]  # [1, B', K, 1]: the inputs of pad steps become zeros (pad tokens
         r, o, a = (torch.where(live, x, 0.0) for x in (r, o, a))  # are then constants, whatever the pads held)
@@ -219,3 +237,65 @@ class DecisionTransformer(nn.Module):
         if spec.layout == "shared":
             out, feats = out.reshape(m, B, -1, out.shape[-1]), feats.reshape(m, B, -1, feats.shape[-1])
         return DTOutput(out, feats)
+
+    def _forward_agent_tokens(self, rtg: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor,
+                              timesteps: torch.Tensor, mask: torch.Tensor, agent_ids: torch.Tensor,
+                              last_only: bool) -> DTOutput:
+        """The ``agent_tokens`` layout (module docstring): one token per agent per step, block-causal."""
+        spec = self.spec
+        B, K, m = rtg.shape
+        if m != spec.n_agents:
+            raise ValueError(f"an agent_tokens DT acts for all {spec.n_agents} agents, got {m}")
+        obs = (obs - self.obs_mean[agent_ids]) / self.obs_std[agent_ids]  # [B, K, n, d]
+        if spec.discrete:
+            act = F.one_hot(actions.clamp(0, spec.n_actions - 1), spec.n_actions).to(obs.dtype)  # [B, K, n, A]
+        else:
+            act = actions.to(obs.dtype)  # [B, K, n, act_dim]
+        live = mask[:, :, None, None]  # [B, K, 1, 1]: pad steps' inputs become zeros, whatever they held
+        r, o, a = (torch.where(live, x, 0.0) for x in (rtg.unsqueeze(-1), obs, act))
+        prev = torch.cat([torch.zeros_like(a[:, :1]), a[:, :-1]], dim=1)  # a_{t-1}^i [B, K, n, A]
+        ids = self.embed_agent(agent_ids[None])[:, None, None]  # [1, 1, 1, n, d]
+        tokens = self.embed_rtg(r[None]) + self.embed_obs(o[None]) + self.embed_act(prev[None]) + ids  # [1, B, K, n, d]
+        tokens = tokens.flatten(2, 3)  # [1, B, K n, d] ordered (step, agent)
+        t = torch.where(mask, timesteps, 0).repeat_interleave(m, dim=-1)[None]  # [1, B, K n]
+        step_of = torch.arange(K, device=rtg.device).repeat_interleave(m)  # [K n]
+        allowed = step_of[None, :] <= step_of[:, None]  # [K n, K n] block-causal
+        rows = slice((K - 1) * m, K * m) if last_only else None
+        h = self.transformer(tokens, t, mask.repeat_interleave(m, dim=-1), None, rows, allowed)  # [1, B, K'n, d]
+        h = h.reshape(B, -1, m, h.shape[-1]).permute(2, 0, 1, 3)  # [n, B, K', d]: agent i's own tokens
+        out, feats = self.head(h)  # [n, B, K', *]
+        return DTOutput(out, feats)
+
+
+class OthersReturnZeroed(nn.Module):
+    """A centralized DT (``joint`` / ``agent_tokens``) whose prediction for agent i reads every other agent's
+    return-to-go as 0 at every position: the hindsight check of a teacher (the sum of all agents' returns-to-go
+    may reveal how the episode ends, which agent i's own return-to-go alone would not).
+
+    Same call and outputs as the wrapped model; runs it once on ``n`` copies of the batch, copy i with only
+    agent i's return-to-go kept, and returns agent i's outputs from copy i."""
+
+    def __init__(self, model: DecisionTransformer):
+        super().__init__()
+        if not model.spec.centralized:
+            raise ValueError(f"the hindsight check needs a centralized DT (the teacher), not a {model.spec.layout} one")
+        self.model = model
+        self.spec = model.spec
+
+    def forward(self, rtg: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor, timesteps: torch.Tensor,
+                mask: torch.Tensor, agent_ids: torch.Tensor | None = None, member: int | None = None,
+                last_only: bool = False) -> DTOutput:
+        B, K, n = rtg.shape
+        keep = torch.eye(n, dtype=rtg.dtype, device=rtg.device)  # [copy i, agent j] = 1 where j == i
+        r = (rtg[None] * keep[:, None, None, :]).reshape(n * B, K, n)  # [n B, K, n]
+
+        def copies(x: torch.Tensor) -> torch.Tensor:
+            return x[None].expand(n, *x.shape).reshape(n * B, *x.shape[1:])
+
+        out = self.model(r, copies(obs), copies(actions), copies(timesteps), copies(mask), agent_ids, member, last_only)
+        own = torch.arange(n, device=rtg.device)
+
+        def diagonal(x: torch.Tensor) -> torch.Tensor:  # [n, n B, K, *] -> agent i of copy i: [n, B, K, *]
+            return x.reshape(n, n, B, *x.shape[2:])[own, own]
+
+        return DTOutput(diagonal(out.action), diagonal(out.features))

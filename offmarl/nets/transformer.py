@@ -108,12 +108,15 @@ def residual_dropout(x: torch.Tensor, y: torch.Tensor, p: float, training: bool 
     return _ResidualDropout.apply(x, y, _keep_mask(y, p))
 
 
-def attention_mask(key_mask: torch.Tensor) -> torch.Tensor | None:
-    """``[B, 1, L, L]`` bool (True = may attend): causal, real keys only, diagonal always; None if no padding."""
+def attention_mask(key_mask: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor | None:
+    """``[B, 1, L, L]`` bool (True = may attend): causal, real keys only, diagonal always; None if no padding.
+
+    ``allowed [L, L]`` bool replaces the causal pattern (e.g. block-causal: the tokens of one step see each
+    other); without padding it is returned as it is."""
     if bool(key_mask.all()):
-        return None
+        return allowed
     L = key_mask.shape[-1]
-    causal = torch.ones(L, L, dtype=torch.bool, device=key_mask.device).tril_()
+    causal = torch.ones(L, L, dtype=torch.bool, device=key_mask.device).tril_() if allowed is None else allowed
     eye = torch.eye(L, dtype=torch.bool, device=key_mask.device)
     return ((causal & key_mask[:, None, :]) | eye).unsqueeze(1)
 
@@ -248,7 +251,8 @@ class CausalTransformer(nn.Module):
     """``E`` stacked GPT-2-like causal transformers over token embeddings (see the module docstring).
 
     ``forward(tokens [E, B, L, d], timesteps [E or 1, B, L] int64, key_mask [B, L] bool | None, member,
-    out_rows)`` returns ``[E, B, L, d]`` (``[E, B, Lq, d]`` for the positions ``out_rows`` when given).
+    out_rows, allowed)`` returns ``[E, B, L, d]`` (``[E, B, Lq, d]`` for the positions ``out_rows`` when given).
+    ``allowed [L, L]`` bool (True = query row may attend key column) replaces the causal mask.
     Timesteps index a learned embedding of size ``max_timestep`` (clamped).
     """
 
@@ -263,12 +267,13 @@ class CausalTransformer(nn.Module):
         self.ln_f = EnsembleLayerNorm(members, hidden)
 
     def forward(self, tokens: torch.Tensor, timesteps: torch.Tensor, key_mask: torch.Tensor | None = None,
-                member: int | None = None, out_rows: slice | None = None) -> torch.Tensor:
+                member: int | None = None, out_rows: slice | None = None,
+                allowed: torch.Tensor | None = None) -> torch.Tensor:
         t = timesteps.clamp(0, self.max_timestep - 1)
         # under bf16 autocast the tokens are bf16; the residual stream stays in their dtype
         x = tokens + self.time_embed(t, member).to(tokens.dtype)
         x = dropout(self.embed_ln(x, member), self.dropout, self.training)
-        mask = None if key_mask is None else attention_mask(key_mask)
+        mask = allowed if key_mask is None else attention_mask(key_mask, allowed)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             x = block(x, mask, member, out_rows if i == last else None)

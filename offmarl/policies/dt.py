@@ -89,8 +89,8 @@ class DTAgentPolicy(AgentPolicy):
     def __init__(self, model: DecisionTransformer, head: ActionHead, agent: int, target_return: float,
                  reward_scale: float, context_len: int):
         member = agent if model.spec.layout == "per_agent" else None
-        if model.spec.layout == "joint":
-            raise ValueError("a joint-layout DT (the teacher) acts for all agents: use DTJointPolicy")
+        if model.spec.centralized:
+            raise ValueError(f"a {model.spec.layout}-layout DT (the teacher) acts for all agents: use DTJointPolicy")
         self.agent = agent
         self.context = DTContext(model, head, [agent], np.array([target_return]), np.array([reward_scale]), context_len,
                                  member)
@@ -132,7 +132,7 @@ class DTJointPolicy(JointPolicy):
 def dt_policies(model: DecisionTransformer, head: ActionHead, target_return: np.ndarray, reward_scale: np.ndarray,
                 context_len: int) -> JointPolicy:
     """The evaluation policy of a DT: per-agent policies (decentralized) or, for the teacher, a joint one."""
-    if model.spec.layout == "joint":
+    if model.spec.centralized:
         return DTJointPolicy(model, head, target_return, reward_scale, context_len)
     return DecentralizedPolicy([DTAgentPolicy(model, head, i, float(target_return[i]), float(reward_scale[i]),
                                               context_len)

@@ -326,12 +326,14 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
                             eval_every=eval_every, eval_episodes=exp.eval_episodes, series_every=series_every,
                             precision=exp.precision, resume=exp.resume, progress=exp.progress)
 
-    def evaluator(step: int) -> dict[str, Any]:
-        return evaluate_policy(learner.policies(), env_name, env_kwargs, exp.eval_episodes, EVAL_SEED)
+    def evaluator(step: int, policy: Any = None) -> dict[str, Any]:
+        return evaluate_policy(learner.policies() if policy is None else policy, env_name, env_kwargs,
+                               exp.eval_episodes, EVAL_SEED)
 
     meta = {"algo_label": label, "eval_seed": EVAL_SEED, **resolved.meta}
     try:
-        evaluates = in_env and exp.eval_episodes and (eval_every or series_every)
+        # an evaluator also when nothing is evaluated during training: the stage checks may score a policy
+        evaluates = in_env and exp.eval_episodes
         summary = fit(learner, resolved.source, paths.root, train_cfg, evaluator if evaluates else None, meta)
         learner.save(paths.model)
         if exp.eval_episodes and in_env:

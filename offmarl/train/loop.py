@@ -14,6 +14,7 @@
         step += 1, or the env frames the sample took (an online sampler's ``last_sample_frames``; a dataset+env
                                              run counts 1 per dataset batch and the frames of each rollout)
         at a log boundary or a stage's end:  a metrics.csv row (window means of the losses, steps/s, wall time)
+        at a stage's end (and the last step): algo.stage_check(stage, evaluate) -> diagnostics in that step's row
         at a stage's end:                    save what it hands over to <run>/<stage>/, enter the next stage
         at an eval boundary:                 evaluator(step) -> {"return_mean", "return_std", ...} appended to the
                                              curve; a new best return saves the weights to best/ (:func:`keep_if_best`)
@@ -70,7 +71,8 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-Evaluator = Callable[[int], dict]
+#: ``evaluator(step)`` scores the algorithm's policies; ``evaluator(step, policy)`` a given policy (stage checks)
+Evaluator = Callable[..., dict]
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,18 @@ def _check_same_run(stored: dict[str, Any], current: dict[str, Any], path: Path)
     for what, old, new in checks:
         if old != new:
             raise ValueError(f"cannot resume {path.parent}: {what} was {old!r}, now {new!r}")
+
+
+def _stage_check(algo: Any, stage: str, evaluator: Evaluator | None, step: int) -> dict[str, float]:
+    """``algo.stage_check(stage, evaluate)`` with the global RNG states saved and restored around it; ``evaluate``
+    scores a given policy with the run's evaluator (None without one)."""
+    evaluate = None if evaluator is None else (lambda policy: evaluator(step, policy))
+    state = global_rng_state()
+    try:
+        with torch.no_grad():
+            return algo.stage_check(stage, evaluate)
+    finally:
+        set_global_rng_state(state)
 
 
 def _isolated(evaluator: Evaluator, step: int) -> dict:
@@ -323,8 +337,8 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
         """Seconds since the run began (earlier sessions' time included), checkpoints and evaluations too."""
         return wall_before + time.perf_counter() - session_start
 
-    def write_row(row_step: int) -> dict[str, Any]:
-        row = window.row(row_step, wall_time())
+    def write_row(row_step: int, checks: dict[str, float] | None = None) -> dict[str, Any]:
+        row = {**window.row(row_step, wall_time()), **(checks or {})}
         if paths is not None:
             csv_log.log(row)
             if tb_log is not None:
@@ -363,8 +377,9 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
             session_time += dt
             bar.update(step - before)
             stage_ends = step < total and schedule.stage_at(step) != stage
+            checks = _stage_check(algo, stage, evaluator, step) if stage_ends or step == total else {}
             if _crossed(before, step, cfg.log_every) or step == total or stage_ends:
-                last_row = write_row(step)
+                last_row = write_row(step, checks)
                 postfix.update({k: f"{v:.4g}" for k, v in last_row.items() if k not in BASE_COLUMNS})
                 bar.set_postfix(postfix, refresh=False)
             if stage_ends:
