@@ -380,6 +380,20 @@ def bench_export(
     _run(run_bench_export, runs_dir=runs_dir, out=out, fmt=fmt)
 
 
+@bench_app.command("speed")
+def bench_speed(
+    runs_dir: Path = typer.Argument(..., help="A suite directory, or any folder of run directories."),
+    reference: str = typer.Option("ippo", "--reference", help="The algorithm whose final score sets the target."),
+    metric: str = typer.Option("win_rate", "--metric", help="win_rate (eval.json's win_curve) or return (its curve)."),
+    fraction: float = typer.Option(0.8, "--fraction", help="The target: this fraction of the reference's final score."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the markdown table to this file."),
+) -> None:
+    """Frames to reach a fraction of a reference's final score per algorithm, with bootstrap intervals over seeds."""
+    from offmarl.commands.bench import run_bench_speed
+
+    _run(run_bench_speed, runs_dir=runs_dir, reference=reference, metric=metric, fraction=fraction, out=out)
+
+
 @bench_app.command("compare")
 def bench_compare(
     suite_dir: Path = typer.Argument(..., help="A suite directory or results folder."),

@@ -3,7 +3,9 @@ checks (``Algorithm.contract_overrides`` makes each tiny; ``Algorithm.progress_m
 run must improve). An algorithm added to the registry is covered without touching this file.
 
 Dataset learners train on ``toy_pick`` expert data (discrete, two agents, agent 1 may never play action 2);
-online learners play it live (``toy_pick`` is restorable, so their resumes are exact too).
+online learners play it live (``toy_pick`` is restorable, so their resumes are exact too); ``"dataset+env"``
+learners get both (the expert data and the live env). Every mode an algorithm learns in is a case (``qmix``
+offline, ``qmix@env`` online), and so is every variant it lists in ``contract_variants`` (``dm2[bc_pretrain]``).
 """
 
 from __future__ import annotations
@@ -25,17 +27,32 @@ from _run_files import assert_same_run_files, same_state
 
 from offmarl.algos import base, list_algos, load_algo, make_algo
 from offmarl.data.io import save_dataset
+from offmarl.data.sources import DatasetAndEnv
 from offmarl.envs.base import TimeStep
 from offmarl.envs.registry import EnvSource
 from offmarl.train import TrainConfig, fit, seed_everything
 from offmarl.train.experiment import Experiment, run_experiment
-from offmarl.train.online import RolloutSampler
+from offmarl.train.online import training_sampler
 
 CLASSES = {**{name: base.get_algo_class(name) for name in list_algos()},
            _online_learner.NAME: _online_learner.TabularPG}
-# one case per algorithm and mode it learns in: "qmix" (offline) and "qmix@env" (online) for an algorithm of both
-ALGORITHMS = [name + ("@env" if mode == "env" and "dataset" in cls.learns_from else "")
-              for name, cls in CLASSES.items() for mode in cls.learns_from if mode in ("dataset", "env")]
+
+
+def _cases() -> dict[str, tuple[str, str, str | None]]:
+    """case -> (algorithm, mode, variant): one per algorithm and mode it learns in -- "qmix" (its first mode,
+    offline) and "qmix@env" -- and per variant of ``contract_variants`` ("dm2[bc_pretrain]")."""
+    cases = {}
+    for name, cls in CLASSES.items():
+        for mode in cls.learns_from:
+            suffix = "" if mode == cls.learns_from[0] else f"@{mode}"
+            cases[name + suffix] = (name, mode, None)
+            for variant in cls.contract_variants:
+                cases[f"{name}[{variant}]{suffix}"] = (name, mode, variant)
+    return cases
+
+
+CASES = _cases()
+ALGORITHMS = list(CASES)
 ONLINE_ENV = EnvSource(_toy_env.ENV_NAME, {}, num_envs=16)
 
 
@@ -61,7 +78,11 @@ def one_thread():
 
 
 def algo_name(case: str) -> str:
-    return case.split("@")[0]
+    return CASES[case][0]
+
+
+def mode_of(case: str) -> str:
+    return CASES[case][1]
 
 
 def cls_of(case: str) -> type[base.Algorithm]:
@@ -69,24 +90,27 @@ def cls_of(case: str) -> type[base.Algorithm]:
 
 
 def online(case: str) -> bool:
-    return case.endswith("@env") or cls_of(case).learns_from == ("env",)
+    """The case interacts with the env (rollouts): it learns from the env, alone or after a dataset."""
+    return mode_of(case) != "dataset"
 
 
 def source(name: str, toy) -> Any:
-    return ONLINE_ENV if online(name) else toy
+    return {"dataset": toy, "env": ONLINE_ENV, "dataset+env": DatasetAndEnv(toy, ONLINE_ENV)}[mode_of(name)]
 
 
 def spec_of(name: str, toy):
     return ONLINE_ENV.spec() if online(name) else toy.spec
 
 
-def steps_per_update(name: str) -> int:
-    """Budget steps one update takes: 1 offline; online, the env frames of one rollout in every sub-env."""
+def steps_per_update(name: str, stage: str | None = None) -> int:
+    """Budget steps one update takes: 1 offline and in a dataset+env learner's dataset stages; otherwise the env
+    frames of one rollout in every sub-env (``stage`` None: the env stages')."""
     if not online(name):
         return 1
-    algo_cls = cls_of(name)
-    config = base.build_config(algo_cls, tiny(name))
-    return algo_cls(ONLINE_ENV.spec(), config).rollout_length * ONLINE_ENV.num_envs
+    algo = cls_of(name)(ONLINE_ENV.spec(), base.build_config(cls_of(name), tiny(name)))
+    if stage is not None and mode_of(name) == "dataset+env" and algo.stage_source(stage) == "dataset":
+        return 1
+    return algo.rollout_length * ONLINE_ENV.num_envs
 
 
 def build(name: str, toy, updates: int, seed: int = 0, **overrides: Any) -> base.Algorithm:
@@ -97,9 +121,12 @@ def build(name: str, toy, updates: int, seed: int = 0, **overrides: Any) -> base
 
 
 def tiny(name: str) -> dict[str, Any]:
-    """The algorithm's contract overrides, over its online preset when the case learns online."""
-    preset = getattr(cls_of(name), "online_preset", None) if online(name) else None
-    return {**({"preset": preset} if preset else {}), **cls_of(name).contract_overrides}
+    """The algorithm's contract overrides, over its online preset when the case learns online, and the case's
+    variant with its own overrides."""
+    preset = getattr(cls_of(name), "online_preset", None) if mode_of(name) == "env" else None
+    variant = CASES[name][2]
+    extra = {} if variant is None else {"variant": variant, **cls_of(name).contract_variants[variant]}
+    return {**({"preset": preset} if preset else {}), **cls_of(name).contract_overrides, **extra}
 
 
 def started(name: str, toy, updates: int, seed: int = 0):
@@ -107,7 +134,7 @@ def started(name: str, toy, updates: int, seed: int = 0):
     algo = build(name, toy, updates, seed)
     src = source(name, toy)
     algo.check_source(src)
-    sampler = RolloutSampler(algo, src, seed) if online(name) else algo.make_sampler(src, seed)
+    sampler = training_sampler(algo, src, seed)
     algo.on_fit_start(src)
     return algo, sampler
 
@@ -210,6 +237,7 @@ def test_a_decentralized_online_learner_is_unchanged_by_another_agents_experienc
     """One rollout, and a copy where agent 1's observations, actions and rewards (and what its own policy
     recorded of them) differ: after an update on each, agent 0's learner is bit for bit the same."""
     algo, sampler = started(name, toy, updates=4)
+    drive(algo, sampler, _updates_until(algo, algo.schedule.start(algo.schedule.names[-1]), name))
     rollout = sampler.sample()
     other = copy.deepcopy(rollout)
     rng = torch.Generator().manual_seed(1)
@@ -228,19 +256,23 @@ def test_a_decentralized_online_learner_is_unchanged_by_another_agents_experienc
 
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_a_mismatched_source_is_refused_with_an_error_naming_it(name, toy):
-    if online(name):
-        if "dataset" not in cls_of(name).learns_from:
-            with pytest.raises(ValueError, match=f"{name} cannot train on MultiAgentDataset: it learns from an "
-                                                 r"environment \(--env\)"):
+    algo_cls = cls_of(name)
+    if mode_of(name) == "env":
+        if "dataset" not in algo_cls.learns_from:
+            wants = ("a dataset and an environment" if "dataset+env" in algo_cls.learns_from
+                     else r"an environment \(--env\)")
+            with pytest.raises(ValueError, match=f"{algo_name(name)} cannot train on MultiAgentDataset: it learns from "
+                                                 f"{wants}"):
                 build(name, toy, updates=2).check_source(toy)
         return
     import dataclasses
 
     narrow = dataclasses.replace(toy.spec, obs_dims=(3, 2))
-    algo = make_algo(algo_name(name), narrow, **{**cls_of(name).contract_overrides, "steps": 4})
-    with pytest.raises(ValueError, match=rf"{name} cannot train on the dataset of env 'toy_pick' \(24 episodes\): "
-                                         r"its observation widths are \[3, 3\], the algorithm was built for \[3, 2\]"):
-        fit(algo, toy, None, TrainConfig(seed=0, progress=False))
+    algo = make_algo(algo_name(name), narrow, **{**tiny(name), "steps": 4 * steps_per_update(name)})
+    with pytest.raises(ValueError, match=rf"{algo_name(name)} cannot train on the dataset of env 'toy_pick' "
+                                         r"\(24 episodes\): its observation widths are \[3, 3\], the algorithm was "
+                                         r"built for \[3, 2\]"):
+        fit(algo, source(name, toy), None, TrainConfig(seed=0, progress=False))
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
@@ -297,7 +329,17 @@ def test_a_tiny_run_improves_its_progress_metric(name, toy):
 
 def _updates_until(algo, step: int, case: str) -> int:
     """Updates from the algorithm's current step to ``step`` (online: one update plays many frames)."""
-    return (step - getattr(algo, "driven_steps", 0)) // steps_per_update(case)
+    return _updates_between(algo.schedule, case, getattr(algo, "driven_steps", 0), step)
+
+
+def _updates_between(schedule, case: str, start: int, end: int) -> int:
+    """The updates that fit from step ``start`` to ``end``, each as long as its stage's updates."""
+    updates = 0
+    while True:
+        start += steps_per_update(case, schedule.stage_at(start))
+        if start > end:
+            return updates
+        updates += 1
 
 
 KILL_UPDATES = 12
@@ -318,19 +360,19 @@ def _kill_points(name: str) -> list[tuple[str, int]]:
     while len(points) < 3:
         site = sites[int(rng.integers(len(sites)))]
         points.add((site, int(rng.integers(1, KILL_SITES[site] + 1))))
-    if not online(name):
-        algo_cls = cls_of(name)
-        config = base.build_config(algo_cls, {**tiny(name), "steps": KILL_UPDATES})
-        schedule = algo_cls(_toy_env.ToyPickEnv().spec, config).schedule
-        for k, stage in enumerate(schedule.names[1:], start=1):
-            points |= {("hand-over", k), ("update", schedule.start(stage) + 1)}
+    algo_cls = cls_of(name)
+    config = base.build_config(algo_cls, {**tiny(name), "steps": KILL_UPDATES * steps_per_update(name)})
+    schedule = algo_cls(_toy_env.ToyPickEnv().spec, config).schedule
+    for k, stage in enumerate(schedule.names[1:], start=1):
+        points |= {("hand-over", k), ("update", _updates_between(schedule, name, 0, schedule.start(stage)) + 1)}
     return sorted(points)
 
 
 def _experiment(name: str, data_file: Path, out: Path, config: Path, **kw: Any) -> Experiment:
     budget = KILL_UPDATES * steps_per_update(name)
-    where = (dict(env=ONLINE_ENV.env_name, num_envs=ONLINE_ENV.num_envs) if online(name)
-             else dict(dataset=str(data_file)))
+    env = dict(env=ONLINE_ENV.env_name, num_envs=ONLINE_ENV.num_envs)
+    where = {"dataset": dict(dataset=str(data_file)), "env": env,
+             "dataset+env": dict(dataset=str(data_file), **env)}[mode_of(name)]
     return Experiment(algo=algo_name(name), **where, out=out, seed=2, steps=budget, config=config, eval_episodes=3,
                       eval_every=budget // EVALUATIONS, series_every=budget // SERIES,
                       checkpoint_every=budget // CHECKPOINTS, checkpoint="best", progress=False, **kw)

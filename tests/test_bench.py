@@ -533,3 +533,72 @@ def test_an_online_algorithm_runs_on_the_env_entries_and_an_offline_one_on_the_d
         (out / "tiny" / "table.csv").read_text()))}
     assert cells == {("bc", "equal_space"), ("ippo", "game")}
     assert "Incomplete" not in (out / "tiny" / "table.md").read_text()  # the other pairs are not missing runs
+
+
+@pytest.mark.timeout(300)
+def test_dataset_and_env_learners_run_on_datasets_and_on_env_entries_with_demonstrations(tmp_path, offmarl_home):
+    """dm2 / ma_gail learn from a dataset and the env: on a dataset entry (in its env) and on an env entry that
+    gives demonstrations (beside the online learners, in the same column); an env entry without demonstrations
+    gets no run of theirs. Their budget is env frames."""
+    from offmarl.algos import get_algo_class
+
+    def tiny(name):
+        return {"name": name, "frames": 96, "overrides": {**get_algo_class(name).contract_overrides,
+                                                          "demo_episodes": 4}}
+
+    tiny_ippo = {"name": "ippo", "frames": 96,
+                 "overrides": {"hidden": 8, "rollout_length": 12, "chunk_length": 6, "ppo_epochs": 1}}
+    data = {"recipe": "tseng/equal_space", "scale": 0.005}
+    suite = tiny_suite(tmp_path / "imitation.yaml", eval_every=0, checkpoint_every=48,
+                       datasets=[{**data, "label": "demos"},
+                                 {"env": "equal_space", "num_envs": 4, "label": "es", "demonstrations": data},
+                                 {"env": "equal_space", "num_envs": 4, "label": "bare"}],
+                       algorithms=[tiny("dm2"), tiny("ma_gail"), tiny_ippo])
+    parsed = load_suite(suite)
+    assert parsed.datasets[1].demonstrations.recipe == "tseng/equal_space" and parsed.datasets[2].data is None
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "tiny" / "suite.json").read_text())
+    assert sorted(map(tuple, record["runs"])) == [("bare", "ippo", 0), ("demos", "dm2", 0), ("demos", "ma_gail", 0),
+                                                  ("es", "dm2", 0), ("es", "ippo", 0), ("es", "ma_gail", 0)]
+    for column in ("demos", "es"):
+        run = json.loads((out / "tiny" / column / "dm2" / "seed0" / "eval.json").read_text())
+        assert run["env"] == "equal_space" and run["source"] == column
+        assert run["protocol"]["steps_unit"] == "frames" and run["protocol"]["steps"] >= 96
+    table = (out / "tiny" / "table.md").read_text()  # the table says plainly which rows interacted with the env
+    assert "Steps of dm2, ma_gail, ippo count environment frames: they interact with the environment" in table
+
+
+def test_demonstrations_belong_to_env_entries():
+    with pytest.raises(ValueError, match=r"datasets\[0\].demonstrations: applies to env entries only"):
+        parse_suite({**BASE, "datasets": [{"recipe": "tseng/fill_in", "demonstrations": {"recipe": "x"}}]}, "s.yaml")
+    with pytest.raises(ValueError, match=r"datasets\[0\].demonstrations: expected a mapping with 'recipe' or 'path'"):
+        parse_suite({**BASE, "datasets": [{"env": "fill_in", "demonstrations": "tseng/fill_in"}]}, "s.yaml")
+    suite = parse_suite({**BASE, "datasets": [{"env": "fill_in", "demonstrations": {"recipe": "nope/x"}}],
+                         "algorithms": ["dm2"], "frames": 10}, "s.yaml")
+    with pytest.raises(ValueError, match=r"s.yaml: datasets\[0\].demonstrations.recipe: unknown recipe 'nope/x'"):
+        check_datasets(suite)
+
+
+def test_an_algorithm_may_run_fewer_seeds_than_the_suite(tmp_path, offmarl_home):
+    """``seeds: N`` on an algorithm entry: it runs the first N of the bench's seeds, the others all of them."""
+    suite = load_suite(tiny_suite(tmp_path / "seeds.yaml", seeds=3,
+                                  algorithms=[TINY_BC, {**TINY_BC, "tag": "few", "seeds": 2}]))
+    files = bench_runner.prepare_datasets(suite, lambda _: None)
+    tasks = bench_runner.plan_runs(suite, tmp_path / "out", [4, 5, 6], 1.0, files)
+    assert sorted((t.algo.label, t.seed) for t in tasks) == [("bc", 4), ("bc", 5), ("bc", 6), ("bc@few", 4),
+                                                             ("bc@few", 5)]
+    assert "seeds" not in tasks[-1].pin()["algorithm"]
+    with pytest.raises(ValueError, match=r"algorithms\[0\].seeds: must be >= 1, got 0"):
+        parse_suite({**BASE, "algorithms": [{"name": "bc", "seeds": 0}]}, "s.yaml")
+
+
+def test_a_suite_of_interacting_learners_on_datasets_needs_frames_only():
+    """Dataset entries with frames but no steps parse (their dm2 / ma_gail runs count frames); an offline algorithm
+    there is told to give steps."""
+    data = {k: v for k, v in BASE.items() if k != "steps"}
+    suite = parse_suite({**data, "algorithms": ["ma_gail", "bc"], "frames": 1000}, "s.yaml")
+    assert bench_runner.resolve_steps(suite, suite.algorithms[0], "fill_in", None, 1.0, True) == 1000
+    with pytest.raises(ValueError, match="algorithm bc learns offline: give the suite's 'steps'"):
+        bench_runner.resolve_steps(suite, suite.algorithms[1], "fill_in", None, 1.0, False)

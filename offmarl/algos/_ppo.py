@@ -141,6 +141,17 @@ class ValueNorm:
         self.mean, self.mean_sq, self.debias = (state[k].clone() for k in ("mean", "mean_sq", "debias"))
 
 
+def rollout_stats(rollout: Trajectory) -> dict[str, float]:
+    """What a rollout says of the episodes that ended in it: their mean return (``episode_return``) and, where
+    the env reports wins, their win rate (``win_rate``)."""
+    stats = {}
+    if rollout.episode_returns.size:
+        stats["episode_return"] = float(rollout.episode_returns.mean())
+    if rollout.episode_wins is not None and rollout.episode_wins.size:
+        stats["win_rate"] = float(rollout.episode_wins.mean())
+    return stats
+
+
 def chunk_starts(T: int, length: int) -> list[int]:
     """The first steps of the chunks of ``length`` steps a rollout of ``T`` steps is cut into."""
     if T % length:
@@ -321,7 +332,7 @@ class PPOLearner(Algorithm):
 
     def update(self, rollout: Trajectory) -> dict[str, float]:
         c, per_agent = self.config, self.decentralized_training
-        r = _on(rollout, self.device)
+        r = to_device(rollout, self.device)
         advantages, returns = gae(r.rewards, self._denormalize(r.values), self._denormalize(r.bootstrap),
                                   self._denormalize(r.last_values), r.terminated, r.truncated, c.gamma, c.gae_lambda)
         advantages = normalize_advantages(advantages, r.active, per_agent)
@@ -336,12 +347,7 @@ class PPOLearner(Algorithm):
                 for key, value in self._ppo_step(batch, per_agent).items():
                     logs.setdefault(key, []).append(value)
         self.updates += 1
-        out = {k: float(np.mean(v)) for k, v in logs.items()}
-        if rollout.episode_returns.size:
-            out["episode_return"] = float(rollout.episode_returns.mean())
-        if rollout.episode_wins is not None and rollout.episode_wins.size:
-            out["win_rate"] = float(rollout.episode_wins.mean())
-        return out
+        return {**{k: float(np.mean(v)) for k, v in logs.items()}, **rollout_stats(rollout)}
 
     def _minibatch(self, r: Trajectory, advantages: torch.Tensor, returns: torch.Tensor, chunks: torch.Tensor,
                    starts: list[int], length: int) -> _Batch:
@@ -425,7 +431,7 @@ class PPOLearner(Algorithm):
         self.updates = int(state["updates"])
 
 
-def _on(r: Trajectory, device: torch.device) -> Trajectory:
+def to_device(r: Trajectory, device: torch.device) -> Trajectory:
     """The rollout's tensors on ``device``."""
     moved = {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
     for key, value in moved.items():

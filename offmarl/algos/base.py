@@ -13,16 +13,20 @@ math, the paper reference and every field) and a subclass of :class:`Algorithm` 
 What an algorithm learns from (``learns_from``, the modes it can train in): a dataset (``"dataset"``: a
 :class:`~offmarl.data.dataset.MultiAgentDataset`, or :class:`~offmarl.data.sources.PerAgentDatasets` where
 ``dataset_layouts`` admits them), an environment (``"env"``: an :class:`~offmarl.envs.registry.EnvSource`)
-or both in turn (``"dataset+env"``: a :class:`~offmarl.data.sources.DatasetAndEnv`); the source a run gives
+or both (``"dataset+env"``: a :class:`~offmarl.data.sources.DatasetAndEnv`); the source a run gives
 picks the mode (``qmix`` learns offline from a dataset or online in an env). Offline steps count
 gradient updates; online steps count environment frames (one frame = one step of one sub-env): an online
 learner implements the rollout engine's :class:`~offmarl.data.trajectory.TrainingActor` and
 ``rollout_length``, and each ``update`` receives one :class:`~offmarl.data.trajectory.Trajectory` of
-``rollout_length`` steps in every sub-env.
+``rollout_length`` steps in every sub-env. A ``"dataset+env"`` learner trains each stage on one of the two
+(:meth:`Algorithm.stage_source`): a dataset stage on the batches of its :meth:`~Algorithm.make_sampler`
+over the dataset (one step per update), an env stage on rollouts (env frames); it keeps whatever else it
+needs of the dataset (e.g. demonstrations) from :meth:`~Algorithm.on_fit_start`.
 
 Stages. A multi-stage algorithm (a behaviour model, then the policy; a teacher, then students) declares
 its stages with :meth:`Algorithm.stage_fractions`; :meth:`Algorithm.plan` divides the one step budget
-among them (:class:`StageSchedule`), so every stage keeps its share whatever the budget. The fit loop
+among them (:class:`StageSchedule`), so every stage keeps its share whatever the budget (or, overriding
+:meth:`Algorithm.stage_schedule`, gives a stage a fixed number of steps). The fit loop
 enters each stage (:meth:`Algorithm.enter_stage`), logs the stage of every metrics row, checkpoints at
 every hand-over and saves the artifact a stage hands over (:meth:`Algorithm.stage_artifact`: an algorithm,
 e.g. the distillation teacher, or :class:`StageFiles`, e.g. SIT's reward decomposition) in the run directory.
@@ -161,6 +165,9 @@ class Algorithm(ABC):
     #: fixed batch), or, for a name ending in ``return`` (online learners' ``episode_return``), a logged
     #: return (it rises)
     progress_metric: ClassVar[str] = "loss"
+    #: variants the contract test also runs through every check, each with its own extra overrides (over
+    #: ``contract_overrides``); the default configuration is always checked
+    contract_variants: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, spec: EnvSpec, config: AlgoConfig, device: str | torch.device = "cpu"):
         if spec.discrete and not self.supports_discrete:
@@ -178,17 +185,26 @@ class Algorithm(ABC):
         self.precision = "fp32"  # set by the fit loop; "bf16" runs forward passes under CPU/CUDA autocast
         self._schedule: StageSchedule | None = None
         self._stage: str | None = None
-        StageSchedule.from_fractions(int(config.steps), self.stage_fractions())  # a budget every stage can share
+        self.stage_schedule(int(config.steps))  # a budget every stage can share
 
     # ---- the step budget and its stages ----------------------------------------------------------
     def stage_fractions(self) -> Sequence[tuple[str, float]]:
         """The stages in order with their shares of the budget (one stage, ``main``, by default)."""
         return (("main", 1.0),)
 
+    def stage_schedule(self, total_steps: int) -> StageSchedule:
+        """The stages over a budget of ``total_steps``: :meth:`stage_fractions`' shares of it by default."""
+        return StageSchedule.from_fractions(int(total_steps), self.stage_fractions())
+
+    def stage_source(self, name: str) -> str:
+        """In a ``"dataset+env"`` run, what stage ``name`` trains on: ``"dataset"`` (batches of
+        :meth:`make_sampler` over the dataset, one step each) or ``"env"`` (rollouts, env frames; the default)."""
+        return "env"
+
     def plan(self, total_steps: int) -> StageSchedule:
         """Divide the budget ``total_steps`` among the stages; ``config.steps`` becomes the budget, so a saved
         algorithm records what it trained for. The fit loop calls it before training."""
-        self._schedule = StageSchedule.from_fractions(int(total_steps), self.stage_fractions())
+        self._schedule = self.stage_schedule(int(total_steps))
         self.config = dataclasses.replace(self.config, steps=int(total_steps))
         return self._schedule
 
@@ -257,10 +273,11 @@ class Algorithm(ABC):
             raise ValueError(f"{self.name} cannot train on the {describe(source)}: {reason}")
 
     def make_sampler(self, source: Any, seed: int) -> Any:
-        """A sampler over the dataset ``source`` (already checked) whose ``sample()`` returns what :meth:`update`
-        takes. An online learner has none: the fit loop builds its rollout sampler (``offmarl.train.online``)
-        from its training-side contract (``rollout_length``, ``initial_hidden``, ``act_train``,
-        ``bootstrap_value``: :class:`offmarl.data.trajectory.TrainingActor`)."""
+        """A sampler over the dataset ``source`` (already checked; in a ``"dataset+env"`` run, the source's
+        dataset, for its dataset stages) whose ``sample()`` returns what :meth:`update` takes. An online
+        learner has none: the fit loop builds its rollout sampler (``offmarl.train.online``) from its
+        training-side contract (``rollout_length``, ``initial_hidden``, ``act_train``, ``bootstrap_value``:
+        :class:`offmarl.data.trajectory.TrainingActor`)."""
         raise NotImplementedError(f"{self.name} learns from {' or '.join(self.learns_from)}: it has no dataset sampler")
 
     @abstractmethod
@@ -295,6 +312,12 @@ class Algorithm(ABC):
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
 
+    def saved_state(self) -> dict[str, Any]:
+        """What :meth:`save` writes: :meth:`state_dict`, or less where it holds large training-only buffers
+        (a replay of episodes) that a saved algorithm -- for evaluation and the checkpoint series -- does not
+        need; ``load_state_dict`` must accept it. The fit loop's checkpoint keeps the whole state_dict."""
+        return self.state_dict()
+
     def save(self, path: str | Path) -> None:
         """Save weights + config + library version to directory ``path`` (loadable by :func:`load_algo`)."""
         from offmarl import __version__
@@ -305,7 +328,7 @@ class Algorithm(ABC):
         meta = {"algo": self.name, "config": self.config_dict(), "env_spec": self.spec.to_dict(),
                 "offmarl_version": __version__}
         atomic_write_json(path / "algo.json", json.loads(json.dumps(meta, default=str)))
-        atomic_torch_save(self.state_dict(), path / "algo.pt")
+        atomic_torch_save(self.saved_state(), path / "algo.pt")
 
 
 def source_mode(source: Any) -> str:

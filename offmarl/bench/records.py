@@ -71,6 +71,7 @@ class EvalRecord:
     target_return: Any
     curve: tuple[tuple[float, float, float], ...]
     metrics_csv: str  # the run's metrics.csv (it need not exist): beside its eval.json, or its recorded copy
+    steps_unit: str = "updates"  # "frames": the run interacted with its env (online, or a dataset and the env)
     protocol: str = "last"  # "last" | "best" | "absolute"
     random_return: float | None = None
     reference_return: float | None = None
@@ -98,6 +99,7 @@ class EvalRecord:
                        checkpoint=checkpoint, target_return=protocol.get("target_return"),
                        curve=tuple((float(s), float(m), float(sd)) for s, m, sd in data.get("curve") or []),
                        metrics_csv=str(path.parent / "metrics.csv" if metrics_csv is None else metrics_csv),
+                       steps_unit=str(protocol.get("steps_unit", "updates")),
                        protocol="absolute" if absolute else checkpoint,
                        random_return=_optional_float(data.get("random_return")),
                        reference_return=_optional_float(data.get("reference_return")))

@@ -67,6 +67,7 @@ from offmarl.bench.suite import (
     check_datasets,
     import_modules,
     learns_on,
+    run_mode,
 )
 from offmarl.core.files import atomic_write_json, atomic_write_text, sweep_stale_temporaries
 from offmarl.core.seeding import set_threads
@@ -112,6 +113,7 @@ class RunTask:
         """What a started run is pinned to (``bench.json``); anything else may change between sessions."""
         algo = self.algo.to_dict()
         algo.pop("steps")  # the resolved steps below are what counts
+        algo.pop("seeds", None)  # how many seeds an algorithm runs does not change any one run
         pin = {"dataset": self.dataset.to_dict(), "algorithm": algo, "seed": self.seed, "steps": self.steps,
                "eval_episodes": self.eval_episodes, "eval_every": self.eval_every}
         if self.checkpoint != "last":  # only when set: the pins of the runs that predate the key stay valid
@@ -175,13 +177,14 @@ def _train(task: RunTask, paths: Any) -> None:
     from offmarl.collect.recipes import get_recipe_dataset
     from offmarl.train.experiment import Experiment, build_pool, run_experiment
 
-    entry = task.dataset
+    entry, mode = task.dataset, run_mode(task.algo.name, task.dataset)
+    source: dict[str, Any] = {}
     if entry.online:
         source = dict(env=entry.env, env_kwargs=entry.env_kwargs, num_envs=entry.num_envs)
-    else:  # a Ray node without the suite's datasets builds them into its own cache (same recipe, seed, scale)
-        source = dict(dataset=str(get_recipe_dataset(entry.recipe, entry.seed, entry.scale, pool_provider=build_pool)
-                                  if entry.recipe
-                                  else entry.path))
+    data = entry.data if mode != "env" else None
+    if data is not None:  # a Ray node without the suite's datasets builds them into its own cache (same recipe)
+        source["dataset"] = str(get_recipe_dataset(data.recipe, data.seed, data.scale, pool_provider=build_pool)
+                                if data.recipe else data.path)
     record = run_experiment(Experiment(
         algo=task.algo.name, **source, dataset_label=entry.label, out=paths.root, seed=task.seed,
         steps=task.steps, config=task.config_path, ablation=task.algo.ablation, variant=task.algo.variant,
@@ -317,9 +320,11 @@ def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Pat
     from offmarl.train.experiment import build_pool
 
     files: dict[str, Path] = {}
-    for entry in suite.datasets:
-        if entry.online:
+    for column in suite.datasets:
+        entry = column.data  # an env entry's demonstrations, if it has any
+        if entry is None:
             continue
+        entry = dataclasses.replace(entry, label=column.label)
         if entry.recipe is None:
             files[entry.label] = Path(entry.path)
             echo(f"dataset {entry.label}: {entry.path}")
@@ -378,9 +383,12 @@ def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Pa
     budget = next((x for x in given if x is not None), None)
     if budget is not None:
         return max(1, round(budget * scale))
-    if suite.train_scale is None:
+    if suite.train_scale is None and online:
         raise ValueError(f"{suite.source}: algorithm {entry.label} learns online: give the suite's 'frames' (env "
                          "frames per online run), the algorithm's 'frames', or 'train_scale'")
+    if suite.train_scale is None:
+        raise ValueError(f"{suite.source}: algorithm {entry.label} learns offline: give the suite's 'steps' (gradient "
+                         "steps per offline run), the algorithm's 'steps', or 'train_scale'")
     return max(1, round(config.steps * suite.train_scale * scale))
 
 
@@ -395,9 +403,10 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
                  for dataset in suite.datasets}
     tasks = []
     for seed, dataset, algo in run_order(seeds, suite.datasets, suite.algorithms):
-        if not learns_on(algo.name, dataset):
+        if not learns_on(algo.name, dataset) or not algo.runs_seed(seed, seeds):
             continue
-        steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale, dataset.online)
+        steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale,
+                              run_mode(algo.name, dataset) != "dataset")
         run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
         config = config_files[algo.label]
         task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,

@@ -21,6 +21,9 @@ user file -- with these keys (every other key is an error that names the key and
       - env: smac_3s_vs_3z           # an environment, for the algorithms that learn online (ippo, mappo, ...)
         kwargs: {episode_limit: 150} #   env kwargs (default none); label defaults to the env name
         num_envs: 8                  #   sub-envs stepped together (default 8)
+        demonstrations:              #   optional: a dataset (recipe / path, scale, seed as above) for the
+          recipe: dm2/smac_3s_vs_3z/cotrained/trained  # learners that learn from a dataset and the env (dm2, ...),
+                                     #   which then run in this column beside the online learners
     algorithms:                      # required, non-empty; a registry name, or a mapping
       - bc
       - name: distill
@@ -30,6 +33,7 @@ user file -- with these keys (every other key is an error that names the key and
         overrides: {hidden: 64}      # optional: config keys (see the algorithm's Config docstring)
         steps: 600                   # optional: replaces the suite's steps for this algorithm
         frames: 2000000              # optional (online algorithms): replaces the suite's frames
+        seeds: 3                     # optional: this algorithm runs on the first 3 of the bench's seeds only
         tag: long_teacher            # optional: row label distill@long_teacher (to keep apart rows of
                                      #   one algorithm that differ only in overrides or steps)
     seeds: 3                         # N (seeds 0..N-1) or a list [3, 7]; default 3
@@ -53,8 +57,11 @@ user file -- with these keys (every other key is an error that names the key and
                                      #   (metric_<metric>_<dataset>.png, mean ± std over seeds) and their
                                      #   last logged value tabled under table.md (offmarl.bench.run_metrics)
 
-An algorithm runs on the entries it learns from: offline ones on the ``recipe`` / ``path`` entries, online
-ones on the ``env`` entries (a table cell of any other pair stays empty and is not a missing run).
+An algorithm runs on the entries it learns from (:func:`run_mode`): offline ones on the ``recipe`` / ``path``
+entries, online ones on the ``env`` entries, and those that learn from a dataset *and* the env
+(``"dataset+env"``: ``dm2``, ``ma_gail``, ...) on the ``recipe`` / ``path`` entries -- in the dataset's env --
+and on the ``env`` entries that give ``demonstrations`` (a table cell of any other pair stays empty and is
+not a missing run). Online and dataset+env runs count env frames (``frames``).
 
 Parsing (:func:`load_suite`) checks the structure only; :func:`check_algorithms` resolves the algorithm
 names through the registry when a bench starts, so an algorithm added later needs no change here. Row
@@ -68,7 +75,7 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -83,8 +90,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _SUITE_KEYS = ("name", "description", "cpu_scale", "imports", "datasets", "algorithms", "seeds", "steps", "frames",
                "train_scale", "eval_episodes", "eval_every", "checkpoint_every", "metric_curves", "checkpoint",
                "absolute_metric", "stat")
-_DATASET_KEYS = ("recipe", "path", "env", "kwargs", "num_envs", "scale", "seed", "label")
-_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "frames", "tag")
+_DATASET_KEYS = ("recipe", "path", "env", "kwargs", "num_envs", "scale", "seed", "label", "demonstrations")
+_ALGO_KEYS = ("name", "ablation", "variant", "preset", "overrides", "steps", "frames", "tag", "seeds")
 DEFAULT_NUM_ENVS = 8
 STATS = ("std", "sem", "iqm")
 
@@ -92,7 +99,8 @@ STATS = ("std", "sem", "iqm")
 @dataclass(frozen=True)
 class DatasetEntry:
     """One column of the suite: a recipe built at ``scale``/``seed``, a file at ``path`` (absolute), or an
-    environment ``env`` (``env_kwargs``, ``num_envs`` sub-envs) for online learners."""
+    environment ``env`` (``env_kwargs``, ``num_envs`` sub-envs) for online learners, with optional
+    ``demonstrations`` (a recipe or file entry) for the learners that learn from a dataset and the env."""
 
     label: str
     recipe: str | None = None
@@ -102,15 +110,22 @@ class DatasetEntry:
     env: str | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     num_envs: int = DEFAULT_NUM_ENVS
+    demonstrations: "DatasetEntry | None" = None
 
     @property
     def online(self) -> bool:
         return self.env is not None
 
+    @property
+    def data(self) -> "DatasetEntry | None":
+        """The entry whose dataset a run on this column reads: itself, or an env entry's demonstrations."""
+        return self.demonstrations if self.online else self
+
     def describe(self) -> str:
         if self.env is not None:
             kwargs = ", ".join(f"{k}={v}" for k, v in self.env_kwargs.items())
-            return f"env {self.env}({kwargs}) x {self.num_envs} sub-envs"
+            demos = f" with demonstrations {self.demonstrations.describe()}" if self.demonstrations else ""
+            return f"env {self.env}({kwargs}) x {self.num_envs} sub-envs{demos}"
         if self.recipe is not None:
             return f"{self.recipe} (seed {self.seed}, scale {self.scale:g})"
         return str(self.path)
@@ -119,6 +134,8 @@ class DatasetEntry:
         out = {"label": self.label, "recipe": self.recipe, "path": self.path, "scale": self.scale, "seed": self.seed}
         if self.env is not None:  # only then: the pins (bench.json) of dataset runs stay as they were
             out.update(env=self.env, env_kwargs=dict(self.env_kwargs), num_envs=self.num_envs)
+        if self.demonstrations is not None:  # likewise
+            out["demonstrations"] = self.demonstrations.to_dict()
         return out
 
 
@@ -134,6 +151,11 @@ class AlgoEntry:
     steps: int | None = None
     tag: str | None = None
     frames: int | None = None
+    seeds: int | None = None  # run on the first ``seeds`` of the bench's seeds only (None: all of them)
+
+    def runs_seed(self, seed: int, bench_seeds: Sequence[int]) -> bool:
+        """Whether this algorithm runs seed ``seed`` of the bench's ``bench_seeds``."""
+        return self.seeds is None or seed in list(bench_seeds)[:self.seeds]
 
     @property
     def label(self) -> str:
@@ -148,6 +170,8 @@ class AlgoEntry:
             out["tag"] = self.tag
         if self.frames is not None:
             out["frames"] = self.frames
+        if self.seeds is not None:
+            out["seeds"] = self.seeds
         return out
 
 
@@ -269,8 +293,8 @@ def default_dataset_label(recipe: str) -> str:
     return "_".join(parts[1:] if len(parts) > 1 else parts)
 
 
-def _parse_dataset(entry: Any, i: int, base_dir: Path, w: _Where) -> DatasetEntry:
-    where = f"datasets[{i}]"
+def _parse_dataset(entry: Any, i: int, base_dir: Path, w: _Where, where: str | None = None) -> DatasetEntry:
+    where = where or f"datasets[{i}]"
     if not isinstance(entry, dict):
         raise w.error(where, f"expected a mapping with 'recipe' or 'path', got {entry!r}")
     w.keys(entry, _DATASET_KEYS, where)
@@ -279,7 +303,7 @@ def _parse_dataset(entry: Any, i: int, base_dir: Path, w: _Where) -> DatasetEntr
         raise w.error(where, "give exactly one of 'recipe' (a named recipe), 'path' (a dataset file) or 'env' "
                              "(an environment, for online learners)")
     if env is None:
-        for key in ("kwargs", "num_envs"):
+        for key in ("kwargs", "num_envs", "demonstrations"):
             if key in entry:
                 raise w.error(f"{where}.{key}", "applies to env entries only")
     if env is not None:
@@ -290,8 +314,15 @@ def _parse_dataset(entry: Any, i: int, base_dir: Path, w: _Where) -> DatasetEntr
         kwargs = entry.get("kwargs") or {}
         if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
             raise w.error(f"{where}.kwargs", f"expected a mapping of env keyword arguments, got {kwargs!r}")
+        demos = entry.get("demonstrations")
+        if demos is not None:
+            if not isinstance(demos, dict) or "env" in demos or "demonstrations" in demos:
+                raise w.error(f"{where}.demonstrations", f"expected a mapping with 'recipe' or 'path' (and scale, "
+                                                         f"seed), got {demos!r}")
+            demos = _parse_dataset({"label": "demonstrations", **demos}, i, base_dir, w, f"{where}.demonstrations")
         return DatasetEntry(label=w.label(entry.get("label", env), f"{where}.label"), env=env, env_kwargs=dict(kwargs),
-                            num_envs=w.integer(entry.get("num_envs", DEFAULT_NUM_ENVS), f"{where}.num_envs", 1))
+                            num_envs=w.integer(entry.get("num_envs", DEFAULT_NUM_ENVS), f"{where}.num_envs", 1),
+                            demonstrations=demos)
     if path is not None:
         for key in ("scale", "seed"):
             if key in entry:
@@ -338,7 +369,8 @@ def _parse_algo(entry: Any, i: int, w: _Where) -> AlgoEntry:
                      preset=w.optional_text(entry.get("preset"), f"{where}.preset"),
                      overrides=dict(overrides),
                      steps=None if steps is None else w.integer(steps, f"{where}.steps", 1), tag=tag,
-                     frames=None if frames is None else w.integer(frames, f"{where}.frames", 1))
+                     frames=None if frames is None else w.integer(frames, f"{where}.frames", 1),
+                     seeds=None if entry.get("seeds") is None else w.integer(entry["seeds"], f"{where}.seeds", 1))
 
 
 def _parse_metric_curves(value: Any, w: _Where) -> tuple[str, ...]:
@@ -392,9 +424,9 @@ def parse_suite(data: Any, source: str, base_dir: Path | None = None) -> Suite:
     offline = any(not d.online for d in datasets)
     if "train_scale" in data and ("steps" in data or "frames" in data):
         raise w.error("", "'train_scale' multiplies each algorithm's default budget; give it or 'steps' / 'frames'")
-    if offline and not ("steps" in data or "train_scale" in data):
+    if offline and not ("steps" in data or "train_scale" in data or "frames" in data):
         raise w.error("", "give 'steps' (gradient steps per offline run) or 'train_scale' (multiplier of each "
-                          "algorithm's default steps)")
+                          "algorithm's default steps)")  # frames alone: the dataset entries' learners interact
     steps = w.integer(data["steps"], "steps", 1) if "steps" in data else None
     frames = w.integer(data["frames"], "frames", 1) if "frames" in data else None
     train_scale = w.positive(data["train_scale"], "train_scale") if "train_scale" in data else None
@@ -497,12 +529,24 @@ def check_algorithms(suite: Suite) -> None:
                                  f"known: {', '.join(choices) or 'none'}")
 
 
-def learns_on(algo_name: str, entry: DatasetEntry) -> bool:
-    """Whether the registered algorithm ``algo_name`` runs on ``entry``: online learners on env entries,
-    offline ones on datasets."""
+def run_mode(algo_name: str, entry: DatasetEntry) -> str | None:
+    """How the registered algorithm ``algo_name`` learns on ``entry`` (module docstring): ``"dataset"`` (offline,
+    a dataset entry), ``"env"`` (online, an env entry), ``"dataset+env"`` (a dataset entry in its env, or an env
+    entry with demonstrations), or None: it does not run there."""
     from offmarl.algos import get_algo_class
 
-    return ("env" if entry.online else "dataset") in get_algo_class(algo_name).learns_from
+    modes = get_algo_class(algo_name).learns_from
+    own = "env" if entry.online else "dataset"
+    if own in modes:
+        return own
+    if "dataset+env" in modes and entry.data is not None:
+        return "dataset+env"
+    return None
+
+
+def learns_on(algo_name: str, entry: DatasetEntry) -> bool:
+    """Whether the registered algorithm ``algo_name`` runs on ``entry`` (:func:`run_mode`)."""
+    return run_mode(algo_name, entry) is not None
 
 
 def check_datasets(suite: Suite) -> None:
@@ -514,7 +558,9 @@ def check_datasets(suite: Suite) -> None:
 
     for i, algo in enumerate(suite.algorithms):
         if not any(learns_on(algo.name, entry) for entry in suite.datasets):
-            kind = "an 'env' entry" if "dataset" not in get_algo_class(algo.name).learns_from else "a dataset entry"
+            modes = get_algo_class(algo.name).learns_from
+            kind = ("a dataset entry or an 'env' entry with demonstrations" if "dataset+env" in modes
+                    else "an 'env' entry" if "dataset" not in modes else "a dataset entry")
             raise ValueError(f"{suite.source}: algorithms[{i}]: {algo.label} has nothing to learn from in this suite "
                              f"(it needs {kind})")
     for i, entry in enumerate(suite.datasets):
@@ -523,8 +569,9 @@ def check_datasets(suite: Suite) -> None:
                 get_env_entry(entry.env)
             except KeyError as exc:
                 raise ValueError(f"{suite.source}: datasets[{i}].env: {exc.args[0]}") from None
-        if entry.recipe is not None and not is_recipe(entry.recipe):
-            raise ValueError(f"{suite.source}: datasets[{i}].recipe: unknown recipe {entry.recipe!r}; "
+        data, where = entry.data, f"datasets[{i}]" + (".demonstrations" if entry.online else "")
+        if data is not None and data.recipe is not None and not is_recipe(data.recipe):
+            raise ValueError(f"{suite.source}: {where}.recipe: unknown recipe {data.recipe!r}; "
                              "see `offmarl collect --list`")
-        if entry.path is not None and not Path(entry.path).is_file():
-            raise FileNotFoundError(f"{suite.source}: datasets[{i}].path: {entry.path} does not exist")
+        if data is not None and data.path is not None and not Path(data.path).is_file():
+            raise FileNotFoundError(f"{suite.source}: {where}.path: {data.path} does not exist")

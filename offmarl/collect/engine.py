@@ -22,8 +22,9 @@ sub-envs -- no Python loop over envs or agents -- and one ``env.step``. What it 
   did not end in the MDP: its last transition bootstraps from the value of the observation it reached,
   ``bootstrap [T, B, n] = V(final_obs)`` computed with the hidden state the last step left, whereas a
   termination bootstraps from 0. ``last_values [B, n]`` are the values of the observations the rollout
-  stopped at (the bootstrap of the last step of unfinished episodes). ``final_obs`` / ``final_state`` keep
-  the observation and state each ended episode reached (a replay of whole episodes needs them).
+  stopped at, ``last_obs`` (the bootstrap of the last step of unfinished episodes). ``final_obs`` /
+  ``final_state`` keep the observation and state each ended episode reached (a replay of whole episodes
+  needs them).
 * **Episode statistics** of the episodes that ended during the rollout: their per-agent average returns
   and, where the env reports ``info["win"]``, whether they were won.
 
@@ -160,8 +161,8 @@ class RolloutEngine:
         obs, state, avail = self._inputs(self.ts.obs, self.ts.state, self.ts.avail_actions)
         last_values = self.actor.bootstrap_value(obs, state, avail, self.hidden).cpu()
         stack = {k: (torch.stack(v) if v and v[0] is not None else None) for k, v in record.items()
-                 if k not in ("last_values", "episode_returns", "episode_wins")}
-        return Trajectory(**stack, last_values=last_values,
+                 if k not in ("last_values", "last_obs", "episode_returns", "episode_wins")}
+        return Trajectory(**stack, last_values=last_values, last_obs=obs.cpu(),
                           episode_returns=np.concatenate(returns) if returns else np.zeros(0),
                           episode_wins=np.concatenate(wins) if wins else None)
 

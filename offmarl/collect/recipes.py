@@ -44,6 +44,10 @@ Scripted:
   1000 episodes.
 * ``dm2/<env>/state_only/scripted``: state-only expert demonstrations (DM², Wang et al., §5) for the native
   envs, 1000 episodes. Departure: DM² used SMAC demonstrations from trained IPPO/QMIX teams.
+* ``dm2/smac_3s_vs_3z/heuristic_{good,normal,poor}/scripted``: 1000 episodes of SMAX's heuristic (wins
+  33.6 %, :mod:`offmarl.policies.scripted.smax`) at three tiers, one joint policy sampled concurrently,
+  with actions: DM² Fig. 7's demonstration qualities without training (the trained
+  ``dm2/<smax map>/…/trained`` below are DM²'s own set-up).
 * ``distill/{equal_space,fill_in,grid_world}/{imbalanced,rotating}/scripted``: agent-wise imbalanced data on
   Tseng's three envs, SIT's compositions (App. C.3) over the scripted levels -- ``imbalanced`` = ``100%[r,m,e]``
   (SIT's medium-quality form: agent 1 random, 2 medium, 3 expert in every episode), ``rotating`` =
@@ -372,6 +376,14 @@ def _register_scripted() -> None:
     for env in ("equal_space", "fill_in", "grid_world", "mpe_cn_3ls3l", "mpe_cn_4ls4l", "mpe_pp_3p1p"):
         register_recipe(Recipe(f"dm2/{env}/state_only/scripted", f"DM2: state-only scripted-expert demonstrations on "
                                f"{env}", env=env, state_only=True, episodes=1000), aliases=[f"dm2/{env}/state_only"])
+    # DM² App. B, Fig. 7 (demonstration qualities) without training: SMAX's heuristic (offmarl.policies.scripted.
+    # smax) on 3s_vs_3z as one joint policy sampled concurrently, at three tiers (normalized scores 1 / 0.80 /
+    # 0.65 between random play and the heuristic), actions kept (dm2 reads the observations, bc_pretrain the
+    # actions). DM²'s own demonstrations are the trained dm2/<map>/{cotrained,separate}/trained.
+    for tier in ("good", "normal", "poor"):
+        register_recipe(Recipe(f"dm2/smac_3s_vs_3z/heuristic_{tier}/scripted", f"DM2 App. B Fig. 7: {tier} SMAX "
+                               f"heuristic demonstrations on smac_3s_vs_3z (normalized score {TIER_TARGETS[tier]:.2f})",
+                               env="smac_3s_vs_3z", tier=tier, episodes=1000))
     for env, episodes in IMBALANCED_EPISODES.items():
         for kind, mix in IMBALANCED_COMPOSITIONS.items():
             register_recipe(Recipe(f"distill/{env}/{kind}/scripted", f"agent-wise imbalanced {env} data {mix} over "

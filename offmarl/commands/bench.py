@@ -125,6 +125,21 @@ def run_bench_export(*, runs_dir: Path, out: Path, fmt: str = "marl-eval") -> No
         typer.echo(f"  not exported: {path.parent}: {reason}")
 
 
+def run_bench_speed(*, runs_dir: Path, reference: str = "ippo", metric: str = "win_rate", fraction: float = 0.8,
+                    out: Path | None = None) -> None:
+    """Print (and write to ``out``) the frames each algorithm takes to reach ``fraction`` of ``reference``'s final
+    ``metric`` (:mod:`offmarl.bench.speed`)."""
+    from offmarl.bench.speed import learning_speed, speed_markdown
+    from offmarl.core.files import atomic_write_text
+
+    if not Path(runs_dir).exists():
+        raise FileNotFoundError(f"{runs_dir} does not exist")
+    text = speed_markdown(learning_speed(runs_dir, reference, metric, fraction), reference, metric, fraction)
+    if out is not None:
+        atomic_write_text(out, text)
+    typer.echo(text)
+
+
 IMPROVEMENT_FILE = "probability_of_improvement"
 
 

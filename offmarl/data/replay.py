@@ -3,8 +3,12 @@
 Episodes arrive as rollouts of the rollout engine (:class:`~offmarl.data.trajectory.Trajectory`,
 ``[T, B, ...]``): the steps of each sub-env are gathered until its episode ends -- across rollouts -- and
 the finished episode is stored, padded to ``max_len`` steps, in a ring of ``capacity`` episodes (the oldest
-is overwritten). An episode stores ``L + 1`` observations, states and action masks (the last: the
-observation the episode ended at, ``final_obs``) and ``L`` actions, rewards and termination flags. An
+is overwritten), or, with ``keep="best"``, among the ``capacity`` episodes of highest discounted return
+``Σ_t γ^t r_t`` (averaged over the stored agents; a new episode replaces the lowest-scored one when it scores
+higher): self-imitation's buffer of an agent's most successful episodes (Oh et al., *Self-Imitation
+Learning*, ICML 2018). An episode stores ``L + 1`` observations, states and action masks (the last: the
+observation the episode ended at, ``final_obs``) and ``L`` actions (discrete ``[L, n]``, or ``[L, n,
+act_dim]`` with ``act_dim``), rewards and termination flags. An
 episode cut by the time limit keeps ``done = 0`` on its last step, so a learner bootstraps from its final
 observation; the action mask at that final observation is not known (the env has moved on to the next
 episode) and is stored as all available.
@@ -30,18 +34,25 @@ class EpisodeReplay:
 
     FIELDS = ("obs", "state", "avail", "actions", "rewards", "terminated")
 
+    KEEP = ("latest", "best")
+
     def __init__(self, capacity: int, max_len: int, n_agents: int, obs_dim: int, state_dim: int,
-                 n_actions: int):
+                 n_actions: int, act_dim: int | None = None, keep: str = "latest", gamma: float = 1.0):
         if capacity < 1 or max_len < 1:
             raise ValueError(f"EpisodeReplay needs capacity and max_len >= 1, got {capacity}, {max_len}")
-        self.capacity, self.max_len = int(capacity), int(max_len)
+        if keep not in self.KEEP:
+            raise ValueError(f"EpisodeReplay keeps {' or '.join(self.KEEP)} episodes, got {keep!r}")
+        self.capacity, self.max_len, self.keep, self.gamma = int(capacity), int(max_len), keep, float(gamma)
+        actions = (max_len, n_agents) if act_dim is None else (max_len, n_agents, act_dim)
         self.shapes = {"obs": (max_len + 1, n_agents, obs_dim), "state": (max_len + 1, state_dim),
-                       "avail": (max_len + 1, n_agents, n_actions), "actions": (max_len, n_agents),
+                       "avail": (max_len + 1, n_agents, n_actions), "actions": actions,
                        "rewards": (max_len, n_agents), "terminated": (max_len,)}
-        self.dtypes = {"obs": np.float32, "state": np.float32, "avail": bool, "actions": np.int64,
-                       "rewards": np.float32, "terminated": bool}
+        self.dtypes = {"obs": np.float32, "state": np.float32, "avail": bool,
+                       "actions": np.int64 if act_dim is None else np.float32, "rewards": np.float32,
+                       "terminated": bool}
         self.store = {k: np.zeros((0, *self.shapes[k]), self.dtypes[k]) for k in self.FIELDS}
         self.lengths = np.zeros(0, np.int64)
+        self.scores = np.zeros(0, np.float64)  # keep="best": each stored episode's discounted return
         self.size, self.next_slot, self.added = 0, 0, 0
         self.pending: list[dict[str, list[np.ndarray]]] | None = None  # per sub-env: the running episode's steps
 
@@ -80,9 +91,17 @@ class EpisodeReplay:
         length = len(steps["rewards"])
         if length > self.max_len:
             raise ValueError(f"an episode of {length} steps does not fit the replay's max_len {self.max_len}")
-        if self.next_slot >= len(self.lengths):
+        self.added += 1
+        rewards = np.stack(steps["rewards"])  # [L, n]
+        score = float((self.gamma ** np.arange(length) @ rewards.astype(np.float64)).mean())
+        if self.keep == "best" and self.size == self.capacity:
+            slot = int(np.argmin(self.scores[:self.size]))
+            if score <= self.scores[slot]:
+                return  # not among the best
+        else:
+            slot = self.next_slot
+        if slot >= len(self.lengths):
             self._grow()
-        slot = self.next_slot
         for key in self.FIELDS:
             self.store[key][slot] = 0
         self.store["obs"][slot, :length + 1] = np.stack(steps["obs"] + [final_obs])
@@ -93,9 +112,10 @@ class EpisodeReplay:
         for key in ("actions", "rewards", "terminated"):
             self.store[key][slot, :length] = np.stack(steps[key])
         self.lengths[slot] = length
-        self.next_slot = (slot + 1) % self.capacity
+        self.scores[slot] = score
+        if self.size < self.capacity or self.keep == "latest":
+            self.next_slot = (slot + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
-        self.added += 1
 
     def _grow(self) -> None:
         """Double the storage (up to ``capacity`` episodes)."""
@@ -104,9 +124,9 @@ class EpisodeReplay:
             grown = np.zeros((new, *self.shapes[key]), self.dtypes[key])
             grown[:len(self.lengths)] = self.store[key]
             self.store[key] = grown
-        lengths = np.zeros(new, np.int64)
-        lengths[:len(self.lengths)] = self.lengths
-        self.lengths = lengths
+        lengths, scores = np.zeros(new, np.int64), np.zeros(new, np.float64)
+        lengths[:len(self.lengths)], scores[:len(self.scores)] = self.lengths, self.scores
+        self.lengths, self.scores = lengths, scores
 
     # ---- sampling ----------------------------------------------------------------------------------------
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -129,12 +149,15 @@ class EpisodeReplay:
     def state_dict(self) -> dict[str, Any]:
         used = len(self.lengths)
         return {"store": {k: self.store[k][:used].copy() for k in self.FIELDS}, "lengths": self.lengths.copy(),
-                "size": self.size, "next_slot": self.next_slot, "added": self.added,
+                "scores": self.scores.copy(), "size": self.size, "next_slot": self.next_slot, "added": self.added,
                 "pending": [{k: [np.asarray(x).copy() for x in v] for k, v in steps.items()}
                             for steps in (self.pending or [])]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.store = {k: np.asarray(state["store"][k], dtype=self.dtypes[k]).copy() for k in self.FIELDS}
         self.lengths = np.asarray(state["lengths"], dtype=np.int64).copy()
+        self.scores = np.asarray(state.get("scores", np.zeros(len(self.lengths))), dtype=np.float64).copy()
         self.size, self.next_slot, self.added = int(state["size"]), int(state["next_slot"]), int(state["added"])
-        self.pending = [{k: [np.asarray(x) for x in v] for k, v in steps.items()} for steps in state["pending"]] or None
+        # a checkpoint stores a step's 0-d flag (``terminated``) as a 1-element array: restore every step's shape
+        self.pending = [{k: [np.asarray(x).reshape(self.shapes[k][1:]) for x in v] for k, v in steps.items()}
+                        for steps in state["pending"]] or None

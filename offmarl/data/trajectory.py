@@ -60,6 +60,7 @@ class Trajectory:
     active: torch.Tensor  # [T, B, n] bool: the agent is alive
     hidden: torch.Tensor | None  # [T, B, ...]: the hidden state each step started from
     last_values: torch.Tensor  # [B, n]
+    last_obs: torch.Tensor  # [B, n, d]: the observations the rollout stopped at
     episode_returns: np.ndarray  # [E] per-agent average return of each episode that ended
     episode_wins: np.ndarray | None  # [E] bool, where the env reports wins
 

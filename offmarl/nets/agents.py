@@ -37,6 +37,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from offmarl.nets.mlp import activation_layer
+
 
 class GroupLinear(nn.Module):
     """``G`` independent affine maps ``[G, in, out]`` applied along the agent axis (module docstring).
@@ -65,19 +67,22 @@ class GroupLinear(nn.Module):
 
 
 class GroupMLP(nn.Module):
-    """``n_layers`` :class:`GroupLinear` layers with ReLU between them (none after the last)."""
+    """``n_layers`` :class:`GroupLinear` layers with ``activation`` between them (none after the last; ReLU
+    by default, any of :data:`offmarl.nets.mlp.ACTIVATIONS`)."""
 
-    def __init__(self, groups: int, in_dim: int, hidden: int, out_dim: int, n_layers: int):
+    def __init__(self, groups: int, in_dim: int, hidden: int, out_dim: int, n_layers: int,
+                 activation: str = "relu"):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"GroupMLP needs n_layers >= 1, got {n_layers}")
         widths = [in_dim] + [hidden] * (n_layers - 1) + [out_dim]
         self.layers = nn.ModuleList(GroupLinear(groups, a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.activation = activation_layer(activation)
 
     def forward(self, x: torch.Tensor, group: int | None = None) -> torch.Tensor:
         for k, layer in enumerate(self.layers):
             if k:
-                x = F.relu(x)
+                x = self.activation(x)
             x = layer(x, group)
         return x
 

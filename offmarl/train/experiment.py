@@ -478,7 +478,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 32, seed: int | None = Non
     paths = RunPaths(Path(run_dir))
     curve = json.loads(paths.curve.read_text()) if paths.curve.exists() else []
     label = config.get("source_label") or config.get("dataset_source", {}).get("label", env_name)
-    online = "dataset" not in config  # an online run learned from its env alone
+    online = "env_source" in config  # the run interacted with its env (alone, or after / beside a dataset)
     win_curve = json.loads(paths.eval.read_text()).get("win_curve") if online and paths.eval.exists() else None
     return write_eval_json(paths.root, result, algo=config.get("algo_label", config["algo"]), dataset=label,
                            seed=int(config["train_config"]["seed"]),

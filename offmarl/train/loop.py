@@ -4,13 +4,15 @@
 
     algo.plan(total)                                   # the budget -> the stage schedule
     algo.check_source(source)                          # one compatibility check, before anything runs
-    sampler = algo.make_sampler(source, cfg.seed)   # online: a RolloutSampler (offmarl.train.online)
+    sampler = training_sampler(algo, source, cfg.seed)  # offline: algo.make_sampler; online: a RolloutSampler;
+                                                        # dataset+env: a StagedSampler (offmarl.train.online)
     algo.on_fit_start(source)
     [resume: restore algo, sampler, global RNGs, loss window and curve from checkpoints/last.pt]
     algo.enter_stage(the stage of the steps done)
     while step < total:
         losses = algo.update(sampler.sample())         # under bf16 autocast when cfg.precision == "bf16"
-        step += 1, or the env frames the sample took (an online sampler's ``last_sample_frames``)
+        step += 1, or the env frames the sample took (an online sampler's ``last_sample_frames``; a dataset+env
+                                             run counts 1 per dataset batch and the frames of each rollout)
         at a log boundary or a stage's end:  a metrics.csv row (window means of the losses, steps/s, wall time)
         at a stage's end (and the last step): algo.stage_check(stage, evaluate) -> diagnostics in that step's row
         at a stage's end:                    save what it hands over to <run>/<stage>/, enter the next stage
@@ -56,7 +58,7 @@ from offmarl.core.seeding import global_rng_state, seed_everything, set_global_r
 from offmarl.data.sources import source_record
 from offmarl.train.checkpoint import load_checkpoint, save_checkpoint
 from offmarl.train.loggers import BASE_COLUMNS, CSVLogger, LossWindow, TensorBoardLogger, tensorboard_available
-from offmarl.train.online import RolloutSampler
+from offmarl.train.online import training_sampler
 from offmarl.train.run_dir import RunPaths
 
 PRECISIONS = ("fp32", "bf16")
@@ -289,8 +291,8 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     algo.check_source(source)
     algo.precision = cfg.precision
     seed_everything(cfg.seed)
-    online = source_mode(source) == "env"
-    sampler = RolloutSampler(algo, source, cfg.seed) if online else algo.make_sampler(source, cfg.seed)
+    online = source_mode(source) != "dataset"
+    sampler = training_sampler(algo, source, cfg.seed)
     algo.on_fit_start(source)
 
     paths = RunPaths(Path(run_dir)) if run_dir is not None else None
