@@ -413,18 +413,13 @@ def _register_trained() -> None:
     """Data from trained policies (policy pools, :mod:`offmarl.collect.pools`), in the trained-datasets order of
     priority; names end in ``/trained``. Each pool is trained once and cached; ``cost`` estimates it."""
     # 1. SIT's MPE (Table 8) and SMAX (Table 7, Fig. 4b-c) datasets from QMIX pools (SIT App. C.2)
-    for env, (low_mix, medium_mix) in SIT_MPE_COMPOSITIONS.items():
-        pool = _pool(env, "qmix", 1_000_000)
-        for quality, mix in (("low", low_mix), ("medium", medium_mix)):
-            register_recipe(Recipe(f"sit/{env}/{quality}/trained", f"SIT App. C Table 8: {quality}-quality agent-wise "
-                                   f"imbalanced data {mix} from a QMIX policy pool", env=env, composition=mix,
-                                   episodes=10000, pools=(pool,), cost=_cost([pool], 10000)))
-    for env, (low_mix, medium_mix) in SIT_SMAX_COMPOSITIONS.items():
-        pool = _pool(env, "qmix", 1_000_000)
-        for quality, mix in (("low", low_mix), ("medium", medium_mix)):
-            register_recipe(Recipe(f"sit/{env}/{quality}/trained", f"SIT App. C Table 7: {quality}-quality agent-wise "
-                                   f"imbalanced data {mix} from a QMIX policy pool", env=env, composition=mix,
-                                   episodes=10000, pools=(pool,), cost=_cost([pool], 10000)))
+    for table, compositions in (("Table 8", SIT_MPE_COMPOSITIONS), ("Table 7", SIT_SMAX_COMPOSITIONS)):
+        for env, (low_mix, medium_mix) in compositions.items():
+            pool = _pool(env, "qmix", 1_000_000)
+            for quality, mix in (("low", low_mix), ("medium", medium_mix)):
+                register_recipe(Recipe(f"sit/{env}/{quality}/trained", f"SIT App. C {table}: {quality}-quality "
+                                       f"agent-wise imbalanced data {mix} from a QMIX policy pool", env=env,
+                                       composition=mix, episodes=10000, pools=(pool,), cost=_cost([pool], 10000)))
     pool_2s3z = _pool("smac_2s3z", "qmix", 1_000_000)
     register_recipe(Recipe("sit/smac_2s3z/extreme/trained", f"SIT Fig. 4b: the extreme dataset {SIT_EXTREME} from a "
                            "QMIX policy pool", env="smac_2s3z", composition=SIT_EXTREME, episodes=10000,
