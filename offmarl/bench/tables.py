@@ -118,15 +118,17 @@ def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> 
     targets = sorted({json.dumps(r.target_return) for r in table.records})
     target = ("the policy's default (return-conditioned methods: each agent's best return in the dataset)"
               if targets == ["null"] else _join(targets))
+    interacting = [a for a in table.algos if any(r.steps_unit == "frames" for r in table.records if r.algo == a)]
+    all_interact = len(interacting) == len(table.algos)  # an online suite: every row counts env frames
     lines = [
         f"Per-agent average return (the papers' metric): {STAT_CAPTIONS[table.stat]}; best of each column in bold "
         "(compared at the printed precision).",
-        f"Seeds: {_join(seeds)} (up to {table.max_seeds} per cell). Steps: {_per_algo(table, 'steps')} gradient "
-        f"steps per run. Evaluation: {_per_algo(table, 'episodes')} episodes per seed, greedy actions; "
+        f"Seeds: {_join(seeds)} (up to {table.max_seeds} per cell). Steps: {_per_algo(table, 'steps')} "
+        f"{'environment frames' if all_interact else 'gradient steps'} per run. Evaluation: "
+        f"{_per_algo(table, 'episodes')} episodes per seed, greedy actions; "
         f"protocol: {_join(PROTOCOLS.get(p, p) for p in protocols)}; target return: {target}.",
     ]
-    interacting = [a for a in table.algos if any(r.steps_unit == "frames" for r in table.records if r.algo == a)]
-    if interacting:
+    if interacting and not all_interact:
         lines.append(f"Steps of {_join(interacting)} count environment frames: they interact with the environment "
                      "(online, or learning from the dataset and the env); the other rows learn offline from the "
                      "dataset alone and count gradient steps.")
