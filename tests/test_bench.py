@@ -568,6 +568,7 @@ def test_dataset_and_env_learners_run_on_datasets_and_on_env_entries_with_demons
         assert run["protocol"]["steps_unit"] == "frames" and run["protocol"]["steps"] >= 96
     table = (out / "tiny" / "table.md").read_text()  # the table says plainly which rows interacted with the env
     assert "Steps of dm2, ma_gail, ippo count environment frames: they interact with the environment" in table
+    assert "environment frames per run" in table and "gradient steps" not in table  # no row learned offline
 
 
 def test_demonstrations_belong_to_env_entries():

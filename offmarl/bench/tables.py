@@ -128,10 +128,11 @@ def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> 
         f"{_per_algo(table, 'episodes')} episodes per seed, greedy actions; "
         f"protocol: {_join(PROTOCOLS.get(p, p) for p in protocols)}; target return: {target}.",
     ]
-    if interacting and not all_interact:
+    if interacting:
         lines.append(f"Steps of {_join(interacting)} count environment frames: they interact with the environment "
-                     "(online, or learning from the dataset and the env); the other rows learn offline from the "
-                     "dataset alone and count gradient steps.")
+                     "(online, or learning from the dataset and the env)"
+                     + ("." if all_interact else "; the other rows learn offline from the dataset alone and count "
+                        "gradient steps."))
     short = [f"{a} on {d}: seeds {_join(table.cells[(a, d)].seeds)}" for a in table.algos for d in table.datasets
              if (a, d) in table.cells and len(table.cells[(a, d)].records) < table.max_seeds]
     if short:
