@@ -296,6 +296,11 @@ def test_cli_list():
     assert result.exit_code == 0
     for name in ("tseng/grid_world/normal", "sit/mpe_pp_3p1p/medium", "mabcq/equal_space/per_agent"):
         assert name in result.output
+    # each recipe's behaviour and, for a trained one, what its pools cost; the old names and what they name now
+    assert "scripted (expert)" in result.output and "trained (qmix seed 0)" in result.output
+    assert "CPU-h est." in result.output
+    assert "Old names (still accepted): " in result.output
+    assert "sit/mpe_cn_3ls3l/random -> sit/mpe_cn_3ls3l/low/scripted" in result.output
 
 
 @pytest.mark.parametrize("args,message", [
