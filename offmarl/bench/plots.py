@@ -182,34 +182,35 @@ def plot_aggregates(estimates: dict[str, dict[str, Estimate]], n_tasks: int, out
 
 def plot_performance_profiles(profiles: dict[str, Estimate], thresholds: np.ndarray, out_dir: str | Path) -> Path:
     """``performance_profile.png``: fraction of runs with a normalized score above each threshold."""
-    fig = _figure(6.4, 4.2)
-    ax = fig.add_subplot()
-    for algo, est in profiles.items():
-        _line_with_band(ax, thresholds, est.point, *est.bounds(), algo)
-    for x in (0.0, 1.0):  # the random policy and the reference
-        ax.axvline(x, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("normalized score τ (0: uniform random policy, 1: reference)")
-    ax.set_ylabel("fraction of runs with score > τ")
-    ax.set_title("Performance profiles (95 % stratified-bootstrap CIs)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, out_dir, PROFILE_PLOT)
+    return _bands({algo: (thresholds, est) for algo, est in profiles.items()}, out_dir, PROFILE_PLOT,
+                  xlabel="normalized score τ (0: uniform random policy, 1: reference)",
+                  ylabel="fraction of runs with score > τ",
+                  title="Performance profiles (95 % stratified-bootstrap CIs)",
+                  marks=(0.0, 1.0))  # the random policy and the reference
 
 
 def plot_sample_efficiency(curves: dict[str, tuple[np.ndarray, Estimate]], out_dir: str | Path) -> Path:
     """``sample_efficiency.png``: IQM of the normalized evaluation returns vs training steps, with CI bands."""
+    return _bands(curves, out_dir, SAMPLE_EFFICIENCY_PLOT, xlabel="training steps", ylabel="IQM normalized score",
+                  title="Sample efficiency: IQM over runs and tasks (95 % stratified-bootstrap CIs)")
+
+
+def _bands(lines: dict[str, tuple[np.ndarray, Estimate]], out_dir: str | Path, name: str, *, xlabel: str,
+           ylabel: str, title: str, marks: tuple[float, ...] = ()) -> Path:
+    """One line with its CI band per algorithm, dotted verticals at ``marks``."""
     fig = _figure(6.4, 4.2)
     ax = fig.add_subplot()
-    for algo, (steps, est) in curves.items():
-        _line_with_band(ax, steps, est.point, *est.bounds(), algo)
-    ax.set_xlabel("training steps")
-    ax.set_ylabel("IQM normalized score")
-    ax.set_title("Sample efficiency: IQM over runs and tasks (95 % stratified-bootstrap CIs)", fontsize=10)
+    for algo, (x, est) in lines.items():
+        _line_with_band(ax, x, est.point, *est.bounds(), algo)
+    for x in marks:
+        ax.axvline(x, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_dir, SAMPLE_EFFICIENCY_PLOT)
+    return _save(fig, out_dir, name)
 
 
 def _save(fig, out_dir: str | Path, name: str) -> Path:
