@@ -13,6 +13,10 @@
   each panel's y axis zoomed to its data (returns need not be near 0) with the centres under the algorithm
   names.
 
+* ``data_efficiency.png`` (suites that list one recipe at several scales, :mod:`offmarl.bench.sweeps`): the
+  return vs the dataset size (trajectories), one panel per sweep, one line per algorithm, the table's stat
+  over seeds at each size (Tseng et al. Fig. 7).
+
 Across tasks, in normalized scores (:mod:`offmarl.bench.aggregates`; Agarwal et al. 2021's figures):
 
 * ``aggregate.png``: one panel per aggregate (IQM, median, mean, optimality gap), per algorithm its
@@ -31,11 +35,13 @@ import numpy as np
 from offmarl.bench.records import Table, band, safe_name, seed_band, seed_curve
 from offmarl.bench.run_metrics import METRIC_LABELS, metric_file_name, metric_runs
 from offmarl.bench.statistics import Estimate
+from offmarl.bench.sweeps import SizeSweep, sweep_lines
 
 BAND_LABELS = {"std": "mean ± std", "sem": "mean ± standard error", "iqm": "IQM, 95 % bootstrap CI"}
 AGGREGATE_PLOT = "aggregate.png"
 PROFILE_PLOT = "performance_profile.png"
 SAMPLE_EFFICIENCY_PLOT = "sample_efficiency.png"
+SIZE_SWEEP_PLOT = "data_efficiency.png"
 
 
 def _figure(width: float, height: float):
@@ -199,18 +205,48 @@ def _bands(lines: dict[str, tuple[np.ndarray, Estimate]], out_dir: str | Path, n
            ylabel: str, title: str, marks: tuple[float, ...] = ()) -> Path:
     """One line with its CI band per algorithm, dotted verticals at ``marks``."""
     fig = _figure(6.4, 4.2)
-    ax = fig.add_subplot()
-    for algo, (x, est) in lines.items():
-        _line_with_band(ax, x, est.point, *est.bounds(), algo)
+    _band_panel(fig.add_subplot(), {algo: (x, est.point, *est.bounds()) for algo, (x, est) in lines.items()},
+                xlabel=xlabel, ylabel=ylabel, title=title, marks=marks)
+    fig.tight_layout()
+    return _save(fig, out_dir, name)
+
+
+def _band_panel(ax, lines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], *, xlabel: str,
+                ylabel: str, title: str, marks: tuple[float, ...] = ()) -> None:
+    """On ``ax``: per label, the line ``(x, centre, low, high)`` with its band; dotted verticals at ``marks``."""
+    for label, (x, center, low, high) in lines.items():
+        _line_with_band(ax, x, center, low, high, label)
     for x in marks:
         ax.axvline(x, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
+def plot_size_sweeps(table: Table, sweeps: Sequence[SizeSweep], out_dir: str | Path) -> Path | None:
+    """``data_efficiency.png``: one panel per dataset-size sweep (:mod:`offmarl.bench.sweeps`), per algorithm
+    the table's stat over seeds of the return at each size (log-scaled axis: the sizes span a decade);
+    None (no file) when no sweep has an algorithm with runs at two sizes."""
+    panels = [(sweep, sweep_lines(table, sweep)) for sweep in sweeps]
+    panels = [(sweep, lines) for sweep, lines in panels if lines]
+    if not panels:
+        return None
+    fig = _figure(6.4 * len(panels), 4.4)
+    for i, (sweep, lines) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        _band_panel(ax, lines, xlabel=f"dataset size ({sweep.unit}, log scale)",
+                    ylabel=f"per-agent average return ({BAND_LABELS[table.stat]})",
+                    title=f"{sweep.title}: return vs dataset size", marks=())
+        ax.set_xscale("log")
+        sizes = [p.episodes if sweep.unit == "trajectories" else p.scale for p in sweep.points]
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([f"{s:g}" for s in sizes], fontsize=8)
+        ax.minorticks_off()
     fig.tight_layout()
-    return _save(fig, out_dir, name)
+    return _save(fig, out_dir, SIZE_SWEEP_PLOT)
 
 
 def _save(fig, out_dir: str | Path, name: str) -> Path:

@@ -323,6 +323,11 @@ class RecordSet:
         return [d["label"] for d in self._suite.get("datasets", [])]
 
     @property
+    def dataset_entries(self) -> list[dict[str, Any]]:
+        """The suite's dataset entries as ``suite.json`` records them (recipe, scale, seed, label, ...)."""
+        return list(self._suite.get("datasets", []))
+
+    @property
     def metric_curves(self) -> list[str]:
         return list(self._suite.get("metric_curves") or [])  # absent in suite.json files of older benches
 

@@ -10,6 +10,8 @@ its records -- into DIR or ``OUT/<name of DIR>``. Files of a report folder (DESI
     aggregate.png  performance_profile.png    across tasks, in normalized scores (when some task has
     sample_efficiency.png                       normalization returns)
     metric_<metric>_<dataset>.png             one per entry of the suite's metric_curves and dataset
+    data_efficiency.png                       return vs dataset size, for suites that list one recipe at
+                                                several scales (offmarl.bench.sweeps; a table.md section too)
     records/                                  what the table was built from (offmarl.bench.records)
 
 Re-aggregating a report folder from its records gives byte-identical table.md and table.csv (and plots).
@@ -33,15 +35,25 @@ from offmarl.bench.plots import (
     AGGREGATE_PLOT,
     PROFILE_PLOT,
     SAMPLE_EFFICIENCY_PLOT,
+    SIZE_SWEEP_PLOT,
     plot_aggregates,
     plot_bars,
     plot_curves,
     plot_metric_curves,
     plot_performance_profiles,
     plot_sample_efficiency,
+    plot_size_sweeps,
 )
 from offmarl.bench.records import REPORT_FILE, RecordSet, Table, build_table, find_eval_files
-from offmarl.bench.tables import aggregate_csv, aggregate_markdown, final_metric_markdown, to_csv, to_markdown
+from offmarl.bench.sweeps import size_sweeps
+from offmarl.bench.tables import (
+    aggregate_csv,
+    aggregate_markdown,
+    final_metric_markdown,
+    sweep_markdown,
+    to_csv,
+    to_markdown,
+)
 from offmarl.core.files import atomic_write_text
 
 AGGREGATE_CSV = "aggregate.csv"
@@ -93,6 +105,11 @@ def suite_report(report_dir: str | Path, eval_files: Sequence[Path] | None = Non
     table = _table(runs)
     markdown = to_markdown(table, runs.title, runs.commands, runs.note, runs.description)
     plots = plot_curves(table, out_dir) + [plot_bars(table, out_dir)]
+    sweeps = size_sweeps(runs.dataset_entries)
+    sweep_plot = plot_size_sweeps(table, sweeps, out_dir)
+    plots += [sweep_plot] if sweep_plot is not None else []
+    section = sweep_markdown(table, sweeps, None if sweep_plot is None else sweep_plot.name)
+    markdown += f"\n{section}" if section else ""
     aggregates, aggregate_plots, aggregates_csv = _across_tasks(table, out_dir)
     markdown += f"\n{aggregates}"
     for section in (final_metric_markdown(table, metric) for metric in runs.metric_curves):
@@ -140,7 +157,7 @@ def _remove_stale(out_dir: Path, written: Sequence[Path]) -> None:
     new table as if current."""
     keep = {Path(p).resolve() for p in written}
     for pattern in ("curves_*.png", "metric_*.png", AGGREGATE_PLOT, PROFILE_PLOT, SAMPLE_EFFICIENCY_PLOT,
-                    AGGREGATE_CSV):
+                    SIZE_SWEEP_PLOT, AGGREGATE_CSV):
         for path in out_dir.glob(pattern):
             if path.resolve() not in keep:
                 path.unlink(missing_ok=True)

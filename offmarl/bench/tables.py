@@ -31,6 +31,7 @@ from offmarl.bench.aggregates import Improvement, NormalizedScores
 from offmarl.bench.records import DECIMALS, Cell, Table
 from offmarl.bench.run_metrics import METRIC_LABELS, final_values, metric_file_name, metric_runs
 from offmarl.bench.statistics import BOOTSTRAP_REPS, MIN_RUNS_FOR_CI, Estimate
+from offmarl.bench.sweeps import SizeSweep
 
 MISSING = "–"
 FEWER_SEEDS = "†"
@@ -259,6 +260,30 @@ def final_metric_markdown(table: Table, metric: str) -> str:
              f"(population std, ddof = 0; {seeds}). {MISSING}: not logged. Curves over training: {plots}."]
     if skipped:
         lines.append(f"Not logged by: {', '.join(skipped)}.")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_markdown(table: Table, sweeps: Sequence[SizeSweep], plot: str | None) -> str:
+    """A ``### Return vs dataset size`` section (:mod:`offmarl.bench.sweeps`): per sweep, rows algorithms,
+    columns the sizes (smallest first), each cell the table's cell of that size's column; ``""`` without
+    sweeps."""
+    if not sweeps:
+        return ""
+    lines = ["### Return vs dataset size", ""]
+    for sweep in sweeps:
+        unit = "trajectories" if sweep.unit == "trajectories" else "× the recipe"
+        header = [f"{p.episodes:g} {unit} ({p.label}, scale {p.scale:g})" if sweep.unit == "trajectories"
+                  else f"scale {p.scale:g} ({p.label})" for p in sweep.points]
+        algos = [a for a in table.algos if any((a, p.label) in table.cells for p in sweep.points)]
+        lines += [f"{sweep.title}:", "", "| algorithm | " + " | ".join(header) + " |",
+                  "| --- | " + " | ".join("---" for _ in header) + " |"]
+        lines += ["| " + " | ".join([algo, *(format_cell(table, algo, p.label) for p in sweep.points)]) + " |"
+                  for algo in algos]
+        lines.append("")
+    caption = (f"The cells of the table above, re-ordered by the number of trajectories each column's recipe "
+               f"collects at its scale (each size its own collection, not a subset of the largest). "
+               f"{STAT_CAPTIONS[table.stat].capitalize()}.")
+    lines.append(caption + (f" Plot: `{plot}`." if plot else ""))
     return "\n".join(lines) + "\n"
 
 
