@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bench_metric_curves import PNG, write_run
 
 from offmarl.bench import plots
 from offmarl.bench.report import suite_report
 from offmarl.bench.suite import check_algorithms, check_datasets, load_suite, parse_suite
 from offmarl.bench.sweeps import size_sweeps
-from test_bench_metric_curves import PNG, write_run
 
 GRID = "tseng/grid_world/good"  # 4000 episodes at scale 1
 
