@@ -394,6 +394,18 @@ def bench_speed(
     _run(run_bench_speed, runs_dir=runs_dir, reference=reference, metric=metric, fraction=fraction, out=out)
 
 
+@bench_app.command("cost")
+def bench_cost(
+    runs_dir: Path = typer.Argument(..., help="A suite directory, a results folder, or a folder holding several."),
+    reference: str = typer.Option("madt", "--reference", help="The algorithm the times are compared with."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the markdown table to this file."),
+) -> None:
+    """Training time per algorithm (median over seeds) vs a reference's at equal updates, and its stages' shares."""
+    from offmarl.commands.bench import run_bench_cost
+
+    _run(run_bench_cost, runs_dir=runs_dir, reference=reference, out=out)
+
+
 @bench_app.command("compare")
 def bench_compare(
     suite_dir: Path = typer.Argument(..., help="A suite directory or results folder."),

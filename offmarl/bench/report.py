@@ -127,6 +127,12 @@ def _table(runs: RecordSet) -> Table:
     return build_table(runs.records, runs.algo_order, runs.dataset_order, runs.stat)
 
 
+def report_records(report_dir: str | Path) -> RecordSet:
+    """The runs of the report folder ``report_dir`` as :func:`suite_report` reads them (run directories, else the
+    records), without writing anything."""
+    return _report_input(Path(report_dir), None)[0]
+
+
 def report_table(report_dir: str | Path) -> tuple[Table, str]:
     """The table of the report folder ``report_dir`` and its title, read as :func:`suite_report` reads them
     (run directories, else the records), without writing anything."""

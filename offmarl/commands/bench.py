@@ -1,4 +1,4 @@
-"""``offmarl bench list | run | table | status | export | compare`` (the runner is :mod:`offmarl.bench`).
+"""``offmarl bench list | run | table | status | export | speed | cost | compare`` (the runner is :mod:`offmarl.bench`).
 
 ``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
 [--scale F]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed) resumably, then
@@ -15,6 +15,10 @@ folder that holds the table, the plots and the records to re-aggregate it from.
 
 ``offmarl bench export DIR --format marl-eval --out FILE.json``: the runs under DIR as the JSON document
 marl-eval reads (:mod:`offmarl.bench.export` maps the layouts); runs that were not evaluated are listed.
+
+``offmarl bench cost DIR [--reference madt] [--out FILE]``: per suite directory or results folder under DIR, each
+algorithm's training time (median over seeds) against the reference's at equal updates and its stages' shares
+(Tseng et al. §4.5; :mod:`offmarl.bench.cost`), with the CPU the runs recorded.
 
 ``offmarl bench compare DIR A B [C ...] [--out OUT]``: the probability of improvement ``P(X > Y)`` of every
 ordered pair of the named algorithm labels over the tasks both have, with 95 % stratified-bootstrap CIs
@@ -135,6 +139,23 @@ def run_bench_speed(*, runs_dir: Path, reference: str = "ippo", metric: str = "w
     if not Path(runs_dir).exists():
         raise FileNotFoundError(f"{runs_dir} does not exist")
     text = speed_markdown(learning_speed(runs_dir, reference, metric, fraction), reference, metric, fraction)
+    if out is not None:
+        atomic_write_text(out, text)
+    typer.echo(text)
+
+
+def run_bench_cost(*, runs_dir: Path, reference: str = "madt", out: Path | None = None) -> None:
+    """Print (and write to ``out``) each algorithm's training time against ``reference``'s at equal updates and its
+    stages' shares, per suite directory or results folder under ``runs_dir`` (:mod:`offmarl.bench.cost`)."""
+    from offmarl.bench.cost import training_cost
+    from offmarl.bench.report import report_dirs, report_records
+    from offmarl.core.files import atomic_write_text
+
+    texts = []
+    for directory in report_dirs(runs_dir):
+        runs = report_records(directory)
+        texts.append(training_cost(runs.records, reference, runs.title))
+    text = "\n".join(texts)
     if out is not None:
         atomic_write_text(out, text)
     typer.echo(text)

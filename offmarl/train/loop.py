@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from offmarl.algos.base import source_mode
 from offmarl.core.files import atomic_directory, atomic_write_json, atomic_write_text
+from offmarl.core.machine import cpu_name
 from offmarl.core.seeding import global_rng_state, seed_everything, set_global_rng_state
 from offmarl.data.sources import source_record
 from offmarl.train.checkpoint import load_checkpoint, save_checkpoint
@@ -142,6 +143,7 @@ def run_config(algo: Any, source: Any, cfg: TrainConfig, meta: dict[str, Any] | 
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_name(),
         "device": str(algo.device),
         "command": list(sys.argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
