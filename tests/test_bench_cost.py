@@ -29,7 +29,8 @@ def write_run(root: Path, algo: str, seed: int, rows: list[tuple[int, str, float
     config = {"algo": algo, "torch_threads": 1, **({"cpu": cpu} if cpu else {})}
     (run / "config.json").write_text(json.dumps(config))
     if rows is not None:
-        text = "step,stage,steps_per_s,wall_time,loss\n" + "".join(f"{s},{st},{r!r},{w!r},0.5\n" for s, st, r, w in rows)
+        body = "".join(f"{s},{st},{r!r},{w!r},0.5\n" for s, st, r, w in rows)
+        text = "step,stage,steps_per_s,wall_time,loss\n" + body
         (run / "metrics.csv").write_text(text)
     return run
 
@@ -90,8 +91,8 @@ def test_markdown_and_command(runs, tmp_path):
     text = out.read_text()
     assert text in result.output
     assert "| grid | madt | 3 | 200 | 5.0 | 25.00 | 1.00 (+0%) | – | 6.0 | 1.00 (+0%) | – |" in text
-    assert "| grid | distill | 3 | 400 | 8.0 | 20.00 | 0.80 (-20%) | teacher 33% · student 67% | 10.0 | 0.83 (-17%) | " \
-           "teacher 38% · student 62% |" in text
+    assert ("| grid | distill | 3 | 400 | 8.0 | 20.00 | 0.80 (-20%) | teacher 33% · student 67% | 10.0 | "
+            "0.83 (-17%) | teacher 38% · student 62% |") in text
     assert f"CPU: {CPU} (1 torch thread)." in text and "Left out (no metrics.csv): bc on grid seed 0." in text
 
 

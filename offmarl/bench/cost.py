@@ -192,7 +192,8 @@ def cost_markdown(rows: Sequence[CostRow], runs: Sequence[RunTime], reference: s
     """The rows as a markdown table with a footer naming the measure and the CPUs."""
     lines = [f"## Training cost{': ' + title if title else ''}", "",
              f"| dataset | algorithm | seeds | updates | update time (s) | ms / update | × {reference} at equal "
-             f"updates | stage shares of update time | wall time (s) | wall × {reference} | stage shares of wall time |",
+             f"updates | stage shares of update time | wall time (s) | wall × {reference} | "
+             "stage shares of wall time |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.dataset} | {r.algo} | {len(r.seeds)} | {r.steps:g} | {r.update_s:.1f} | "
