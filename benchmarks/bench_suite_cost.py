@@ -15,6 +15,12 @@ alone (a slight underestimate: cache and memory-bandwidth contention still slow 
 cost is the sum over runs of ``steps / updates_per_s + evaluations x eval_s + per-run overhead`` (loading
 the dataset, writing checkpoints: ``--overhead``, default 3 s), divided among ``--cores`` workers, plus
 the time to build the datasets and start the workers. Prints a markdown table per suite.
+
+``--stand-in LABEL=FILE`` (repeatable; ``*=FILE`` for every column of the suite) times the updates and the
+evaluation on FILE instead of building the suite's dataset of that column -- for data that is expensive
+(Highway's tiers) or not built yet (the trained SMAX recipes): a small dataset of the same env and kwargs.
+An update's cost depends on the env's shapes and the batch, not on the dataset's size; the data's build cost
+is then not measured (the stand-in columns are named in the output) and must be estimated apart.
 """
 
 from __future__ import annotations
@@ -67,8 +73,10 @@ def _train_seconds(algo, sampler, updates: int) -> tuple[float, str]:
     return seconds, " / ".join(rates)
 
 
-def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tuple[list[dict], float, float]:
-    """Per (dataset, algorithm) costs, the datasets' build time and the total CPU seconds of the suite."""
+def estimate(suite_name: str, updates: int, scale: float, overhead: float,
+             stand_ins: dict[str, str] | None = None) -> tuple[list[dict], float, float]:
+    """Per (dataset, algorithm) costs, the datasets' build time and the total CPU seconds of the suite; the
+    columns of ``stand_ins`` (label -> file, ``*``: every column) are timed on that file, not built."""
     from offmarl.algos.base import build_config, get_algo_class
     from offmarl.bench.runner import prepare_datasets, resolve_steps, write_override_files
     from offmarl.bench.suite import check_algorithms, import_modules, load_suite
@@ -80,9 +88,16 @@ def estimate(suite_name: str, updates: int, scale: float, overhead: float) -> tu
     suite = load_suite(suite_name)
     import_modules(suite)
     check_algorithms(suite)
+    stand_ins = dict(stand_ins or {})
+    if "*" in stand_ins:
+        stand_ins = {entry.label: stand_ins["*"] for entry in suite.datasets} | stand_ins
+        del stand_ins["*"]
+    built = dataclasses.replace(suite, datasets=tuple(d for d in suite.datasets if d.label not in stand_ins))
     t0 = time.perf_counter()
-    files = prepare_datasets(suite, lambda _: None)
+    files = {**(prepare_datasets(built, lambda _: None) if built.datasets else {}), **stand_ins}
     build_s = time.perf_counter() - t0
+    if stand_ins:
+        print(f"  timed on stand-in data (not built): {', '.join(f'{k}={v}' for k, v in stand_ins.items())}")
     configs = write_override_files(suite, Path(tempfile.mkdtemp(prefix="offmarl-cost-")))
     rows, total = [], 0.0
     for entry in suite.datasets:
@@ -116,12 +131,20 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0, help="the bench's --scale")
     parser.add_argument("--overhead", type=float, default=3.0, help="seconds per run outside updates and evals")
+    parser.add_argument("--stand-in", action="append", default=[], metavar="LABEL=FILE",
+                        help="time the column LABEL (* for all) on FILE instead of building its dataset")
     args = parser.parse_args()
+    stand_ins = {}
+    for item in args.stand_in:
+        label, sep, file = item.partition("=")
+        if not sep or not file:
+            parser.error(f"--stand-in: expected LABEL=FILE, got {item!r}")
+        stand_ins[label] = file
     torch.set_num_threads(1)
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for name in args.suites:
         print(f"\n## {name}")
-        rows, build_s, total = estimate(name, args.updates, args.scale, args.overhead)
+        rows, build_s, total = estimate(name, args.updates, args.scale, args.overhead, stand_ins)
         seeds = len(__import__("offmarl.bench.suite", fromlist=["load_suite"]).load_suite(name).seeds)
         print("\n| dataset | algorithm | steps | updates / CPU s | eval CPU s | evals | CPU s per run |")
         print("|---|---|---|---|---|---|---|")

@@ -48,6 +48,10 @@ Scripted:
   33.6 %, :mod:`offmarl.policies.scripted.smax`) at three tiers, one joint policy sampled concurrently,
   with actions: DM² Fig. 7's demonstration qualities without training (the trained
   ``dm2/<smax map>/…/trained`` below are DM²'s own set-up).
+* ``tseng/{smac_2s3z,smac_3s5z,smac_8m_vs_9m,smac_3s5z_vs_3s6z}/good/scripted``: 1000 episodes of SMAX's
+  heuristic, Tseng's SMAC columns without training (the trained ``tseng/<map>/good/trained`` below are the
+  paper's set-up). The heuristic wins about half of 2s3z / 3s5z and almost none of 8m_vs_9m /
+  3s5z_vs_3s6z: weaker data than MADT's.
 * ``distill/{equal_space,fill_in,grid_world}/{imbalanced,rotating}/scripted``: agent-wise imbalanced data on
   Tseng's three envs, SIT's compositions (App. C.3) over the scripted levels -- ``imbalanced`` = ``100%[r,m,e]``
   (SIT's medium-quality form: agent 1 random, 2 medium, 3 expert in every episode), ``rotating`` =
@@ -103,6 +107,8 @@ DEFAULT_NUM_ENVS = 256
 #: the distillation investigation's agent-wise imbalanced data on Tseng's envs (3 agents each; module docstring)
 IMBALANCED_COMPOSITIONS = {"imbalanced": "100%[r,m,e]", "rotating": "34%[e,m,r]+33%[r,e,m]+33%[m,r,e]"}
 IMBALANCED_EPISODES = {"equal_space": 1000, "fill_in": 1000, "grid_world": 4000}  # Tseng Tables 11-12
+#: Tseng et al.'s SMAC maps (Tables 1 and 3), as SMAX envs
+TSENG_SMAX_MAPS = ("smac_2s3z", "smac_3s5z", "smac_8m_vs_9m", "smac_3s5z_vs_3s6z")
 
 
 
@@ -384,6 +390,13 @@ def _register_scripted() -> None:
         register_recipe(Recipe(f"dm2/smac_3s_vs_3z/heuristic_{tier}/scripted", f"DM2 App. B Fig. 7: {tier} SMAX "
                                f"heuristic demonstrations on smac_3s_vs_3z (normalized score {TIER_TARGETS[tier]:.2f})",
                                env="smac_3s_vs_3z", tier=tier, episodes=1000))
+    # Tseng et al.'s SMAC columns (Table 12; MADT's MAPPO data) without training: SMAX's heuristic as the
+    # "good" behaviour, 1000 episodes as the trained tseng/<map>/good/trained. The heuristic wins 41-50 % of
+    # 2s3z / 3s5z but 0-1 % of 8m_vs_9m / 3s5z_vs_3s6z (offmarl.policies.scripted.smax): weaker than MADT's data
+    for env in TSENG_SMAX_MAPS:
+        register_recipe(Recipe(f"tseng/{env}/good/scripted", f"Tseng et al. Table 12 (MADT's SMAC data): {env} "
+                               "'good' data of SMAX's scripted heuristic (no training; weaker than MAPPO's)",
+                               env=env, episodes=1000))
     for env, episodes in IMBALANCED_EPISODES.items():
         for kind, mix in IMBALANCED_COMPOSITIONS.items():
             register_recipe(Recipe(f"distill/{env}/{kind}/scripted", f"agent-wise imbalanced {env} data {mix} over "
@@ -450,7 +463,7 @@ def _register_trained() -> None:
                                f"data (normalized score {TIER_TARGETS[tier]:.2f}) from a MAPPO expert",
                                env="grid_world", tier=tier, episodes=4000, pools=(grid_world,),
                                cost=_cost([grid_world], 4000)))
-    for env in ("smac_2s3z", "smac_3s5z", "smac_8m_vs_9m", "smac_3s5z_vs_3s6z"):
+    for env in TSENG_SMAX_MAPS:
         pool = _pool(env, "mappo", 2_000_000)
         register_recipe(Recipe(f"tseng/{env}/good/trained", f"Tseng et al. Table 12 (MADT's SMAC data): {env} good "
                                "data from MAPPO checkpoints (the best one, sampled)", env=env, episodes=1000,
