@@ -109,6 +109,15 @@ def test_errors_name_the_problem(runs, tmp_path):
         read_stage_times(bad / "metrics.csv")
 
 
+def test_rows_follow_the_suite_order(runs):
+    write_run(runs, "bc", 0, [(200, "train", 100.0, 2.0)])
+    write_run(runs, "madt", 0, [(200, "train", 40.0, 6.0)], dataset="other")
+    times = [read_run_time(r) for r in _records(runs)]
+    rows = cost_rows(times, "madt", dataset_order=["other", "grid"], algo_order=["bc", "madt", "distill"])
+    assert [(r.dataset, r.algo) for r in rows] == [("other", "madt"), ("grid", "madt"), ("grid", "bc"),
+                                                   ("grid", "distill")]
+
+
 def test_mixed_cpus_are_flagged(runs):
     write_run(runs, "madt", 0, [(200, "train", 40.0, 6.0)], dataset="other", cpu=None)
     text = training_cost(_records(runs))

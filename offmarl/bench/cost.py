@@ -153,16 +153,22 @@ def _ratio_to(seconds: float, steps: float, reference_per_update: float | None) 
     return seconds / steps / reference_per_update
 
 
-def cost_rows(runs: Sequence[RunTime], reference: str = "madt") -> list[CostRow]:
-    """One row per (dataset, algorithm) of ``runs``, datasets in first-seen order, the reference first."""
+def _in_order(seen: Sequence[str], preferred: Sequence[str]) -> list[str]:
+    """``seen`` (distinct) with the ``preferred`` ones first in that order, the others in first-seen order."""
+    seen, preferred = list(dict.fromkeys(seen)), list(dict.fromkeys(preferred))
+    return [x for x in preferred if x in seen] + [x for x in seen if x not in preferred]
+
+
+def cost_rows(runs: Sequence[RunTime], reference: str = "madt", dataset_order: Sequence[str] = (),
+              algo_order: Sequence[str] = ()) -> list[CostRow]:
+    """One row per (dataset, algorithm) of ``runs``: datasets and algorithms in the given orders (a suite's), the
+    others in first-seen order; the reference first on each dataset."""
     cells: dict[tuple[str, str], list[RunTime]] = {}
     for run in runs:
         cells.setdefault((run.dataset, run.algo), []).append(run)
-    datasets = list(dict.fromkeys(d for d, _ in cells))
     rows = []
-    for dataset in datasets:
-        algos = [a for d, a in cells if d == dataset]
-        algos = sorted(algos, key=lambda a: (a != reference, algos.index(a)))
+    for dataset in _in_order([d for d, _ in cells], dataset_order):
+        algos = _in_order([a for d, a in cells if d == dataset], [reference, *algo_order])
         ref = cells.get((dataset, reference))
         per_update = {}
         if ref is not None:
@@ -217,9 +223,10 @@ def cost_markdown(rows: Sequence[CostRow], runs: Sequence[RunTime], reference: s
     return "\n".join(lines) + "\n"
 
 
-def training_cost(records: Sequence[EvalRecord], reference: str = "madt", title: str = "") -> str:
-    """The markdown of :func:`cost_markdown` for the runs of ``records``; an error when none has a metrics.csv
-    or the reference has no runs."""
+def training_cost(records: Sequence[EvalRecord], reference: str = "madt", title: str = "",
+                  dataset_order: Sequence[str] = (), algo_order: Sequence[str] = ()) -> str:
+    """The markdown of :func:`cost_markdown` for the runs of ``records`` (rows in the given orders, see
+    :func:`cost_rows`); an error when none has a metrics.csv or the reference has no runs."""
     runs, missing = [], []
     for record in records:
         run = read_run_time(record)
@@ -233,4 +240,4 @@ def training_cost(records: Sequence[EvalRecord], reference: str = "madt", title:
     if not any(run.algo == reference for run in runs):
         known = ", ".join(sorted({run.algo for run in runs}))
         raise ValueError(f"no run of the reference {reference!r} (algorithms: {known}); choose one with --reference")
-    return cost_markdown(cost_rows(runs, reference), runs, reference, title, missing)
+    return cost_markdown(cost_rows(runs, reference, dataset_order, algo_order), runs, reference, title, missing)

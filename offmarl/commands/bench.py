@@ -154,7 +154,7 @@ def run_bench_cost(*, runs_dir: Path, reference: str = "madt", out: Path | None 
     texts = []
     for directory in report_dirs(runs_dir):
         runs = report_records(directory)
-        texts.append(training_cost(runs.records, reference, runs.title))
+        texts.append(training_cost(runs.records, reference, runs.title, runs.dataset_order, runs.algo_order))
     text = "\n".join(texts)
     if out is not None:
         atomic_write_text(out, text)
