@@ -479,10 +479,13 @@ def test_sigkill_mid_suite_then_rerun_loses_and_duplicates_nothing(tmp_path, off
     with atomic_path(out / "tiny" / "notes.md") as in_flight:
         in_flight.write_text("a live writer's file")
         again = start_bench(suite, out, env)
-        stdout, stderr = again.communicate(timeout=120)
+        stdout, stderr = again.communicate(timeout=200)
         assert in_flight.exists()  # the bench removed only the temporaries of writers that are gone
     assert again.returncode == 0, stderr[-3000:]
-    assert f"removed 2 temporary file(s) that killed writers left in {out / 'tiny'}" in stdout
+    # the two planted ones, plus any the SIGKILL itself caught mid-write (a real killed writer's file)
+    where = re.escape(str(out / "tiny"))
+    removed = re.search(rf"removed (\d+) temporary file\(s\) that killed writers left in {where}", stdout)
+    assert removed and int(removed[1]) >= 2, stdout[-3000:]
     assert not any(path.exists() for path in stale) and not [p for p in out.rglob(".*") if ".tmp" in p.name]
     assert "1 already done, 2 to run" in stdout
     assert runs[0].joinpath("eval.json").stat().st_mtime_ns == first_eval  # not re-run
