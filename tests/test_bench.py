@@ -227,6 +227,18 @@ def test_footer_lists_steps_per_algorithm_when_they_differ(tmp_path):
     assert "Steps: A 100; B 300 gradient steps per run" in md and "Evaluation: A 4; B 8 episodes" in md
 
 
+def test_footer_names_the_target_return_only_when_a_row_is_return_conditioned(tmp_path):
+    def footer(*algos):
+        records = [EvalRecord.read(write_eval(tmp_path / "-".join(algos), a, "d1", 0, 1.0)) for a in algos]
+        return to_markdown(build_table(records))
+
+    assert "target return" not in footer("ippo", "mappo", "qmix")  # online learners take no target
+    assert "target return: the policy's default" in footer("ippo", "madt")
+    assert "target return: the policy's default" in footer("bc", "distill[conventional]")
+    assert "target return: the policy's default" in footer("distill's teacher")  # no registered name: kept
+    assert "target return" not in footer("bc", "ma_cql[alpha_1]")
+
+
 def test_duplicate_runs_and_bad_eval_json_are_named(tmp_path):
     a = write_eval(tmp_path / "x", "A", "d1", 0, 1.0)
     b = write_eval(tmp_path / "y", "A", "d1", 0, 2.0)
