@@ -63,8 +63,9 @@ def default_log() -> Path:
 def build(only: list[str], log: Path) -> None:
     import torch
 
-    from offmarl.collect.recipes import cache_recipe_dataset, cached_pool, get_recipe, recipe_dataset_path
+    from offmarl.collect.recipes import cache_recipe_dataset, get_recipe, recipe_dataset_path
     from offmarl.data.io import dataset_info
+    from offmarl.train.experiment import build_pool
 
     torch.set_num_threads(1)
     for name in ORDER:
@@ -72,9 +73,9 @@ def build(only: list[str], log: Path) -> None:
             continue
         recipe = get_recipe(name)
         for spec in recipe.pools:  # train and bin the pools first: their time is the run's, read by `report`
-            cached_pool(spec)
+            build_pool(spec)
         started = time.perf_counter()
-        built = cache_recipe_dataset(name, progress=True)
+        built = cache_recipe_dataset(name, progress=True, pool_provider=build_pool)
         seconds = time.perf_counter() - started
         info = dataset_info(recipe_dataset_path(name))
         cards = [agent["card"] for agent in info["agents"]] if info["per_agent"] else [info["card"]]
