@@ -414,7 +414,7 @@ def _register_trained() -> None:
     priority; names end in ``/trained``. Each pool is trained once and cached; ``cost`` estimates it."""
     # 1. SIT's MPE (Table 8) and SMAX (Table 7, Fig. 4b-c) datasets from QMIX pools (SIT App. C.2). SIT keeps
     # checkpoints "at fixed intervals" without saying which; on MPE offmarl's QMIX climbs from the untrained
-    # return to its best within 100k frames and then stays within 5 % of it up to 1M frames (a 1M-frame run on
+    # return to its best within 100k frames and then drifts slightly down up to 1M frames (a 1M-frame run on
     # CN_3ls3l kept every 50k frames: -56.4, -57.3, then -36.5 to -41.4), so every checkpoint after the climb
     # bins as expert and the medium level is empty. MPE pools therefore train 200k frames and keep a checkpoint
     # every 5k frames (41 checkpoints, most of them on the climb); SMAX pools, whose climb is not measured yet,
