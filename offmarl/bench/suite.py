@@ -15,7 +15,9 @@ user file -- with these keys (every other key is an error that names the key and
         scale: 0.05                  #   recipe episodes x scale (default 1)
         seed: 0                      #   collection seed (default 0)
         label: equal_space           #   column name (default: the recipe without its paper prefix,
-                                     #   "/" -> "_": tseng/grid_world/good -> grid_world_good)
+                                     #   "/" -> "_": tseng/grid_world/good -> grid_world_good); one recipe
+                                     #   listed at several scales (distinct labels) is a dataset-size sweep
+                                     #   (offmarl.bench.sweeps: the report plots return vs size)
       - path: data/mine.h5           # a dataset file; relative paths are relative to the suite file;
                                      #   label defaults to the file's stem
       - env: smac_3s_vs_3z           # an environment, for the algorithms that learn online (ippo, mappo, ...)
