@@ -64,7 +64,16 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from offmarl.algos.base import AlgoConfig, Algorithm, build_config, get_algo_class, load_algo, source_mode
+from offmarl.algos.base import (  # noqa: F401  (env_defaults, parse_sets: re-exported, the experiment API's)
+    AlgoConfig,
+    Algorithm,
+    build_config,
+    env_defaults,
+    get_algo_class,
+    load_algo,
+    parse_sets,
+    source_mode,
+)
 from offmarl.collect.pools import Pool, PoolSpec, bin_pool
 from offmarl.collect.recipes import env_normalization
 from offmarl.core.files import atomic_write_json, file_lock
@@ -80,24 +89,11 @@ from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, default_run
 EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
 HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
 ABSOLUTE_EPISODES_FACTOR = 10  # the absolute metric's episodes, in eval_episodes (Gorsane et al. 2022)
-ENV_DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "algos" / "env_defaults"
 LEARNS_FROM = ("dataset", "env", "dataset+env")
 SERIES_EVERY_ONLINE = 100_000  # frames between the saved algorithms of an online run's checkpoint series
 
 
 # ---- algorithm configs -------------------------------------------------------------------------------
-def env_defaults(algo: str, env_name: str) -> dict[str, Any]:
-    """Per-env config defaults of ``algo`` from ``offmarl/algos/env_defaults/<algo>.yaml`` (may be empty)."""
-    path = ENV_DEFAULTS_DIR / f"{algo}.yaml"
-    if not path.exists():
-        return {}
-    table = yaml.safe_load(path.read_text()) or {}
-    entry = table.get(env_name) or {}
-    if not isinstance(entry, dict):
-        raise ValueError(f"{path}: entry {env_name!r} must be a mapping of config keys")
-    return dict(entry)
-
-
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping of config keys in YAML file ``path`` (``--config``)."""
     path = Path(path)
@@ -112,25 +108,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"--config {path}: expected a mapping of config keys, got {type(data).__name__}")
     return data
-
-
-def parse_sets(cls: type[Algorithm], sets: Sequence[str]) -> dict[str, Any]:
-    """``["lr=3e-4", ...]`` → ``{"lr": "3e-4"}``; values of fields whose default is None are read as JSON
-    (``null``, numbers, lists), the others are converted by the config's own coercion."""
-    base = cls.Config()
-    out: dict[str, Any] = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        if hasattr(base, key) and getattr(base, key) is None:
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                pass  # a plain string
-        out[key] = value
-    return out
 
 
 def config_overrides(cls: type[Algorithm], env_name: str, config: str | Path | None = None, sets: Sequence[str] = (),
@@ -291,14 +268,15 @@ def build_algorithm(exp: Experiment, spec: EnvSpec, online: bool = False) -> Alg
     cls = get_algo_class(exp.algo)
     config = build_config(cls, config_overrides(cls, spec.name, exp.config, exp.sets, exp.ablation, exp.variant,
                                                 exp.preset, online))
-    config = dataclasses.replace(config, steps=budget(exp, config))
+    config = dataclasses.replace(config, steps=budget(exp, cls.default_steps(config, spec)))
     seed_everything(exp.seed)
     return cls(spec, config, device=exp.device)
 
 
-def budget(exp: Experiment, config: AlgoConfig) -> int:
-    """The step budget: ``exp.steps``, or the config's steps × ``exp.scale`` (at least 1)."""
-    return exp.steps if exp.steps is not None else max(1, round(config.steps * exp.scale))
+def budget(exp: Experiment, default: int) -> int:
+    """The step budget: ``exp.steps``, or the algorithm's ``default`` budget (``Algorithm.default_steps``: its
+    config's steps) × ``exp.scale`` (at least 1)."""
+    return exp.steps if exp.steps is not None else max(1, round(default * exp.scale))
 
 
 def run_experiment(exp: Experiment) -> dict[str, Any]:
