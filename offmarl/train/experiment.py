@@ -159,6 +159,9 @@ class Experiment:
     series_every: steps between the saved algorithms of the checkpoint series (``checkpoints/series/``,
         listed with their evaluations in ``checkpoints/series.csv``: the raw material of policy pools); None:
         every :data:`SERIES_EVERY_ONLINE` frames for an online learner, none for an offline one; 0: none.
+    init_run, init_weights: a trained run whose weights the algorithm starts from (its ``initialize_from``;
+        ``finetune`` takes an offline run of its offline algorithm: ``offmarl finetune``), and which of them
+        (``last`` | ``best``); recorded in config.json as ``init_run``. Not read again on ``resume``.
     """
 
     algo: str
@@ -187,6 +190,8 @@ class Experiment:
     checkpoint_every: int = 500
     progress: bool = True
     series_every: int | None = None
+    init_run: Path | None = None
+    init_weights: str = "last"
 
     def __post_init__(self) -> None:
         if not self.algo:
@@ -200,6 +205,7 @@ class Experiment:
         if self.eval_episodes < 0 or self.eval_every < 0 or (self.series_every or 0) < 0:
             raise ValueError("--eval-episodes, --eval-every and --series-every must be >= 0")
         check_checkpoint(self.checkpoint, self.eval_every if self.eval_episodes else 0)
+        check_checkpoint(self.init_weights)
         if self.absolute_metric and self.checkpoint != "best":
             raise ValueError("the absolute metric re-evaluates the best checkpoint: it needs checkpoint best "
                              f"(and evaluations during training), not {self.checkpoint!r}")
@@ -309,6 +315,10 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
                                exp.eval_episodes, EVAL_SEED)
 
     meta = {"algo_label": label, "eval_seed": EVAL_SEED, **resolved.meta}
+    if exp.init_run is not None:
+        meta["init_run"] = {"run": str(exp.init_run), "weights": exp.init_weights}
+        if not exp.resume:
+            initialize(learner, exp.init_run, exp.init_weights, exp.device)
     try:
         # an evaluator also when nothing is evaluated during training: the stage checks may score a policy
         evaluates = in_env and exp.eval_episodes
@@ -324,6 +334,15 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
         raise
     paths.error.unlink(missing_ok=True)
     return {**summary, "run_dir": str(paths.root), "label": label, "source_label": resolved.label}
+
+
+def initialize(learner: Algorithm, run_dir: str | Path, weights: str = "last", device: str = "cpu") -> None:
+    """Start ``learner`` from the trained run ``run_dir``'s weights (``weights``: last or best), through its
+    ``initialize_from``; an algorithm without one is named in the error."""
+    if not hasattr(learner, "initialize_from"):
+        raise ValueError(f"algorithm {learner.name!r} cannot start from another run's weights (--init-run)")
+    trained, _ = load_run(run_dir, weights, device)
+    learner.initialize_from(trained)
 
 
 def _final_evaluation(exp: Experiment, learner: Algorithm, paths: RunPaths, summary: dict[str, Any],
