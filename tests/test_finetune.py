@@ -281,7 +281,8 @@ def test_bad_input_is_one_line(runs, tmp_path):
 
 def test_the_default_budget_is_table_10s_online_epochs(runs):
     """Without --steps: 10 online epochs x 64 episodes x the episode limit (3) frames, one update per 64
-    episodes' frames with 8 sub-envs (rollout_length 8 x 3); a combined run adds the offline algorithm's steps."""
+    episodes' frames with 8 sub-envs (rollout_length 8 x 3); a combined run adds the offline algorithm's steps,
+    and a scaled budget scales both."""
     learner = make_algo("finetune", _toy_env.ToyPickEnv().spec, variant="bc", offline_steps=0)
     assert learner.total_steps == 10 * 64 * 3 and learner.rollout_length == 24
     combined = make_algo("finetune", _toy_env.ToyPickEnv().spec, variant="madt")
@@ -289,3 +290,7 @@ def test_the_default_budget_is_table_10s_online_epochs(runs):
     assert combined.schedule.names == ["offline", "online"]
     distill = make_algo("finetune", _toy_env.ToyPickEnv().spec, offline_steps=10, steps=100)
     assert distill.schedule.stages == (("teacher", 5), ("student", 5), ("online", 90))
+    # a scaled budget keeps the offline algorithm's share: half of (4000 offline steps + 64000 frames)
+    half = make_algo("finetune", _toy_env.ToyPickEnv().spec, variant="bc", offline=("steps=4000",),
+                     online_frames=64000, steps=34000)
+    assert half.schedule.stages == (("offline", 2000), ("online", 32000))

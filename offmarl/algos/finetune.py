@@ -49,9 +49,9 @@ fixes its target return; the line that raises it to the best online return is co
 rollout-and-update iterations -- each plays ``online_buffer_size`` = 64 episodes and then trains PPO for
 ``online_ppo_epochs`` = 10 passes of one full batch -- mirroring ``--offline_epochs`` (passes over the dataset),
 whose name Tseng's table also uses. So Table 10's 10 (50 on Highway) online epochs are 10 (50) iterations of 64
-episodes, not PPO epochs; offmarl's default budget for the online stage is ``online_epochs`` × 64 episodes ×
-the episode limit in frames (``online_epochs`` 10), one update per 64 episodes' frames (``rollout_length`` =
-8 episode limits with offmarl's default 8 sub-envs) with ``ppo_epochs`` = 10 (MADT's online PPO epochs).
+episodes, not PPO epochs; offmarl's default budget for the online stage is 10 × 64 episodes × the episode
+limit in frames (``online_frames``), one update per 64 episodes' frames (``rollout_length`` = 8 episode limits
+with offmarl's default 8 sub-envs) with ``ppo_epochs`` = 10 (MADT's online PPO epochs).
 
 What resets going online, and what offmarl does about it (the known failure of offline-to-online code is a
 policy that gets worse in its first online updates):
@@ -72,14 +72,15 @@ policy that gets worse in its first online updates):
 Fields (beyond :class:`~offmarl.algos._ppo.PPOConfig`, whose defaults this overrides as stated above):
 
     steps: the whole budget (offline gradient steps, then env frames); 0 = :meth:`Finetune.default_steps`:
-        the offline algorithm's configured steps plus ``online_epochs`` × ``online_episodes`` × episode limit.
+        the offline algorithm's configured steps plus ``online_frames``.
     offline: ``key=value`` settings of the offline algorithm's config over its per-env defaults (as ``--set``;
         e.g. ``["hidden=64", "context_len=10"]``). Once built, the learner's config lists every field of it.
-    offline_steps: gradient steps of the offline stages; None = the offline algorithm's configured steps (scaled
-        with the budget: the offline algorithm's share of the default budget); 0 = no offline stage (the actor
-        starts from its initial weights, or from an offline run: ``offmarl finetune``).
-    online_epochs, online_episodes: the default online budget (Table 10's 10 online epochs of MADT's 64
-        episodes; 50 on Highway).
+    offline_steps: gradient steps of the offline stages; None = the offline algorithm's configured steps, scaled
+        with the budget (the offline share of the default budget, so that a budget scaled by s holds s × the
+        offline steps and s × ``online_frames``); 0 = no offline stage (the actor starts from its initial
+        weights, or from an offline run: ``offmarl finetune``).
+    online_frames: the online stage's frames in the default budget; 0 = Table 10's 10 online epochs of MADT's
+        64 episodes, ``10 × 64 ×`` the episode limit (Highway's 50 online epochs: set it).
     rollout_length: steps per sub-env per update; 0 = 8 × the episode limit (64 episodes' frames with 8 sub-envs).
     num_minibatches: minibatches per PPO epoch, 8. Departure: MADT takes one full-batch step per PPO epoch; a
         batch of 64 episodes' K-step windows does not fit a CPU's memory (Grid-World: 19,200 windows of 60
@@ -123,6 +124,7 @@ OFFLINE_ALGOS = ("distill", "idt", "madt", "bc")
 DEFAULT_OFFLINE = "distill"
 ONLINE = "online"
 EPISODES_PER_UPDATE = 64  # MADT's online_buffer_size: episodes per rollout-and-update iteration
+ONLINE_EPOCHS = 10  # Tseng et al. Table 10 (Fill-In, Equal Space, Grid-World; 50 on Highway)
 DEFAULT_SUB_ENVS = 8  # offmarl's default sub-envs; rollout_length 0 = this many episodes per sub-env
 
 # the offline algorithms' tiny settings for the contract test (the DTs' and bc's own contract_overrides)
@@ -144,8 +146,7 @@ class Config(PPOConfig):
     recurrent: bool = False
     offline: tuple[str, ...] = ()
     offline_steps: int | None = None
-    online_epochs: int = 10
-    online_episodes: int = EPISODES_PER_UPDATE
+    online_frames: int = 0
     critic_warmup: int = 1
 
 
@@ -264,16 +265,18 @@ class Finetune(PPOLearner):
     curve_starts = (ONLINE,)
     contract_overrides = {**PPOLearner.contract_overrides, "offline": _TINY_DT, "offline_steps": 2,
                           "num_minibatches": 2}
-    contract_variants: ClassVar[dict[str, dict[str, Any]]] = {"madt": {}, "bc": {"offline": _TINY_BC}}
+    # the default (distill: per-agent students, two offline stages) and bc (an MLP actor); madt's shared DT actor
+    # is checked in tests/test_finetune.py
+    contract_variants: ClassVar[dict[str, dict[str, Any]]] = {"bc": {"offline": _TINY_BC}}
 
     def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
         if config.variant is not None and config.variant not in OFFLINE_ALGOS:
             raise ValueError(f"finetune: no offline algorithm {config.variant!r} to finetune (--variant); known: "
                              f"{', '.join(OFFLINE_ALGOS)}")
         offline_cls, offline_config = self.offline_config(config, spec)
-        if config.rollout_length < 0 or config.critic_warmup < 0 or (config.offline_steps or 0) < 0:
-            raise ValueError(f"finetune: rollout_length, critic_warmup and offline_steps must be >= 0, got "
-                             f"{config.rollout_length}, {config.critic_warmup}, {config.offline_steps}")
+        for field in ("rollout_length", "critic_warmup", "offline_steps", "online_frames"):
+            if (getattr(config, field) or 0) < 0:
+                raise ValueError(f"finetune: {field} must be >= 0, got {getattr(config, field)}")
         steps = config.steps if config.steps > 0 else self.default_steps(config, spec)
         config = dataclasses.replace(
             config, steps=steps, offline=tuple(set_text(k, v) for k, v in dataclasses.asdict(offline_config).items()),
@@ -294,11 +297,12 @@ class Finetune(PPOLearner):
 
     @classmethod
     def default_steps(cls, config: Config, spec: EnvSpec) -> int:
-        """The paper budget: the offline algorithm's steps (or ``offline_steps``), then ``online_epochs`` ×
-        ``online_episodes`` episodes of the env's episode limit in frames."""
+        """The paper budget: the offline algorithm's steps (or ``offline_steps``), then ``online_frames`` (0:
+        Table 10's 10 online epochs of 64 episodes of the env's episode limit)."""
         _, offline = cls.offline_config(config, spec)
         first = offline.steps if config.offline_steps is None else config.offline_steps
-        return int(first) + config.online_epochs * config.online_episodes * spec.episode_limit
+        online = config.online_frames or ONLINE_EPOCHS * EPISODES_PER_UPDATE * spec.episode_limit
+        return int(first) + int(online)
 
     def _offline_share(self, config: Config, spec: EnvSpec, steps: int, offline_config: Any) -> int:
         """``offline_steps``, or (None) the offline algorithm's share of the default budget applied to ``steps``."""
