@@ -52,12 +52,17 @@ def _padded_normal(rng: np.random.Generator, rows: int, obs_dims: list[int]) -> 
     return x
 
 
+LEVEL_NAMES = ["random", "medium", "expert"]
+
+
 def make_dataset(n_agents: int = 3, episodes: int = 4, discrete: bool = True, state: bool = True,
-                 avail: bool = True, state_only: bool = False, seed: int = 0) -> MultiAgentDataset:
+                 avail: bool = True, state_only: bool = False, seed: int = 0,
+                 levels: bool = False) -> MultiAgentDataset:
     """A valid dataset of ``episodes`` episodes (lengths 2..EPISODE_LIMIT) with a refreshed card.
 
     ``avail`` only matters for discrete actions; ``state_only`` drops the actions (avail masks stay
-    when requested).
+    when requested); ``levels`` adds ``behavior_levels`` (random indices into :data:`LEVEL_NAMES`, drawn
+    after everything else, so the other arrays do not change).
     """
     rng = np.random.default_rng(seed)
     spec = make_spec(n_agents, discrete, state, avail)
@@ -103,6 +108,9 @@ def make_dataset(n_agents: int = 3, episodes: int = 4, discrete: bool = True, st
         final_state=rng.normal(size=(episodes, STATE_DIM)).astype(np.float32) if state else None,
         avail_actions=avail_actions,
     )
+    if levels:
+        ds.behavior_levels = rng.integers(0, len(LEVEL_NAMES), size=(episodes, n_agents)).astype(np.uint8)
+        ds.card.behavior_level_names = list(LEVEL_NAMES)
     ds.refresh_card()
     return ds
 

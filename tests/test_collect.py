@@ -10,9 +10,11 @@ from _collect_toy_env import ToyClimbEnv, ToyUpExpert
 
 from offmarl.collect import tiers as tiers_module
 from offmarl.collect.compositions import (
+    BEHAVIOR_LEVEL_NAMES,
     Component,
     collect_composition,
     collect_per_agent,
+    episode_levels,
     mabcq_components,
     parse_composition,
     split_episodes,
@@ -188,6 +190,19 @@ def test_concatenate():
     _validate(ds)
     with pytest.raises(ValueError, match="only some hold 'actions'"):
         concatenate([a, _collect(env, state_only=True)], card)
+    # behaviour levels go along, the parts' level names onto the card
+    for part, level in ((a, 0), (b, 2)):
+        part.behavior_levels = np.full((part.n_episodes, 3), level, np.uint8)
+        part.card.behavior_level_names = ["low", "mid", "high"]
+    ds = concatenate([a, b], card)
+    assert ds.card.behavior_level_names == ["low", "mid", "high"] and card.behavior_level_names is None
+    np.testing.assert_array_equal(ds.behavior_levels[:, 0], [0] * 5 + [2] * 7)
+    _validate(ds)
+    with pytest.raises(ValueError, match="only some hold 'behavior_levels'"):
+        concatenate([a, _collect(env)], card)
+    b.card.behavior_level_names = ["r", "m", "e"]
+    with pytest.raises(ValueError, match="behaviour levels are named differently"):
+        concatenate([a, b], card)
 
 
 # ---- mixing --------------------------------------------------------------------------------------------
@@ -309,6 +324,14 @@ def test_collect_composition():
     np.testing.assert_array_equal(ret[5:, [0, 2]], 10.0)
     assert ret[5:, 1].mean() == pytest.approx(7.5, abs=0.6) and ret[:5].mean() == pytest.approx(5.0, abs=0.8)
     assert parts[1]["return_mean"] == pytest.approx(ret[5:].mean())
+    # the recorded levels are the ones the agents acted at: an expert agent always climbs (return 10), a medium
+    # one half the time at random (7.5), a random one (5)
+    assert ds.card.behavior_level_names == list(BEHAVIOR_LEVEL_NAMES) == ["random", "medium", "expert"]
+    assert ds.behavior_levels.dtype == np.uint8 and ds.behavior_levels.shape == (20, 3)
+    levels = episode_levels(ds)  # [E, n] names
+    assert (levels[:5] == "random").all() and (levels[5:] == ["expert", "medium", "expert"]).all()
+    np.testing.assert_array_equal(ret[levels == "expert"], 10.0)
+    assert ret[levels == "random"].mean() < ret[levels == "medium"].mean() < 10.0
     _validate(ds)
     with pytest.raises(ValueError, match="lists 2 levels but the env has 3 agents"):
         collect_composition(env, lambda s: ToyUpExpert(env.spec), "[r,e]", 20, 0, progress=False)
@@ -339,6 +362,11 @@ def test_per_agent_datasets_mixture():
         assert frac[1][i] == pytest.approx(0.275, abs=0.05) and frac[1][others] == pytest.approx(0.05, abs=0.03)
         assert frac[2][i] == pytest.approx(0.05, abs=0.03) and frac[2][others] == pytest.approx(0.275, abs=0.05)
         np.testing.assert_allclose(frac[3], 0.05, atol=0.05)
+        # the recorded levels say the same per (episode, agent): agent i's own column is r, m, e, e by part
+        levels = episode_levels(ds)
+        assert [levels[b - 1, i] for b in bounds[1:]] == ["random", "medium", "expert", "expert"]
+        for name, expected, tolerance in (("random", 0.5, 0.06), ("medium", 0.275, 0.05), ("expert", 0.05, 0.03)):
+            assert stay[levels == name].mean() == pytest.approx(expected, abs=tolerance), name
     assert not np.array_equal(datasets[0].obs, datasets[1].obs)  # collected separately
 
 
@@ -351,6 +379,7 @@ def test_per_agent_datasets_file_roundtrip(tmp_path):
     for i, ds in enumerate(datasets):
         back = io.load_dataset(path, agent=i, validate=False)
         np.testing.assert_array_equal(back.actions, ds.actions)
+        np.testing.assert_array_equal(back.behavior_levels, ds.behavior_levels)
         assert back.card.extra["per_agent"]["agent"] == i
 
 

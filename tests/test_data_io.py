@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import h5py
@@ -35,7 +36,7 @@ def assert_same_dataset(a: MultiAgentDataset, b: MultiAgentDataset) -> None:
 
 
 CASES = [
-    dict(discrete=d, state=s, avail=av, state_only=so)
+    dict(discrete=d, state=s, avail=av, state_only=so, levels=d == s)  # behaviour levels with and without state
     for d, s, av, so in itertools.product([True, False], [True, False], [True, False], [False, True])
     if d or not av  # avail masks only exist for discrete actions
 ]
@@ -54,19 +55,55 @@ def test_round_trip_every_field_and_card(tmp_path: Path, kwargs: dict) -> None:
     assert ("actions" in stored) is not kwargs["state_only"]
 
 
-def test_a_version_1_file_loads_without_normalization_returns(tmp_path: Path) -> None:
-    ds = make_dataset(episodes=3, seed=2)
+def test_a_version_1_file_loads_without_normalization_returns_or_levels(tmp_path: Path) -> None:
+    ds = make_dataset(episodes=3, seed=2, levels=True)
     ds.card.random_return, ds.card.reference_return = -1.5, 2.5
     path = save_dataset(ds, tmp_path / "d.h5")
-    card = load_dataset(path).card
+    back = load_dataset(path)
+    card = back.card
     assert (card.format_version, card.random_return, card.reference_return) == (2, -1.5, 2.5)
+    assert card.behavior_level_names == ["random", "medium", "expert"]
+    np.testing.assert_array_equal(back.behavior_levels, ds.behavior_levels)
     with h5py.File(path, "r+") as f:  # the file as offmarl wrote it before format version 2
         stored = json.loads(f.attrs["card"])
-        del stored["random_return"], stored["reference_return"]
+        del stored["random_return"], stored["reference_return"], stored["behavior_level_names"]
+        del f["behavior_levels"]
         f.attrs["card"] = json.dumps({**stored, "format_version": 1})
         f.attrs["format_version"] = 1
-    card = load_dataset(path).card
+    back = load_dataset(path)
+    card = back.card
     assert (card.format_version, card.random_return, card.reference_return) == (1, None, None)
+    assert back.behavior_levels is None and card.behavior_level_names is None
+    for name in ALL_FIELDS:  # the arrays are read as they were
+        if name != "behavior_levels" and getattr(ds, name) is not None:
+            np.testing.assert_array_equal(getattr(back, name), getattr(ds, name), err_msg=name)
+
+
+def test_a_version_2_file_written_before_behaviour_levels_loads_without_them(tmp_path: Path) -> None:
+    """Version 2 first held the normalization returns alone: such a card has no behavior_level_names key."""
+    path = save_dataset(make_dataset(episodes=3, seed=2), tmp_path / "d.h5")
+    with h5py.File(path, "r+") as f:
+        stored = json.loads(f.attrs["card"])
+        del stored["behavior_level_names"]
+        f.attrs["card"] = json.dumps(stored)
+    back = load_dataset(path)
+    assert back.behavior_levels is None and back.card.behavior_level_names is None
+    assert back.card.format_version == 2
+
+
+def test_behaviour_levels_are_chunked_along_episodes_and_follow_episode_selection(tmp_path: Path) -> None:
+    ds = make_dataset(episodes=7, seed=6, levels=True)
+    path = save_dataset(ds, tmp_path / "d.h5", compression="gzip")
+    with h5py.File(path, "r") as f:
+        levels = f["behavior_levels"]
+        assert (levels.dtype, levels.shape, levels.chunks) == (np.uint8, (7, 3), (7, 3))
+    assert dataset_info(path)["fields"]["behavior_levels"] == {"shape": [7, 3], "dtype": "uint8"}
+    back = load_dataset(path)
+    picked = back.select_episodes(np.array([5, 0, 5]))
+    np.testing.assert_array_equal(picked.behavior_levels, ds.behavior_levels[[5, 0, 5]])
+    assert picked.card.behavior_level_names == ["random", "medium", "expert"]
+    np.testing.assert_array_equal(back.episode(4)["behavior_levels"], ds.behavior_levels[4])
+    assert_same_dataset(picked, load_dataset(save_dataset(picked, tmp_path / "picked.h5")))
 
 
 @pytest.mark.parametrize("compression", [None, "lzf", "gzip"])
@@ -122,8 +159,8 @@ def test_file_not_found(tmp_path: Path) -> None:
 
 # ---- per-agent files ---------------------------------------------------------------------------------
 def per_agent_datasets() -> list[MultiAgentDataset]:
-    # each agent's group is a full dataset with its own card (different seeds, sizes and tiers)
-    out = [make_dataset(n_agents=2, episodes=3 + i, seed=10 + i) for i in range(3)]
+    # each agent's group is a full dataset with its own card (different seeds, sizes and tiers; one with levels)
+    out = [make_dataset(n_agents=2, episodes=3 + i, seed=10 + i, levels=i == 1) for i in range(3)]
     for i, ds in enumerate(out):
         ds.card.quality_tier = ["poor", "normal", "good"][i]
     return out
@@ -249,6 +286,20 @@ def test_info_table(tmp_path: Path) -> None:
                      "2.000 ± 2.828  [-2.000, 4.000]",  # team return
                      "return agent 1 (worker)", "1.000 ± 2.160  [-2.000, 3.000]"]:
         assert expected in out, expected
+
+
+def test_info_shows_behaviour_level_names_and_episodes_per_level(tmp_path: Path) -> None:
+    ds = make_dataset(n_agents=2, episodes=5, seed=7, levels=True)
+    ds.behavior_levels[:] = np.array([[0, 2], [0, 2], [1, 2], [0, 2], [1, 2]], dtype=np.uint8)
+    path = save_dataset(ds, tmp_path / "d.h5")
+    result = runner.invoke(app, ["info", str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "random, medium, expert" in result.stdout
+    assert re.search(r"levels agent 0 +│ random 3, medium 2 episodes", result.stdout), result.stdout
+    assert re.search(r"levels agent 1 +│ expert 5 episodes", result.stdout), result.stdout
+    plain = runner.invoke(app, ["info", str(save_dataset(make_dataset(), tmp_path / "plain.h5"))],
+                          terminal_width=200)
+    assert re.search(r"behaviour levels +│ - \(not recorded\)", plain.stdout) and "levels agent" not in plain.stdout
 
 
 def test_info_per_agent_file(tmp_path: Path) -> None:

@@ -616,3 +616,54 @@ def test_cli_info_on_bad_file_exits_2_with_one_line(tmp_path: Path, breakage: st
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}")
     assert "Traceback" not in result.output
+
+
+# ---- behaviour levels ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("levels,names,message", [
+    (np.zeros((4, 3), np.int64), _DELETE, "field 'behavior_levels': dtype int64 where uint8 is required"),
+    (np.zeros((4, 2), np.uint8), _DELETE, "field 'behavior_levels': has 2 agents but the card says n_agents=3"),
+    (np.zeros((3, 3), np.uint8), _DELETE, "field 'behavior_levels': has 3 rows but episode_starts has 4 episodes"),
+    (np.zeros(4, np.uint8), _DELETE, "field 'behavior_levels': must have 2 dimensions [4, 3], got shape [4]"),
+    (np.full((4, 3), 3, np.uint8), _DELETE,
+     "field 'behavior_levels': level 3 at episode 0, agent 0 is >= the 3 behavior_level_names of the card"),
+    (_DELETE, _DELETE, "field 'behavior_levels': missing, but the card names behaviour levels"),
+    (_DELETE, None, None),  # neither: a dataset without levels
+    (np.zeros((4, 3), np.uint8), None, "field 'behavior_levels': present, but the card's behavior_level_names is null"),
+    (np.zeros((4, 3), np.uint8), ["random", "random"], "card: key 'behavior_level_names' names a level twice"),
+    (np.zeros((4, 3), np.uint8), [], "card: key 'behavior_level_names' must list at least one non-empty name"),
+    (np.zeros((4, 3), np.uint8), ["random", ""], "card: key 'behavior_level_names' must list at least one non-empty"),
+    (np.zeros((4, 3), np.uint8), "random",
+     "card: card key 'behavior_level_names' must be a list of str or null, got 'random'"),
+], ids=["dtype", "agents", "episodes", "rank", "out_of_range", "names_without_array", "neither", "array_without_names",
+        "repeated_name", "no_names", "empty_name", "names_not_a_list"])
+def test_behavior_levels(tmp_path: Path, levels: Any, names: Any, message: str | None) -> None:
+    """The file's field replaced by ``levels`` (``_DELETE``: removed); ``_DELETE`` for ``names`` keeps the card's
+    ["random", "medium", "expert"]. Each bad pair is refused with one line naming the file and the field."""
+    path = saved(tmp_path, episodes=4, levels=True)
+    edit(path, behavior_levels=levels)
+    if names is not _DELETE:
+        edit_card(path, behavior_level_names=names)
+    if message is None:
+        assert load_dataset(path).behavior_levels is None
+        return
+    rejects(path, message)
+
+
+def test_behavior_levels_out_of_range_later_in_the_array(tmp_path: Path) -> None:
+    ds = make_dataset(episodes=5, levels=True, seed=4)
+    ds.behavior_levels[3, 2] = 7
+    with pytest.raises(DatasetError, match=r"^<memory>: field 'behavior_levels': level 7 at episode 3, agent 2 is >= "
+                                           r"the 3 behavior_level_names of the card \['random', 'medium', 'expert'\]$"):
+        validate_dataset(ds)
+    with pytest.raises(DatasetError, match="field 'behavior_levels'"):
+        save_dataset(ds, tmp_path / "never.h5")
+    assert not (tmp_path / "never.h5").exists()
+
+
+@pytest.mark.timeout(10)
+def test_behavior_levels_declared_huge_are_refused_before_reading(tmp_path: Path) -> None:
+    path = saved(tmp_path, episodes=4, levels=True)
+    with h5py.File(path, "r+") as f:
+        del f["behavior_levels"]
+        f.create_dataset("behavior_levels", shape=(10**12, 3), dtype=np.uint8, chunks=(1, 3))
+    rejects(path, "field 'behavior_levels': has 1000000000000 rows but episode_starts has 4 episodes")

@@ -36,7 +36,7 @@ from _datasets import collected_dataset, make_dataset
 
 from offmarl.data.io import load_dataset, save_dataset, save_per_agent_datasets
 from offmarl.data.samplers import TransitionSampler, WindowSampler
-from offmarl.data.validate import ALL_FIELDS
+from offmarl.data.validate import ALL_FIELDS, EPISODE_FIELDS
 from offmarl.errors import DatasetError
 
 SEED = int(os.environ.get("OFFMARL_FUZZ_SEED", "20261206"))
@@ -58,13 +58,14 @@ DTYPES = [np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool
 # ---- the base files -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory) -> dict[str, Path]:
-    """Small valid files: discrete with state and masks, continuous without state, state-only, a registered
-    env's (its card is checked against the registry) and a per-agent file."""
+    """Small valid files: discrete with state and masks, continuous without state, state-only, one with
+    behaviour levels, a registered env's (its card is checked against the registry) and a per-agent file."""
     root = tmp_path_factory.mktemp("fuzz_bases")
     return {
         "discrete": save_dataset(make_dataset(episodes=3), root / "discrete.h5"),
         "continuous": save_dataset(make_dataset(episodes=3, discrete=False, state=False, seed=1), root / "box.h5"),
         "state_only": save_dataset(make_dataset(episodes=2, state_only=True, seed=2), root / "state_only.h5"),
+        "levels": save_dataset(make_dataset(episodes=3, levels=True, seed=5), root / "levels.h5"),
         "mpe": save_dataset(collected_dataset("mpe_cn_3ls3l", episodes=2), root / "mpe.h5"),
         "per_agent": save_per_agent_datasets([make_dataset(n_agents=2, episodes=2, seed=s) for s in (3, 4)],
                                              root / "per_agent.h5"),
@@ -169,7 +170,7 @@ def declare_huge(f, group, rng, base):
     group.create_dataset(name, shape=tuple(huge), dtype=dtype, chunks=tuple(1 for _ in huge))
     card = _card(group)
     if axis == 0 and card is not None and rng.random() < 0.5:  # the card agrees: only the size is wrong
-        card["steps" if name not in ("episode_starts", "final_obs", "final_state") else "episodes"] = huge[0]
+        card["steps" if name not in ("episode_starts", *EPISODE_FIELDS) else "episodes"] = huge[0]
         _set_card(group, card)
         return f"field {name!r} declared {huge}, card agreeing"
     return f"field {name!r} declared {huge}"
@@ -195,6 +196,8 @@ def bad_value(f, group, rng, base):
         arr[index] = not arr[index]
     elif arr.dtype.kind == "i":
         arr[index] = rng.choice([-1, -(2**62), 2**62, 5, 6, 100, 0])
+    elif arr.dtype.kind == "u":  # behaviour levels: in range, just past it, far past it
+        arr[index] = rng.choice([0, 1, 2, 3, 7, int(np.iinfo(arr.dtype).max)])
     else:
         arr[index] = rng.choice([np.nan, np.inf, -np.inf, 3.4e38, -3.4e38, 7.0, -2.0, 0.0])
     group[name][...] = arr
@@ -458,6 +461,8 @@ def run_case(case: int, bases: dict[str, Path], workdir: Path) -> str | None:
     with h5py.File(path, "r+") as f:
         group = f[f"agent_{agent}"] if agent is not None else f
         for _ in range(rng.choice([1, 1, 1, 2, 3])):
+            if group.name is None:  # an earlier mutation unlinked the agent group this case edits: nothing to edit
+                break
             for _attempt in range(10):
                 what = rng.choice(MUTATIONS)(f, group, rng, bases[base_name])
                 if what is not None:

@@ -8,6 +8,7 @@ No OG-MARL download is reachable from the tests, so they record a small vault th
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,8 +18,14 @@ from _datasets import make_dataset
 from typer.testing import CliRunner
 
 from offmarl.cli import app
-from offmarl.data.io import load_dataset, save_dataset
-from offmarl.data.og_marl import FINAL_OBS_NOTE, experience_to_dataset, locate_vault, read_vault
+from offmarl.data.io import card_to_json, load_dataset, save_dataset
+from offmarl.data.og_marl import (
+    FINAL_OBS_NOTE,
+    dataset_to_experience,
+    experience_to_dataset,
+    locate_vault,
+    read_vault,
+)
 from offmarl.errors import DatasetError
 
 N_AGENTS, OBS_DIM, N_ACTIONS, STATE_DIM = 3, 4, 5, 6
@@ -124,16 +131,18 @@ def test_import_then_export_gives_back_the_vault_leaf_by_leaf(vault, tmp_path):
     assert json.loads(metadata["offmarl_card"])["env_name"] == "external:3m"
 
 
-@pytest.mark.parametrize("discrete, avail", [(True, True), (True, False), (False, False)])
-def test_export_then_import_restores_the_dataset(tmp_path, discrete, avail):
-    """Without masks, the export writes legals that allow everything, and the import drops them again."""
+@pytest.mark.parametrize("discrete, avail, levels", [(True, True, True), (True, False, False), (False, False, True)])
+def test_export_then_import_restores_the_dataset(tmp_path, discrete, avail, levels):
+    """Without masks, the export writes legals that allow everything, and the import drops them again; behaviour
+    levels travel in the vault's metadata beside the card."""
     pytest.importorskip("flashbax", reason="OG-MARL vaults need flashbax (pip install 'offmarl[og-marl]')")
-    original = make_dataset(episodes=5, discrete=discrete, avail=avail, seed=3)
+    original = make_dataset(episodes=5, discrete=discrete, avail=avail, seed=3, levels=levels)
     save_dataset(original, tmp_path / "d.h5")
     invoke("export", "og-marl", tmp_path / "d.h5", "--out", tmp_path / "d.vlt")
     invoke("import", "og-marl", tmp_path / "d.vlt", "--out", tmp_path / "back.h5")
     back = load_dataset(tmp_path / "back.h5")
-    for name in ("obs", "actions", "rewards", "terminals", "truncations", "episode_starts", "state", "avail_actions"):
+    for name in ("obs", "actions", "rewards", "terminals", "truncations", "episode_starts", "state", "avail_actions",
+                 "behavior_levels"):
         mine, theirs = getattr(original, name), getattr(back, name)
         assert (mine is None) == (theirs is None), name
         if mine is not None:
@@ -142,7 +151,25 @@ def test_export_then_import_restores_the_dataset(tmp_path, discrete, avail):
     np.testing.assert_array_equal(back.final_obs, back.obs[back.episode_ends - 1])
     kept = {k: v for k, v in back.card.to_dict().items() if k not in ("extra", "created")}
     assert kept == {k: v for k, v in original.card.to_dict().items() if k not in ("extra", "created")}
-    assert back.card.extra["og_marl"]["uid"] == "d"
+    assert back.card.extra["og_marl"]["uid"] == "d" and back.card.extra["og_marl"]["metadata"] == {}
+
+
+def test_an_exported_card_naming_levels_needs_them_in_the_metadata():
+    ds = make_dataset(episodes=5, seed=3, levels=True)
+    experience = dataset_to_experience(ds)
+    card = card_to_json(ds.card)
+    levels = ds.behavior_levels.tolist()
+    back = experience_to_dataset(experience, {"offmarl_card": card, "offmarl_behavior_levels": levels}, task="t",
+                                 uid="u")
+    np.testing.assert_array_equal(back.behavior_levels, ds.behavior_levels)
+    for bad, got in ((None, "got nothing"), (levels[:-1], "got shape [4, 3], dtype int64"),
+                     ([[0.5, 1, 1]] * 5, "got shape [5, 3], dtype float64"), ([[0, 1], [1]], "got list"),
+                     ([[300, 0, 0]] * 5, "got shape [5, 3]")):
+        metadata = {"offmarl_card": card, **({} if bad is None else {"offmarl_behavior_levels": bad})}
+        with pytest.raises(DatasetError, match=r"^<vault>: metadata 'offmarl_behavior_levels': the card names "
+                                               r"behaviour levels, so the metadata must hold 5 rows of 3 level "
+                                               rf"indices in \[0, 255\]; {re.escape(got)}"):
+            experience_to_dataset(experience, metadata, task="t", uid="u")
 
 
 def test_a_converted_vault_trains_and_its_evaluation_is_skipped(vault, tmp_path):

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from offmarl.algos import make_algo
 from offmarl.cli import app
 from offmarl.collect import recipes as recipes_module
+from offmarl.collect.compositions import component_levels, episode_levels
 from offmarl.collect.pools import (
     DEMONSTRATION_EPSILON,
     AgentwisePolicy,
@@ -95,12 +96,20 @@ def test_a_composition_over_the_pool_records_its_levels_and_returns_follow_them(
         returns[level] = ds.card.return_mean
         assert ds.card.behavior["pool"]["content_hash"] == pool.content_hash
         assert ds.card.extra["components"][0]["levels"] == [level, level]
+        assert ds.card.behavior_level_names == [pool.card["level_names"][x] for x in ("r", "m", "e")]
+        assert (ds.behavior_levels == "rme".index(level)).all()
     assert returns["r"] < returns["m"] < returns["e"], returns
 
     mixed = collect_dataset(_toy_env.ENV_NAME, composition="50%[r,e]+50%[e,r]", pool=pool.root, episodes=96,
                             seed=1, num_envs=12, progress=False)
     parts = mixed.card.extra["components"]
     assert [p["levels"] for p in parts] == [["r", "e"], ["e", "r"]] and [p["episodes"] for p in parts] == [48, 48]
+    # the stored per-episode levels: each agent's returns follow the level it is recorded at in every episode
+    levels, ret = episode_levels(mixed), mixed.episode_returns()  # [E, n] names, [E, n]
+    assert (levels[:48] == ["random", "expert"]).all() and (levels[48:] == ["expert", "random"]).all()
+    for i in range(2):
+        assert ret[levels[:, i] == "random", i].mean() < ret[levels[:, i] == "expert", i].mean(), i
+    np.testing.assert_array_equal(episode_levels(mixed), component_levels(parts))  # the card's components agree
 
 
 def test_each_sub_env_draws_its_agents_checkpoints_from_their_levels_per_episode(pool):

@@ -21,6 +21,7 @@ from offmarl.data.samplers import (
     agent_slice,
     softmax_priorities,
 )
+from offmarl.data.validate import validate_dataset
 from offmarl.envs.base import EnvSpec
 from offmarl.errors import DatasetError
 
@@ -155,6 +156,13 @@ def test_agent_slice_arrays_and_card():
     assert ds.card.n_agents == 2  # the joint card is untouched
     padded = agent_slice(ds, 1, trim_obs=False)
     assert padded.obs.shape == (9, 1, 3) and padded.card.obs_dims == [3]
+    assert one.behavior_levels is None and one.card.behavior_level_names is None
+    ds.behavior_levels = np.array([[0, 1], [1, 0], [0, 0]], dtype=np.uint8)[:ds.n_episodes]  # agent 1: 1, 0, 0
+    ds.card.behavior_level_names = ["random", "expert"]
+    one = agent_slice(ds, 1)
+    np.testing.assert_array_equal(one.behavior_levels, ds.behavior_levels[:, 1:])  # [E, 1]: agent 1's own levels
+    assert one.card.behavior_level_names == ["random", "expert"]
+    validate_dataset(one)
     with pytest.raises(ValueError, match=r"agent must be an integer in \[0, 2\)"):
         agent_slice(ds, 2)
 

@@ -381,7 +381,7 @@ def test_offmarl_train_runs_the_three_stages(option, tmp_path):
 # ---- the figures: offmarl sit-report -------------------------------------------------------------------------------
 def test_sit_report_plots_and_tabulates_the_decomposition_per_agent_and_level(tmp_path):
     """Fig. 3 as tool output: r̂ per agent over Stage I, the priority histograms per type, and a table whose
-    per-level rows come from the dataset's recorded components."""
+    per-level rows come from the dataset's recorded behaviour levels (kept by Stage II in dper.pt)."""
     from offmarl.cli import app
     from offmarl.collect.recipes import build_recipe
 
@@ -405,12 +405,32 @@ def test_sit_report_plots_and_tabulates_the_decomposition_per_agent_and_level(tm
     assert agents[2]["levels"]["random"]["trajectories"] == agents[2]["levels"]["medium"]["trajectories"] == 20
     dper = torch.load(run / "dper" / "dper.pt", weights_only=True)
     assert agents[1]["mean_priority"] == pytest.approx(float(dper["priority_score"][:, 1].double().mean()))
+    np.testing.assert_array_equal(dper["behavior_levels"].numpy(), ds.behavior_levels)
+    medium = ds.behavior_levels[:, 2] == 1  # the [r, r, m] episodes: agent 2's medium trajectories
+    assert agents[2]["levels"]["medium"]["mean_priority"] == pytest.approx(
+        float(dper["priority_score"][medium, 2].double().mean()))
 
     not_sit = tmp_path / "bc"
     assert runner.invoke(app, ["train", "bc", "--dataset", str(data), "--out", str(not_sit), "--steps", "2",
                                "--eval-episodes", "1", "--quiet"]).exit_code == 0
     refused = runner.invoke(app, ["sit-report", str(not_sit)])
     assert refused.exit_code == 2 and "sit-report reads sit runs" in refused.output
+
+
+def test_sit_report_levels_come_from_the_stored_array_else_from_the_cards_components():
+    """A run whose Stage II kept the dataset's behavior_levels names them with the card's level names; a run
+    trained on a file written before datasets stored them falls back to the card's composition components."""
+    from offmarl.commands.sit_report import dataset_levels
+
+    components = [{"levels": ["r", "r"], "episodes": 2}, {"levels": ["r", "m"], "episodes": 1}]
+    card = {"behavior_level_names": ["low", "high"], "extra": {"components": components}}
+    stored = {"behavior_levels": torch.tensor([[0, 1], [1, 1], [0, 0]], dtype=torch.uint8)}
+    np.testing.assert_array_equal(dataset_levels({"dataset": card}, stored, 3),
+                                  [["low", "high"], ["high", "high"], ["low", "low"]])
+    old = {"dataset": {"behavior_level_names": None, "extra": {"components": components}}}
+    np.testing.assert_array_equal(dataset_levels(old, {}, 3), [["random", "random"]] * 2 + [["random", "medium"]])
+    assert dataset_levels(old, {}, 4) is None  # the components do not describe these episodes
+    assert dataset_levels({"dataset": {"extra": {}}}, {}, 3) is None
 
 
 # ---- the suites ---------------------------------------------------------------------------------------------------

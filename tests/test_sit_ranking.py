@@ -1,6 +1,6 @@
 """SIT's reward decomposition ranks the agents of agent-wise imbalanced CN_3ls3l datasets by their recorded
 behaviour levels (Tian et al., "A Closer Look at SIT", Fig. 3; SIT App. C.3 Table 8's compositions). Fixed
-seeds; the per-episode levels come from the dataset card's components."""
+seeds; the per-episode levels are the ones the dataset records (``behavior_levels``)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def decomposed(recipe: str, updates: int, **overrides):
     weighted, _ = algo.decompose(ds)  # [T, n]
     per_episode = np.add.reduceat(weighted.numpy(), ds.episode_starts, axis=0) / ds.episode_lengths[:, None]
     scores = trajectory_priorities(weighted.numpy(), ds.episode_starts, gamma=0.99)
-    return per_episode, scores, episode_levels(ds.card.extra["components"])
+    assert ds.behavior_levels is not None  # the levels come from the stored array, not the card's components
+    return per_episode, scores, episode_levels(ds)
 
 
 def test_the_decomposed_reward_ranks_the_random_agent_below_the_medium_and_expert_agents():
@@ -38,7 +39,7 @@ def test_the_decomposed_reward_ranks_the_random_agent_below_the_medium_and_exper
     updates; at 500, seed 1 put the random agent just above the medium one. With a negative team reward
     λ r can also rank an agent the attention learns to ignore highest: docs/algorithms.md#sit.)"""
     per_episode, scores, levels = decomposed("sit/mpe_cn_3ls3l/medium/scripted", 800, reward_lr=2e-3)
-    assert (levels == np.array(["r", "m", "e"])).all()
+    assert (levels == np.array(["random", "medium", "expert"])).all()
     rewards, priorities = per_episode.mean(axis=0), scores.mean(axis=0)
     assert rewards[0] < rewards[1] < rewards[2], rewards
     assert priorities[0] < priorities[1] < priorities[2], priorities
@@ -50,7 +51,7 @@ def test_the_decomposed_reward_ranks_random_behaviour_below_medium_in_a_mixed_da
     updates), r̂ and p̂ of the medium trajectories are above those of the random ones, and in the [r,r,m]
     episodes agent 2 is above both random agents."""
     per_episode, scores, levels = decomposed("sit/mpe_cn_3ls3l/low/scripted", 300)
-    medium, random = levels == "m", levels == "r"
+    medium, random = levels == "medium", levels == "random"
     assert per_episode[medium].mean() > per_episode[random].mean() + 0.05
     assert scores[medium].mean() > scores[random].mean()
     means = per_episode[medium[:, 2]].mean(axis=0)  # the [r, r, m] episodes

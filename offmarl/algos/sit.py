@@ -18,8 +18,8 @@ one):
    individual trajectories get their priorities (Eq. 6-7) and go into one sum tree per agent type
    (:class:`~offmarl.data.samplers.DecomposedReplay`). Hands over ``RUN/dper/`` (``dper.json``: the
    settings and per-agent summaries; ``dper.pt``: r̂ and û of every step and agent, the episode starts, p̂
-   and Eq. 7's sampling probability of every individual trajectory) -- what ``offmarl sit-report RUN``
-   plots (:mod:`offmarl.commands.sit_report`).
+   and Eq. 7's sampling probability of every individual trajectory, and the dataset's ``behavior_levels``
+   when it records them) -- what ``offmarl sit-report RUN`` plots (:mod:`offmarl.commands.sit_report`).
 3. ``policy`` -- per-agent GAT critics and CRR-filtered actors on batches of individual trajectories
    drawn from the replay of each agent's type (Eq. 8-10). Evaluated decentralized: agent i's recurrent
    actor sees only its own observations.
@@ -428,6 +428,8 @@ class SIT(Algorithm):
                      "priority_score": torch.as_tensor(scores, dtype=torch.float32),
                      "sampling_priority": torch.as_tensor(priority, dtype=torch.float64),
                      "sampling_probability": torch.as_tensor(probability, dtype=torch.float64)}
+        if dataset.behavior_levels is not None:  # [E, n] for sit-report's per-level rows (names: the card's)
+            self.dper["behavior_levels"] = torch.as_tensor(dataset.behavior_levels)
         logs = {f"priority_{i}": float(v) for i, v in enumerate(scores.mean(axis=0))}
         logs.update({f"effective_items_{k}": value for k, value in enumerate(self._effective_items())})
         return logs

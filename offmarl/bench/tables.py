@@ -22,11 +22,13 @@ ci_high, n_tasks, tasks, n_runs``. ``offmarl bench compare`` prints :func:`impro
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 from typing import Any, Sequence
 
 from offmarl import __version__
+from offmarl.algos.base import get_algo_class
 from offmarl.bench.aggregates import Improvement, NormalizedScores
 from offmarl.bench.records import DECIMALS, Cell, Table
 from offmarl.bench.run_metrics import METRIC_LABELS, final_values, metric_file_name, metric_runs
@@ -112,12 +114,25 @@ def _per_algo(table: Table, attr: str) -> str:
     return "; ".join(parts)
 
 
+def _return_conditioned(label: str) -> bool:
+    """Whether the algorithm of a table row label (``madt``, ``distill[conventional]``) takes a target return;
+    a label that names no registered algorithm (``distill's teacher``) counts as one, so its footer keeps the
+    target."""
+    try:
+        cls = get_algo_class(label.split("[", 1)[0].strip())
+    except (KeyError, ValueError):
+        return True
+    params = inspect.signature(cls.policies).parameters
+    return "target_return" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> list[str]:
     seeds = sorted({r.seed for r in table.records})
     protocols = sorted({r.protocol for r in table.records})
     targets = sorted({json.dumps(r.target_return) for r in table.records})
     target = ("the policy's default (return-conditioned methods: each agent's best return in the dataset)"
               if targets == ["null"] else _join(targets))
+    conditioned = targets != ["null"] or any(_return_conditioned(a) for a in table.algos)
     interacting = [a for a in table.algos if any(r.steps_unit == "frames" for r in table.records if r.algo == a)]
     all_interact = len(interacting) == len(table.algos)  # an online suite: every row counts env frames
     lines = [
@@ -126,7 +141,8 @@ def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> 
         f"Seeds: {_join(seeds)} (up to {table.max_seeds} per cell). Steps: {_per_algo(table, 'steps')} "
         f"{'environment frames' if all_interact else 'gradient steps'} per run. Evaluation: "
         f"{_per_algo(table, 'episodes')} episodes per seed, greedy actions; "
-        f"protocol: {_join(PROTOCOLS.get(p, p) for p in protocols)}; target return: {target}.",
+        f"protocol: {_join(PROTOCOLS.get(p, p) for p in protocols)}"
+        + (f"; target return: {target}." if conditioned else "."),
     ]
     if interacting:
         lines.append(f"Steps of {_join(interacting)} count environment frames: they interact with the environment "

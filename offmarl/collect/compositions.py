@@ -11,6 +11,13 @@ Episode split: component k gets ``round(weight_k × N / 100)`` episodes by the l
 (so the counts sum to N), and at least one; each component is collected as its own rollout with seed
 ``derive_seed(seed, "component", k)`` and the parts are concatenated in component order.
 
+Recorded levels: the dataset's ``behavior_levels [E, n]`` holds each agent's level in each episode as an index
+into the card's ``behavior_level_names`` -- ``["random", "medium", "expert"]`` (:data:`BEHAVIOR_LEVEL_NAMES`,
+index k = ``LEVELS[k]`` = r, m, e), or a pool's own names for its r, m, e levels. A component's policy holds
+agent i at ``levels[i]`` for every episode it plays: :class:`PerAgentLevelPolicy` mixes at a fixed per-agent
+rate and :class:`PoolLevelPolicy` draws, per episode and sub-env, a *checkpoint* within agent i's level, never
+another level. So every episode of component k records component k's levels, which is what was played.
+
 Per-agent datasets (MABCQ, Jiang & Lu, §4.1): agent i's dataset is the composition
 ``20%[r,…,r] + 35%[i: m, others: e] + 35%[i: e, others: m] + 10%[e,…,e]`` with MABCQ's "small noise"
 (``DEFAULT_EXPERT_NOISE``, see :mod:`offmarl.collect.mixing`) on the last three parts. Each agent's
@@ -39,6 +46,10 @@ from offmarl.envs.base import BatchedEnv
 from offmarl.policies.base import JointPolicy
 
 ExpertFactory = Callable[[int], JointPolicy]
+
+#: ``card.behavior_level_names`` of a composition over the scripted levels: ``behavior_levels`` value k is
+#: level ``LEVELS[k]``.
+BEHAVIOR_LEVEL_NAMES = tuple(LEVEL_NAMES[x] for x in LEVELS)
 
 _COMPONENT = re.compile(r"^\s*(?:(?P<weight>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%\s*)?\[(?P<levels>[^\[\]]*)\]\s*$")
 
@@ -118,6 +129,7 @@ def collect_components(env: BatchedEnv, make_expert: ExpertFactory | None, compo
     ``card.extra["components"]`` lists each part's weight, levels, noise, episodes, seed and mean return."""
     spec = env.spec
     counts = split_episodes(episodes, [c.weight for c in components])
+    level_names = behavior_level_names(pool)
     parts, records = [], []
     for k, (component, count) in enumerate(zip(components, counts)):
         part_seed = derive_seed(seed, "component", k)
@@ -131,6 +143,9 @@ def collect_components(env: BatchedEnv, make_expert: ExpertFactory | None, compo
             policy = PerAgentLevelPolicy(expert, spec, component.levels, derive_seed(part_seed, "mixing"),
                                          medium_rate=medium_rate, noise=component.noise)
         part = rollout(env, policy, count, part_seed, state_only=state_only, progress=progress, behavior={})
+        # every episode of this part played at the component's levels (module docstring, "Recorded levels")
+        part.behavior_levels = np.tile(level_indices(component.levels), (part.n_episodes, 1))  # [E_k, n] uint8
+        part.card.behavior_level_names = list(level_names)
         parts.append(part)
         records.append({"weight": component.weight, "levels": list(component.levels),
                         "level_names": [LEVEL_NAMES[x] for x in component.levels], "noise": component.noise,
@@ -140,13 +155,45 @@ def collect_components(env: BatchedEnv, make_expert: ExpertFactory | None, compo
     return concatenate(parts, card)
 
 
-def episode_levels(components: Sequence[dict[str, Any]]) -> np.ndarray:
-    """Each episode's per-agent levels ``[E, n]`` (``"r"``/``"m"``/``"e"``) of a composition dataset, from its
-    ``card.extra["components"]`` (:func:`collect_components` concatenates the parts in component order)."""
-    rows = [np.tile(np.asarray(part["levels"]), (int(part["episodes"]), 1)) for part in components]
+def behavior_level_names(pool: Pool | None = None) -> list[str]:
+    """The card's ``behavior_level_names`` of a composition: the names of levels r, m, e -- the pool's own
+    (its card's ``level_names``) with ``pool``, else :data:`BEHAVIOR_LEVEL_NAMES`."""
+    if pool is None:
+        return list(BEHAVIOR_LEVEL_NAMES)
+    names = pool.card.get("level_names") or LEVEL_NAMES
+    return [names[x] for x in LEVELS]
+
+
+def level_indices(levels: Sequence[str]) -> np.ndarray:
+    """Level letters (``"r"``/``"m"``/``"e"``) as the indices ``behavior_levels`` stores ``[n]`` uint8."""
+    return np.asarray([LEVELS.index(x) for x in levels], dtype=np.uint8)
+
+
+def component_levels(components: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Each episode's per-agent level names ``[E, n]`` of a composition dataset from its card's
+    ``extra["components"]`` (:func:`collect_components` concatenates the parts in component order).
+
+    For files written before datasets stored ``behavior_levels`` (composition recipes cached under
+    ``RECIPES_VERSION`` 3) and for runs trained on them, whose ``config.json`` holds the card alone."""
+    rows = [np.tile(np.asarray([LEVEL_NAMES[x] for x in part["levels"]]), (int(part["episodes"]), 1))
+            for part in components]
     if not rows:
         raise ValueError("a composition dataset lists its components in card.extra['components']; none given")
     return np.concatenate(rows)
+
+
+def episode_levels(ds: MultiAgentDataset) -> np.ndarray:
+    """Each agent's behaviour level name in each episode ``[E, n]`` (e.g. ``"random"``): the stored
+    ``behavior_levels`` named by the card's ``behavior_level_names``, else, for a composition file written
+    before the field existed, from its card's components (:func:`component_levels`). A dataset with neither
+    is a ``ValueError``."""
+    if ds.behavior_levels is not None:
+        return np.asarray(ds.card.behavior_level_names)[ds.behavior_levels]
+    components = ds.card.extra.get("components")
+    if not components:
+        raise ValueError("the dataset records no behaviour levels (no behavior_levels field, no "
+                         "card.extra['components']): it was not built from a composition")
+    return component_levels(components)
 
 
 def collect_composition(env: BatchedEnv, make_expert: ExpertFactory | None, composition: str, episodes: int,

@@ -19,6 +19,7 @@ after every step in which some ended.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Sequence
 
@@ -148,17 +149,24 @@ def rollout(env: BatchedEnv, policy: JointPolicy, episodes: int, seed: int, *, s
 def concatenate(datasets: Sequence[MultiAgentDataset], card: DatasetCard) -> MultiAgentDataset:
     """Episodes of ``datasets`` one after another (in order), under ``card`` (statistics refreshed).
 
-    All parts must come from the same env and agree on which optional arrays they hold."""
+    All parts must come from the same env and agree on which optional arrays they hold; parts with
+    ``behavior_levels`` must name the same levels, and the result's card takes their names."""
     if not datasets:
         raise ValueError("concatenate needs at least one dataset")
     names = {d.card.env_name for d in datasets}
     if len(names) != 1:
         raise ValueError(f"cannot concatenate datasets of different envs: {sorted(names)}")
-    optional = ("actions", "state", "final_state", "avail_actions")
+    optional = ("actions", "state", "final_state", "avail_actions", "behavior_levels")
     for name in optional:
         present = {getattr(d, name) is not None for d in datasets}
         if len(present) != 1:
             raise ValueError(f"cannot concatenate datasets where only some hold {name!r}")
+    level_names = {tuple(d.card.behavior_level_names or ()) for d in datasets}
+    if len(level_names) != 1:
+        raise ValueError(f"cannot concatenate datasets whose behaviour levels are named differently: "
+                         f"{sorted(list(x) for x in level_names)}")
+    if datasets[0].behavior_levels is not None:
+        card = dataclasses.replace(card, behavior_level_names=list(datasets[0].card.behavior_level_names))
     offsets = np.cumsum([0] + [d.n_steps for d in datasets[:-1]])
     cat = lambda name: None if getattr(datasets[0], name) is None else np.concatenate(  # noqa: E731
         [getattr(d, name) for d in datasets])
@@ -166,7 +174,7 @@ def concatenate(datasets: Sequence[MultiAgentDataset], card: DatasetCard) -> Mul
         obs=cat("obs"), rewards=cat("rewards"), terminals=cat("terminals"), truncations=cat("truncations"),
         episode_starts=np.concatenate([d.episode_starts + o for d, o in zip(datasets, offsets)]).astype(np.int64),
         final_obs=cat("final_obs"), card=card, actions=cat("actions"), state=cat("state"),
-        final_state=cat("final_state"), avail_actions=cat("avail_actions"),
+        final_state=cat("final_state"), avail_actions=cat("avail_actions"), behavior_levels=cat("behavior_levels"),
     )
     ds.refresh_card()
     return ds

@@ -1,9 +1,11 @@
 """``offmarl info PATH [--json] [--agent I]``: validate a dataset file and print its card and statistics.
 
 Without ``--json`` the card and statistics are printed as a table (one table per agent group for a
-per-agent file read without ``--agent``). With ``--json`` stdout holds ONLY JSON: the card dict (which
-carries ``episodes``, ``return_mean`` and ``return_std`` at top level -- ``return_*`` is the per-agent
-average episode return, the papers' metric), or ``{"per_agent": true, "agents": [card, ...]}`` for a
+per-agent file read without ``--agent``), with the behaviour level names and, per agent, how many
+episodes it played at each level when the dataset records them (``behavior_levels``). With ``--json``
+stdout holds ONLY JSON: the card dict (which carries ``episodes``, ``return_mean`` and ``return_std`` at
+top level -- ``return_*`` is the per-agent average episode return, the papers' metric -- and
+``behavior_level_names``), or ``{"per_agent": true, "agents": [card, ...]}`` for a
 per-agent file without ``--agent``. An invalid file raises :class:`offmarl.errors.DatasetError`, which
 the CLI prints as one ``error: ...`` line with exit code 2.
 """
@@ -85,6 +87,7 @@ def _table(ds: MultiAgentDataset, title: str) -> Table:
         rows.append((f"return agent {i} ({card.agent_types[i]})",
                      _stat(card.per_agent_return_mean[i], card.per_agent_return_std[i],
                            card.per_agent_return_min[i], card.per_agent_return_max[i])))
+    rows += _level_rows(ds)
     if card.extra:
         rows.append(("extra", _as_json(card.extra)))
     rows += [
@@ -95,6 +98,26 @@ def _table(ds: MultiAgentDataset, title: str) -> Table:
     for name, value in rows:
         table.add_row(escape(name), escape(value))  # card text like "[a]" is data, not rich markup
     return table
+
+
+def level_counts(ds: MultiAgentDataset) -> list[dict[str, int]] | None:
+    """Per agent, how many episodes it played at each of the card's behaviour levels (None without levels)."""
+    if ds.behavior_levels is None:
+        return None
+    names = ds.card.behavior_level_names
+    counts = [np.bincount(ds.behavior_levels[:, i], minlength=len(names)) for i in range(ds.n_agents)]  # [n][K]
+    return [{name: int(c[k]) for k, name in enumerate(names)} for c in counts]
+
+
+def _level_rows(ds: MultiAgentDataset) -> list[tuple[str, str]]:
+    counts = level_counts(ds)
+    if counts is None:
+        return [("behaviour levels", "- (not recorded)")]
+    rows = [("behaviour levels", ", ".join(ds.card.behavior_level_names))]
+    for i, per_level in enumerate(counts):
+        rows.append((f"levels agent {i}", ", ".join(f"{name} {n}" for name, n in per_level.items() if n)
+                     + " episodes"))
+    return rows
 
 
 def run_info(path: Path, as_json: bool, agent: int | None) -> None:

@@ -12,9 +12,11 @@ to ``DIR`` (default ``RUN/sit_report``):
   priorities p̂ ∈ [0, 20] of every agent's individual trajectories (one per behaviour level for an agent
   whose level varies between episodes, when the dataset records it);
 * ``sit_report.json`` and a printed table: per agent its type, mean r̂, mean û, mean p̂ and its share of
-  its type's Eq. 7 sampling probability; when the dataset's card lists its components (the per-agent
-  behaviour levels of a composition, :func:`offmarl.collect.compositions.episode_levels`), the same per
-  (agent, level) -- the check that a random agent's trajectories score below a medium or expert one's.
+  its type's Eq. 7 sampling probability; when the dataset records each agent's behaviour level per episode,
+  the same per (agent, level) -- the check that a random agent's trajectories score below a medium or expert
+  one's. The levels are the dataset's ``behavior_levels`` (Stage II keeps them in ``dper.pt``) named by its
+  card's ``behavior_level_names`` (in ``config.json``); for a run trained before datasets stored that field,
+  its card's composition components (:func:`offmarl.collect.compositions.component_levels`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-LEVEL_NAMES = {"r": "random", "m": "medium", "e": "expert"}
+#: Where the usual level names go in tables and plots (others follow, alphabetically), and their line styles.
+LEVEL_ORDER = {"random": 0, "medium": 1, "expert": 2}
+LEVEL_STYLES = {"random": ":", "medium": "--", "expert": "-"}
+
+
+def levels_in_order(levels: np.ndarray) -> list[str]:
+    """The distinct level names of ``levels``: random, medium, expert first, any others after them."""
+    return sorted({str(x) for x in np.unique(levels)}, key=lambda name: (LEVEL_ORDER.get(name, len(LEVEL_ORDER)), name))
 
 
 def load_sit_run(run: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
@@ -68,8 +77,8 @@ def weighted_reward_curves(metrics: Path, n_agents: int, column: str = "weighted
 
 
 def summarize(dper: dict[str, torch.Tensor], record: dict[str, Any], levels: np.ndarray | None) -> dict[str, Any]:
-    """Per agent (and per agent and behaviour level, when ``levels [E, n]`` is known) the means of r̂, û, p̂
-    and the agent's share of its type's sampling probability."""
+    """Per agent (and per agent and behaviour level, when ``levels [E, n]`` -- level names -- is known) the
+    means of r̂, û, p̂ and the agent's share of its type's sampling probability."""
     weighted = dper["weighted_reward"].double().numpy()  # [T, n]
     uncertainty = dper["uncertainty"].double().numpy()  # [T, n]
     scores = dper["priority_score"].double().numpy()  # [E, n]
@@ -86,10 +95,10 @@ def summarize(dper: dict[str, torch.Tensor], record: dict[str, Any], levels: np.
                                "sampling_share": float(probability[:, i].sum())}
         if levels is not None:
             row["levels"] = {}
-            for level in ("r", "m", "e"):
+            for level in levels_in_order(levels[:, i]):
                 rows = levels[:, i] == level
                 if rows.any():
-                    row["levels"][LEVEL_NAMES[level]] = {
+                    row["levels"][level] = {
                         "trajectories": int(rows.sum()), "mean_priority": float(scores[rows, i].mean()),
                         "sampling_share": float(probability[rows, i].sum()),
                         **({} if per_episode is None
@@ -99,14 +108,22 @@ def summarize(dper: dict[str, torch.Tensor], record: dict[str, Any], levels: np.
             "effective_items": record["effective_items"], "agents": agents}
 
 
-def dataset_levels(config: dict[str, Any], n_episodes: int) -> np.ndarray | None:
-    """Per-episode, per-agent behaviour levels ``[E, n]`` from the dataset card's components, or None."""
-    from offmarl.collect.compositions import episode_levels
+def dataset_levels(config: dict[str, Any], dper: dict[str, torch.Tensor], n_episodes: int) -> np.ndarray | None:
+    """Each agent's behaviour level name in each episode ``[E, n]`` (module docstring), or None when the
+    dataset records none."""
+    from offmarl.collect.compositions import component_levels
 
-    components = (config.get("dataset") or {}).get("extra", {}).get("components")
-    if not components:
+    card = config.get("dataset") or {}
+    if not isinstance(card, dict):  # per-agent data: SIT learns from a joint dataset
         return None
-    levels = episode_levels(components)
+    names = card.get("behavior_level_names")
+    if "behavior_levels" in dper and names:
+        levels = np.asarray(names)[dper["behavior_levels"].numpy()]
+    else:
+        components = card.get("extra", {}).get("components")
+        if not components:
+            return None
+        levels = component_levels(components)
     return levels if len(levels) == n_episodes else None
 
 
@@ -145,19 +162,18 @@ def plot_priorities(scores: np.ndarray, type_agents: dict[str, list[int]], high:
     (``levels [E, n]``; the level names the line, e.g. "agent 2 (medium)")."""
     fig = _figure(4.6 * len(type_agents), 3.8)
     bins = np.linspace(0.0, high, 41)
-    styles = {"r": ":", "m": "--", "e": "-"}
     for k, (name, agents) in enumerate(type_agents.items()):
         ax = fig.add_subplot(1, len(type_agents), k + 1)
         for i in agents:
-            own = [] if levels is None else [lv for lv in ("r", "m", "e") if (levels[:, i] == lv).any()]
+            own = [] if levels is None else levels_in_order(levels[:, i])
             if len(own) < 2:
-                suffix = f" ({LEVEL_NAMES[own[0]]})" if own else ""
+                suffix = f" ({own[0]})" if own else ""
                 ax.hist(scores[:, i], bins=bins, histtype="step", linewidth=1.4, label=f"agent {i}{suffix}")
                 continue
             colour = None
             for lv in own:
                 _, _, patches = ax.hist(scores[levels[:, i] == lv, i], bins=bins, histtype="step", linewidth=1.4,
-                                        linestyle=styles[lv], color=colour, label=f"agent {i} ({LEVEL_NAMES[lv]})")
+                                        linestyle=LEVEL_STYLES.get(lv, "-."), color=colour, label=f"agent {i} ({lv})")
                 colour = patches[0].get_edgecolor()
         ax.set(xlabel="rescaled priority p̂", ylabel="individual trajectories", title=f"{title}: {name} replay")
         ax.legend(fontsize=8)
@@ -171,7 +187,7 @@ def run_sit_report(*, run: Path, out: Path | None = None) -> dict[str, Any]:
     out = run / "sit_report" if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scores = dper["priority_score"].double().numpy()
-    levels = dataset_levels(config, scores.shape[0])
+    levels = dataset_levels(config, dper, scores.shape[0])
     report = summarize(dper, record, levels)
     title = f"{config.get('algo_label', 'sit')} on {config.get('source_label', '?')}"
     n, metrics = scores.shape[1], run / "metrics.csv"

@@ -11,6 +11,9 @@ Shapes (T steps over all episodes, E episodes, n agents):
     episode_starts [E] int64                 canonical episode boundaries, strictly increasing, first = 0
     final_obs      [E, n, obs_dim] float32   observation after each episode's last step
     final_state    [E, state_dim] float32    state after each episode's last step (when ``state`` exists)
+    behavior_levels [E, n] uint8             optional: each agent's behaviour level in each episode, an index
+                                             into ``card.behavior_level_names`` (datasets built from
+                                             compositions of scripted or policy-pool levels)
 
 An episode that is neither terminated nor truncated on its last step is allowed only as the last
 episode of a dataset (a rollout cut by the collector); the validators enforce the rest.
@@ -31,7 +34,8 @@ import numpy as np
 
 from offmarl.envs.base import EnvSpec
 
-FORMAT_VERSION = 2  # 2: the card's random_return and reference_return (version-1 cards load with None)
+FORMAT_VERSION = 2  # 2: the card's random_return and reference_return, the optional behavior_levels field with
+#                     the card's behavior_level_names (version-1 files load with None for all of them)
 
 
 def _library_version() -> str:
@@ -53,6 +57,9 @@ class DatasetCard:
     ``(R - R_random) / (R_reference - R_random)`` in the metric of ``return_mean``: a uniform random policy's
     mean return and the behaviour expert's (or, for data without one, the best episode's), measured at
     collection (``offmarl.collect.normalization``); None in cards of format version 1.
+    ``behavior_level_names``: the names of the behaviour levels the dataset's ``behavior_levels [E, n]`` indexes
+    (value k means ``behavior_level_names[k]``, e.g. ``["random", "medium", "expert"]``); present iff that
+    field is, None otherwise (and in cards of format version 1).
     """
 
     env_name: str
@@ -82,6 +89,7 @@ class DatasetCard:
     per_agent_return_max: list[float] = field(default_factory=list)
     random_return: float | None = None
     reference_return: float | None = None
+    behavior_level_names: list[str] | None = None
     recipe: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -184,6 +192,7 @@ class MultiAgentDataset:
     state: np.ndarray | None = None
     final_state: np.ndarray | None = None
     avail_actions: np.ndarray | None = None
+    behavior_levels: np.ndarray | None = None
 
     # ---- sizes -------------------------------------------------------------------------------
     @property
@@ -270,6 +279,8 @@ class MultiAgentDataset:
                 out[name] = arr[s:t]
         if self.final_state is not None:
             out["final_state"] = self.final_state[e]
+        if self.behavior_levels is not None:
+            out["behavior_levels"] = self.behavior_levels[e]
         return out
 
     def select_episodes(self, idx: np.ndarray) -> "MultiAgentDataset":
@@ -287,6 +298,7 @@ class MultiAgentDataset:
             card=dataclasses.replace(self.card), actions=take(self.actions), state=take(self.state),
             final_state=None if self.final_state is None else self.final_state[idx],
             avail_actions=take(self.avail_actions),
+            behavior_levels=None if self.behavior_levels is None else self.behavior_levels[idx],
         )
         if len(idx):
             ds.refresh_card()

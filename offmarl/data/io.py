@@ -5,13 +5,17 @@ File layout (format version :data:`~offmarl.data.dataset.FORMAT_VERSION`)::
     /                         attrs: format_version (int), per_agent (bool)
       card                    attr: the DatasetCard as a JSON string
       obs, rewards, terminals, truncations, episode_starts, final_obs      (always)
-      actions, state, final_state, avail_actions                           (only when not None)
+      actions, state, final_state, avail_actions, behavior_levels          (only when not None)
 
 Each field is an HDF5 dataset with exactly the shape and dtype of ``MultiAgentDataset`` (module
 docstring of :mod:`offmarl.data.dataset`); optional fields that are ``None`` are absent. Datasets are
 chunked along the leading (time or episode) axis with about :data:`TARGET_CHUNK_BYTES` per chunk and
-every trailing dimension whole, so a chunk holds complete steps; ``compression="lzf"`` or ``"gzip"``
-adds the shuffle filter.
+every trailing dimension whole, so a chunk holds complete steps (or episodes: ``final_obs``,
+``final_state``, ``behavior_levels [E, n] uint8``); ``compression="lzf"`` or ``"gzip"`` adds the shuffle
+filter. ``behavior_levels`` indexes the card's ``behavior_level_names`` (both present, or neither).
+
+Format versions: 2 added the card's ``random_return``, ``reference_return`` and ``behavior_level_names`` and
+the ``behavior_levels`` field; a file of version 1 has none of them and loads with each None.
 
 A per-agent file (decentralized methods, e.g. MABCQ's per-agent datasets) holds one group per agent::
 

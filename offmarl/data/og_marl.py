@@ -46,7 +46,9 @@ counted by the legals, else the largest action + 1; continuous actions in the sm
 [-1, 1] -- OG-MARL's MaMuJoCo range -- and every recorded action), ``quality_tier`` the uid. A Vault
 written by :func:`export_og_marl` carries the offmarl card it was made from in its metadata
 (``offmarl_card``); importing it restores that card (its environment, spec, behaviour, ...), so an offmarl
-dataset survives the trip but for its final observations.
+dataset survives the trip but for its final observations. A vault has no per-episode leaf, so an exported
+dataset's ``behavior_levels [E, n]`` travel in the metadata too (``offmarl_behavior_levels``, a list of
+``E`` rows), and come back with the card that names them.
 
 flashbax is an optional extra (``pip install 'offmarl[og-marl]'``), imported only when a Vault is read or
 written.
@@ -77,6 +79,8 @@ EXTRA = "og-marl"
 METADATA_FILE = "metadata.json"
 #: The vault metadata key that holds the offmarl card of an exported dataset.
 CARD_KEY = "offmarl_card"
+#: The vault metadata key that holds an exported dataset's ``behavior_levels`` (``[E, n]`` as nested lists).
+LEVELS_KEY = "offmarl_behavior_levels"
 #: Suffix of OG-MARL's vault folders (``og_marl/smac_v1/3m.vlt/Good``).
 VAULT_SUFFIX = ".vlt"
 #: Actions of OG-MARL's continuous datasets (MaMuJoCo) lie in [-1, 1]; an imported Box holds at least that.
@@ -227,7 +231,10 @@ def experience_to_dataset(experience: dict[str, Any], metadata: dict[str, Any], 
     card = (_exported_card(metadata[CARD_KEY], source) if CARD_KEY in metadata
             else _imported_card(arrays, n_actions, task=task, uid=uid))
     card.extra = {**card.extra, "og_marl": {"uid": uid, "final_obs": FINAL_OBS_NOTE, **counts,
-                                            "metadata": {k: v for k, v in metadata.items() if k != CARD_KEY}}}
+                                            "metadata": {k: v for k, v in metadata.items()
+                                                         if k not in (CARD_KEY, LEVELS_KEY)}}}
+    if card.behavior_level_names is not None:  # an exported dataset's levels, named by its restored card
+        arrays["behavior_levels"] = _exported_levels(metadata.get(LEVELS_KEY), arrays, source)
     ds = MultiAgentDataset(card=card, **arrays)
     ds.refresh_card()
     return ds
@@ -238,6 +245,21 @@ def _exported_card(card_json: str, source: str) -> DatasetCard:
         return DatasetCard.from_dict(json.loads(card_json))
     except (TypeError, ValueError) as exc:
         raise DatasetError(f"{source}: metadata {CARD_KEY!r}: not an offmarl card ({exc})") from None
+
+
+def _exported_levels(levels: Any, arrays: dict[str, np.ndarray | None], source: str) -> np.ndarray:
+    """``behavior_levels [E, n] uint8`` from the vault metadata of an exported dataset (whose card names them)."""
+    shape = (arrays["episode_starts"].shape[0], arrays["obs"].shape[1])  # [E, n]
+    value = None
+    with contextlib.suppress(TypeError, ValueError):  # ragged lists, objects numpy cannot hold in one array
+        value = np.asarray(levels)
+    if (value is None or value.shape != shape or value.dtype.kind not in "iu"
+            or value.min() < 0 or value.max() > np.iinfo(np.uint8).max):
+        got = ("nothing" if levels is None else f"{type(levels).__name__}" if value is None
+               else f"shape {list(value.shape)}, dtype {value.dtype}")
+        raise DatasetError(f"{source}: metadata {LEVELS_KEY!r}: the card names behaviour levels, so the metadata "
+                           f"must hold {shape[0]} rows of {shape[1]} level indices in [0, 255]; got {got}")
+    return value.astype(np.uint8)
 
 
 def _imported_card(arrays: dict[str, np.ndarray | None], n_actions: int | None, *, task: str,
@@ -314,7 +336,8 @@ def export_og_marl(dataset: str | os.PathLike, out: str | os.PathLike, *, uid: s
     """Write the dataset file ``dataset`` (group ``agent`` of a per-agent file) as the vault dataset
     ``out/<uid>`` (``uid`` defaults to the file's stem), replacing one of that name; returns its folder.
 
-    The vault's metadata holds the dataset's card (``offmarl_card``), which :func:`import_og_marl` restores."""
+    The vault's metadata holds the dataset's card (``offmarl_card``) and its ``behavior_levels`` when it has
+    them (``offmarl_behavior_levels``), which :func:`import_og_marl` restores."""
     Vault, TrajectoryBufferState = _flashbax()
     ds = load_dataset(dataset, agent=agent)
     experience = dataset_to_experience(ds)
@@ -323,7 +346,8 @@ def export_og_marl(dataset: str | os.PathLike, out: str | os.PathLike, *, uid: s
         staging.rmdir()  # flashbax creates the uid folder itself, and writes into an existing one's vault
         vault = _quietly(Vault, vault_name=staging.parent.name, rel_dir=str(staging.parent.parent),
                          vault_uid=staging.name, experience_structure=experience,
-                         metadata={CARD_KEY: card_to_json(ds.card)})
+                         metadata={CARD_KEY: card_to_json(ds.card),
+                                   **({} if ds.behavior_levels is None else {LEVELS_KEY: ds.behavior_levels.tolist()})})
         state = TrajectoryBufferState(experience=experience, current_index=np.int32(0), is_full=np.bool_(True))
         vault.write(state, source_interval=(0, ds.n_steps))
     return target

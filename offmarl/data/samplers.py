@@ -46,12 +46,13 @@ from offmarl.errors import DatasetError
 def agent_slice(dataset: MultiAgentDataset, agent: int, trim_obs: bool = True) -> MultiAgentDataset:
     """Agent ``agent``'s part of ``dataset`` as a one-agent dataset (for decentralized learners).
 
-    Holds agent i's ``obs``, ``actions``, ``rewards``, ``avail_actions`` and ``final_obs`` with the agent
-    dimension of size 1, the same episode structure (``episode_starts``, ``terminals``,
-    ``truncations``) and no global state. With ``trim_obs`` (default) observations are cut to the agent's
-    true width ``obs_dims[i]`` (the zero padding of the joint layout is dropped), so the card is a valid
-    one-agent card: ``n_agents = 1``, ``obs_dims = [obs_dims[i]]``, ``agent_types = [agent_types[i]]``,
-    ``env_spec`` with one agent, that observation width and ``state_dim = 0``. With ``trim_obs=False``
+    Holds agent i's ``obs``, ``actions``, ``rewards``, ``avail_actions``, ``final_obs`` and ``behavior_levels``
+    (its level in each episode; the card's ``behavior_level_names`` are kept) with the agent dimension of size
+    1, the same episode structure (``episode_starts``, ``terminals``, ``truncations``) and no global state.
+    With ``trim_obs`` (default) observations are cut to the agent's true width ``obs_dims[i]`` (the zero
+    padding of the joint layout is dropped), so the card is a valid one-agent card: ``n_agents = 1``,
+    ``obs_dims = [obs_dims[i]]``, ``agent_types = [agent_types[i]]``, ``env_spec`` with one agent, that
+    observation width and ``state_dim = 0``. With ``trim_obs=False``
     the padded width is kept and recorded as the agent's width. An evaluation-side policy trained on a
     trimmed slice receives ``ts.obs[:, i]`` in the padded layout and must take ``[:, :obs_dims[i]]``.
 
@@ -82,6 +83,7 @@ def agent_slice(dataset: MultiAgentDataset, agent: int, trim_obs: bool = True) -
         card=new_card,
         actions=None if dataset.actions is None else dataset.actions[:, one],
         avail_actions=None if dataset.avail_actions is None else dataset.avail_actions[:, one],
+        behavior_levels=None if dataset.behavior_levels is None else dataset.behavior_levels[:, one],  # [E, 1]
     )
     if sliced.n_episodes:
         for key, value in sliced.compute_return_stats().items():

@@ -15,10 +15,11 @@ What is checked, in order (the first failure is reported):
    obs_dims, agent types);
 2. required fields are present (``actions`` iff not ``card.state_only``; ``final_state`` iff ``state``;
    ``state`` iff the spec's ``state_dim`` > 0;
-   ``avail_actions`` only for discrete actions) and every field is a numpy array of the right dtype;
+   ``avail_actions`` only for discrete actions; ``behavior_levels`` iff the card's ``behavior_level_names``,
+   a non-empty list of distinct non-empty names) and every field is a numpy array of the right dtype;
 3. shapes: ``obs [T, n, obs_dim]`` with ``n`` = card ``n_agents``, ``obs_dim`` = spec ``obs_dim`` and
    ``T`` = card ``steps``; ``episode_starts [E]`` with ``E`` = card ``episodes``; every per-step field has
-   ``T`` rows, every per-episode field ``E`` rows, trailing dims match the spec;
+   ``T`` rows, every per-episode field ``E`` rows, trailing dims match the spec (``behavior_levels [E, n]``);
 4. episode boundaries: ``episode_starts`` begins at 0, strictly increases (a repeated start is an empty
    episode) and stays below ``T``; no step is both terminal and truncated; terminal/truncation flags only
    on an episode's last step, and every episode but the last ends with one of them (the last may be a
@@ -27,15 +28,16 @@ What is checked, in order (the first failure is reported):
 6. actions inside the action space: discrete ids in ``[0, A)`` and marked available in
    ``avail_actions``; continuous actions inside the spec's Box bounds up to :data:`BOX_TOLERANCE`;
 7. zero padding: ``obs[:, i, obs_dims[i]:] == 0`` (and the same for ``final_obs``);
-8. every return statistic of the card (``return_*``, ``team_return_*``, ``per_agent_return_*``) agrees
+8. behaviour levels: every value of ``behavior_levels`` is below ``len(card.behavior_level_names)``;
+9. every return statistic of the card (``return_*``, ``team_return_*``, ``per_agent_return_*``) agrees
    with the one the rewards give, up to a relative :data:`STATS_RTOL` (a stale card is an error: call
    ``ds.refresh_card()``).
 
 Checks 1-3 look at no value (:func:`check_layout`): the loader runs them on a file's HDF5 metadata before
-it reads any array. :func:`validate_dataset` runs checks 1-8; the loader then runs check 9,
+it reads any array. :func:`validate_dataset` runs checks 1-9; the loader then runs check 10,
 :func:`check_environment`, which needs the environment registry but builds no environment:
 
-9. the environment: ``env_name`` is registered (``external:<task>``, data from other libraries, is checked
+10. the environment: ``env_name`` is registered (``external:<task>``, data from other libraries, is checked
    for shapes and dtypes only); ``env_kwargs`` are arguments the env takes, with values it accepts; and the
    spec the registry derives from them (:func:`offmarl.envs.env_spec`) has the card's ``n_agents``,
    ``obs_dims``, action space kind and size and, unless the card's is 0 (a dataset stored without the
@@ -75,7 +77,9 @@ EXTERNAL_ENV_PREFIX = "external:"
 #: Fields every dataset has.
 REQUIRED_FIELDS: tuple[str, ...] = ("obs", "rewards", "terminals", "truncations", "episode_starts", "final_obs")
 #: Fields that may be absent (``actions`` only in a state-only dataset).
-OPTIONAL_FIELDS: tuple[str, ...] = ("actions", "state", "final_state", "avail_actions")
+OPTIONAL_FIELDS: tuple[str, ...] = ("actions", "state", "final_state", "avail_actions", "behavior_levels")
+#: Fields with one row per episode (the rest but ``episode_starts`` have one row per step).
+EPISODE_FIELDS: tuple[str, ...] = ("final_obs", "final_state", "behavior_levels")
 ALL_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + OPTIONAL_FIELDS
 
 # Name of each axis of each field, used to say *where* a bad value is.
@@ -87,6 +91,7 @@ _AXES: dict[str, tuple[str, ...]] = {
     "avail_actions": ("step", "agent", "action"),
     "final_obs": ("episode", "agent", "index"),
     "final_state": ("episode", "index"),
+    "behavior_levels": ("episode", "agent"),
 }
 
 
@@ -172,6 +177,16 @@ def _check_card(card: Any, source: str) -> tuple[DatasetCard, EnvSpec]:
     if list(checked.agent_types) != list(spec.agent_types):
         raise DatasetError(f"{source}: card: agent_types {list(checked.agent_types)} disagree with env_spec's "
                            f"{list(spec.agent_types)}")
+    names = checked.behavior_level_names
+    if names is not None:
+        if not names or not all(names):
+            raise DatasetError(f"{source}: card: key 'behavior_level_names' must list at least one non-empty name, "
+                               f"got {list(names)}")
+        if len(set(names)) != len(names):
+            raise DatasetError(f"{source}: card: key 'behavior_level_names' names a level twice: {list(names)}")
+        if len(names) > 256:
+            raise DatasetError(f"{source}: card: key 'behavior_level_names' lists {len(names)} levels; "
+                               "behavior_levels (uint8) indexes at most 256")
     return checked, spec
 
 
@@ -193,11 +208,19 @@ def _check_presence_and_dtypes(fields: Mapping[str, Any], card: DatasetCard, spe
                                      "(set it to 0 for a dataset without a global state)")
     if fields.get("avail_actions") is not None and not spec.discrete:
         raise _fail(source, "avail_actions", "present, but the action space is continuous")
+    names = card.behavior_level_names
+    if fields.get("behavior_levels") is None and names is not None:
+        raise _fail(source, "behavior_levels", f"missing, but the card names behaviour levels {names} "
+                                               "(behavior_level_names is null in a dataset without them)")
+    if fields.get("behavior_levels") is not None and names is None:
+        raise _fail(source, "behavior_levels", "present, but the card's behavior_level_names is null (the card "
+                                               "names the levels the field indexes)")
 
     want = {
         "obs": np.float32, "rewards": np.float32, "final_obs": np.float32, "state": np.float32,
         "final_state": np.float32, "terminals": np.bool_, "truncations": np.bool_, "avail_actions": np.bool_,
         "episode_starts": np.int64, "actions": np.int64 if spec.discrete else np.float32,
+        "behavior_levels": np.uint8,
     }
     for name in ALL_FIELDS:
         arr = fields.get(name)
@@ -230,7 +253,7 @@ def _check_shapes(fields: Mapping[str, Any], card: DatasetCard, spec: EnvSpec, s
     expected: dict[str, tuple[int, ...]] = {
         "rewards": (T, n), "terminals": (T,), "truncations": (T,), "final_obs": (E, n, obs_dim),
         "actions": (T, n) if spec.discrete else (T, n, spec.act_dim),
-        "state": (T, spec.state_dim), "final_state": (E, spec.state_dim),
+        "state": (T, spec.state_dim), "final_state": (E, spec.state_dim), "behavior_levels": (E, n),
     }
     if spec.discrete:
         expected["avail_actions"] = (T, n, spec.n_actions)
@@ -240,12 +263,13 @@ def _check_shapes(fields: Mapping[str, Any], card: DatasetCard, spec: EnvSpec, s
             continue
         if len(arr.shape) != len(shape):
             raise _fail(source, name, f"must have {len(shape)} dimensions {list(shape)}, got shape {list(arr.shape)}")
-        per_episode = name.startswith("final_")
+        per_episode = name in EPISODE_FIELDS
         if arr.shape[0] != shape[0]:
             if per_episode:
                 raise _fail(source, name, f"has {arr.shape[0]} rows but episode_starts has {E} episodes")
             raise _fail(source, name, f"has {arr.shape[0]} steps but obs has {T} (inconsistent leading dimension)")
-        if len(shape) > 1 and arr.shape[1] != shape[1] and name in ("rewards", "actions", "avail_actions", "final_obs"):
+        agent_axis = ("rewards", "actions", "avail_actions", "final_obs", "behavior_levels")
+        if len(shape) > 1 and arr.shape[1] != shape[1] and name in agent_axis:
             raise _fail(source, name, f"has {arr.shape[1]} agents but the card says n_agents={n}")
         if arr.shape != shape:
             raise _fail(source, name, f"shape {list(arr.shape)} where {list(shape)} is required by the env spec")
@@ -362,6 +386,19 @@ def _check_padding(ds: MultiAgentDataset, spec: EnvSpec, source: str) -> None:
                                       f"(observations must be zero-padded)")
 
 
+def _check_behavior_levels(ds: MultiAgentDataset, card: DatasetCard, source: str) -> None:
+    """Check 8: every level is an index into the card's ``behavior_level_names``."""
+    levels = ds.behavior_levels
+    if levels is None or levels.size == 0:
+        return
+    k = len(card.behavior_level_names)
+    if int(levels.max()) >= k:
+        e, i = _first(levels >= k)
+        names = list(card.behavior_level_names)
+        raise _fail(source, "behavior_levels", f"level {int(levels[e, i])} at episode {e}, agent {i} is >= the "
+                                               f"{k} behavior_level_names of the card {names}")
+
+
 def _check_card_stats(ds: MultiAgentDataset, card: DatasetCard, source: str) -> None:
     """Every return statistic of the card agrees with the rewards up to :data:`STATS_RTOL` (relative)."""
     for key, actual in ds.compute_return_stats().items():
@@ -380,7 +417,7 @@ def _action_summary(spec: EnvSpec) -> str:
 
 
 def check_environment(card: DatasetCard, source: str) -> None:
-    """Check 9 of the module docstring: the card's environment, from the registry, without building it."""
+    """Check 10 of the module docstring: the card's environment, from the registry, without building it."""
     if card.env_name.startswith(EXTERNAL_ENV_PREFIX):
         return
     try:
@@ -445,4 +482,5 @@ def validate_dataset(ds: MultiAgentDataset, source: str = "<memory>") -> None:
     _check_finite(ds, spec, source)
     _check_actions(ds, spec, source)
     _check_padding(ds, spec, source)
+    _check_behavior_levels(ds, card, source)
     _check_card_stats(ds, card, source)
