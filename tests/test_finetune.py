@@ -18,17 +18,26 @@ import torch
 from _run_files import assert_same_run_files
 from typer.testing import CliRunner
 
-from offmarl.algos import make_algo
+from offmarl.algos import get_algo_class, make_algo
 from offmarl.algos.finetune import Finetune, Windows
 from offmarl.cli import app
 from offmarl.collect.engine import RolloutEngine
+from offmarl.collect.recipes import env_normalization
 from offmarl.data.io import save_dataset
 from offmarl.envs.base import EnvSpec
 from offmarl.envs.registry import EnvSource
 from offmarl.nets.action_head import mask_logits
 from offmarl.policies.base import DecentralizedPolicy
 from offmarl.train.evaluate import evaluate_policy
-from offmarl.train.experiment import Experiment, build_algorithm, initialize, load_run, run_experiment
+from offmarl.train.experiment import (
+    Experiment,
+    _resolve_source,
+    build_algorithm,
+    initialize,
+    load_run,
+    run_experiment,
+    run_normalization,
+)
 from offmarl.train.finetune import finetune_experiment
 
 runner = CliRunner()
@@ -294,3 +303,20 @@ def test_the_default_budget_is_table_10s_online_epochs(runs):
     half = make_algo("finetune", _toy_env.ToyPickEnv().spec, variant="bc", offline=("steps=4000",),
                      online_frames=64000, steps=34000)
     assert half.schedule.stages == (("offline", 2000), ("online", 32000))
+
+
+def test_a_run_in_an_env_column_is_normalized_by_the_env(data):
+    """A dataset+env run that names its env (a bench's env entry with demonstrations, beside mappo's online runs)
+    takes the env's normalization returns, as the online runs of that column do; one whose env is its dataset's
+    keeps the card's (beside the offline runs of a dataset column)."""
+    card = {"random_return": -1.0, "reference_return": 5.0}
+    env = {"env_name": _toy_env.ENV_NAME, "env_kwargs": {}}
+    assert run_normalization({"dataset": card, "env_source": env}) == card
+    measured = env_normalization(_toy_env.ENV_NAME, {})
+    assert run_normalization({"dataset": card, "env_source": env, "normalized_by": "env"}) == {
+        "random_return": measured["random_return"], "reference_return": measured["reference_return"]}
+    exp = Experiment(algo="finetune", dataset=str(data["discrete"]), env=_toy_env.ENV_NAME, steps=200, eval_episodes=0,
+                     progress=False)
+    assert _resolve_source(exp, get_algo_class("finetune")).meta["normalized_by"] == "env"
+    no_env = Experiment(algo="finetune", dataset=str(data["discrete"]), steps=200, eval_episodes=0, progress=False)
+    assert "normalized_by" not in _resolve_source(no_env, get_algo_class("finetune")).meta

@@ -264,6 +264,8 @@ def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
     if mode == "dataset":
         return _Resolved(data, card.spec, dataset_source.label, (card.env_name, dict(card.env_kwargs)), meta)
     env = EnvSource(exp.env or card.env_name, exp.env_kwargs if exp.env else card.env_kwargs, exp.num_envs)
+    if exp.env is not None:  # the run belongs to the env's column (a bench's env entry with demonstrations)
+        meta["normalized_by"] = "env"
     return _Resolved(DatasetAndEnv(data, env), card.spec, dataset_source.label, (env.env_name, dict(env.env_kwargs)),
                      meta)
 
@@ -392,11 +394,13 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
 
 def run_normalization(config: dict[str, Any]) -> dict[str, float | None]:
     """The normalization returns of a run's task (``random_return``, ``reference_return``) from its config.json:
-    its dataset card's (None in a card of format version 1), or, for a run that learned online, its env's
-    (measured once per env: :func:`offmarl.collect.recipes.env_normalization`)."""
+    its dataset card's (None in a card of format version 1), or, for a run that learned online -- or that learned
+    from a dataset in an env it named (``--env``: ``normalized_by`` env, a bench's env entry with demonstrations,
+    whose column the online runs share) -- its env's (measured once per env:
+    :func:`offmarl.collect.recipes.env_normalization`)."""
     keys = ("random_return", "reference_return")
     cards = config.get("dataset")
-    if cards:
+    if cards and config.get("normalized_by") != "env":
         card = cards[0] if isinstance(cards, list) else cards
         return {key: card.get(key) for key in keys}
     source = config["env_source"]
