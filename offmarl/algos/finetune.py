@@ -11,6 +11,10 @@ in Cooperative Multi-Agent Games*). The PPO machinery is :mod:`offmarl.algos._pp
 clipped surrogate and value losses, minibatches); rollouts come from the one rollout engine, training from the
 one fit loop.
 
+Environments: Fig. 6 is missing from our copy of the paper, and so are the environments its panels show; the
+bench suite ``tseng-fig6`` finetunes on Equal Space and Grid-World, Tseng's native environments with Table 10
+online settings, against MAPPO from scratch on the same frames.
+
 One learner, two kinds of stage (why one learner: a bench suite runs "offline, then finetune" as one run, and
 ``offmarl finetune RUN`` is the same learner started at its online stage from RUN's weights; the fit loop's
 stages give both exact resume, stage hand-overs and one learning curve):
@@ -42,7 +46,8 @@ taken with (the stored window, with the step's observation pushed in as at actin
 starts each episode at the offline policy's evaluation target (its ``target_return``: by default each agent's
 best episode return in the dataset) and is decremented by the agent's own rewards (``carry_hidden``), as in
 evaluation (:class:`~offmarl.data.returns.ReturnToGoTracker`, computed alike in float64), so at step 0 the
-online policy conditions exactly as the offline one. The target stays fixed while finetuning (MADT's code
+online policy conditions exactly as the offline one (the rollout engine records rewards as float32, what the
+native environments return). The target stays fixed while finetuning (MADT's code
 fixes its target return; the line that raises it to the best online return is commented out there).
 
 "Online epochs" (Table 10), settled from MADT's public online code: its ``--online_epochs`` counts
