@@ -152,6 +152,14 @@ def test_builtin_suites_are_valid_and_state_their_cpu_scale():
     assert "distill[no_kl]" in [a.label for a in load_suite("tseng-table3").algorithms]
 
 
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "suites").glob("*.yaml")),
+                         ids=lambda path: path.stem)
+def test_every_benchmark_suite_names_known_recipes_envs_and_algorithms(path):
+    suite = load_suite(path)
+    check_algorithms(suite)
+    check_datasets(suite)
+
+
 def test_bench_list_prints_each_builtin_with_its_scale():
     result = CliRunner().invoke(app, ["bench", "list"])
     assert result.exit_code == 0, result.output
