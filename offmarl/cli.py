@@ -298,6 +298,40 @@ def train(
          series_every=series_every)
 
 
+@app.command()
+def finetune(
+    run: Path = typer.Argument(..., help="An offline run directory of distill, idt, madt or bc (`offmarl train`)."),
+    algo: str = typer.Option("mappo", "--algo", help="The online algorithm: mappo (Tseng et al. §4.3)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Environment frames of online training (default: "
+                                        "Table 10's 10 online epochs of 64 episodes)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: finetune[ALGO]/seed<k> beside "
+                                       "RUN)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of everything (default: RUN's)."),
+    weights: str = typer.Option("last", "--weights", help="RUN's weights to start from: last or best."),
+    num_envs: int = typer.Option(8, "--num-envs", help="Sub-environments stepped together."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config overrides (finetune's "
+                                          "fields; see docs/training.md)."),
+    sets: List[str] = typer.Option([], "--set", help="Config override key=value (repeatable)."),
+    eval_episodes: int = typer.Option(32, "--eval-episodes", help="Episodes of each evaluation (0: none)."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Frames between evaluations (default: a "
+                                             "tenth of the budget); step 0 is the offline policy's."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Write a checkpoint every N frames (at "
+                                         "the first update after each multiple)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run directory's last checkpoint."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Appended to the run's label (finetune[madt]@TAG)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Continue an offline run online with MAPPO: its policy becomes the actor, a fresh centralized critic is added;
+    the learning curve starts at the offline policy's return."""
+    from offmarl.commands.finetune import run_finetune
+
+    _run(run_finetune, run=run, algo=algo, steps=steps, out=out, seed=seed, weights=weights, num_envs=num_envs,
+         config=config, sets=sets, eval_episodes=eval_episodes, eval_every=eval_every,
+         checkpoint_every=checkpoint_every, resume=resume, device=device, threads=threads, quiet=quiet, tag=tag)
+
+
 @app.command("eval")
 def eval_(
     run_dir: Path = typer.Argument(..., help="Run directory written by `offmarl train`."),

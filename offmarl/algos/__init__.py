@@ -7,7 +7,7 @@ from offmarl.algos.base import AlgoConfig, Algorithm, get_algo_class, list_algos
 
 # Algorithm modules register themselves on import; add each new file here.
 _ALGORITHM_MODULES = ("bc", "idt", "madt", "teacher", "distill", "qmix", "ma_cql", "ma_icq", "ma_bcq", "dec_mabcq",
-                      "ippo", "mappo", "sit", "dm2", "sil", "ma_gail", "ma_airl")
+                      "ippo", "mappo", "sit", "dm2", "sil", "ma_gail", "ma_airl", "finetune")
 
 import importlib as _importlib  # noqa: E402
 

@@ -254,24 +254,40 @@ class PPOLearner(Algorithm):
         check_ppo_config(self.name, config)
         c, n = config, spec.n_agents
         self.n = n
-        actor_groups, critic_groups = (1 if self.share_actor else n), (1 if self.share_critic else n)
-        actor_in = spec.obs_dim + (n if self.share_actor else 0)
+        critic_groups = 1 if self.share_critic else n
         state_width = spec.state_dim if spec.state_dim > 0 else n * spec.obs_dim
         critic_in = (spec.obs_dim if self.critic_input == "obs" else state_width) + (n if self.share_critic else 0)
-        self.actor = Trunk(actor_groups, actor_in, c.hidden, c.fc_layers, c.recurrent).to(self.device)
-        self.policy_head = PolicyHead(actor_groups, c.hidden, spec.n_actions if spec.discrete else None,
-                                      None if spec.discrete else spec.act_dim).to(self.device)
+        actor_parameters = self.build_actor()
         self.critic = Trunk(critic_groups, critic_in, c.hidden, c.fc_layers, c.recurrent).to(self.device)
         self.value_head = ValueHead(critic_groups, c.hidden).to(self.device)
         per_agent = self.decentralized_training
-        self.actor_opt = OptimizerWrapper([*self.actor.parameters(), *self.policy_head.parameters()], "adam", c.lr,
-                                          clip=c.max_grad_norm, per_member=not self.share_actor, eps=c.adam_eps)
+        self.actor_opt = OptimizerWrapper(actor_parameters, "adam", c.lr, clip=c.max_grad_norm,
+                                          per_member=not self.share_actor, eps=c.adam_eps)
         self.critic_opt = OptimizerWrapper([*self.critic.parameters(), *self.value_head.parameters()], "adam",
                                            c.critic_lr, clip=c.max_grad_norm, per_member=not self.share_critic,
                                            eps=c.adam_eps)
         self.value_norm = ValueNorm(n if per_agent else 1) if c.value_norm else None
         self.shuffle = torch.Generator().manual_seed(0)  # reseeded from the run's seed at fit start
         self.updates = 0
+
+    def build_actor(self) -> list[torch.nn.Parameter]:
+        """Build the actor and return the parameters its optimizer steps: by default a :class:`Trunk` and a
+        :class:`PolicyHead` (one per agent, or one shared with the agent id in its input). A learner whose actor
+        is another network (``finetune``: an offline policy) overrides it with :meth:`evaluate_actions`,
+        :meth:`act_train`, :meth:`actor_state` and :meth:`policies`."""
+        c, n, spec = self.config, self.n, self.spec
+        groups = 1 if self.share_actor else n
+        self.actor = Trunk(groups, spec.obs_dim + (n if self.share_actor else 0), c.hidden, c.fc_layers,
+                           c.recurrent).to(self.device)
+        self.policy_head = PolicyHead(groups, c.hidden, spec.n_actions if spec.discrete else None,
+                                      None if spec.discrete else spec.act_dim).to(self.device)
+        return [*self.actor.parameters(), *self.policy_head.parameters()]
+
+    @property
+    def actor_learns(self) -> bool:
+        """Whether this update steps the actor (False: the critic alone learns, e.g. while a fresh critic warms up
+        under a pre-trained actor)."""
+        return True
 
     # ---- what is shared -----------------------------------------------------------------------------
     @property
@@ -369,12 +385,12 @@ class PPOLearner(Algorithm):
 
     def _ppo_step(self, b: _Batch, per_agent: bool) -> dict[str, float]:
         c = self.config
-        f = self.actor.sequence(b.actor_in, b.actor_h0, b.starts)  # [L, M, n, H]
-        log_prob, entropy = self.policy_head.evaluate(f, b.actions, b.avail)
-        policy_loss = masked_mean(clipped_surrogate(log_prob, b.old_log_probs, b.advantages, c.clip), b.active,
-                                  per_agent)
-        entropy_mean = masked_mean(entropy, b.active, per_agent)
-        actor_norm = self.actor_opt.minimize(policy_loss - c.entropy_coef * entropy_mean)
+        with torch.set_grad_enabled(self.actor_learns and torch.is_grad_enabled()):
+            log_prob, entropy = self.evaluate_actions(b)  # [L, M, n]
+            policy_loss = masked_mean(clipped_surrogate(log_prob, b.old_log_probs, b.advantages, c.clip), b.active,
+                                      per_agent)
+            entropy_mean = masked_mean(entropy, b.active, per_agent)
+        actor_norm = self.actor_opt.minimize(policy_loss - c.entropy_coef * entropy_mean) if self.actor_learns else None
 
         values = self.value_head(self.critic.sequence(b.critic_in, b.critic_h0, b.starts))  # [L, M, n]
         targets = b.returns
@@ -391,6 +407,12 @@ class PPOLearner(Algorithm):
             if norm is not None:
                 logs[key] = norm
         return logs
+
+    def evaluate_actions(self, b: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities and entropies ``[L, M, n]`` of the batch's actions under the current actor (the
+        recurrent actor replayed over each chunk from its stored hidden state)."""
+        f = self.actor.sequence(b.actor_in, b.actor_h0, b.starts)  # [L, M, n, H]
+        return self.policy_head.evaluate(f, b.actions, b.avail)
 
     # ---- evaluation -----------------------------------------------------------------------------------
     def policies(self, sample_seed: int | None = None) -> DecentralizedPolicy:
@@ -414,14 +436,22 @@ class PPOLearner(Algorithm):
 
     # ---- persistence ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "policy_head": self.policy_head.state_dict(),
-                "critic": self.critic.state_dict(), "value_head": self.value_head.state_dict(),
+        return {**self.actor_state(), "critic": self.critic.state_dict(), "value_head": self.value_head.state_dict(),
                 "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
                 "value_norm": None if self.value_norm is None else self.value_norm.state_dict(),
                 "shuffle": self.shuffle.get_state(), "updates": self.updates}
 
+    def actor_state(self) -> dict[str, Any]:
+        """The actor's part of :meth:`state_dict` (its optimizer's is ``actor_opt``)."""
+        return {"actor": self.actor.state_dict(), "policy_head": self.policy_head.state_dict()}
+
+    def load_actor_state(self, state: dict[str, Any]) -> None:
+        for key in ("actor", "policy_head"):
+            getattr(self, key).load_state_dict(state[key])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("actor", "policy_head", "critic", "value_head"):
+        self.load_actor_state(state)
+        for key in ("critic", "value_head"):
             getattr(self, key).load_state_dict(state[key])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])

@@ -168,6 +168,10 @@ class Algorithm(ABC):
     #: variants the contract test also runs through every check, each with its own extra overrides (over
     #: ``contract_overrides``); the default configuration is always checked
     contract_variants: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: stages whose first step is a point of the learning curve when the run evaluates during training (the fit
+    #: loop evaluates there before the stage's first update): finetuning's online stage, whose curve starts at
+    #: the offline policy's return
+    curve_starts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: EnvSpec, config: AlgoConfig, device: str | torch.device = "cpu"):
         if spec.discrete and not self.supports_discrete:
@@ -195,6 +199,13 @@ class Algorithm(ABC):
     def stage_schedule(self, total_steps: int) -> StageSchedule:
         """The stages over a budget of ``total_steps``: :meth:`stage_fractions`' shares of it by default."""
         return StageSchedule.from_fractions(int(total_steps), self.stage_fractions())
+
+    @classmethod
+    def default_steps(cls, config: AlgoConfig, spec: EnvSpec) -> int:
+        """The budget of a run at ``--scale 1`` on env ``spec`` (what ``--scale`` multiplies): ``config.steps``.
+        An algorithm whose paper budget depends on the env or on another algorithm's (``finetune``: its offline
+        algorithm's steps, then online frames) computes it."""
+        return int(config.steps)
 
     def stage_source(self, name: str) -> str:
         """In a ``"dataset+env"`` run, what stage ``name`` trains on: ``"dataset"`` (batches of
@@ -379,6 +390,50 @@ def build_config(cls: type[Algorithm], overrides: dict[str, Any]) -> AlgoConfig:
         default = getattr(base, key)
         coerced[key] = _coerce(key, value, default)
     return dataclasses.replace(base, **coerced)
+
+
+ENV_DEFAULTS_DIR = Path(__file__).resolve().parent / "env_defaults"
+
+
+def env_defaults(algo: str, env_name: str) -> dict[str, Any]:
+    """Per-env config defaults of ``algo`` from ``offmarl/algos/env_defaults/<algo>.yaml`` (may be empty)."""
+    import yaml
+
+    path = ENV_DEFAULTS_DIR / f"{algo}.yaml"
+    if not path.exists():
+        return {}
+    table = yaml.safe_load(path.read_text()) or {}
+    entry = table.get(env_name) or {}
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: entry {env_name!r} must be a mapping of config keys")
+    return dict(entry)
+
+
+def parse_sets(cls: type[Algorithm], sets: Sequence[str]) -> dict[str, Any]:
+    """``["lr=3e-4", ...]`` → ``{"lr": "3e-4"}``; values of fields whose default is None are read as JSON
+    (``null``, numbers, lists), the others are converted by the config's own coercion."""
+    base = cls.Config()
+    out: dict[str, Any] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        if hasattr(base, key) and getattr(base, key) is None:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # a plain string
+        out[key] = value
+    return out
+
+
+def set_text(key: str, value: Any) -> str:
+    """``key=value`` as :func:`parse_sets` and :func:`build_config` read it back to ``value`` (a config field's
+    value: None, a bool, a number, a string, a tuple or list)."""
+    if value is None or isinstance(value, (bool, list, tuple)):
+        return f"{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}"
+    return f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

@@ -340,12 +340,13 @@ def prepare_datasets(suite: Suite, echo: Callable[[str], None]) -> dict[str, Pat
     return files
 
 
-def _env_name(path: Path) -> str:
+def _env_of(path: Path) -> tuple[str, dict[str, Any]]:
+    """The env (name, kwargs) of a dataset file's card."""
     from offmarl.data.io import dataset_info
 
     info = dataset_info(path)
     card = info["agents"][0]["card"] if info["per_agent"] else info["card"]
-    return card["env_name"]
+    return card["env_name"], dict(card.get("env_kwargs") or {})
 
 
 def write_override_files(suite: Suite, suite_dir: Path) -> dict[str, Path | None]:
@@ -365,12 +366,14 @@ def write_override_files(suite: Suite, suite_dir: Path) -> dict[str, Path | None
 
 
 def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Path | None, scale: float,
-                  online: bool = False) -> int:
+                  online: bool = False, env_kwargs: dict[str, Any] | None = None) -> int:
     """The budget of ``entry`` on an env -- gradient steps offline, env frames online: the entry's or the
     suite's ``steps`` (``frames``) × ``scale``, or the algorithm's own default (per-env defaults and overrides
-    applied, as ``offmarl train``) × ``train_scale`` × ``scale``. Bad override keys or values fail here,
-    before any run starts."""
-    from offmarl.algos.base import build_config, get_algo_class
+    applied, as ``offmarl train``; ``Algorithm.default_steps`` on the env ``env_name(**env_kwargs)`` where the
+    algorithm computes it) × ``train_scale`` × ``scale``. Bad override keys or values fail here, before any run
+    starts."""
+    from offmarl.algos.base import Algorithm, build_config, get_algo_class
+    from offmarl.envs.registry import EnvSource
     from offmarl.train.experiment import config_overrides
 
     cls = get_algo_class(entry.name)
@@ -389,7 +392,10 @@ def resolve_steps(suite: Suite, entry: AlgoEntry, env_name: str, config_path: Pa
     if suite.train_scale is None:
         raise ValueError(f"{suite.source}: algorithm {entry.label} learns offline: give the suite's 'steps' (gradient "
                          "steps per offline run), the algorithm's 'steps', or 'train_scale'")
-    return max(1, round(config.steps * suite.train_scale * scale))
+    default = config.steps
+    if cls.default_steps.__func__ is not Algorithm.default_steps.__func__:  # depends on the env (finetune)
+        default = cls.default_steps(config, EnvSource(env_name, env_kwargs or {}, 1).spec())
+    return max(1, round(default * suite.train_scale * scale))
 
 
 def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
@@ -399,14 +405,15 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
     In :func:`offmarl.bench.layout.run_order` (seeds outermost). A run directory whose ``bench.json`` pins
     other settings is an error naming the directory."""
     config_files = write_override_files(suite, suite_dir)
-    env_names = {dataset.label: dataset.env if dataset.online else _env_name(dataset_files[dataset.label])
-                 for dataset in suite.datasets}
+    envs = {dataset.label: (dataset.env, dict(dataset.env_kwargs)) if dataset.online
+            else _env_of(dataset_files[dataset.label]) for dataset in suite.datasets}
     tasks = []
     for seed, dataset, algo in run_order(seeds, suite.datasets, suite.algorithms):
         if not learns_on(algo.name, dataset) or not algo.runs_seed(seed, seeds):
             continue
-        steps = resolve_steps(suite, algo, env_names[dataset.label], config_files[algo.label], scale,
-                              run_mode(algo.name, dataset) != "dataset")
+        env_name, env_kwargs = envs[dataset.label]
+        steps = resolve_steps(suite, algo, env_name, config_files[algo.label], scale,
+                              run_mode(algo.name, dataset) != "dataset", env_kwargs)
         run_dir = run_dir_for(suite_dir, dataset.label, algo.label, seed)
         config = config_files[algo.label]
         task = RunTask(run_dir=str(run_dir), dataset=dataset, algo=algo, seed=seed, steps=steps,

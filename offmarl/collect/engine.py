@@ -13,7 +13,9 @@ batched call of the learner (:class:`~offmarl.data.trajectory.TrainingActor`) fo
 sub-envs -- no Python loop over envs or agents -- and one ``env.step``. What it keeps track of:
 
 * **Recurrent state.** The learner's hidden state ``[B, ...]`` is carried across steps and across
-  ``collect`` calls; where a sub-env's episode ended it is zeroed before the next episode's first step,
+  ``collect`` calls (after each step through the learner's optional ``carry_hidden(hidden, rewards)``, e.g. a
+  return-conditioned actor's return-to-go); where a sub-env's episode ended it is zeroed before the next
+  episode's first step,
   and ``starts [T, B]`` marks those first steps (recurrent learners replay chunks from the stored
   ``hidden [T, B, ...]``).
 * **Masks.** ``avail [T, B, n, A]`` (unavailable actions, from the env) and ``active [T, B, n]`` (the agent
@@ -120,6 +122,7 @@ class RolloutEngine:
         B, n = self.env.num_envs, self.env.spec.n_agents
         record: dict[str, list] = {f.name: [] for f in fields(Trajectory)}
         returns, wins = [], []
+        carry = getattr(self.actor, "carry_hidden", None)  # optional: the hidden state reads the step's rewards
         for _ in range(steps):
             hidden = self.hidden
             ts, _, nxt, seconds = next(self._steps)
@@ -155,7 +158,8 @@ class RolloutEngine:
                 if "win" in nxt.info:
                     wins.append(np.asarray(nxt.info["win"], dtype=bool)[done])
                 self.running_return[done] = 0.0
-            self.hidden = self._reset_hidden(out.hidden, done)
+            carried = out.hidden if carry is None else carry(out.hidden, record["rewards"][-1].to(self.device))
+            self.hidden = self._reset_hidden(carried, done)
             self.starts = done
             self.ts = nxt
         obs, state, avail = self._inputs(self.ts.obs, self.ts.state, self.ts.avail_actions)

@@ -39,6 +39,10 @@ class TrainingActor(Protocol):
                         hidden: torch.Tensor | None) -> torch.Tensor:
         """``V [B, n]`` of observations reached with ``hidden`` (the state the step into them left)."""
 
+    # Optional (the rollout engine calls it where the learner has it): ``carry_hidden(hidden [B, ...], rewards
+    # [B, n]) -> hidden``, the hidden state the next step starts from once the step's rewards are known -- a
+    # return-conditioned actor subtracts them from its return-to-go. The engine zeroes it where episodes ended.
+
 
 @dataclass
 class Trajectory:

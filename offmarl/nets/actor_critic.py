@@ -123,35 +123,56 @@ class PolicyHead(nn.Module):
     def _dist(self, features: torch.Tensor, avail: torch.Tensor | None, group: int | None):
         out = self.out(features, group)
         if self.discrete:
-            return torch.distributions.Categorical(logits=mask_logits(out, avail))
+            return action_distribution(out, avail)
         log_std = self.log_std if group is None else self.log_std[0 if self.log_std.shape[0] == 1 else group]
-        return torch.distributions.Normal(out, log_std.exp().expand_as(out))
+        return action_distribution(out, None, log_std)
 
     def sample(self, features: torch.Tensor, avail: torch.Tensor | None, generator: torch.Generator,
                group: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A sampled action ``[..., n]`` (int64) or ``[..., n, act_dim]`` and its log-probability ``[..., n]``
         (``group``: one agent group's features ``[..., H]``, its action ``[...]`` or ``[..., act_dim]``)."""
-        dist = self._dist(features, avail, group)
-        if self.discrete:
-            probs = dist.probs.reshape(-1, dist.probs.shape[-1])
-            action = torch.multinomial(probs, 1, generator=generator).reshape(dist.probs.shape[:-1])
-            return action, dist.log_prob(action)
-        noise = torch.randn(dist.mean.shape, generator=generator, dtype=dist.mean.dtype, device=dist.mean.device)
-        action = dist.mean + dist.stddev * noise
-        return action, dist.log_prob(action).sum(dim=-1)
+        return sample_action(self._dist(features, avail, group), generator)
 
     def evaluate(self, features: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor | None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy ``[..., n]`` of the given actions."""
-        dist = self._dist(features, avail, None)
-        if self.discrete:
-            return dist.log_prob(actions), dist.entropy()
-        return dist.log_prob(actions).sum(dim=-1), dist.entropy().sum(dim=-1)
+        return log_prob_and_entropy(self._dist(features, avail, None), actions)
 
     def greedy(self, features: torch.Tensor, avail: torch.Tensor | None, group: int | None = None) -> torch.Tensor:
         """The most likely action (argmax over available actions, or the Gaussian's mean)."""
         out = self.out(features, group)
         return mask_logits(out, avail).argmax(dim=-1) if self.discrete else out
+
+
+def action_distribution(out: torch.Tensor, avail: torch.Tensor | None, log_std: torch.Tensor | None = None
+                        ) -> torch.distributions.Distribution:
+    """The policy's distribution from its output ``out [..., A]``: a categorical over logits with unavailable actions
+    masked (``log_std`` None), or a diagonal Gaussian with mean ``out [..., act_dim]`` and standard deviation
+    ``exp(log_std)`` (broadcast to the mean)."""
+    if log_std is None:
+        return torch.distributions.Categorical(logits=mask_logits(out, avail))
+    return torch.distributions.Normal(out, log_std.exp().expand_as(out))
+
+
+def sample_action(dist: torch.distributions.Distribution, generator: torch.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """An action drawn from ``dist`` (:func:`action_distribution`) with ``generator`` -- ``[...]`` int64 or
+    ``[..., act_dim]`` -- and its log-probability ``[...]`` (summed over action dimensions)."""
+    if isinstance(dist, torch.distributions.Categorical):
+        probs = dist.probs.reshape(-1, dist.probs.shape[-1])
+        action = torch.multinomial(probs, 1, generator=generator).reshape(dist.probs.shape[:-1])
+        return action, dist.log_prob(action)
+    noise = torch.randn(dist.mean.shape, generator=generator, dtype=dist.mean.dtype, device=dist.mean.device)
+    action = dist.mean + dist.stddev * noise
+    return action, dist.log_prob(action).sum(dim=-1)
+
+
+def log_prob_and_entropy(dist: torch.distributions.Distribution, actions: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability and entropy ``[...]`` of ``actions`` under ``dist`` (summed over action dimensions)."""
+    if isinstance(dist, torch.distributions.Categorical):
+        return dist.log_prob(actions), dist.entropy()
+    return dist.log_prob(actions).sum(dim=-1), dist.entropy().sum(dim=-1)
 
 
 class ValueHead(nn.Module):

@@ -64,7 +64,16 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from offmarl.algos.base import AlgoConfig, Algorithm, build_config, get_algo_class, load_algo, source_mode
+from offmarl.algos.base import (  # noqa: F401  (env_defaults, parse_sets: re-exported, the experiment API's)
+    AlgoConfig,
+    Algorithm,
+    build_config,
+    env_defaults,
+    get_algo_class,
+    load_algo,
+    parse_sets,
+    source_mode,
+)
 from offmarl.collect.pools import Pool, PoolSpec, bin_pool
 from offmarl.collect.recipes import env_normalization
 from offmarl.core.files import atomic_write_json, file_lock
@@ -80,24 +89,11 @@ from offmarl.train.run_dir import CHECKPOINTS, RunPaths, algo_label, default_run
 EVAL_SEED = 12345  # one evaluation seed for every run, so all seeds are scored on the same episodes
 HELD_OUT_SEED = 54321  # episodes on which a best checkpoint (selected on EVAL_SEED's) is scored
 ABSOLUTE_EPISODES_FACTOR = 10  # the absolute metric's episodes, in eval_episodes (Gorsane et al. 2022)
-ENV_DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "algos" / "env_defaults"
 LEARNS_FROM = ("dataset", "env", "dataset+env")
 SERIES_EVERY_ONLINE = 100_000  # frames between the saved algorithms of an online run's checkpoint series
 
 
 # ---- algorithm configs -------------------------------------------------------------------------------
-def env_defaults(algo: str, env_name: str) -> dict[str, Any]:
-    """Per-env config defaults of ``algo`` from ``offmarl/algos/env_defaults/<algo>.yaml`` (may be empty)."""
-    path = ENV_DEFAULTS_DIR / f"{algo}.yaml"
-    if not path.exists():
-        return {}
-    table = yaml.safe_load(path.read_text()) or {}
-    entry = table.get(env_name) or {}
-    if not isinstance(entry, dict):
-        raise ValueError(f"{path}: entry {env_name!r} must be a mapping of config keys")
-    return dict(entry)
-
-
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping of config keys in YAML file ``path`` (``--config``)."""
     path = Path(path)
@@ -112,25 +108,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"--config {path}: expected a mapping of config keys, got {type(data).__name__}")
     return data
-
-
-def parse_sets(cls: type[Algorithm], sets: Sequence[str]) -> dict[str, Any]:
-    """``["lr=3e-4", ...]`` → ``{"lr": "3e-4"}``; values of fields whose default is None are read as JSON
-    (``null``, numbers, lists), the others are converted by the config's own coercion."""
-    base = cls.Config()
-    out: dict[str, Any] = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        if hasattr(base, key) and getattr(base, key) is None:
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                pass  # a plain string
-        out[key] = value
-    return out
 
 
 def config_overrides(cls: type[Algorithm], env_name: str, config: str | Path | None = None, sets: Sequence[str] = (),
@@ -182,6 +159,9 @@ class Experiment:
     series_every: steps between the saved algorithms of the checkpoint series (``checkpoints/series/``,
         listed with their evaluations in ``checkpoints/series.csv``: the raw material of policy pools); None:
         every :data:`SERIES_EVERY_ONLINE` frames for an online learner, none for an offline one; 0: none.
+    init_run, init_weights: a trained run whose weights the algorithm starts from (its ``initialize_from``;
+        ``finetune`` takes an offline run of its offline algorithm: ``offmarl finetune``), and which of them
+        (``last`` | ``best``); recorded in config.json as ``init_run``. Not read again on ``resume``.
     """
 
     algo: str
@@ -210,6 +190,8 @@ class Experiment:
     checkpoint_every: int = 500
     progress: bool = True
     series_every: int | None = None
+    init_run: Path | None = None
+    init_weights: str = "last"
 
     def __post_init__(self) -> None:
         if not self.algo:
@@ -223,6 +205,7 @@ class Experiment:
         if self.eval_episodes < 0 or self.eval_every < 0 or (self.series_every or 0) < 0:
             raise ValueError("--eval-episodes, --eval-every and --series-every must be >= 0")
         check_checkpoint(self.checkpoint, self.eval_every if self.eval_episodes else 0)
+        check_checkpoint(self.init_weights)
         if self.absolute_metric and self.checkpoint != "best":
             raise ValueError("the absolute metric re-evaluates the best checkpoint: it needs checkpoint best "
                              f"(and evaluations during training), not {self.checkpoint!r}")
@@ -281,6 +264,8 @@ def _resolve_source(exp: Experiment, cls: type[Algorithm]) -> _Resolved:
     if mode == "dataset":
         return _Resolved(data, card.spec, dataset_source.label, (card.env_name, dict(card.env_kwargs)), meta)
     env = EnvSource(exp.env or card.env_name, exp.env_kwargs if exp.env else card.env_kwargs, exp.num_envs)
+    if exp.env is not None:  # the run belongs to the env's column (a bench's env entry with demonstrations)
+        meta["normalized_by"] = "env"
     return _Resolved(DatasetAndEnv(data, env), card.spec, dataset_source.label, (env.env_name, dict(env.env_kwargs)),
                      meta)
 
@@ -291,14 +276,15 @@ def build_algorithm(exp: Experiment, spec: EnvSpec, online: bool = False) -> Alg
     cls = get_algo_class(exp.algo)
     config = build_config(cls, config_overrides(cls, spec.name, exp.config, exp.sets, exp.ablation, exp.variant,
                                                 exp.preset, online))
-    config = dataclasses.replace(config, steps=budget(exp, config))
+    config = dataclasses.replace(config, steps=budget(exp, cls.default_steps(config, spec)))
     seed_everything(exp.seed)
     return cls(spec, config, device=exp.device)
 
 
-def budget(exp: Experiment, config: AlgoConfig) -> int:
-    """The step budget: ``exp.steps``, or the config's steps × ``exp.scale`` (at least 1)."""
-    return exp.steps if exp.steps is not None else max(1, round(config.steps * exp.scale))
+def budget(exp: Experiment, default: int) -> int:
+    """The step budget: ``exp.steps``, or the algorithm's ``default`` budget (``Algorithm.default_steps``: its
+    config's steps) × ``exp.scale`` (at least 1)."""
+    return exp.steps if exp.steps is not None else max(1, round(default * exp.scale))
 
 
 def run_experiment(exp: Experiment) -> dict[str, Any]:
@@ -331,6 +317,10 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
                                exp.eval_episodes, EVAL_SEED)
 
     meta = {"algo_label": label, "eval_seed": EVAL_SEED, **resolved.meta}
+    if exp.init_run is not None:
+        meta["init_run"] = {"run": str(exp.init_run), "weights": exp.init_weights}
+        if not exp.resume:
+            initialize(learner, exp.init_run, exp.init_weights, exp.device)
     try:
         # an evaluator also when nothing is evaluated during training: the stage checks may score a policy
         evaluates = in_env and exp.eval_episodes
@@ -346,6 +336,15 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
         raise
     paths.error.unlink(missing_ok=True)
     return {**summary, "run_dir": str(paths.root), "label": label, "source_label": resolved.label}
+
+
+def initialize(learner: Algorithm, run_dir: str | Path, weights: str = "last", device: str = "cpu") -> None:
+    """Start ``learner`` from the trained run ``run_dir``'s weights (``weights``: last or best), through its
+    ``initialize_from``; an algorithm without one is named in the error."""
+    if not hasattr(learner, "initialize_from"):
+        raise ValueError(f"algorithm {learner.name!r} cannot start from another run's weights (--init-run)")
+    trained, _ = load_run(run_dir, weights, device)
+    learner.initialize_from(trained)
 
 
 def _final_evaluation(exp: Experiment, learner: Algorithm, paths: RunPaths, summary: dict[str, Any],
@@ -395,11 +394,13 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
 
 def run_normalization(config: dict[str, Any]) -> dict[str, float | None]:
     """The normalization returns of a run's task (``random_return``, ``reference_return``) from its config.json:
-    its dataset card's (None in a card of format version 1), or, for a run that learned online, its env's
-    (measured once per env: :func:`offmarl.collect.recipes.env_normalization`)."""
+    its dataset card's (None in a card of format version 1), or, for a run that learned online -- or that learned
+    from a dataset in an env it named (``--env``: ``normalized_by`` env, a bench's env entry with demonstrations,
+    whose column the online runs share) -- its env's (measured once per env:
+    :func:`offmarl.collect.recipes.env_normalization`)."""
     keys = ("random_return", "reference_return")
     cards = config.get("dataset")
-    if cards:
+    if cards and config.get("normalized_by") != "env":
         card = cards[0] if isinstance(cards, list) else cards
         return {key: card.get(key) for key in keys}
     source = config["env_source"]

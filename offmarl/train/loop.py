@@ -18,6 +18,7 @@
         at a stage's end:                    save what it hands over to <run>/<stage>/, enter the next stage
         at an eval boundary:                 evaluator(step) -> {"return_mean", "return_std", ...} appended to the
                                              curve; a new best return saves the weights to best/ (:func:`keep_if_best`)
+        before the first update of a stage in ``algo.curve_starts`` (with evaluations): a curve point there too
         at a series boundary (and before the first update): the algorithm kept in checkpoints/series/
         at a checkpoint boundary, a stage's end and the last step: checkpoints/last.pt, written atomically
 
@@ -367,10 +368,31 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     if paths is not None and step == 0 and cfg.series_every > 0 and not series:
         # the series starts with the untrained algorithm: a policy pool's lowest level is binned from it
         _keep_in_series(algo, paths, 0, None if evaluator is None else _isolated(evaluator, 0), series)
+    def evaluate(at: int) -> dict[str, Any]:
+        """Evaluate the algorithm's policies at step ``at``: a point of the curve (and maybe the best weights)."""
+        result = _isolated(evaluator, at)
+        curve.append([at, float(result["return_mean"]), float(result["return_std"])])
+        if result.get("win_rate") is not None:
+            win_curve.append([at, float(result["win_rate"])])
+        if paths is not None:
+            atomic_write_json(paths.curve, curve)
+            keep_if_best(algo, paths, curve)
+            if tb_log is not None:
+                tb_log.log({"step": at, "return_mean": curve[-1][1], "return_std": curve[-1][2]}, "eval")
+        if cfg.progress:
+            won = f", win rate {win_curve[-1][1]:.0%}" if result.get("win_rate") is not None else ""
+            bar.write(f"step {at}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}{won}")
+            postfix["eval"] = f"{curve[-1][1]:.4g}"  # the latest evaluation return
+            bar.set_postfix(postfix, refresh=False)
+        return result
+
     try:
         while step < total:
-            t0 = time.perf_counter()
             stage = algo.stage
+            if (evaluator is not None and cfg.eval_every and stage in algo.curve_starts
+                    and step == schedule.start(stage) and not (curve and int(curve[-1][0]) == step)):
+                evaluate(step)  # the curve starts where the stage does (finetuning: at the offline policy's return)
+            t0 = time.perf_counter()
             with autocast:
                 losses = algo.update(sampler.sample())
             before, step = step, min(total, step + int(getattr(sampler, "last_sample_frames", 1)))
@@ -390,20 +412,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
                 algo.enter_stage(schedule.stage_at(step))
             result = None
             if evaluator is not None and _crossed(before, step, cfg.eval_every):
-                result = _isolated(evaluator, step)
-                curve.append([step, float(result["return_mean"]), float(result["return_std"])])
-                if result.get("win_rate") is not None:
-                    win_curve.append([step, float(result["win_rate"])])
-                if paths is not None:
-                    atomic_write_json(paths.curve, curve)
-                    keep_if_best(algo, paths, curve)
-                    if tb_log is not None:
-                        tb_log.log({"step": step, "return_mean": curve[-1][1], "return_std": curve[-1][2]}, "eval")
-                if cfg.progress:
-                    won = f", win rate {win_curve[-1][1]:.0%}" if result.get("win_rate") is not None else ""
-                    bar.write(f"step {step}: eval return {curve[-1][1]:.4g} ± {curve[-1][2]:.3g}{won}")
-                    postfix["eval"] = f"{curve[-1][1]:.4g}"  # the latest evaluation return
-                    bar.set_postfix(postfix, refresh=False)
+                result = evaluate(step)
             if paths is not None and _crossed(before, step, cfg.series_every):
                 if result is None and evaluator is not None:
                     result = _isolated(evaluator, step)
