@@ -148,11 +148,13 @@ def pool_bin(
     seed: int = typer.Option(0, "--seed", help="Seed of those episodes."),
     epsilon: Optional[float] = typer.Option(None, "--epsilon", help="A value learner's ε-greedy ε (default: DM2 "
                                             "Table 1's for its map, else 0)."),
+    floor: str = typer.Option("random", "--floor", help="Where the return range starts: random (the uniform "
+                              "random policy's return, SIT App. C.2) or lowest (the lowest checkpoint's)."),
 ) -> None:
     """Bin a run's checkpoint series into random / medium / expert levels by the return each plays."""
     from offmarl.commands.pool import run_pool_bin
 
-    _run(run_pool_bin, run=run, out=out, split=split, episodes=episodes, seed=seed, epsilon=epsilon)
+    _run(run_pool_bin, run=run, out=out, split=split, episodes=episodes, seed=seed, epsilon=epsilon, floor=floor)
 
 
 @pool_app.command("build")

@@ -13,7 +13,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from offmarl.algos import make_algo
+from offmarl.algos import load_algo, make_algo
 from offmarl.cli import app
 from offmarl.collect import recipes as recipes_module
 from offmarl.collect.compositions import component_levels, episode_levels
@@ -30,8 +30,10 @@ from offmarl.collect.pools import (
     level_of,
 )
 from offmarl.collect.recipes import Recipe, build_recipe, collect_dataset, get_recipe
+from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.envs import make_env
 from offmarl.policies.base import JointPolicy
+from offmarl.policies.random import RandomPolicy
 from offmarl.train.experiment import Experiment, run_experiment
 
 FRAMES, SERIES_EVERY = 1600, 160
@@ -64,6 +66,28 @@ def test_levels_split_the_return_range_30_40_30():
     edges = level_edges([2.0, 12.0, 7.0], (0.3, 0.4, 0.3))
     assert edges == pytest.approx([2.0, 5.0, 9.0, 12.0])
     assert [level_of(x, edges) for x in (2.0, 4.99, 5.0, 8.99, 9.0, 12.0)] == ["r", "r", "m", "m", "e", "e"]
+    # from a floor (the uniform random policy's return): a checkpoint below it is r
+    edges = level_edges([-9.0, 12.0, 7.0], (0.3, 0.4, 0.3), floor=2.0)
+    assert edges == pytest.approx([2.0, 5.0, 9.0, 12.0]) and level_of(-9.0, edges) == "r"
+
+
+def test_binning_from_the_lowest_checkpoint_or_failing_below_random(trained, tmp_path, monkeypatch):
+    lowest = bin_pool(trained, tmp_path / "lowest", floor="lowest", progress=False)
+    returns = [c.return_mean for level in ("r", "m", "e") for c in lowest.checkpoints(level)]
+    assert lowest.card["edges"][0] == min(returns) and lowest.card["floor"] == {"rule": "lowest", "random_return": None}
+    with pytest.raises(PoolError, match="floor must be one of random, lowest"):
+        bin_pool(trained, tmp_path / "bad", floor="zero", progress=False)
+    # a series whose best checkpoint does not beat the floor: the untrained policy alone, against a "random"
+    # policy that is in fact the trained one
+    untrained = tmp_path / "untrained"
+    shutil.copytree(trained, untrained)
+    lines = (untrained / "checkpoints" / "series.csv").read_text().splitlines()
+    (untrained / "checkpoints" / "series.csv").write_text("\n".join(lines[:2]) + "\n")
+    final = load_algo(trained / "checkpoints" / "series" / f"{FRAMES:012d}")
+    monkeypatch.setattr("offmarl.policies.random.RandomPolicy", lambda spec, seed: final.policies(sample_seed=seed))
+    with pytest.raises(PoolError, match=r"no checkpoint beats the uniform random policy \(0\.75 <= 1\.07 "):
+        bin_pool(untrained, tmp_path / "none", progress=False)
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_pool_bins_every_checkpoint_of_the_series_by_the_return_it_plays(pool, trained):
@@ -72,7 +96,12 @@ def test_a_pool_bins_every_checkpoint_of_the_series_by_the_return_it_plays(pool,
     assert steps == list(range(0, FRAMES + 1, SERIES_EVERY))  # the untrained step-0 entry included
     edges = card["edges"]
     returns = [c["return_mean"] for level in card["levels"].values() for c in level]
-    assert edges[0] == min(returns) and edges[3] == max(returns)
+    # the range starts at the uniform random policy's return on the same episodes (SIT App. C.2)
+    env = make_env(_toy_env.ENV_NAME, num_envs=64, seed=0)
+    random_play = rollout(env, RandomPolicy(env.spec, seed=derive_seed(0, "random")), 100, 0, progress=False,
+                          behavior={})
+    assert card["floor"] == {"rule": "random", "random_return": pytest.approx(edges[0])}
+    assert edges[0] == pytest.approx(random_play.episode_returns().mean(axis=1).mean()) and edges[3] == max(returns)
     for level in ("r", "m", "e"):
         assert pool.checkpoints(level), level
         for c in pool.checkpoints(level):

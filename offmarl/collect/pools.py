@@ -6,12 +6,16 @@ agent-wise composition then samples each agent's behaviour from the pool of its 
 Here a pool is built from a run's checkpoint series (``checkpoints/series.csv``, whose first entry is the
 untrained algorithm, step 0): every checkpoint is evaluated *as it will behave in the data* (see
 Execution; the series' own greedy evaluation can rank a still-soft policy as expert while its sampled
-actions are near random), and the return range [the lowest checkpoint's return, the best one's] is split
-30 / 40 / 30 % into the levels ``r`` / ``m`` / ``e`` (``SPLITS["sit"]``, Tables 4–5) or into thirds
-(``SPLITS["thirds"]``, Table 6's MaMuJoCo pools). Returns are the per-agent average episode return,
-offmarl's dataset metric. ``r`` is a checkpoint of the lowest bin, not the uniform
-random policy (SIT's range starts at a fully random policy's return; the untrained step-0 entry stands
-in for it).
+actions are near random), and the return range [floor, the best checkpoint's return] is split 30 / 40 / 30 %
+into the levels ``r`` / ``m`` / ``e`` (``SPLITS["sit"]``, Tables 4–5) or into thirds (``SPLITS["thirds"]``,
+Table 6's MaMuJoCo pools); a checkpoint below the floor is ``r``. Returns are the per-agent average episode
+return, offmarl's dataset metric. The floor (``FLOORS``) is by default the uniform random policy's return,
+measured on the same episodes: SIT's "episode return range is determined by fully random policies and the best
+policies" (App. C.2). ``floor="lowest"`` takes the lowest checkpoint's return instead, which fails where
+training dips below random play: offmarl's QMIX on MPE falls to about −85 in its first 15k frames (uniform
+random: −52), so that range put the untrained policy and every near-random checkpoint in ``e``. ``r`` is a
+checkpoint of the lowest bin, never the uniform random policy itself. (Cards of pools binned before the floor
+existed have no ``floor`` entry: their range started at the lowest checkpoint.)
 
 A pool directory::
 
@@ -53,6 +57,8 @@ from offmarl.policies.base import JointPolicy
 
 POOL_FORMAT = 1
 SPLITS = {"sit": (0.3, 0.4, 0.3), "thirds": (1 / 3, 1 / 3, 1 / 3)}
+FLOORS = ("random", "lowest")
+_FLOOR_NAMES = {"random": "uniform random policy's return", "lowest": "lowest checkpoint's return"}
 # DM² App. C, Table 1: the ε of QMIX demonstrations, chosen so the win rate falls by at most 10 %
 DEMONSTRATION_EPSILON = {"smac_5m_vs_6m": 0.0, "smac_3s_vs_4z": 0.0, "smac_3s_vs_3z": 0.1}
 
@@ -155,9 +161,10 @@ def read_series(run: Path) -> list[dict[str, Any]]:
     return entries
 
 
-def level_edges(returns: Sequence[float], split: Sequence[float]) -> list[float]:
-    """``[low, r|m edge, m|e edge, best]``: the return range cut at the split's cumulative fractions."""
-    low, best = min(returns), max(returns)
+def level_edges(returns: Sequence[float], split: Sequence[float], floor: float | None = None) -> list[float]:
+    """``[low, r|m edge, m|e edge, best]``: the return range [``floor`` (default: the lowest return), the best]
+    cut at the split's cumulative fractions."""
+    low, best = (min(returns) if floor is None else floor), max(returns)
     first, second = split[0], split[0] + split[1]
     return [low, low + first * (best - low), low + second * (best - low), best]
 
@@ -193,14 +200,17 @@ def behaviour_policy(algo: Any, execution: dict[str, Any], spec: EnvSpec, seed: 
 
 
 def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "sit", episodes: int = 100,
-             seed: int = 0, epsilon: float | None = None, progress: bool = True) -> "Pool":
+             seed: int = 0, epsilon: float | None = None, progress: bool = True, floor: str = "random") -> "Pool":
     """Bin run ``run``'s checkpoint series into a pool at ``out`` (module docstring): each checkpoint plays
-    ``episodes`` episodes (seed ``seed``) as it will in the data, and its return decides its level. A level
-    left empty is an error naming it, its return bin and the best return reached. ``epsilon``: the ε of a
-    value learner's ε-greedy execution (:func:`execution_of`)."""
+    ``episodes`` episodes (seed ``seed``) as it will in the data, and its return decides its level. ``floor``
+    (``FLOORS``): where the return range starts -- the uniform random policy's return on the same episodes, or
+    the lowest checkpoint's. A level left empty is an error naming it, its return bin and the best return
+    reached; so is a series whose best checkpoint does not beat the floor. ``epsilon``: the ε of a value
+    learner's ε-greedy execution (:func:`execution_of`)."""
     from tqdm.auto import tqdm
 
     from offmarl.envs import make_env
+    from offmarl.policies.random import RandomPolicy
 
     run, out = Path(run), Path(out)
     config_path = run / "config.json"
@@ -213,6 +223,8 @@ def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "s
                         "run's checkpoint series")
     if episodes < 1:
         raise PoolError(f"episodes must be >= 1, got {episodes}")
+    if floor not in FLOORS:
+        raise PoolError(f"floor must be one of {', '.join(FLOORS)}, got {floor!r}")
     fractions = parse_split(split)
     entries = read_series(run)
     env_name, env_kwargs = env_source["env_name"], dict(env_source.get("env_kwargs", {}))
@@ -227,9 +239,18 @@ def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "s
             per_episode = played.episode_returns().mean(axis=1)  # [E] per-agent average return
             entry.update(greedy_return=entry["return_mean"], return_mean=float(per_episode.mean()),
                          return_std=float(per_episode.std()))
+        random_return = None
+        if floor == "random":
+            played = rollout(env, RandomPolicy(env.spec, seed=derive_seed(seed, "random")), episodes, seed,
+                             progress=False, behavior={})
+            random_return = float(played.episode_returns().mean(axis=1).mean())
     finally:
         env.close()
-    edges = level_edges([e["return_mean"] for e in entries], fractions)
+    returns = [e["return_mean"] for e in entries]
+    if random_return is not None and max(returns) <= random_return:
+        raise PoolError(f"{run}: no checkpoint beats the uniform random policy ({max(returns):.4g} <= "
+                        f"{random_return:.4g} per-agent average return); train longer or bin with floor='lowest'")
+    edges = level_edges(returns, fractions, random_return)
     by_level: dict[str, list[PoolCheckpoint]] = {x: [] for x in LEVELS}
     for entry in entries:
         level = level_of(entry["return_mean"], edges)
@@ -240,8 +261,8 @@ def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "s
         if not by_level[level]:
             raise PoolError(f"{run}: pool level {level!r} ({LEVEL_NAMES[level]}) is empty: no checkpoint returned "
                             f"within [{edges[k]:.4g}, {edges[k + 1]:.4g}) (the best return reached is {edges[3]:.4g}, "
-                            f"the lowest {edges[0]:.4g}); train longer, keep checkpoints more often "
-                            "(--series-every) or choose another split")
+                            f"the range starts at {edges[0]:.4g}, the {_FLOOR_NAMES[floor]}); train longer, keep "
+                            "checkpoints more often (--series-every) or choose another split")
     levels = {level: [c.to_dict() for c in by_level[level]] for level in LEVELS}
     key = {"pool_format": POOL_FORMAT, "algo": config["algo"], "algo_config_hash": config_hash(config["algo_config"]),
            "env_name": env_name, "env_kwargs": env_kwargs, "seed": config["train_config"]["seed"]}
@@ -249,6 +270,7 @@ def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "s
         for entry in entries:
             shutil.copytree(run / entry["path"], staging / "checkpoints" / f"{entry['step']:012d}")
         card = {"format": POOL_FORMAT, "key": key, "split": list(fractions), "edges": edges, "levels": levels,
+                "floor": {"rule": floor, "random_return": random_return},
                 "level_names": dict(LEVEL_NAMES), "execution": execution,
                 "evaluation": {"episodes": episodes, "seed": seed}, "source_run": str(run.resolve()),
                 "content_hash": _content_hash(staging, levels)}
@@ -306,7 +328,8 @@ class Pool:
     def record(self) -> dict[str, Any]:
         """What a dataset's card records of the pool it came from."""
         return {"path": str(self.root), "content_hash": self.content_hash, "key": self.card["key"],
-                "split": self.card["split"], "edges": self.card["edges"], "execution": self.card["execution"],
+                "split": self.card["split"], "edges": self.card["edges"], "floor": self.card.get("floor"),
+                "execution": self.card["execution"],
                 "levels": {x: [c["step"] for c in self.card["levels"][x]] for x in LEVELS}}
 
     def rows(self) -> list[dict[str, Any]]:

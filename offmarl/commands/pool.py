@@ -1,6 +1,7 @@
 """``offmarl pool``: policy pools from online runs' checkpoint series (:mod:`offmarl.collect.pools`).
 
-* ``offmarl pool bin RUN --out POOL [--split sit|thirds|0.3,0.4,0.3] [--episodes N] [--seed S] [--epsilon E]``
+* ``offmarl pool bin RUN --out POOL [--split sit|thirds|0.3,0.4,0.3] [--floor random|lowest] [--episodes N]
+  [--seed S] [--epsilon E]``
 * ``offmarl pool build ENV --algo ippo|mappo|qmix --steps N [--seed S] [--series-every K] [--set k=v ...]``
   = ``offmarl train ALGO --env ENV`` into the pool cache, then ``pool bin`` (cached: built once)
 * ``offmarl pool show POOL [--plot FILE.png]``: levels, checkpoints and returns (a table, and the return
@@ -21,8 +22,8 @@ from offmarl.collect.pools import Pool, PoolSpec, bin_pool
 
 
 def run_pool_bin(*, run: Path, out: Path, split: str = "sit", episodes: int = 100, seed: int = 0,
-                 epsilon: float | None = None) -> Pool:
-    pool = bin_pool(run, out, split=split, episodes=episodes, seed=seed, epsilon=epsilon)
+                 epsilon: float | None = None, floor: str = "random") -> Pool:
+    pool = bin_pool(run, out, split=split, episodes=episodes, seed=seed, epsilon=epsilon, floor=floor)
     show(pool)
     return pool
 
@@ -49,14 +50,18 @@ def show(pool: Pool, plot: Path | None = None) -> None:
     execution = card["execution"]
     how = "sampled" if execution["mode"] == "sampled" else f"ε-greedy, ε = {execution['epsilon']:g}"
     edges = card["edges"]
+    floor = card.get("floor") or {"rule": "lowest"}  # cards from before the floor: the lowest checkpoint
+    start = ("the uniform random policy's return" if floor["rule"] == "random" else "the lowest checkpoint's return")
     table = Table(title=f"pool {pool.root} -- {key['algo']} on {key['env_name']} (seed {key['seed']}), "
-                        f"checkpoints act {how}; content {pool.content_hash[:12]}")
+                        f"checkpoints act {how}; levels cut the range from {start} ({edges[0]:.4g}) to the best "
+                        f"({edges[3]:.4g}), r also below it; content {pool.content_hash[:12]}")
     for column in ("level", "return range", "step", "return (as it acts)", "greedy return", "win rate"):
         table.add_column(column, justify="left" if column in ("level", "return range") else "right")
     for k, level in enumerate(("r", "m", "e")):
         for j, c in enumerate(pool.checkpoints(level)):
             table.add_row(f"{level} ({LEVEL_NAMES[level]})" if j == 0 else "",
-                          f"[{edges[k]:.4g}, {edges[k + 1]:.4g}{']' if level == 'e' else ')'}" if j == 0 else "",
+                          (f"< {edges[1]:.4g}" if level == "r" else
+                           f"[{edges[k]:.4g}, {edges[k + 1]:.4g}{']' if level == 'e' else ')'}") if j == 0 else "",
                           str(c.step), f"{c.return_mean:.4g} ± {c.return_std:.3g}", f"{c.greedy_return:.4g}",
                           "" if c.win_rate is None else f"{c.win_rate:.0%}")
     Console(width=160).print(table)
