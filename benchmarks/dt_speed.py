@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -52,6 +51,7 @@ from unittest import mock
 import numpy as np
 import torch
 
+from offmarl.core.machine import cpu_name
 from offmarl.train.loop import native_bf16
 
 STATE_DIM, ACT_DIM, K, BATCH, HIDDEN, LAYERS, HEADS, MAX_EP_LEN = 11, 3, 20, 64, 128, 3, 1, 1000
@@ -215,12 +215,6 @@ def train_group(precisions: list[str], seed: int, steps: int) -> dict[tuple[str,
     return {key: Run(n / t.cpu_seconds, n / t.wall_seconds, t.losses, flops[key]) for key, t in trainers.items()}
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def matmul_peak(precision: str, n: int = 2048, repeats: int = 10) -> float:

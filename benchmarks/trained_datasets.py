@@ -25,9 +25,10 @@ import argparse
 import csv
 import json
 import os
-import platform
 import time
 from pathlib import Path
+
+from offmarl.core.machine import cpu_name
 
 # Tian et al., SIT, App. C Tables 4-6: the return range [fully random, best] of each map's pools, and Tables 7-9:
 # the average episode return of each low / medium dataset
@@ -84,7 +85,7 @@ def build(only: list[str], log: Path) -> None:
                                                         "random_return", "reference_return", "quality_tier", "extra")}
                             for card in cards],
                   "pools": [str(spec.pool_dir) for spec in recipe.pools],
-                  "cpu": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d")}
+                  "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d")}
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -158,7 +159,7 @@ def main() -> None:
     if args.command == "build":
         build(args.only, log)
         return
-    text = report(log) + (f"\n\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+    text = report(log) + (f"\n\nmachine: {cpu_name()}, {os.cpu_count()} cores; "
                           f"command: `.venv/bin/python benchmarks/trained_datasets.py build` then `... report` "
                           f"({time.strftime('%Y-%m-%d')})")
     print(text)
