@@ -145,18 +145,27 @@ class QMIX(MixedValueLearner):
         due, self.target_syncs = syncs > self.target_syncs, max(syncs, self.target_syncs)
         return due
 
-    def state_dict(self) -> dict[str, Any]:
+    def saved_state(self) -> dict[str, Any]:
+        """Without the replay: a saved QMIX (best weights, the checkpoint series, a policy pool's checkpoints)
+        acts and evaluates; only the fit loop's checkpoint needs up to 5000 episodes (on SMAX 2s3z, ~1.3 GB)."""
         state = super().state_dict()
         if self.replay is not None:
-            state["online"] = {"replay": self.replay.state_dict(), "frames_seen": self.frames_seen,
-                               "target_syncs": self.target_syncs, "rng": self.rng.bit_generator.state}
+            state["online"] = {"frames_seen": self.frames_seen, "target_syncs": self.target_syncs,
+                               "rng": self.rng.bit_generator.state}
+        return state
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self.saved_state()
+        if self.replay is not None:
+            state["online"]["replay"] = self.replay.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         if "online" in state and self.replay is not None:
             online = state["online"]
-            self.replay.load_state_dict(online["replay"])
+            if "replay" in online:  # a fit loop checkpoint; saved_state leaves the replay out
+                self.replay.load_state_dict(online["replay"])
             self.frames_seen, self.target_syncs = int(online["frames_seen"]), int(online["target_syncs"])
             self.rng.bit_generator.state = online["rng"]
 
