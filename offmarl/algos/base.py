@@ -39,6 +39,7 @@ tensors / numbers / strings / lists / dicts, so a checkpoint is loadable with
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import pickle
 import re
@@ -340,6 +341,13 @@ class Algorithm(ABC):
                 "offmarl_version": __version__}
         atomic_write_json(path / "algo.json", json.loads(json.dumps(meta, default=str)))
         atomic_torch_save(self.saved_state(), path / "algo.pt")
+
+
+def policies_take(algo: "Algorithm | type[Algorithm]", keyword: str) -> bool:
+    """Whether ``algo.policies`` (an algorithm or its class) accepts ``keyword`` (e.g. ``target_return`` of a
+    return-conditioned method, ``sample_seed`` of a policy-gradient learner's sampled execution)."""
+    params = inspect.signature(algo.policies).parameters
+    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def source_mode(source: Any) -> str:

@@ -22,13 +22,12 @@ ci_high, n_tasks, tasks, n_runs``. ``offmarl bench compare`` prints :func:`impro
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 from typing import Any, Sequence
 
 from offmarl import __version__
-from offmarl.algos.base import get_algo_class
+from offmarl.algos.base import get_algo_class, policies_take
 from offmarl.bench.aggregates import Improvement, NormalizedScores
 from offmarl.bench.records import DECIMALS, Cell, Table
 from offmarl.bench.run_metrics import METRIC_LABELS, final_values, metric_file_name, metric_runs
@@ -123,8 +122,7 @@ def _return_conditioned(label: str) -> bool:
         cls = get_algo_class(label.split("[", 1)[0].strip())
     except (KeyError, ValueError):
         return True
-    params = inspect.signature(cls.policies).parameters
-    return "target_return" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return policies_take(cls, "target_return")
 
 
 def footer_lines(table: Table, commands: Sequence[str] = (), note: str = "") -> list[str]:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import inspect
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from offmarl.algos import load_algo
+from offmarl.algos.base import policies_take
 from offmarl.collect.mixing import LEVEL_NAMES, LEVELS, MixedPolicy
 from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.core.files import atomic_directory, atomic_write_json, offmarl_home
@@ -186,7 +186,7 @@ def _content_hash(root: Path, levels: dict[str, Any]) -> str:
 def execution_of(algo: Any, env_name: str, epsilon: float | None = None) -> dict[str, Any]:
     """How ``algo``'s checkpoints act in a pool (module docstring): ``{"mode": "sampled"}`` or
     ``{"mode": "epsilon-greedy", "epsilon": ε}`` (None → ``DEMONSTRATION_EPSILON`` for the env, else 0)."""
-    if "sample_seed" in inspect.signature(algo.policies).parameters:
+    if policies_take(algo, "sample_seed"):
         return {"mode": "sampled"}
     return {"mode": "epsilon-greedy",
             "epsilon": DEMONSTRATION_EPSILON.get(env_name, 0.0) if epsilon is None else float(epsilon)}

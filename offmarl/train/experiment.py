@@ -55,7 +55,6 @@ normalized scores need nothing but the eval.json files.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import traceback
 from dataclasses import dataclass, field
@@ -72,6 +71,7 @@ from offmarl.algos.base import (  # noqa: F401  (env_defaults, parse_sets: re-ex
     get_algo_class,
     load_algo,
     parse_sets,
+    policies_take,
     source_mode,
 )
 from offmarl.collect.pools import Pool, PoolSpec, bin_pool
@@ -441,8 +441,7 @@ def make_policies(algo: Algorithm, target_return: float | None = None) -> Any:
     """``algo.policies()``, with ``target_return`` for algorithms whose policies take one."""
     if target_return is None:
         return algo.policies()
-    params = inspect.signature(algo.policies).parameters
-    if "target_return" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if not policies_take(algo, "target_return"):
         raise ValueError(f"algorithm {algo.name!r} is not return-conditioned; --target-return does not apply")
     return algo.policies(target_return=target_return)
 
