@@ -29,6 +29,7 @@ from offmarl.algos import base, list_algos, load_algo, make_algo
 from offmarl.data.io import save_dataset
 from offmarl.data.sources import DatasetAndEnv
 from offmarl.envs.base import TimeStep
+from offmarl.errors import CheckpointError
 from offmarl.envs.registry import EnvSource
 from offmarl.train import TrainConfig, fit, seed_everything
 from offmarl.train.experiment import Experiment, run_experiment
@@ -188,6 +189,34 @@ def test_save_and_load_give_identical_actions(name, toy, tmp_path):
     assert loaded.name == algo_name(name) and loaded.config == algo.config
     np.testing.assert_array_equal(rollout_actions(joint(algo.policies()), name),
                                   rollout_actions(joint(loaded.policies()), name))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_a_policy_only_save_acts_as_the_full_algorithm_and_refuses_to_train(name, toy, tmp_path):
+    """``save(policy_only=True)`` keeps what ``policies()`` reads: loaded, it plays the trained algorithm's actions
+    (greedy, and sampled where its policies sample), its file is no larger than the full save, and training it
+    is refused with one error naming the file."""
+    algo, sampler = started(name, toy, updates=4)
+    drive(algo, sampler, 4)
+    algo.save(tmp_path / "full")
+    algo.save(tmp_path / "policy", policy_only=True)
+    assert json.loads((tmp_path / "policy" / "algo.json").read_text())["state"] == "policy"
+    assert (tmp_path / "policy" / "algo.pt").stat().st_size <= (tmp_path / "full" / "algo.pt").stat().st_size
+    seed_everything(5)  # the loaded algorithm's untouched parts start from other weights than the trained one's
+    loaded = load_algo(tmp_path / "policy")
+    assert loaded.config == algo.config and loaded.policy_only_file == tmp_path / "policy" / "algo.pt"
+    np.testing.assert_array_equal(rollout_actions(joint(algo.policies()), name),
+                                  rollout_actions(joint(loaded.policies()), name))
+    if base.policies_take(algo, "sample_seed"):
+        np.testing.assert_array_equal(rollout_actions(joint(algo.policies(sample_seed=4)), name),
+                                      rollout_actions(joint(loaded.policies(sample_seed=4)), name))
+    refused = rf"{tmp_path / 'policy' / 'algo.pt'}: a policy-only saved {algo_name(name)} .* cannot be trained"
+    with pytest.raises(CheckpointError, match=refused):
+        loaded.update(sampler.sample())
+    with pytest.raises(CheckpointError, match=refused):
+        fit(loaded, source(name, toy), None, TrainConfig(seed=0, progress=False))
+    loaded.save(tmp_path / "again")  # it holds no training state: it saves policy-only whatever is asked
+    assert json.loads((tmp_path / "again" / "algo.json").read_text())["state"] == "policy"
 
 
 @pytest.mark.parametrize("name", [n for n in ALGORITHMS if cls_of(n).supports_discrete])

@@ -298,6 +298,23 @@ class MixedValueLearner(Algorithm):
             opt.load_state_dict(state["optims"][name])
         self.updates = int(state["updates"])
 
+    def policy_nets(self) -> tuple[str, ...]:
+        """The names in ``self.nets`` that :meth:`policies` reads (a subclass names its own; by default every
+        net but the targets)."""
+        return tuple(name for name in self.nets if not name.startswith("target_"))
+
+    def policy_state(self) -> dict[str, Any]:
+        """The :meth:`policy_nets` entries of ``state_dict()["nets"]`` (QMIX on MPE: the agent network, about a
+        quarter of the saved state; the mixer, the targets and the optimizers only train)."""
+        return {"nets": {key: value for key, value in self.nets.state_dict().items()
+                         if key.split(".", 1)[0] in self.policy_nets()}}
+
+    def load_policy_state(self, state: dict[str, Any]) -> None:
+        for name in self.policy_nets():
+            prefix = f"{name}."
+            self.nets[name].load_state_dict({key[len(prefix):]: value for key, value in state["nets"].items()
+                                             if key.startswith(prefix)})
+
 
 # ---- decentralized execution ----------------------------------------------------------------------------
 Chooser = Callable[[list[torch.Tensor], torch.Tensor, "torch.Tensor | None"], torch.Tensor]

@@ -274,7 +274,7 @@ class PPOLearner(Algorithm):
         """Build the actor and return the parameters its optimizer steps: by default a :class:`Trunk` and a
         :class:`PolicyHead` (one per agent, or one shared with the agent id in its input). A learner whose actor
         is another network (``finetune``: an offline policy) overrides it with :meth:`evaluate_actions`,
-        :meth:`act_train`, :meth:`actor_state` and :meth:`policies`."""
+        :meth:`act_train`, :meth:`policy_state` and :meth:`policies`."""
         c, n, spec = self.config, self.n, self.spec
         groups = 1 if self.share_actor else n
         self.actor = Trunk(groups, spec.obs_dim + (n if self.share_actor else 0), c.hidden, c.fc_layers,
@@ -436,21 +436,22 @@ class PPOLearner(Algorithm):
 
     # ---- persistence ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**self.actor_state(), "critic": self.critic.state_dict(), "value_head": self.value_head.state_dict(),
+        return {**self.policy_state(), "critic": self.critic.state_dict(), "value_head": self.value_head.state_dict(),
                 "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
                 "value_norm": None if self.value_norm is None else self.value_norm.state_dict(),
                 "shuffle": self.shuffle.get_state(), "updates": self.updates}
 
-    def actor_state(self) -> dict[str, Any]:
-        """The actor's part of :meth:`state_dict` (its optimizer's is ``actor_opt``)."""
+    def policy_state(self) -> dict[str, Any]:
+        """The actor: the part of :meth:`state_dict` that :meth:`policies` reads (its optimizer's is ``actor_opt``;
+        the critic, value head and value normalizer only train)."""
         return {"actor": self.actor.state_dict(), "policy_head": self.policy_head.state_dict()}
 
-    def load_actor_state(self, state: dict[str, Any]) -> None:
+    def load_policy_state(self, state: dict[str, Any]) -> None:
         for key in ("actor", "policy_head"):
             getattr(self, key).load_state_dict(state[key])
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.load_actor_state(state)
+        self.load_policy_state(state)
         for key in ("critic", "value_head"):
             getattr(self, key).load_state_dict(state[key])
         self.actor_opt.load_state_dict(state["actor_opt"])

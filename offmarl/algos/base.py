@@ -330,17 +330,49 @@ class Algorithm(ABC):
         need; ``load_state_dict`` must accept it. The fit loop's checkpoint keeps the whole state_dict."""
         return self.state_dict()
 
-    def save(self, path: str | Path) -> None:
-        """Save weights + config + library version to directory ``path`` (loadable by :func:`load_algo`)."""
+    def policy_state(self) -> dict[str, Any]:
+        """The part of the state :meth:`policies` reads -- what a policy pool's checkpoint keeps (``save(...,
+        policy_only=True)``). By default the whole :meth:`saved_state`; a learner whose nets, target nets and
+        optimizer states outweigh its acting networks (the PPO family's actor, QMIX's agent network) returns
+        only those."""
+        return self.saved_state()
+
+    def load_policy_state(self, state: dict[str, Any]) -> None:
+        """Load what :meth:`policy_state` returned -- or a full :meth:`state_dict` / :meth:`saved_state`, of which
+        it reads the same part. The rest of the algorithm keeps its freshly built values: it can act, not train.
+        By default :meth:`load_state_dict` (the policy state is the whole state)."""
+        self.load_state_dict(state)
+
+    #: the file a policy-only algorithm was loaded from (:func:`load_algo`); None: a full algorithm
+    policy_only_file: Path | None = None
+
+    def check_trainable(self) -> None:
+        """Refuse to train (update, fit, resume, start a finetuning) an algorithm loaded from a policy-only file: it
+        holds the weights its policies act with, not its optimizers, target networks or counters."""
+        if self.policy_only_file is not None:
+            raise self._training_refused()
+
+    def _training_refused(self) -> CheckpointError:
+        return CheckpointError(f"{self.policy_only_file}: a policy-only saved {self.name} (the weights its policies "
+                               "act with; no optimizer or training state) cannot be trained, resumed or finetuned; "
+                               "train from the run's full model or checkpoint")
+
+    def save(self, path: str | Path, policy_only: bool = False) -> None:
+        """Save weights + config + library version to directory ``path`` (loadable by :func:`load_algo`).
+
+        ``policy_only``: only :meth:`policy_state` (``algo.json`` records ``"state": "policy"``): the algorithm
+        loads to act, not to train. An algorithm loaded from a policy-only file saves policy-only whatever is asked
+        (it holds no training state to save)."""
         from offmarl import __version__
         from offmarl.core.files import atomic_torch_save, atomic_write_json
 
+        policy_only = policy_only or self.policy_only_file is not None
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"algo": self.name, "config": self.config_dict(), "env_spec": self.spec.to_dict(),
-                "offmarl_version": __version__}
+                "offmarl_version": __version__, "state": "policy" if policy_only else "full"}
         atomic_write_json(path / "algo.json", json.loads(json.dumps(meta, default=str)))
-        atomic_torch_save(self.saved_state(), path / "algo.pt")
+        atomic_torch_save(self.policy_state() if policy_only else self.saved_state(), path / "algo.pt")
 
 
 def policies_take(algo: "Algorithm | type[Algorithm]", keyword: str) -> bool:
@@ -509,6 +541,10 @@ def load_torch_file(path: str | Path, what: str, map_location: str | torch.devic
 def load_algo(path: str | Path, device: str | torch.device = "cpu") -> Algorithm:
     """Load an algorithm saved with :meth:`Algorithm.save` (weights read with ``weights_only=True``).
 
+    A policy-only file (``algo.json``: ``"state": "policy"``) loads through :meth:`Algorithm.load_policy_state`:
+    the algorithm acts as the saved one did, and refuses to train (its ``update`` and the fit loop raise
+    :meth:`Algorithm.check_trainable`'s error naming the file).
+
     A saved algorithm that cannot be rebuilt -- ``algo.json`` unreadable or without its keys, ``algo.pt``
     refused or unreadable (:func:`load_torch_file`) or not the state of that algorithm -- raises
     :class:`~offmarl.errors.CheckpointError` naming the file."""
@@ -531,12 +567,29 @@ def load_algo(path: str | Path, device: str | torch.device = "cpu") -> Algorithm
     algo = cls(spec, config, device=device)
     if not isinstance(state, dict):
         raise CheckpointError(f"{weights_path}: model file holds a {type(state).__name__}, not an algorithm's state")
+    kept = meta.get("state", "full")  # files saved before policy-only ones existed are full
+    if kept not in ("full", "policy"):
+        raise CheckpointError(f"{meta_path}: saved algorithm's algo.json says state {kept!r}; known: full, policy")
     try:
-        algo.load_state_dict(state)
+        if kept == "policy":
+            algo.load_policy_state(state)
+        else:
+            algo.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError) as exc:
-        raise CheckpointError(f"{weights_path}: model file is not the state of {meta['algo']!r} as configured in "
-                              f"{meta_path.name}: {type(exc).__name__}: {one_line(exc)}") from None
+        raise CheckpointError(f"{weights_path}: model file is not the {'policy ' if kept == 'policy' else ''}state of "
+                              f"{meta['algo']!r} as configured in {meta_path.name}: {type(exc).__name__}: "
+                              f"{one_line(exc)}") from None
+    if kept == "policy":
+        algo.policy_only_file = weights_path
+        algo.update = _refusing_update(algo)  # type: ignore[method-assign]
     return algo
+
+
+def _refusing_update(algo: Algorithm) -> Any:
+    """What a policy-only algorithm's ``update`` is: the one-line refusal of :meth:`Algorithm.check_trainable`."""
+    def update(batch: Any) -> dict[str, float]:
+        raise algo._training_refused()
+    return update
 
 
 def _restore(value: Any, default: Any) -> Any:

@@ -442,14 +442,23 @@ class Finetune(PPOLearner):
             raise ValueError(f"finetune[{self.offline.name}] is not return-conditioned; --target-return does not apply")
         return self.offline.policies(target_return=target_return)
 
-    def actor_state(self) -> dict[str, Any]:
-        return {"offline": self.offline.state_dict(), "log_std": None if self.log_std is None
+    def policy_state(self) -> dict[str, Any]:
+        """The actor: the offline algorithm's policy state and the Gaussian's log-std (continuous)."""
+        return {"offline": self.offline.policy_state(), "log_std": None if self.log_std is None
                 else self.log_std.state_dict()}
 
-    def load_actor_state(self, state: dict[str, Any]) -> None:
-        self.offline.load_state_dict(state["offline"])
+    def load_policy_state(self, state: dict[str, Any]) -> None:
+        self.offline.load_policy_state(state["offline"])
         if self.log_std is not None:
             self.log_std.load_state_dict(state["log_std"])
+
+    def state_dict(self) -> dict[str, Any]:
+        # the offline algorithm whole (its optimizer steps in the offline stage), not only its policy state
+        return {**super().state_dict(), "offline": self.offline.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.offline.load_state_dict(state["offline"])
 
     def update(self, batch: Any) -> dict[str, float]:
         if self.stage != ONLINE:

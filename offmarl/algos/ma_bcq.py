@@ -154,6 +154,9 @@ class MABCQ(MixedValueLearner):
         return {"perturb_loss": perturb_loss.item()}
 
     # ---- execution ---------------------------------------------------------------------------------
+    def policy_nets(self) -> tuple[str, ...]:
+        return ("critic", "behavior") if self.spec.discrete else ("critic", "behavior", "perturb")
+
     def policies(self) -> DecentralizedPolicy:
         nets, c = self.nets, self.config
         if self.spec.discrete:

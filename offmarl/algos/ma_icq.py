@@ -169,6 +169,9 @@ class MAICQ(MixedValueLearner):
                 "q_tot": masked_mean(q_tot.detach(), seq.mask).item()}
 
     # ---- execution ---------------------------------------------------------------------------------
+    def policy_nets(self) -> tuple[str, ...]:
+        return ("actor",)  # greedy: the log-std (continuous) only shapes the training distribution
+
     def policies(self) -> DecentralizedPolicy:
         actor = self.nets["actor"]
         return decentralized(self.n, [actor],

@@ -226,6 +226,9 @@ class QMIX(MixedValueLearner):
         return {"actor_loss": actor_loss.item()}
 
     # ---- execution ---------------------------------------------------------------------------------
+    def policy_nets(self) -> tuple[str, ...]:
+        return ("critic",) if self.spec.discrete else ("actor",)
+
     def policies(self) -> DecentralizedPolicy:
         if self.spec.discrete:
             q = self.nets["critic"]

@@ -344,6 +344,7 @@ def initialize(learner: Algorithm, run_dir: str | Path, weights: str = "last", d
     if not hasattr(learner, "initialize_from"):
         raise ValueError(f"algorithm {learner.name!r} cannot start from another run's weights (--init-run)")
     trained, _ = load_run(run_dir, weights, device)
+    trained.check_trainable()  # a policy-only model holds no optimizer state to continue from
     learner.initialize_from(trained)
 
 

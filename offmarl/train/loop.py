@@ -289,6 +289,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
     """
     if cfg.resume and run_dir is None:
         raise ValueError("resume needs a run directory")
+    algo.check_trainable()  # a policy-only saved algorithm acts, it does not train
     total = cfg.total_steps(algo)
     schedule = algo.plan(total)
     algo.check_source(source)
