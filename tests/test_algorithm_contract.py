@@ -29,8 +29,8 @@ from offmarl.algos import base, list_algos, load_algo, make_algo
 from offmarl.data.io import save_dataset
 from offmarl.data.sources import DatasetAndEnv
 from offmarl.envs.base import TimeStep
-from offmarl.errors import CheckpointError
 from offmarl.envs.registry import EnvSource
+from offmarl.errors import CheckpointError
 from offmarl.train import TrainConfig, fit, seed_everything
 from offmarl.train.experiment import Experiment, run_experiment
 from offmarl.train.online import training_sampler
