@@ -192,6 +192,19 @@ def pool_show(
     _run(run_pool_show, pool=pool, plot=plot)
 
 
+@pool_app.command("ship")
+def pool_ship(
+    pool: Path = typer.Argument(..., help="A built pool: its directory, or the cache directory holding its pool/ "
+                                "($OFFMARL_HOME/pools/<env>/<algo>-<digest>-seed<k>)."),
+    to: Optional[Path] = typer.Option(None, "--to", help="The shipped pools' directory (default: the checkout's "
+                                      "pools/)."),
+) -> None:
+    """Copy a built pool, its checkpoints policy-only, into the checkout's pools/ (to commit: a fresh clone has it)."""
+    from offmarl.commands.pool import run_pool_ship
+
+    _run(run_pool_ship, pool=pool, to=to)
+
+
 @app.command("sit-report")
 def sit_report(
     run: Path = typer.Argument(..., help="A run directory of `offmarl train sit` (past its Stage II)."),

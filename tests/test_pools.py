@@ -24,17 +24,21 @@ from offmarl.collect.pools import (
     PoolError,
     PoolLevelPolicy,
     PoolSpec,
+    _content_hash,
     bin_pool,
     execution_of,
+    find_pool,
     level_edges,
     level_of,
+    ship_pool,
+    verify_content_hash,
 )
-from offmarl.collect.recipes import Recipe, build_recipe, collect_dataset, get_recipe
+from offmarl.collect.recipes import Recipe, build_recipe, cached_pool, collect_dataset, get_recipe
 from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.envs import make_env
 from offmarl.policies.base import JointPolicy
 from offmarl.policies.random import RandomPolicy
-from offmarl.train.experiment import Experiment, run_experiment
+from offmarl.train.experiment import Experiment, build_pool, run_experiment
 
 FRAMES, SERIES_EVERY = 1600, 160
 
@@ -106,7 +110,10 @@ def test_a_pool_bins_every_checkpoint_of_the_series_by_the_return_it_plays(pool,
         assert pool.checkpoints(level), level
         for c in pool.checkpoints(level):
             assert level_of(c.return_mean, edges) == level
-            assert (pool.root / c.path / "algo.pt").is_file()
+            # policy-only: the actor, not the critic and optimizers of the run's series checkpoint
+            assert json.loads((pool.root / c.path / "algo.json").read_text())["state"] == "policy"
+            run_checkpoint = trained / "checkpoints" / "series" / f"{c.step:012d}" / "algo.pt"
+            assert (pool.root / c.path / "algo.pt").stat().st_size < run_checkpoint.stat().st_size / 2
     assert 0 in [c.step for c in pool.checkpoints("r")]
     assert card["execution"] == {"mode": "sampled"}  # a policy-gradient learner acts as it trained
     assert card["key"]["algo"] == "ippo" and card["key"]["env_name"] == _toy_env.ENV_NAME and card["key"]["seed"] == 0
@@ -279,3 +286,77 @@ def test_a_trained_recipe_takes_its_pools_from_the_provider(pool, monkeypatch):
     assert asked == [spec]
     assert ds.card.recipe == recipe.name and ds.card.extra["behaviour"] == "trained"
     assert ds.card.extra["pools"][0]["content_hash"] == pool.content_hash
+
+
+# ---- shipped pools ------------------------------------------------------------------------------------
+def _full_checkpoint_pool(pool: Pool, trained: Path, out: Path) -> Pool:
+    """The pool as pools were binned before policy-only checkpoints: the run's full checkpoints, no spec."""
+    shutil.copytree(pool.root, out)
+    for c in pool.rows():
+        shutil.rmtree(out / c["path"])
+        shutil.copytree(trained / "checkpoints" / "series" / f"{c['step']:012d}", out / c["path"])
+    card = {key: value for key, value in pool.card.items() if key != "spec"}
+    card["content_hash"] = _content_hash(out, card["levels"])
+    (out / "pool.json").write_text(json.dumps(card))
+    return Pool.load(out)
+
+
+def _level_actions(pool: Pool) -> np.ndarray:
+    env = make_env(_toy_env.ENV_NAME, num_envs=32, seed=0)
+    policy = PoolLevelPolicy(pool, env.spec, ("r", "e"), seed=3)
+    ts, actions = env.reset(seed=5), []
+    policy.reset(32)
+    for t in range(8):
+        actions.append(policy.act(ts, first=t == 0))
+        ts = env.step(actions[-1])
+        if ts.done.any():
+            policy.reset(32, ts.done)
+    return np.stack(actions)
+
+
+def test_a_shipped_pool_is_converted_policy_only_and_found_when_the_cache_has_none(pool, trained, tmp_path,
+                                                                                     monkeypatch):
+    from offmarl.collect import pools as pools_module
+
+    spec = PoolSpec(env=_toy_env.ENV_NAME, algo="ippo", steps=FRAMES, series_every=SERIES_EVERY)
+    recipe = Recipe("test/toy/shipped", "a toy trained recipe", env=_toy_env.ENV_NAME, episodes=16,
+                    composition="[m,e]", num_envs=8, pools=(spec,))
+    monkeypatch.setitem(recipes_module._RECIPES, recipe.name, recipe)
+    monkeypatch.setenv("OFFMARL_HOME", str(tmp_path / "home"))
+    (tmp_path / "checkout").mkdir()
+    (tmp_path / "checkout" / "pyproject.toml").write_text("")
+    monkeypatch.setattr(pools_module, "SHIPPED_POOLS", tmp_path / "checkout" / "pools")
+    cached = _full_checkpoint_pool(pool, trained, spec.pool_dir)  # in the cache, as the pools built so far are
+    assert find_pool(spec).root == spec.pool_dir
+
+    result = CliRunner().invoke(app, ["pool", "ship", str(spec.cache_dir())])
+    assert result.exit_code == 0, result.output
+    shipped = Pool.load(spec.shipped_dir)
+    assert spec.shipped_dir == tmp_path / "checkout" / "pools" / spec.relative_dir / "pool"
+    assert f"shipped {shipped.root}" in result.output
+    # its own content hash over its new files, tied to the cache copy's by converted_from; the levels as binned
+    assert shipped.card["converted_from"] == cached.content_hash != shipped.content_hash
+    verify_content_hash(shipped)
+    assert shipped.card["levels"] == cached.card["levels"] and PoolSpec.from_key(shipped.card["spec"]) == spec
+    sizes = [sum(f.stat().st_size for f in p.root.joinpath("checkpoints").rglob("*") if f.is_file())
+             for p in (shipped, cached)]
+    assert sizes[0] < sizes[1] / 2, sizes
+    np.testing.assert_array_equal(_level_actions(shipped), _level_actions(cached))
+
+    # the cache first; with none there, the shipped copy -- for recipes and builders alike, nothing trained
+    assert find_pool(spec).root == cached.root
+    shutil.rmtree(spec.cache_dir())
+    assert cached_pool(spec).root == shipped.root
+    assert build_pool(spec, progress=False).root == shipped.root and not spec.cache_dir().exists()
+    ds = build_recipe(recipe.name)
+    assert ds.card.extra["pools"][0]["content_hash"] == shipped.content_hash
+    # shipping again does not overwrite; a pool whose spec is unknown is refused, naming why
+    result = CliRunner().invoke(app, ["pool", "ship", str(cached.root), "--to", str(tmp_path / "checkout" / "pools")])
+    assert result.exit_code != 0 and "not a policy pool" in result.output  # the cache copy was removed
+    with pytest.raises(PoolError, match="is already shipped"):
+        ship_pool(shipped.root)
+    with pytest.raises(PoolError, match="records no pool spec and no recipe's pool is kept at"):
+        ship_pool(_full_checkpoint_pool(pool, trained, tmp_path / "elsewhere" / "pool").root)
+    # without a checkout (an installed wheel) there are no shipped pools
+    monkeypatch.setattr(pools_module, "SHIPPED_POOLS", tmp_path / "site-packages" / "pools")
+    assert pools_module.shipped_pools_dir() is None and spec.shipped_dir is None and find_pool(spec) is None

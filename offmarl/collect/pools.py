@@ -23,10 +23,20 @@ A pool directory::
                               execution, content_hash (see :func:`bin_pool`)
     checkpoints/<step>/       each binned checkpoint (algo.json + algo.pt, loadable with load_algo)
 
-Its *key* says what training made it — the pool format, the algorithm, the hash of its config, the env
-and its kwargs, the seed — and not the offmarl version, so hours of training survive a release. The
+A checkpoint is saved policy-only (``Algorithm.save(..., policy_only=True)``: the weights ``policies()``
+reads -- QMIX's agent network, the PPO family's actor -- without target networks, mixer, critic or optimizer
+state; a quarter of QMIX's full save on MPE). Pools binned before that hold the run's full checkpoints; both
+load alike. Its *key* says what training made it — the pool format, the algorithm, the hash of its config, the
+env and its kwargs, the seed — and not the offmarl version, so hours of training survive a release. The
 *content hash* (SHA-256 over the card's levels and the checkpoint files' bytes) is what a dataset built
 from the pool records.
+
+Where a :class:`PoolSpec`'s pool is found (:func:`find_pool`): the cache first
+(``$OFFMARL_HOME/pools/<env>/<algo>-<digest>-seed<k>/pool``), then the *shipped* pools, the repository's
+``pools/<env>/<algo>-<digest>-seed<k>/pool`` (:func:`shipped_pools_dir`), which a fresh clone has: small built
+pools committed by :func:`ship_pool` (``offmarl pool ship``). Nothing writes into a shipped pool. A shipped
+pool was converted from a cache pool, so its checkpoint files and content hash are its own; its card's
+``converted_from`` names the cache pool's content hash, which ties datasets built from either copy together.
 
 Execution: a pool's checkpoints act as they did in training -- a policy-gradient learner samples from its
 action distribution (an algorithm whose ``policies`` takes ``sample_seed``); a value learner acts
@@ -40,7 +50,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -89,14 +98,56 @@ class PoolSpec:
     def key(self) -> dict[str, Any]:
         return {"pool_format": POOL_FORMAT, **dataclasses.asdict(self), "sets": sorted(self.sets)}
 
+    @classmethod
+    def from_key(cls, key: dict[str, Any]) -> "PoolSpec":
+        """The spec whose :meth:`key` is ``key`` (as a pool card's ``spec`` records it)."""
+        if key.get("pool_format") != POOL_FORMAT:
+            raise PoolError(f"pool spec of format {key.get('pool_format')!r}; this offmarl reads {POOL_FORMAT}")
+        fields = {k: v for k, v in key.items() if k != "pool_format"}
+        try:
+            return cls(**{**fields, "sets": tuple(fields.get("sets", ()))})
+        except TypeError as exc:
+            raise PoolError(f"not a pool spec: {exc}") from None
+
+    @property
+    def relative_dir(self) -> Path:
+        """``<env>/<algo>-<12 hex of the key>-seed<k>``: where the cache and the shipped pools keep it."""
+        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:12]
+        return Path(self.env) / f"{self.algo}-{digest}-seed{self.seed}"
+
     def cache_dir(self) -> Path:
         """``$OFFMARL_HOME/pools/<env>/<algo>-<12 hex of the key>-seed<k>/`` (its ``run/`` and ``pool/``)."""
-        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:12]
-        return offmarl_home() / "pools" / self.env / f"{self.algo}-{digest}-seed{self.seed}"
+        return offmarl_home() / "pools" / self.relative_dir
 
     @property
     def pool_dir(self) -> Path:
+        """The pool in the cache (built there by ``offmarl pool build`` or a trained recipe)."""
         return self.cache_dir() / "pool"
+
+    @property
+    def shipped_dir(self) -> Path | None:
+        """The pool among the shipped ones (``pools/`` of the repository); None where offmarl ships none."""
+        root = shipped_pools_dir()
+        return None if root is None else root / self.relative_dir / "pool"
+
+
+#: the shipped pools of a checkout: ``pools/`` beside the ``offmarl`` package (an editable install); a
+#: non-editable install (a wheel) ships none, and its pools are built into the cache
+SHIPPED_POOLS = Path(__file__).resolve().parents[2] / "pools"
+
+
+def shipped_pools_dir() -> Path | None:
+    """The repository's ``pools/`` (``SHIPPED_POOLS``) when offmarl runs from a checkout -- the directory above
+    the package holds ``pyproject.toml`` -- else None (an installed wheel: no shipped pools)."""
+    return SHIPPED_POOLS if (SHIPPED_POOLS.parent / "pyproject.toml").is_file() else None
+
+
+def find_pool(spec: PoolSpec) -> "Pool | None":
+    """The pool ``spec`` names: the cache's, else the shipped one (module docstring); None when neither holds it."""
+    for where in (spec.pool_dir, spec.shipped_dir):
+        if where is not None and (where / "pool.json").is_file():
+            return Pool.load(where)
+    return None
 
 
 class PoolError(ValueError):
@@ -200,13 +251,15 @@ def behaviour_policy(algo: Any, execution: dict[str, Any], spec: EnvSpec, seed: 
 
 
 def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "sit", episodes: int = 100,
-             seed: int = 0, epsilon: float | None = None, progress: bool = True, floor: str = "random") -> "Pool":
+             seed: int = 0, epsilon: float | None = None, progress: bool = True, floor: str = "random",
+             spec: PoolSpec | None = None) -> "Pool":
     """Bin run ``run``'s checkpoint series into a pool at ``out`` (module docstring): each checkpoint plays
     ``episodes`` episodes (seed ``seed``) as it will in the data, and its return decides its level. ``floor``
     (``FLOORS``): where the return range starts -- the uniform random policy's return on the same episodes, or
     the lowest checkpoint's. A level left empty is an error naming it, its return bin and the best return
     reached; so is a series whose best checkpoint does not beat the floor. ``epsilon``: the ε of a value
-    learner's ε-greedy execution (:func:`execution_of`)."""
+    learner's ε-greedy execution (:func:`execution_of`). Each checkpoint is saved policy-only. ``spec``: the
+    :class:`PoolSpec` that trained the run (``offmarl pool build``, a recipe), recorded in the card."""
     from tqdm.auto import tqdm
 
     from offmarl.envs import make_env
@@ -268,12 +321,12 @@ def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "s
            "env_name": env_name, "env_kwargs": env_kwargs, "seed": config["train_config"]["seed"]}
     with atomic_directory(out) as staging:
         for entry in entries:
-            shutil.copytree(run / entry["path"], staging / "checkpoints" / f"{entry['step']:012d}")
+            load_algo(run / entry["path"]).save(staging / "checkpoints" / f"{entry['step']:012d}", policy_only=True)
         card = {"format": POOL_FORMAT, "key": key, "split": list(fractions), "edges": edges, "levels": levels,
                 "floor": {"rule": floor, "random_return": random_return},
                 "level_names": dict(LEVEL_NAMES), "execution": execution,
                 "evaluation": {"episodes": episodes, "seed": seed}, "source_run": str(run.resolve()),
-                "content_hash": _content_hash(staging, levels)}
+                **({} if spec is None else {"spec": spec.key()}), "content_hash": _content_hash(staging, levels)}
         atomic_write_json(staging / "pool.json", card)
     return Pool.load(out)
 
@@ -336,6 +389,59 @@ class Pool:
         """One row per checkpoint, in step order (what ``offmarl pool show`` prints)."""
         rows = [c.to_dict() for x in LEVELS for c in self.checkpoints(x)]
         return sorted(rows, key=lambda row: row["step"])
+
+
+def pool_at(path: str | Path) -> "Pool":
+    """The pool at ``path``: a pool directory, or a cache directory holding one as ``pool/``."""
+    path = Path(path)
+    return Pool.load(path / "pool" if not (path / "pool.json").is_file() and (path / "pool").is_dir() else path)
+
+
+def ship_pool(source: str | Path, spec: PoolSpec | None = None, root: str | Path | None = None) -> "Pool":
+    """Copy the built pool ``source`` (a pool directory, or the cache directory holding its ``pool/``) into the
+    shipped pools ``root`` (default: :func:`shipped_pools_dir`) as ``<root>/<spec's relative_dir>/pool``, every
+    checkpoint converted to policy-only (``load_algo`` then ``save(policy_only=True)``; the levels stay as
+    binned). ``spec``: the :class:`PoolSpec` that trained it, when its card records none (pools binned before
+    cards kept it). The shipped card keeps the source's and adds ``spec``, ``converted_from`` (the source's
+    content hash) and its own content hash over the new files. An existing shipped pool is not replaced."""
+    pool = pool_at(source)
+    recorded = PoolSpec.from_key(pool.card["spec"]) if "spec" in pool.card else None
+    if recorded is not None and spec is not None and recorded != spec:
+        raise PoolError(f"{pool.root}: its card records another pool spec than the one given")
+    spec = recorded or spec
+    if spec is None:
+        raise PoolError(f"{pool.root}: its card records no pool spec and no recipe's pool is kept at "
+                        f"{Path(pool.root.parent.parent.name) / pool.root.parent.name}; ship a pool from the cache "
+                        "that a recipe names or that `offmarl pool build` made")
+    key = pool.card["key"]
+    for field_name, value in (("env_name", spec.env), ("algo", spec.algo), ("seed", spec.seed),
+                              ("env_kwargs", spec.env_kwargs)):
+        if key[field_name] != value:
+            raise PoolError(f"{pool.root} is not the pool of that spec: its {field_name} is {key[field_name]!r}, the "
+                            f"spec's {value!r}")
+    root = shipped_pools_dir() if root is None else Path(root)
+    if root is None:
+        raise PoolError("this offmarl is not a checkout (no pyproject.toml beside the package): it has no pools/ "
+                        "directory to ship into")
+    out = root / spec.relative_dir / "pool"
+    if (out / "pool.json").is_file():
+        raise PoolError(f"{out} is already shipped; remove it first (git rm -r) to ship it again")
+    levels = pool.card["levels"]
+    with atomic_directory(out) as staging:
+        for c in (c for level in LEVELS for c in pool.checkpoints(level)):
+            load_algo(pool.root / c.path).save(staging / c.path, policy_only=True)
+        card = {**pool.card, "spec": spec.key(), "converted_from": pool.content_hash,
+                "content_hash": _content_hash(staging, levels)}
+        atomic_write_json(staging / "pool.json", card)
+    return Pool.load(out)
+
+
+def verify_content_hash(pool: "Pool") -> None:
+    """Raise :class:`PoolError` unless the card's content hash is that of the pool's files and levels."""
+    actual = _content_hash(pool.root, pool.card["levels"])
+    if actual != pool.content_hash:
+        raise PoolError(f"{pool.root}: its files hash to {actual[:12]}, its card says {pool.content_hash[:12]} "
+                        "(a checkpoint changed or is missing)")
 
 
 class PoolLevelPolicy(JointPolicy):

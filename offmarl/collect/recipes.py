@@ -95,7 +95,7 @@ from typing import Any, Callable, Sequence
 from offmarl.collect.compositions import collect_composition, collect_per_agent, parse_composition
 from offmarl.collect.mixing import DEFAULT_EXPERT_NOISE, DEFAULT_MEDIUM_RATE, LEVEL_NAMES
 from offmarl.collect.normalization import NORMALIZATION_EPISODES, measure_returns, record_normalization
-from offmarl.collect.pools import Pool, PoolSpec, pool_expert_factory
+from offmarl.collect.pools import Pool, PoolSpec, find_pool, pool_expert_factory
 from offmarl.collect.rollout import derive_seed, rollout
 from offmarl.collect.tiers import TIER_TARGETS, collect_tier
 from offmarl.core.files import atomic_write_json, file_lock, offmarl_home, sweep_stale_temporaries
@@ -245,13 +245,24 @@ PoolProvider = Callable[[PoolSpec], Pool]
 
 
 def cached_pool(spec: PoolSpec) -> Pool:
-    """The pool ``spec`` names from the cache; a pool not built yet is an error saying how to build it (a
-    recipe built through ``offmarl collect``, ``train`` or ``bench`` builds it: those pass
-    :func:`offmarl.train.experiment.build_pool` as the provider)."""
-    if not (spec.pool_dir / "pool.json").is_file():
+    """The pool ``spec`` names from the cache or the shipped pools (:func:`~offmarl.collect.pools.find_pool`); a
+    pool in neither is an error saying how to build it (a recipe built through ``offmarl collect``, ``train`` or
+    ``bench`` builds it: those pass :func:`offmarl.train.experiment.build_pool` as the provider)."""
+    found = find_pool(spec)
+    if found is None:
         raise FileNotFoundError(f"policy pool {spec.algo} on {spec.env} (seed {spec.seed}, {spec.steps} frames) is not "
-                                f"built ({spec.pool_dir}); `offmarl collect RECIPE` builds it, or `offmarl pool build`")
-    return Pool.load(spec.pool_dir)
+                                f"built ({spec.pool_dir}) nor shipped; `offmarl collect RECIPE` builds it, or "
+                                "`offmarl pool build`")
+    return found
+
+
+def recipe_pool_specs() -> list[PoolSpec]:
+    """Every pool spec a registered recipe names, once each, in registration order."""
+    specs: list[PoolSpec] = []
+    for spec in (spec for recipe in _RECIPES.values() for spec in recipe.pools):
+        if spec not in specs:
+            specs.append(spec)
+    return specs
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ from offmarl.algos.base import (  # noqa: F401  (env_defaults, parse_sets: re-ex
     policies_take,
     source_mode,
 )
-from offmarl.collect.pools import Pool, PoolSpec, bin_pool
+from offmarl.collect.pools import Pool, PoolSpec, bin_pool, find_pool
 from offmarl.collect.recipes import env_normalization
 from offmarl.core.files import atomic_write_json, file_lock
 from offmarl.core.seeding import seed_everything
@@ -493,10 +493,14 @@ def build_pool(spec: PoolSpec, progress: bool = True) -> Pool:
 
     One training path: the :class:`Experiment` that ``offmarl train --env`` would run, into the pool's cache
     directory, keeping a checkpoint series; then :func:`offmarl.collect.pools.bin_pool`. Built once: a pool
-    already in the cache is returned as it is; a half-trained run resumes from its checkpoint; concurrent
-    builders of one pool wait on a lock. (Here rather than in a module of its own: resolving a trained
-    recipe's dataset builds its pools, so :func:`run_experiment` needs it and it needs :func:`run_experiment`.)
+    already in the cache, else among the shipped pools, is returned as it is (:func:`~offmarl.collect.pools.find_pool`);
+    a half-trained run resumes from its checkpoint; concurrent builders of one pool wait on a lock. (Here rather
+    than in a module of its own: resolving a trained recipe's dataset builds its pools, so :func:`run_experiment`
+    needs it and it needs :func:`run_experiment`.)
     """
+    found = find_pool(spec)
+    if found is not None:
+        return found
     root = spec.cache_dir()
     with file_lock(root.parent / f".{root.name}.lock"):
         if (spec.pool_dir / "pool.json").is_file():
@@ -512,4 +516,4 @@ def build_pool(spec: PoolSpec, progress: bool = True) -> Pool:
                 checkpoint_every=max(1, spec.series_every // 5),
                 resume=(run / "checkpoints" / "last.pt").is_file()))
         return bin_pool(run, spec.pool_dir, split=spec.split, episodes=spec.episodes, seed=spec.seed,
-                        epsilon=spec.epsilon, progress=progress)
+                        epsilon=spec.epsilon, progress=progress, spec=spec)
