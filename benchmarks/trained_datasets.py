@@ -73,8 +73,8 @@ def build(only: list[str], log: Path) -> None:
         if only and not any(name.startswith(prefix) for prefix in only):
             continue
         recipe = get_recipe(name)
-        for spec in recipe.pools:  # train and bin the pools first: their time is the run's, read by `report`
-            build_pool(spec)
+        # train and bin the pools first (their time is the run's, read by `report`): the cache's, or shipped ones
+        pools = [str(build_pool(spec).root) for spec in recipe.pools]
         started = time.perf_counter()
         built = cache_recipe_dataset(name, progress=True, pool_provider=build_pool)
         seconds = time.perf_counter() - started
@@ -84,7 +84,7 @@ def build(only: list[str], log: Path) -> None:
                   "cards": [{key: card[key] for key in ("episodes", "steps", "return_mean", "return_std",
                                                         "random_return", "reference_return", "quality_tier", "extra")}
                             for card in cards],
-                  "pools": [str(spec.pool_dir) for spec in recipe.pools],
+                  "pools": pools,
                   "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d")}
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as f:
@@ -93,10 +93,13 @@ def build(only: list[str], log: Path) -> None:
               f"{cards[0]['return_mean']:.2f} ± {cards[0]['return_std']:.2f}", flush=True)
 
 
-def _run_hours(pool_dir: Path) -> tuple[float, int]:
+def _run_hours(pool_dir: Path) -> tuple[float | None, int | None]:
     """(training wall-clock hours, frames) of the run a pool was binned from: its metrics.csv's last row (the
-    wall clock continues across resumes)."""
-    with open(pool_dir.parent / "run" / "metrics.csv", newline="") as f:
+    wall clock continues across resumes); (None, None) for a shipped pool, which comes without its run."""
+    metrics = pool_dir.parent / "run" / "metrics.csv"
+    if not metrics.is_file():
+        return None, None
+    with open(metrics, newline="") as f:
         last = list(csv.DictReader(f))[-1]
     return float(last["wall_time"]) / 3600, int(last["step"])
 
@@ -125,8 +128,10 @@ def report(log: Path) -> str:
         edges = pool.card["edges"]
         ranges[path] = (edges[0], edges[3])
         counts = " / ".join(str(len(pool.card["levels"][level])) for level in LEVELS)
-        lines.append(f"| {pool.env_name} seed {pool.card['key']['seed']} | {pool.card['key']['algo']} | {frames:,} | "
-                     f"{hours:.2f} | {counts} | {' / '.join(f'{e:.2f}' for e in edges)} |")
+        frames_text = "shipped" if frames is None else f"{frames:,}"
+        hours_text = "shipped" if hours is None else f"{hours:.2f}"
+        lines.append(f"| {pool.env_name} seed {pool.card['key']['seed']} | {pool.card['key']['algo']} | "
+                     f"{frames_text} | {hours_text} | {counts} | {' / '.join(f'{e:.2f}' for e in edges)} |")
     lines += ["", "| dataset | episodes | build (s) | return (per-agent avg) | position in pool range | paper's "
               "position |", "|---|---:|---:|---|---:|---:|"]
     for name, record in records.items():
