@@ -291,7 +291,8 @@ def _cli(args: list[str]):
     return CliRunner().invoke(app, args, catch_exceptions=False)
 
 
-def test_cli_list():
+def test_cli_list(monkeypatch, tmp_path):
+    monkeypatch.setenv("OFFMARL_HOME", str(tmp_path))  # an empty cache: pools come from the checkout's pools/
     result = _cli(["collect", "--list"])
     assert result.exit_code == 0
     for name in ("tseng/grid_world/normal", "sit/mpe_pp_3p1p/medium", "mabcq/equal_space/per_agent"):
@@ -299,6 +300,7 @@ def test_cli_list():
     # each recipe's behaviour and, for a trained one, what its pools cost; the old names and what they name now
     assert "scripted (expert)" in result.output and "trained (qmix seed 0)" in result.output
     assert "CPU-h est." in result.output
+    assert "pools shipped;" in result.output  # the SIT QMIX pools committed under pools/
     assert "Old names (still accepted): " in result.output
     assert "sit/mpe_cn_3ls3l/random -> sit/mpe_cn_3ls3l/low/scripted" in result.output
 

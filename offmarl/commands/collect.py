@@ -57,12 +57,24 @@ def print_recipes() -> None:
         behaviour = (f"trained ({', '.join(sorted({f'{p.algo} seed {p.seed}' for p in recipe.pools}))})"
                      if recipe.pools else f"scripted ({recipe.policy})")
         table.add_row(*(escape(cell) for cell in (name, recipe.env, behaviour, recipe.mode, episodes, description,
-                                                  recipe.cost or "minutes")))
+                                                  _pools_ready(recipe.pools) + (recipe.cost or "minutes"))))
     Console(width=220).print(table)
     aliases = recipe_aliases()
     if aliases:
         typer.echo("Old names (still accepted): "
                    + "; ".join(f"{old} -> {new}" for old, new in sorted(aliases.items())))
+
+
+def _pools_ready(specs) -> str:
+    """``"pools shipped; "`` / ``"pools cached; "`` where every pool of a trained recipe is found without training
+    (:func:`~offmarl.collect.pools.find_pool`: the cache first, then the shipped ``pools/``), else nothing."""
+    from offmarl.collect.pools import find_pool
+
+    found = [find_pool(spec) for spec in specs]
+    if not specs or any(pool is None for pool in found):
+        return ""
+    shipped = [spec.shipped_dir for spec in specs]
+    return "pools shipped; " if all(pool.root == where for pool, where in zip(found, shipped)) else "pools cached; "
 
 
 def _summary_of(ds: MultiAgentDataset) -> str:
