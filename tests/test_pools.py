@@ -355,6 +355,8 @@ def test_a_shipped_pool_is_converted_policy_only_and_found_when_the_cache_has_no
     assert result.exit_code != 0 and "not a policy pool" in result.output  # the cache copy was removed
     with pytest.raises(PoolError, match="is already shipped"):
         ship_pool(shipped.root)
+    with pytest.raises(PoolError, match="is among the shipped pools"):
+        bin_pool(trained, shipped.root, progress=False)
     with pytest.raises(PoolError, match="records no pool spec and no recipe's pool is kept at"):
         ship_pool(_full_checkpoint_pool(pool, trained, tmp_path / "elsewhere" / "pool").root)
     # without a checkout (an installed wheel) there are no shipped pools

@@ -266,6 +266,10 @@ def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "s
     from offmarl.policies.random import RandomPolicy
 
     run, out = Path(run), Path(out)
+    shipped = shipped_pools_dir()
+    if shipped is not None and out.resolve().is_relative_to(shipped.resolve()):
+        raise PoolError(f"{out} is among the shipped pools ({shipped}), which nothing but `offmarl pool ship` writes "
+                        "into; bin into another directory, then ship it")
     config_path = run / "config.json"
     if not config_path.is_file():
         raise PoolError(f"{run} is not a run directory (no config.json)")
