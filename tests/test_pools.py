@@ -357,8 +357,8 @@ def test_a_shipped_pool_is_converted_policy_only_and_found_when_the_cache_has_no
         ship_pool(shipped.root)
     with pytest.raises(PoolError, match="is among the shipped pools"):
         bin_pool(trained, shipped.root, progress=False)
-    with pytest.raises(PoolError, match="records no pool spec and no recipe's pool is kept at"):
-        ship_pool(_full_checkpoint_pool(pool, trained, tmp_path / "elsewhere" / "pool").root)
+    with pytest.raises(PoolError, match="records no pool spec and no known pool spec is kept at"):
+        ship_pool(_full_checkpoint_pool(pool, trained, tmp_path / "elsewhere" / "pool").root, [spec])
     # without a checkout (an installed wheel) there are no shipped pools
     monkeypatch.setattr(pools_module, "SHIPPED_POOLS", tmp_path / "site-packages" / "pools")
     assert pools_module.shipped_pools_dir() is None and spec.shipped_dir is None and find_pool(spec) is None

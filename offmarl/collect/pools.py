@@ -395,28 +395,25 @@ class Pool:
         return sorted(rows, key=lambda row: row["step"])
 
 
-def pool_at(path: str | Path) -> "Pool":
-    """The pool at ``path``: a pool directory, or a cache directory holding one as ``pool/``."""
-    path = Path(path)
-    return Pool.load(path / "pool" if not (path / "pool.json").is_file() and (path / "pool").is_dir() else path)
-
-
-def ship_pool(source: str | Path, spec: PoolSpec | None = None, root: str | Path | None = None) -> "Pool":
+def ship_pool(source: str | Path, known: Sequence[PoolSpec] = (), root: str | Path | None = None) -> "Pool":
     """Copy the built pool ``source`` (a pool directory, or the cache directory holding its ``pool/``) into the
-    shipped pools ``root`` (default: :func:`shipped_pools_dir`) as ``<root>/<spec's relative_dir>/pool``, every
-    checkpoint converted to policy-only (``load_algo`` then ``save(policy_only=True)``; the levels stay as
-    binned). ``spec``: the :class:`PoolSpec` that trained it, when its card records none (pools binned before
-    cards kept it). The shipped card keeps the source's and adds ``spec``, ``converted_from`` (the source's
-    content hash) and its own content hash over the new files. An existing shipped pool is not replaced."""
-    pool = pool_at(source)
-    recorded = PoolSpec.from_key(pool.card["spec"]) if "spec" in pool.card else None
-    if recorded is not None and spec is not None and recorded != spec:
-        raise PoolError(f"{pool.root}: its card records another pool spec than the one given")
-    spec = recorded or spec
-    if spec is None:
-        raise PoolError(f"{pool.root}: its card records no pool spec and no recipe's pool is kept at "
-                        f"{Path(pool.root.parent.parent.name) / pool.root.parent.name}; ship a pool from the cache "
-                        "that a recipe names or that `offmarl pool build` made")
+    shipped pools ``root`` (default: :func:`shipped_pools_dir`) as ``<root>/<its spec's relative_dir>/pool``,
+    every checkpoint converted to policy-only (``load_algo`` then ``save(policy_only=True)``; the levels stay as
+    binned). Its spec is the one its card records, or -- for a pool binned before cards kept it -- the one of
+    ``known`` (the recipes' pool specs) whose cache directory holds it. The shipped card keeps the source's and
+    adds ``spec``, ``converted_from`` (the source's content hash) and its own content hash over the new files.
+    An existing shipped pool is not replaced."""
+    source = Path(source)
+    pool = Pool.load(source / "pool" if not (source / "pool.json").is_file() and (source / "pool").is_dir() else source)
+    where = Path(pool.root.parent.parent.name) / pool.root.parent.name  # <env>/<algo>-<digest>-seed<k> in a cache
+    named = [spec for spec in known if spec.relative_dir == where]
+    if "spec" in pool.card:
+        spec = PoolSpec.from_key(pool.card["spec"])
+    elif named:
+        spec = named[0]
+    else:
+        raise PoolError(f"{pool.root}: its card records no pool spec and no known pool spec is kept at {where}; "
+                        "ship a pool from the cache that a recipe names or that `offmarl pool build` made")
     key = pool.card["key"]
     for field_name, value in (("env_name", spec.env), ("algo", spec.algo), ("seed", spec.seed),
                               ("env_kwargs", spec.env_kwargs)):

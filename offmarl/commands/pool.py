@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from offmarl.collect.mixing import LEVEL_NAMES
-from offmarl.collect.pools import Pool, PoolSpec, bin_pool, pool_at, ship_pool
+from offmarl.collect.pools import Pool, PoolSpec, bin_pool, ship_pool
 
 
 def run_pool_bin(*, run: Path, out: Path, split: str = "sit", episodes: int = 100, seed: int = 0,
@@ -99,14 +99,11 @@ def run_pool_show(*, pool: Path, plot: Path | None = None) -> None:
 
 
 def run_pool_ship(*, pool: Path, to: Path | None = None) -> Pool:
-    """Ship ``pool``; the spec that trained it is its card's, or, for a pool binned before cards kept it, the
-    recipe pool spec whose cache directory holds it (``<env>/<algo>-<digest>-seed<k>/pool``)."""
+    """Ship ``pool`` (:func:`~offmarl.collect.pools.ship_pool`); a pool whose card records no spec is recognised
+    by the recipe pool spec whose cache directory holds it."""
     from offmarl.collect.recipes import recipe_pool_specs
 
-    source = pool_at(pool)
-    where = Path(source.root.parent.parent.name) / source.root.parent.name
-    named = [spec for spec in recipe_pool_specs() if spec.relative_dir == where]
-    shipped = ship_pool(source.root, None if "spec" in source.card or not named else named[0], to)
+    shipped = ship_pool(pool, recipe_pool_specs(), to)
     size = sum(f.stat().st_size for f in shipped.root.rglob("*") if f.is_file())
     typer.echo(f"shipped {shipped.root} ({size / 2**20:.1f} MiB; content {shipped.content_hash[:12]}, converted from "
                f"{shipped.card['converted_from'][:12]})")
