@@ -85,3 +85,24 @@ def test_a_saved_online_qmix_leaves_its_replay_to_the_checkpoint(tmp_path):
     resumed.replay = EpisodeReplay(10, 3, 2, 3, spec.state_dim, 3)
     resumed.load_state_dict(algo.state_dict())
     assert len(resumed.replay) == len(algo.replay) > 0 and resumed.frames_seen == 24
+
+
+@pytest.mark.parametrize("per_rollout", [1, 3])
+def test_online_qmix_makes_updates_per_rollout_gradient_updates_on_fresh_batches(per_rollout):
+    """pymarl's episode runner updates once per episode: with B sub-envs, updates_per_rollout = B matches it."""
+    spec = _toy_env.ToyPickEnv().spec
+    torch.manual_seed(0)
+    algo = make_algo("qmix", spec, preset="pymarl", hidden=8, batch_size=2, updates_per_rollout=per_rollout)
+    algo.replay = EpisodeReplay(10, spec.episode_limit, spec.n_agents, spec.obs_dim, spec.state_dim, spec.n_actions)
+    engine = RolloutEngine(_toy_env.ToyPickEnv(num_envs=4), algo, seed=0)
+    sampled = []
+    original = algo.replay.sample
+    algo.replay.sample = lambda n, rng: sampled.append(rng.bit_generator.state["state"]["state"]) or original(n, rng)
+    algo.update(engine.collect(algo.rollout_length))
+    assert algo.updates == per_rollout and len(sampled) == per_rollout
+    assert len(set(sampled)) == per_rollout  # each update draws its own batch
+
+
+def test_online_qmix_refuses_zero_updates_per_rollout():
+    with pytest.raises(ValueError, match="updates_per_rollout must be >= 1, got 0"):
+        make_algo("qmix", _toy_env.ToyPickEnv().spec, preset="pymarl", updates_per_rollout=0)

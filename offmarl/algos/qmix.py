@@ -8,8 +8,11 @@ hyper-parameters Table 11 → ``--preset sit``); ``--preset tseng`` gives Tseng'
 Online (``--env``; DM²'s QMIX baseline, App. C: "the default parameters specified in Rashid et al. (2018)",
 one fully connected layer before the GRU): the ``pymarl`` preset, ε-greedy rollouts (ε from 1 to 0.05
 over the first 50k frames), whole episodes into a replay of 5000 (:class:`~offmarl.data.replay.EpisodeReplay`),
-one update on 32 sampled episodes per rollout of ``episode_limit`` steps in every sub-env, hard target
-copies every 200 episodes, double Q -- the same update and mixer as offline. Discrete actions only.
+``updates_per_rollout`` updates (default 1) on 32 sampled episodes each per rollout of ``episode_limit`` steps in
+every sub-env, hard target copies every 200 episodes, double Q -- the same update and mixer as offline. Discrete
+actions only. With the default 8 sub-envs, one update per rollout is pymarl's parallel runner (one update per
+batch of episodes collected together); pymarl's and epymarl's episode runner update once per episode, i.e.
+``updates_per_rollout`` = the number of sub-envs.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Config(MixedValueConfig):
             linearly from 1.0 to 0.05 over 50,000 frames (pymarl).
         buffer_episodes: online, episodes the replay keeps (5000, pymarl).
         target_update_episodes: online, episodes between hard target copies (200, pymarl).
+        updates_per_rollout: online, gradient updates (each on its own sampled batch) after every rollout (1).
     """
 
     double_q: bool = True
@@ -62,6 +66,7 @@ class Config(MixedValueConfig):
     epsilon_anneal_frames: int = 50_000
     buffer_episodes: int = 5_000
     target_update_episodes: int = 200
+    updates_per_rollout: int = 1
 
 
 @register_algo
@@ -76,6 +81,8 @@ class QMIX(MixedValueLearner):
 
     def __init__(self, spec, config, device="cpu"):
         super().__init__(spec, config, device)
+        if config.updates_per_rollout < 1:
+            raise ValueError(f"qmix: updates_per_rollout must be >= 1, got {config.updates_per_rollout}")
         self.replay: EpisodeReplay | None = None  # online only (on_fit_start)
         self.frames_seen, self.target_syncs = 0, 0
         self.rng = np.random.default_rng(0)
@@ -133,7 +140,8 @@ class QMIX(MixedValueLearner):
         if batch.episode_wins is not None and batch.episode_wins.size:
             logs["win_rate"] = float(batch.episode_wins.mean())
         if len(self.replay) >= self.config.batch_size:
-            logs.update(super().update(self.replay.sample(self.config.batch_size, self.rng)))
+            for _ in range(self.config.updates_per_rollout):  # the last update's losses are logged
+                logs.update(super().update(self.replay.sample(self.config.batch_size, self.rng)))
         return logs
 
     def targets_due(self) -> bool:
