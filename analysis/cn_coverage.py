@@ -57,7 +57,7 @@ def rollout_stats(policy, env_name: str, env_kwargs: dict, episodes: int) -> dic
     g = np.stack(team_reward)  # [T, B]
     returns = g.sum(axis=0)  # [B] the team reward is every seeker's reward: per-agent return = team return
     nearest = dist.argmin(axis=2)  # [B, N] at the last step
-    shared = np.array([len(set(row)) < len(row) for row in nearest])
+    shared = (np.diff(np.sort(nearest, axis=1), axis=1) == 0).any(axis=1)  # [B] two seekers, one landmark
     own = dist.min(axis=2)  # [B, N]
     return {"return": returns.mean(), "shared": shared.mean(),
             "return_shared": returns[shared].mean() if shared.any() else float("nan"),

@@ -306,8 +306,8 @@ class MixedValueLearner(Algorithm):
     def policy_state(self) -> dict[str, Any]:
         """The :meth:`policy_nets` entries of ``state_dict()["nets"]`` (QMIX on MPE: the agent network, about a
         quarter of the saved state; the mixer, the targets and the optimizers only train)."""
-        return {"nets": {key: value for key, value in self.nets.state_dict().items()
-                         if key.split(".", 1)[0] in self.policy_nets()}}
+        names = self.policy_nets()
+        return {"nets": {key: value for key, value in self.nets.state_dict().items() if key.split(".", 1)[0] in names}}
 
     def load_policy_state(self, state: dict[str, Any]) -> None:
         for name in self.policy_nets():

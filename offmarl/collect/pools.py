@@ -287,45 +287,46 @@ def bin_pool(run: str | Path, out: str | Path, split: str | Sequence[float] = "s
     env_name, env_kwargs = env_source["env_name"], dict(env_source.get("env_kwargs", {}))
     env = make_env(env_name, num_envs=min(episodes, 64), seed=seed, **env_kwargs)
     execution = None
-    try:
-        for entry in tqdm(entries, desc=f"evaluate {run.name}'s checkpoints", unit="checkpoint", disable=not progress):
-            algo = load_algo(run / entry["path"])
-            execution = execution or execution_of(algo, env_name, epsilon)
-            played = rollout(env, behaviour_policy(algo, execution, env.spec, derive_seed(seed, "behaviour")),
-                             episodes, seed, progress=False, behavior={})
-            per_episode = played.episode_returns().mean(axis=1)  # [E] per-agent average return
-            entry.update(greedy_return=entry["return_mean"], return_mean=float(per_episode.mean()),
-                         return_std=float(per_episode.std()))
-        random_return = None
-        if floor == "random":
-            played = rollout(env, RandomPolicy(env.spec, seed=derive_seed(seed, "random")), episodes, seed,
-                             progress=False, behavior={})
-            random_return = float(played.episode_returns().mean(axis=1).mean())
-    finally:
-        env.close()
-    returns = [e["return_mean"] for e in entries]
-    if random_return is not None and max(returns) <= random_return:
-        raise PoolError(f"{run}: no checkpoint beats the uniform random policy ({max(returns):.4g} <= "
-                        f"{random_return:.4g} per-agent average return); train longer or bin with floor='lowest'")
-    edges = level_edges(returns, fractions, random_return)
-    by_level: dict[str, list[PoolCheckpoint]] = {x: [] for x in LEVELS}
-    for entry in entries:
-        level = level_of(entry["return_mean"], edges)
-        by_level[level].append(PoolCheckpoint(entry["step"], entry["return_mean"], entry["return_std"],
-                                              entry["greedy_return"], entry["win_rate"], level,
-                                              f"checkpoints/{entry['step']:012d}"))
-    for k, level in enumerate(LEVELS):
-        if not by_level[level]:
-            raise PoolError(f"{run}: pool level {level!r} ({LEVEL_NAMES[level]}) is empty: no checkpoint returned "
-                            f"within [{edges[k]:.4g}, {edges[k + 1]:.4g}) (the best return reached is {edges[3]:.4g}, "
-                            f"the range starts at {edges[0]:.4g}, the {_FLOOR_NAMES[floor]}); train longer, keep "
-                            "checkpoints more often (--series-every) or choose another split")
-    levels = {level: [c.to_dict() for c in by_level[level]] for level in LEVELS}
-    key = {"pool_format": POOL_FORMAT, "algo": config["algo"], "algo_config_hash": config_hash(config["algo_config"]),
-           "env_name": env_name, "env_kwargs": env_kwargs, "seed": config["train_config"]["seed"]}
-    with atomic_directory(out) as staging:
+    with atomic_directory(out) as staging:  # a failure below (an empty level, ...) leaves no pool behind
+        try:
+            for entry in tqdm(entries, desc=f"evaluate {run.name}'s checkpoints", unit="checkpoint",
+                              disable=not progress):
+                algo = load_algo(run / entry["path"])
+                algo.save(staging / "checkpoints" / f"{entry['step']:012d}", policy_only=True)
+                execution = execution or execution_of(algo, env_name, epsilon)
+                played = rollout(env, behaviour_policy(algo, execution, env.spec, derive_seed(seed, "behaviour")),
+                                 episodes, seed, progress=False, behavior={})
+                per_episode = played.episode_returns().mean(axis=1)  # [E] per-agent average return
+                entry.update(greedy_return=entry["return_mean"], return_mean=float(per_episode.mean()),
+                             return_std=float(per_episode.std()))
+            random_return = None
+            if floor == "random":
+                played = rollout(env, RandomPolicy(env.spec, seed=derive_seed(seed, "random")), episodes, seed,
+                                 progress=False, behavior={})
+                random_return = float(played.episode_returns().mean(axis=1).mean())
+        finally:
+            env.close()
+        returns = [e["return_mean"] for e in entries]
+        if random_return is not None and max(returns) <= random_return:
+            raise PoolError(f"{run}: no checkpoint beats the uniform random policy ({max(returns):.4g} <= "
+                            f"{random_return:.4g} per-agent average return); train longer or bin with floor='lowest'")
+        edges = level_edges(returns, fractions, random_return)
+        by_level: dict[str, list[PoolCheckpoint]] = {x: [] for x in LEVELS}
         for entry in entries:
-            load_algo(run / entry["path"]).save(staging / "checkpoints" / f"{entry['step']:012d}", policy_only=True)
+            level = level_of(entry["return_mean"], edges)
+            by_level[level].append(PoolCheckpoint(entry["step"], entry["return_mean"], entry["return_std"],
+                                                  entry["greedy_return"], entry["win_rate"], level,
+                                                  f"checkpoints/{entry['step']:012d}"))
+        for k, level in enumerate(LEVELS):
+            if not by_level[level]:
+                raise PoolError(f"{run}: pool level {level!r} ({LEVEL_NAMES[level]}) is empty: no checkpoint "
+                                f"returned within [{edges[k]:.4g}, {edges[k + 1]:.4g}) (the best return reached is "
+                                f"{edges[3]:.4g}, the range starts at {edges[0]:.4g}, the {_FLOOR_NAMES[floor]}); "
+                                "train longer, keep checkpoints more often (--series-every) or choose another split")
+        levels = {level: [c.to_dict() for c in by_level[level]] for level in LEVELS}
+        key = {"pool_format": POOL_FORMAT, "algo": config["algo"],
+               "algo_config_hash": config_hash(config["algo_config"]), "env_name": env_name,
+               "env_kwargs": env_kwargs, "seed": config["train_config"]["seed"]}
         card = {"format": POOL_FORMAT, "key": key, "split": list(fractions), "edges": edges, "levels": levels,
                 "floor": {"rule": floor, "random_return": random_return},
                 "level_names": dict(LEVEL_NAMES), "execution": execution,
