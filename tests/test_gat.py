@@ -73,3 +73,19 @@ def test_groups_are_independent_layers():
     grouped2 = _layer(groups=3)
     grouped2(x2).sum().backward()
     torch.testing.assert_close(grouped.w1.grad[0], grouped2.w1.grad[0])
+
+
+def test_one_nodes_output_is_its_row_of_the_full_layer():
+    """``node=`` computes only that node's weights, with the same values as the whole layer's row (grouped,
+    masked, a different node per batch entry and group)."""
+    grouped = _layer(groups=3)
+    x = torch.randn(2, 7, 3, 5, 6)  # [B, L, G, N, d]
+    mask = torch.rand(2, 7, 3, 5) > 0.3
+    mask[..., 0] = True
+    node = torch.randint(0, 5, (2, 1, 3))  # broadcast over L
+    full = grouped(x, mask)  # [B, L, G, N, E]
+    expected = full.gather(-2, node.expand(2, 7, 3)[..., None, None].expand(2, 7, 3, 1, 4)).squeeze(-2)
+    torch.testing.assert_close(grouped(x, mask, node=node), expected)
+    single = _layer()
+    y = torch.randn(4, 5, 6)
+    torch.testing.assert_close(single(y, node=torch.tensor(3)), single(y)[:, 3])

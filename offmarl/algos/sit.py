@@ -241,7 +241,7 @@ class GATCritic(nn.Module):
     def global_embedding(self, nodes: torch.Tensor, source: torch.Tensor) -> torch.Tensor | None:
         """e_global of each agent's own node: ``nodes [B, L, n, N, d]`` (agent i's graph), ``source [B, 1, n]``
         (the node that is agent i's trajectory) -> ``[B, L, n, hidden]`` (None without a GAT)."""
-        return None if self.gat is None else _at_node(self.gat(nodes), source)
+        return None if self.gat is None else self.gat(nodes, node=source)
 
     def forward(self, local: torch.Tensor, e_global: torch.Tensor | None) -> torch.Tensor:
         """``local [..., n, local_dim]`` -> Q ``[..., n, out_dim]``."""
@@ -366,9 +366,6 @@ class SIT(Algorithm):
         """One-hot (discrete) or the action vectors (continuous): ``[..., n(, act)] -> [..., n, a]``."""
         return F.one_hot(actions, self.action_dim).float() if self.spec.discrete else actions
 
-    def _state(self, batch: dict[str, torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
-        return batch["state"].to(self.device) if "state" in batch else obs.flatten(-2)
-
     # ---- updates ------------------------------------------------------------------------------------------
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         if self.stage == "ardnem":
@@ -379,16 +376,16 @@ class SIT(Algorithm):
 
     def _reward_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Eq. 3 on a batch of joint episodes."""
-        obs = batch["obs"].to(self.device)  # [B, L, n, d]
-        mask = batch["mask"].to(self.device)  # [B, L]
-        team_reward = batch["rewards"].to(self.device).mean(dim=-1)  # [B, L]
-        out = self.reward_model(obs, self._action_input(batch["actions"].to(self.device)), self._state(batch, obs))
-        per_member = (out.total - team_reward).pow(2)  # [M, B, L]
-        loss = (per_member.mean(dim=0) * mask).sum() / mask.sum().clamp_min(1)
+        # the model reads each step alone: the batch's valid steps are packed, so padding costs nothing
+        mask = batch["mask"].to(self.device).bool()  # [B, L]
+        obs = batch["obs"].to(self.device)[mask]  # [S, n, d]
+        team_reward = batch["rewards"].to(self.device)[mask].mean(dim=-1)  # [S]
+        state = batch["state"].to(self.device)[mask] if "state" in batch else obs.flatten(-2)
+        out = self.reward_model(obs, self._action_input(batch["actions"].to(self.device)[mask]), state)
+        loss = (out.total - team_reward).pow(2).mean()  # [M, S] -> Eq. 3
         self.reward_optim.minimize(loss)
-        valid = mask.unsqueeze(-1) / mask.sum().clamp_min(1)  # [B, L, 1]
-        weighted = (out.weighted.detach().mean(dim=0) * valid).sum(dim=(0, 1))  # [n] r̂ of Eq. 4, batch mean
-        individual = (out.rewards.detach().mean(dim=0) * valid).sum(dim=(0, 1))  # [n] the members' mean f(o_i, a_i)
+        weighted = out.weighted.detach().mean(dim=(0, 1))  # [n] r̂ of Eq. 4, batch mean
+        individual = out.rewards.detach().mean(dim=(0, 1))  # [n] the members' mean f(o_i, a_i)
         return {"reward_loss": loss.item(), **{f"weighted_reward_{i}": float(v) for i, v in enumerate(weighted)},
                 **{f"individual_reward_{i}": float(v) for i, v in enumerate(individual)}}
 

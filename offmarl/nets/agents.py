@@ -154,8 +154,10 @@ class AgentNetwork(nn.Module):
             return x
         h = x.new_zeros(x.shape[0], x.shape[2], self.hidden)  # [B, n, H]
         out = []
-        for t in range(x.shape[1]):  # the recurrence is sequential in time
-            h = self.rnn(x[:, t], h)
+        # every step's input projection in one call; unbind, not [:, t]: indexing step t would make the
+        # backward zero-fill a whole [B, T, ...] gradient for every step
+        for x_t in self.rnn.input(x).unbind(1):  # the recurrence is sequential in time
+            h = self.rnn(x_t, h, projected=True)
             out.append(h)
         return torch.stack(out, dim=1)
 

@@ -55,14 +55,18 @@ class GraphAttention(nn.Module):
                              f"got {list(x.shape)}")
         return torch.einsum("...gnd,gde->...gne", x, self.w1)
 
-    def _weights(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Attention weights ``[..., (G,) N, N]`` (row i: node i's weights over the nodes j) from embeddings."""
+    def _score(self, h: torch.Tensor, side: int) -> torch.Tensor:
+        """``a_srcᵀ h`` (side 0) or ``a_dstᵀ h`` (side 1) of each row of ``h [..., (G,) R, E]`` -> ``[..., (G,) R]``."""
         if self.groups == 1:
-            src, dst = torch.matmul(h, self.w2[0, 0]), torch.matmul(h, self.w2[0, 1])  # [..., N]
-        else:
-            src = torch.einsum("...gne,ge->...gn", h, self.w2[:, 0])
-            dst = torch.einsum("...gne,ge->...gn", h, self.w2[:, 1])
-        scores = F.leaky_relu(src.unsqueeze(-1) + dst.unsqueeze(-2), self.negative_slope)  # [..., N, N]
+            return torch.matmul(h, self.w2[0, side])
+        return torch.einsum("...gne,ge->...gn", h, self.w2[:, side])
+
+    def _weights(self, h: torch.Tensor, mask: torch.Tensor | None, query: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """Attention weights ``[..., (G,) Q, N]`` (row i: node i's weights over the nodes j) from the
+        embeddings ``h`` of the N nodes, for every node (Q = N) or for the ``query [..., (G,) Q, E]`` rows."""
+        src = self._score(h if query is None else query, 0)  # [..., Q]
+        scores = F.leaky_relu(src.unsqueeze(-1) + self._score(h, 1).unsqueeze(-2), self.negative_slope)  # [..., Q, N]
         if mask is not None:
             scores = scores.masked_fill(~mask.bool().unsqueeze(-2), float("-inf"))
         return torch.softmax(scores, dim=-1)
@@ -71,10 +75,18 @@ class GraphAttention(nn.Module):
         """The weights w_ij ``[..., (G,) N, N]`` of nodes ``x [..., (G,) N, in]``."""
         return self._weights(self._embed(x), mask)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """e_i for every node: ``x [..., (G,) N, in] -> [..., (G,) N, E]``."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, node: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """e_i for every node: ``x [..., (G,) N, in] -> [..., (G,) N, E]``; or, given ``node`` (indices
+        broadcastable to ``x.shape[:-2]``), e_i of that one node only -> ``[..., (G,) E]``: its row of
+        weights alone, not the ``[N, N]`` matrix (a critic that reads one node's embedding)."""
         h = self._embed(x)
-        return torch.matmul(self._weights(h, mask), h)
+        if node is None:
+            return torch.matmul(self._weights(h, mask), h)
+        index = node.expand(h.shape[:-2]).unsqueeze(-1).unsqueeze(-1)  # [..., 1, 1]
+        query = h.gather(-2, index.expand(*h.shape[:-2], 1, h.shape[-1]))  # [..., 1, E]
+        weights = self._weights(h, mask, query=query)  # [..., 1, N]
+        return torch.matmul(weights, h).squeeze(-2)
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}, in={self.in_dim}, embed={self.embed_dim}, negative_slope={self.negative_slope}"
