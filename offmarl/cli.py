@@ -469,6 +469,19 @@ def bench_compare(
     _run(run_bench_compare, suite_dir=suite_dir, algos=algos, out=out)
 
 
+@bench_app.command("paired")
+def bench_paired(
+    suite_dir: Path = typer.Argument(..., help="A suite directory or results folder."),
+    pairs: List[str] = typer.Argument(..., help="One or more X:Y pairs of algorithm labels (rows of its table)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write paired.md and .csv into this folder."),
+) -> None:
+    """X − Y seed by seed for each X:Y pair of rows run at the same seeds (a controlled experiment), per task:
+    the differences, their mean and Student's t 95 % interval, and on how many seeds X scored higher."""
+    from offmarl.commands.bench import run_bench_paired
+
+    _run(run_bench_paired, suite_dir=suite_dir, pairs=pairs, out=out)
+
+
 @app.command("matrix-game")
 def matrix_game(
     payoff: Optional[str] = typer.Option(None, "--payoff",

@@ -412,6 +412,24 @@ def test_five_seeds_give_intervals_normalized_aggregates_and_probabilities_of_im
     unknown = CliRunner().invoke(app, ["bench", "compare", str(report), "bc", "madt"])
     assert unknown.exit_code == 2 and "error: unknown algorithm 'madt'; the runs have: bc, bc@wide" in unknown.output
 
+    paired = CliRunner().invoke(app, ["bench", "paired", str(report), "bc@wide:bc", "--out", str(tmp_path)])
+    assert paired.exit_code == 0, paired.output
+    (row,) = csv.DictReader(io.StringIO((tmp_path / "paired.csv").read_text()))
+    runs = out / "tiny" / "equal_space"
+    returns = {(algo, seed): json.loads((runs / algo / f"seed{seed}" / "eval.json").read_text())["absolute_return_mean"]
+               for algo in ("bc", "bc@wide") for seed in range(5)}  # the protocol's score: the absolute metric
+    by_hand = np.array([returns[("bc@wide", s)] - returns[("bc", s)] for s in range(5)])
+    assert row["seeds"] == "0 1 2 3 4" and row["task"] == "equal_space"
+    np.testing.assert_allclose([float(d) for d in row["differences"].split()], by_hand)
+    half = 2.7764 * by_hand.std(ddof=1) / np.sqrt(5)  # t(0.975, 4)
+    assert float(row["mean"]) == pytest.approx(by_hand.mean())
+    assert float(row["ci_low"]) == pytest.approx(by_hand.mean() - half, rel=1e-4)
+    assert int(row["x_higher"]) == int((by_hand > 0).sum())
+    assert f"| bc@wide − bc | equal_space | 0, 1, 2, 3, 4 | {by_hand[0]:+.2f}," in paired.output
+    malformed = CliRunner().invoke(app, ["bench", "paired", str(report), "bc@wide"])
+    assert malformed.exit_code == 2 and "error: a pair is X:Y (two row labels of the table), got 'bc@wide'" in (
+        malformed.output)
+
 
 def test_runs_are_planned_seed_by_seed(tmp_path, offmarl_home):
     """A bench stopped part-way leaves every cell with the same number of seeds (seeds outermost)."""

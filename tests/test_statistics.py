@@ -100,3 +100,17 @@ def test_independent_bootstrap_of_a_pair_and_of_a_curve():
     curve = [np.array([[0.0, 1.0, 2.0, 3.0, 4.0], [10.0, 11.0, 12.0, 13.0, 14.0]])]  # 2 steps x 5 runs
     est = st.bootstrap(st.aggregate_iqm, curve)
     assert est.point.tolist() == [2.0, 12.0] and est.low.shape == (2,) and np.all(est.low < est.point)
+
+
+def test_t_quantiles_match_scipy_and_the_paired_interval_is_by_hand():
+    scipy_stats = pytest.importorskip("scipy.stats", reason="scipy (the test extra) checks the t quantiles")
+    for df in (1, 2, 3, 4, 10, 30, 31, 60, 200):
+        assert st.t_quantile_975(df) == pytest.approx(scipy_stats.t.ppf(0.975, df), abs=1e-3)
+    with pytest.raises(ValueError, match="at least 1 degree of freedom"):
+        st.t_quantile_975(0)
+    est = st.paired_difference(np.array([1.0, 2.0, 6.0]))  # mean 3, sd sqrt(7), t(0.975, 2) = 4.3027
+    half = 4.3027 * np.sqrt(7.0) / np.sqrt(3.0)
+    assert (est.point, est.low, est.high) == pytest.approx((3.0, 3.0 - half, 3.0 + half))
+    assert not st.paired_difference(np.array([2.5])).has_interval
+    with pytest.raises(ValueError, match="non-empty vector"):
+        st.paired_difference(np.zeros((2, 2)))

@@ -16,6 +16,8 @@ them is left out of everything normalized (:attr:`NormalizedScores.left_out`).
   at each step every one of its runs evaluated, with CIs (the curves of the eval.json files).
 * :func:`probabilities_of_improvement`: ``P(X > Y)`` for ordered pairs of algorithms over the tasks both
   have, on the returns themselves (a comparison within each task needs no normalization).
+* :func:`paired_differences`: per task, ``X - Y`` seed by seed over the seeds both ran, its mean and paired
+  t interval (a controlled experiment's two rows).
 
 Tasks are the strata of every bootstrap; no interval when a task has fewer than
 :data:`~offmarl.bench.statistics.MIN_RUNS_FOR_CI` seeds.
@@ -36,6 +38,7 @@ from offmarl.bench.statistics import (
     aggregate_iqm,
     bootstrap,
     normalized_scores,
+    paired_difference,
     probability_of_improvement,
     score_distribution,
 )
@@ -145,4 +148,46 @@ def probabilities_of_improvement(table: Table, algos: Sequence[str], min_seeds: 
                                                      [table.cells[(x, ds)].values for ds in tasks],
                                                      [table.cells[(y, ds)].values for ds in tasks],
                                                      min_runs=min_seeds), tasks))
+    return found
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``x - y`` on one task, seed by seed (``seeds``, ``differences``), and their mean with its interval."""
+
+    x: str
+    y: str
+    task: str
+    seeds: tuple[int, ...]
+    differences: np.ndarray
+    estimate: Estimate
+
+    @property
+    def wins(self) -> int:
+        """Seeds on which x scored higher."""
+        return int((self.differences > 0).sum())
+
+
+def paired_differences(table: Table, x: str, y: str) -> list[PairedDifference]:
+    """``x - y`` per task over the seeds both rows ran (module docstring), in the table's task order.
+
+    One-line ValueErrors: a label the table does not have (naming those it has), x = y, no task with a seed
+    in common."""
+    unknown = [a for a in (x, y) if a not in table.algos]
+    if unknown:
+        raise ValueError(f"unknown algorithm {unknown[0]!r}; the runs have: {', '.join(table.algos)}")
+    if x == y:
+        raise ValueError(f"a paired comparison needs two different rows, got {x!r} twice")
+    found = []
+    for task in table.datasets:
+        if (x, task) not in table.cells or (y, task) not in table.cells:
+            continue
+        by_seed = [{r.seed: r.return_mean for r in table.cells[(algo, task)].records} for algo in (x, y)]
+        seeds = tuple(sorted(set(by_seed[0]) & set(by_seed[1])))
+        if not seeds:
+            continue
+        differences = np.array([by_seed[0][s] - by_seed[1][s] for s in seeds], dtype=np.float64)
+        found.append(PairedDifference(x, y, task, seeds, differences, paired_difference(differences)))
+    if not found:
+        raise ValueError(f"{x} and {y} have no task with a seed in common to pair them on")
     return found

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from offmarl import __version__
 from offmarl.algos.base import get_algo_class, policies_take
-from offmarl.bench.aggregates import Improvement, NormalizedScores
+from offmarl.bench.aggregates import Improvement, NormalizedScores, PairedDifference
 from offmarl.bench.records import DECIMALS, Cell, Table
 from offmarl.bench.run_metrics import METRIC_LABELS, final_values, metric_file_name, metric_runs
 from offmarl.bench.statistics import BOOTSTRAP_REPS, MIN_RUNS_FOR_CI, Estimate
@@ -326,4 +326,33 @@ def improvement_csv(improvements: Sequence[Improvement]) -> str:
         est = imp.estimate
         writer.writerow([imp.x, imp.y, repr(est.point), "" if est.low is None else repr(est.low),
                          "" if est.high is None else repr(est.high), len(imp.tasks), " ".join(imp.tasks)])
+    return buf.getvalue()
+
+
+def paired_markdown(pairs: Sequence[PairedDifference], title: str) -> str:
+    """One row per (pair, task): the per-seed differences, their mean with its paired t interval, the wins."""
+    lines = [f"## Paired differences: {title}", "", "| X − Y | task | seeds | per seed | mean | 95 % CI | X higher |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for p in pairs:
+        est = p.estimate
+        interval = f"[{est.low:+.{DECIMALS}f}, {est.high:+.{DECIMALS}f}]" if est.has_interval else NOT_AVAILABLE
+        per_seed = ", ".join(f"{d:+.{DECIMALS}f}" for d in p.differences)
+        lines.append(f"| {p.x} − {p.y} | {p.task} | {', '.join(map(str, p.seeds))} | {per_seed} | "
+                     f"{est.point:+.{DECIMALS}f} | {interval} | {p.wins} of {len(p.seeds)} |")
+    lines += ["", "Each row pairs the two algorithms' runs at the same seed (the seeds both ran) and takes the "
+              "difference of their returns; the interval is Student's t over those differences, mean ± "
+              "t(0.975, n − 1) · sd / √n (an interval that excludes 0 says the change moved the return beyond "
+              "seed noise, assuming the differences are roughly normal)."]
+    return "\n".join(lines) + "\n"
+
+
+def paired_csv(pairs: Sequence[PairedDifference]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["x", "y", "task", "seeds", "differences", "mean", "ci_low", "ci_high", "x_higher"])
+    for p in pairs:
+        est = p.estimate
+        writer.writerow([p.x, p.y, p.task, " ".join(map(str, p.seeds)), " ".join(repr(float(d)) for d in p.differences),
+                         repr(est.point), "" if est.low is None else repr(est.low),
+                         "" if est.high is None else repr(est.high), p.wins])
     return buf.getvalue()

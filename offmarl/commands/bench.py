@@ -1,4 +1,5 @@
-"""``offmarl bench list | run | table | status | export | speed | cost | compare`` (the runner is :mod:`offmarl.bench`).
+"""``offmarl bench list | run | table | status | export | speed | cost | compare | paired`` (the runner is
+:mod:`offmarl.bench`).
 
 ``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
 [--scale F]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed) resumably, then
@@ -24,6 +25,12 @@ algorithm's training time (median over seeds) against the reference's at equal u
 ordered pair of the named algorithm labels over the tasks both have, with 95 % stratified-bootstrap CIs
 (:func:`offmarl.bench.aggregates.probabilities_of_improvement`), from DIR's runs or records; printed as a
 table and, with ``--out``, written to ``OUT/probability_of_improvement.md`` and ``.csv``.
+
+``offmarl bench paired DIR X:Y [X2:Y2 ...] [--out OUT]``: a controlled experiment's rows compared seed by seed:
+per task, ``X - Y`` at each seed both ran, the mean difference with Student's t 95 % interval and on how many
+seeds X scored higher (:func:`offmarl.bench.aggregates.paired_differences`); written to ``OUT/paired.md`` and
+``.csv`` with ``--out``. Pairing by seed means something when the seed fixes everything but the change
+under test (same dataset, same initial weights where the algorithm derives them so).
 """
 
 from __future__ import annotations
@@ -162,6 +169,7 @@ def run_bench_cost(*, runs_dir: Path, reference: str = "madt", out: Path | None 
 
 
 IMPROVEMENT_FILE = "probability_of_improvement"
+PAIRED_FILE = "paired"
 
 
 def run_bench_compare(*, suite_dir: Path, algos: list[str], out: Path | None = None) -> None:
@@ -183,3 +191,31 @@ def run_bench_compare(*, suite_dir: Path, algos: list[str], out: Path | None = N
         atomic_write_text(Path(out) / f"{IMPROVEMENT_FILE}.md", markdown)
         atomic_write_text(Path(out) / f"{IMPROVEMENT_FILE}.csv", improvement_csv(improvements))
         typer.echo(f"wrote {Path(out) / IMPROVEMENT_FILE}.md and .csv")
+
+
+def run_bench_paired(*, suite_dir: Path, pairs: list[str], out: Path | None = None) -> None:
+    """Print (and with ``out`` write ``OUT/paired.md`` and ``.csv``) the seed-by-seed differences of each
+    ``X:Y`` pair of rows (module docstring)."""
+    from offmarl.bench.aggregates import paired_differences
+    from offmarl.bench.report import report_dirs, report_table
+    from offmarl.bench.tables import paired_csv, paired_markdown
+    from offmarl.core.files import atomic_write_text
+
+    parsed = []
+    for pair in pairs:
+        x, sep, y = pair.rpartition(":")
+        if not sep or not x or not y:
+            raise ValueError(f"a pair is X:Y (two row labels of the table), got {pair!r}")
+        parsed.append((x, y))
+    directories = report_dirs(suite_dir)
+    if len(directories) != 1:
+        raise ValueError(f"{suite_dir} holds {len(directories)} suite directories or results folders "
+                         f"({', '.join(d.name for d in directories)}); pair rows within one of them")
+    table, title = report_table(directories[0])
+    found = [p for x, y in parsed for p in paired_differences(table, x, y)]
+    markdown = paired_markdown(found, title)
+    typer.echo(markdown)
+    if out is not None:
+        atomic_write_text(Path(out) / f"{PAIRED_FILE}.md", markdown)
+        atomic_write_text(Path(out) / f"{PAIRED_FILE}.csv", paired_csv(found))
+        typer.echo(f"wrote {Path(out) / PAIRED_FILE}.md and .csv")
