@@ -172,34 +172,43 @@ IMPROVEMENT_FILE = "probability_of_improvement"
 PAIRED_FILE = "paired"
 
 
-def run_bench_compare(*, suite_dir: Path, algos: list[str], out: Path | None = None) -> None:
-    """Print (and with ``out`` write) the probabilities of improvement between ``algos`` (module docstring)."""
-    from offmarl.bench.aggregates import probabilities_of_improvement
+def _single_table(suite_dir: Path, verb: str):
+    """The table and title of the one suite directory or results folder ``suite_dir`` is (or holds)."""
     from offmarl.bench.report import report_dirs, report_table
-    from offmarl.bench.tables import improvement_csv, improvement_markdown
-    from offmarl.core.files import atomic_write_text
 
     directories = report_dirs(suite_dir)
     if len(directories) != 1:
         raise ValueError(f"{suite_dir} holds {len(directories)} suite directories or results folders "
-                         f"({', '.join(d.name for d in directories)}); compare within one of them")
-    table, title = report_table(directories[0])
-    improvements = probabilities_of_improvement(table, algos)
-    markdown = improvement_markdown(improvements, title)
+                         f"({', '.join(d.name for d in directories)}); {verb} within one of them")
+    return report_table(directories[0])
+
+
+def _echo_and_write(markdown: str, csv_text: str, out: Path | None, name: str) -> None:
+    """Print ``markdown``; with ``out``, also write it and ``csv_text`` to ``OUT/<name>.md`` and ``.csv``."""
+    from offmarl.core.files import atomic_write_text
+
     typer.echo(markdown)
     if out is not None:
-        atomic_write_text(Path(out) / f"{IMPROVEMENT_FILE}.md", markdown)
-        atomic_write_text(Path(out) / f"{IMPROVEMENT_FILE}.csv", improvement_csv(improvements))
-        typer.echo(f"wrote {Path(out) / IMPROVEMENT_FILE}.md and .csv")
+        atomic_write_text(Path(out) / f"{name}.md", markdown)
+        atomic_write_text(Path(out) / f"{name}.csv", csv_text)
+        typer.echo(f"wrote {Path(out) / name}.md and .csv")
+
+
+def run_bench_compare(*, suite_dir: Path, algos: list[str], out: Path | None = None) -> None:
+    """Print (and with ``out`` write) the probabilities of improvement between ``algos`` (module docstring)."""
+    from offmarl.bench.aggregates import probabilities_of_improvement
+    from offmarl.bench.tables import improvement_csv, improvement_markdown
+
+    table, title = _single_table(suite_dir, "compare")
+    improvements = probabilities_of_improvement(table, algos)
+    _echo_and_write(improvement_markdown(improvements, title), improvement_csv(improvements), out, IMPROVEMENT_FILE)
 
 
 def run_bench_paired(*, suite_dir: Path, pairs: list[str], out: Path | None = None) -> None:
     """Print (and with ``out`` write ``OUT/paired.md`` and ``.csv``) the seed-by-seed differences of each
     ``X:Y`` pair of rows (module docstring)."""
     from offmarl.bench.aggregates import paired_differences
-    from offmarl.bench.report import report_dirs, report_table
     from offmarl.bench.tables import paired_csv, paired_markdown
-    from offmarl.core.files import atomic_write_text
 
     parsed = []
     for pair in pairs:
@@ -207,15 +216,6 @@ def run_bench_paired(*, suite_dir: Path, pairs: list[str], out: Path | None = No
         if not sep or not x or not y:
             raise ValueError(f"a pair is X:Y (two row labels of the table), got {pair!r}")
         parsed.append((x, y))
-    directories = report_dirs(suite_dir)
-    if len(directories) != 1:
-        raise ValueError(f"{suite_dir} holds {len(directories)} suite directories or results folders "
-                         f"({', '.join(d.name for d in directories)}); pair rows within one of them")
-    table, title = report_table(directories[0])
+    table, title = _single_table(suite_dir, "pair rows")
     found = [p for x, y in parsed for p in paired_differences(table, x, y)]
-    markdown = paired_markdown(found, title)
-    typer.echo(markdown)
-    if out is not None:
-        atomic_write_text(Path(out) / f"{PAIRED_FILE}.md", markdown)
-        atomic_write_text(Path(out) / f"{PAIRED_FILE}.csv", paired_csv(found))
-        typer.echo(f"wrote {Path(out) / PAIRED_FILE}.md and .csv")
+    _echo_and_write(paired_markdown(found, title), paired_csv(found), out, PAIRED_FILE)
