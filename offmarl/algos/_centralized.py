@@ -281,7 +281,7 @@ class MixedValueLearner(Algorithm):
     # ---- the Algorithm contract -----------------------------------------------------------------------
     def make_sampler(self, dataset: MultiAgentDataset, seed: int) -> TransitionSampler | EpisodeSampler:
         if self.uses_episodes:
-            return EpisodeSampler(dataset, self.config.batch_size, seed, max_len=self.config.seq_len)
+            return EpisodeSampler(dataset, self.config.batch_size, seed, max_len=self.config.seq_len, pad="batch")
         return TransitionSampler(dataset, self.config.batch_size, seed)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:

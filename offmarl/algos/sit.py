@@ -254,8 +254,8 @@ class SITSampler:
 
     def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, max_len: int | None):
         self.dataset = dataset
-        self.episodes = EpisodeSampler(dataset, batch_size, seed, max_len=max_len)
-        self.replay = DecomposedReplay(dataset, batch_size, seed, max_len=max_len)
+        self.episodes = EpisodeSampler(dataset, batch_size, seed, max_len=max_len, pad="batch")
+        self.replay = DecomposedReplay(dataset, batch_size, seed, max_len=max_len, pad="batch")
         self.replaying = False
 
     def use_replay(self, priorities: np.ndarray, **step_values: np.ndarray) -> None:

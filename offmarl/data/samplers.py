@@ -345,15 +345,24 @@ class EpisodeSampler(_Sampler):
     ``max_len`` is cropped to a window of ``max_len`` consecutive steps starting at a uniformly drawn
     offset; ``timestep`` then starts at that offset and the last kept step has ``done = 0`` and its real
     next observation, so a learner bootstraps there instead of treating the crop as an episode end.
+
+    ``pad``: ``"max_len"`` (every batch has L = ``max_len`` steps) or ``"batch"`` (L = the longest kept
+    episode of the batch: a learner whose losses mask the padding gets the same result for less compute --
+    on SMAX 2s3z a batch of 32 episodes is ~81 steps long against the dataset's 100).
     """
 
+    PADS = ("max_len", "batch")
+
     def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, max_len: int | None = None,
-                 agent: int | None = None, require_actions: bool = True):
+                 agent: int | None = None, require_actions: bool = True, pad: str = "max_len"):
         super().__init__(dataset, batch_size, seed, agent, require_actions)
         longest = int(self._episode_lengths.max())
         if max_len is not None and (not isinstance(max_len, (int, np.integer)) or max_len < 1):
             raise ValueError(f"{type(self).__name__}: max_len must be a positive integer or None, got {max_len!r}")
+        if pad not in self.PADS:
+            raise ValueError(f"{type(self).__name__}: pad must be one of {', '.join(self.PADS)}, got {pad!r}")
         self.max_len = longest if max_len is None else int(max_len)
+        self.pad = pad
         self._positions = np.arange(self.max_len, dtype=np.int64)  # [L]
 
     def _draw_episodes(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -361,13 +370,29 @@ class EpisodeSampler(_Sampler):
         return self.rng.integers(0, self.dataset.n_episodes, size=self.batch_size), {}
 
     def sample(self) -> dict[str, torch.Tensor]:
+        drawn = self.draw()
+        return self.build(drawn, self.length(drawn))
+
+    def draw(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """The random part of a batch: episode ids, extra fields, first step and kept length ``[B]`` each."""
         episodes, extra = self._draw_episodes()  # [B]
         lengths = self._episode_lengths[episodes]  # [B]
         crop = self.rng.integers(0, np.maximum(lengths - self.max_len, 0) + 1)  # [B] crop offset (0 if it fits)
         first = self._episode_starts[episodes] + crop  # [B]
         kept = np.minimum(lengths - crop, self.max_len)  # [B]
-        mask = self._positions < kept[:, None]  # [B, L]
-        idx = first[:, None] + np.minimum(self._positions, kept[:, None] - 1)  # [B, L] pads repeat the last step
+        return episodes, extra, first, kept
+
+    def length(self, *drawn: tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]) -> int:
+        """L of a batch holding the ``drawn`` episodes (``pad``, class docstring)."""
+        return self.max_len if self.pad == "max_len" else max(int(d[3].max()) for d in drawn)
+
+    def build(self, drawn: tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray],
+              length: int) -> dict[str, torch.Tensor]:
+        """The batch of ``drawn`` episodes padded to ``length`` steps (no randomness)."""
+        episodes, extra, first, kept = drawn
+        positions = self._positions[:length]  # [L]
+        mask = positions < kept[:, None]  # [B, L]
+        idx = first[:, None] + np.minimum(positions, kept[:, None] - 1)  # [B, L] pads repeat the last step
         out = self._gather_steps(idx, pad=~mask)
         out["mask"] = mask
         out["episode_index"] = episodes.astype(np.int64, copy=False)
@@ -397,11 +422,11 @@ class PrioritizedEpisodeSampler(EpisodeSampler):
 
     def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, alpha: float = 1.0,
                  max_len: int | None = None, priorities: np.ndarray | None = None, beta: float = 0.0,
-                 agents: Sequence[int] | None = None, agent: int | None = None):
+                 agents: Sequence[int] | None = None, agent: int | None = None, pad: str = "max_len"):
         if agents is not None and agent is not None:
             raise ValueError("PrioritizedEpisodeSampler: give either agent (per-agent view) or agents (items), "
                              "not both")
-        super().__init__(dataset, batch_size, seed, max_len, agent)
+        super().__init__(dataset, batch_size, seed, max_len, agent, pad=pad)
         if alpha < 0 or beta < 0:
             raise ValueError(f"PrioritizedEpisodeSampler: alpha and beta must be >= 0, got alpha={alpha}, beta={beta}")
         self.alpha = float(alpha)
@@ -499,13 +524,14 @@ class DecomposedReplay:
     item's agent j (zeros on padding). The replays draw in agent order with their own generators.
     """
 
-    def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, max_len: int | None = None):
+    def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, max_len: int | None = None,
+                 pad: str = "max_len"):
         types = list(dict.fromkeys(dataset.card.agent_types))  # in order of first appearance
         self.type_agents = [[i for i, t in enumerate(dataset.card.agent_types) if t == name] for name in types]
         self.type_names = types
         self.agent_replay = [types.index(t) for t in dataset.card.agent_types]  # [n] replay of each agent
         self.replays = [PrioritizedEpisodeSampler(dataset, batch_size, _child_seed(seed, k), max_len=max_len,
-                                                  agents=agents)
+                                                  agents=agents, pad=pad)
                         for k, agents in enumerate(self.type_agents)]
         self.dataset = dataset
         self._step_values: dict[str, np.ndarray] = {}
@@ -534,12 +560,15 @@ class DecomposedReplay:
             self._step_values[name] = np.asarray(value, dtype=np.float32)
 
     def sample(self) -> dict[str, torch.Tensor]:
-        batches = [self._sample_for(i) for i in range(self.dataset.n_agents)]
+        agents = range(self.dataset.n_agents)
+        drawn = [self.replays[self.agent_replay[i]].draw() for i in agents]  # in agent order (class docstring)
+        length = self.replays[0].length(*drawn)  # one L for all agents' rows
+        batches = [self._build_for(i, d, length) for i, d in zip(agents, drawn)]
         return {key: torch.stack([b[key] for b in batches]) for key in batches[0]}
 
-    def _sample_for(self, agent: int) -> dict[str, torch.Tensor]:
+    def _build_for(self, agent: int, drawn: tuple, length: int) -> dict[str, torch.Tensor]:
         replay = self.replays[self.agent_replay[agent]]
-        batch = replay.sample()
+        batch = replay.build(drawn, length)
         batch["source_agent"] = batch.pop("agent")
         if self._step_values:
             episodes, source = batch["episode_index"].numpy(), batch["source_agent"].numpy()  # [B]
