@@ -161,15 +161,22 @@ class Config(DTConfig):
         trained runs (results/FINDINGS.md), under ``mean`` the paper's α = 0.01, β ≤ 0.002 leave the two terms'
         gradients at 1e-5 … 1e-3 of L_action's -- distill then trains as IDT -- while the paper's ablations
         find each term matters; under ``sum`` (x the P real positions: 2560 for batch 128, K = 20) they
-        weigh in. L_action is a mean either way.
+        weigh in. L_action is a mean either way. The default stays ``mean``: with the terms summed the
+        students return no more (Fill-In, paired by seed: sum − mean −2.0 [−11.6, +7.6]; sum − IDT from the
+        same initial weights −0.7 [−2.1, +0.8]; results/FINDINGS.md, "Fair comparisons").
     teacher_hidden, teacher_layers: the teacher transformer's width and depth; 0 = the students' ``hidden``
         / ``n_layers`` (the paper gives one size for every DT). Not in the paper: a knob to study teacher
         capacity. The feature size ``feature_dim`` is shared either way, so M = N stays possible.
     student_sharing: False (the paper: one student network per agent) or True (beyond the paper: one
         network shared by the students with a one-hot agent id, MADT's layout, and the mean over agents of
-        L^i as the loss; module docstring).
+        L^i as the loss; module docstring). Default False: shared students with the terms summed return as
+        MADT does (−0.8 [−14.3, +12.8], paired by seed on Fill-In): sharing, not distillation, is what lifts
+        them, and the paper's method is per-agent students.
     teacher_layout: ``joint`` (the paper, §3.2) or ``agent_tokens`` (beyond the paper: one token per agent
-        per step with agent-id embeddings, :mod:`offmarl.algos.teacher`).
+        per step with agent-id embeddings, :mod:`offmarl.algos.teacher`). Default ``joint``: on Fill-In both
+        teachers act at random level; agent tokens read the conditioning 3-4x as often and their students
+        gain +1.8 [−1.9, +5.5] over the joint teacher's (paired, terms summed) -- not enough evidence to
+        leave the paper's layout (results/FINDINGS.md, "A teacher worth distilling").
     mapping_update: how M moves: ``periodic`` (the paper's momentum-like update: M stepped with every e-th
         update's gradient), ``frozen`` (M fixed at its initial weights) or ``ema`` (M ← m M + (1 − m) N
         after every update, M initialised as N; beyond the paper). ``frozen`` and ``ema`` need
