@@ -75,37 +75,6 @@ def standard_error(scores: np.ndarray) -> np.ndarray:
     return scores.std(axis=-1, ddof=1) / np.sqrt(n)
 
 
-# Student's t quantiles t_{0.975, df}, df = 1..30; beyond, the Cornish-Fisher expansion (within 1e-3)
-_T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,
-          2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
-          2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
-_Z_975 = 1.959964
-
-
-def t_quantile_975(df: int) -> float:
-    """Student's t 0.975 quantile with ``df`` >= 1 degrees of freedom (two-sided 95 %)."""
-    if df < 1:
-        raise ValueError(f"Student's t needs at least 1 degree of freedom, got {df}")
-    if df <= len(_T_975):
-        return _T_975[df - 1]
-    z = _Z_975
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-
-
-def paired_difference(differences: np.ndarray) -> Estimate:
-    """The mean of per-seed differences ``X_s - Y_s`` with its paired t interval (module docstring); no
-    interval from a single pair."""
-    differences = np.asarray(differences, dtype=np.float64)
-    if differences.ndim != 1 or differences.size == 0:
-        raise ValueError(f"a paired difference needs a non-empty vector of per-seed differences, got shape "
-                         f"{list(differences.shape)}")
-    mean = float(differences.mean())
-    if differences.size < 2:
-        return Estimate(mean)
-    half = t_quantile_975(differences.size - 1) * float(standard_error(differences))
-    return Estimate(mean, mean - half, mean + half)
-
-
 def normalized_scores(returns: np.ndarray, random_return: float, reference_return: float) -> np.ndarray:
     """``(R - R_random) / (R_reference - R_random)``: 0 is the uniform random policy, 1 the reference."""
     if reference_return == random_return:
@@ -209,3 +178,35 @@ def bootstrap(statistic: Callable[..., np.ndarray], *groups: Tasks, reps: int = 
     if np.ndim(point) == 0:
         return Estimate(point, float(low), float(high))
     return Estimate(point, low, high)
+
+
+# ---- paired differences -----------------------------------------------------------------------------------
+# Student's t quantiles t_{0.975, df}, df = 1..30; beyond, the Cornish-Fisher expansion (within 1e-3)
+_T_975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,
+          2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
+          2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+_Z_975 = 1.959964
+
+
+def t_quantile_975(df: int) -> float:
+    """Student's t 0.975 quantile with ``df`` >= 1 degrees of freedom (two-sided 95 %)."""
+    if df < 1:
+        raise ValueError(f"Student's t needs at least 1 degree of freedom, got {df}")
+    if df <= len(_T_975):
+        return _T_975[df - 1]
+    z = _Z_975
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def paired_difference(differences: np.ndarray) -> Estimate:
+    """The mean of per-seed differences ``X_s - Y_s`` with its paired t interval (module docstring); no
+    interval from a single pair."""
+    differences = np.asarray(differences, dtype=np.float64)
+    if differences.ndim != 1 or differences.size == 0:
+        raise ValueError(f"a paired difference needs a non-empty vector of per-seed differences, got shape "
+                         f"{list(differences.shape)}")
+    mean = float(differences.mean())
+    if differences.size < 2:
+        return Estimate(mean)
+    half = t_quantile_975(differences.size - 1) * float(standard_error(differences))
+    return Estimate(mean, mean - half, mean + half)

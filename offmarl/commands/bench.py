@@ -36,8 +36,12 @@ under test (same dataset, same initial weights where the algorithm derives them 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from offmarl.bench.records import Table
 
 
 def run_bench_list() -> None:
@@ -172,7 +176,7 @@ IMPROVEMENT_FILE = "probability_of_improvement"
 PAIRED_FILE = "paired"
 
 
-def _single_table(suite_dir: Path, verb: str):
+def _single_table(suite_dir: Path, verb: str) -> tuple["Table", str]:
     """The table and title of the one suite directory or results folder ``suite_dir`` is (or holds)."""
     from offmarl.bench.report import report_dirs, report_table
 

@@ -31,7 +31,7 @@ decentralized").
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -335,6 +335,16 @@ class WindowSampler(_Sampler):
 
 
 # ---- whole episodes ----------------------------------------------------------------------------
+class DrawnEpisodes(NamedTuple):
+    """The random part of an episode batch, ``[B]`` each: episode ids, extra batch fields, the first kept
+    step (a dataset index) and the number of kept steps."""
+
+    episodes: np.ndarray
+    extra: dict[str, np.ndarray]
+    first: np.ndarray
+    kept: np.ndarray
+
+
 class EpisodeSampler(_Sampler):
     """Whole episodes padded to ``max_len`` for recurrent value learners (GRU agents, lambda-returns).
 
@@ -373,21 +383,20 @@ class EpisodeSampler(_Sampler):
         drawn = self.draw()
         return self.build(drawn, self.length(drawn))
 
-    def draw(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """The random part of a batch: episode ids, extra fields, first step and kept length ``[B]`` each."""
+    def draw(self) -> DrawnEpisodes:
+        """The random part of a batch (no gathering)."""
         episodes, extra = self._draw_episodes()  # [B]
         lengths = self._episode_lengths[episodes]  # [B]
         crop = self.rng.integers(0, np.maximum(lengths - self.max_len, 0) + 1)  # [B] crop offset (0 if it fits)
         first = self._episode_starts[episodes] + crop  # [B]
         kept = np.minimum(lengths - crop, self.max_len)  # [B]
-        return episodes, extra, first, kept
+        return DrawnEpisodes(episodes, extra, first, kept)
 
-    def length(self, *drawn: tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]) -> int:
+    def length(self, *drawn: DrawnEpisodes) -> int:
         """L of a batch holding the ``drawn`` episodes (``pad``, class docstring)."""
-        return self.max_len if self.pad == "max_len" else max(int(d[3].max()) for d in drawn)
+        return self.max_len if self.pad == "max_len" else max(int(d.kept.max()) for d in drawn)
 
-    def build(self, drawn: tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray],
-              length: int) -> dict[str, torch.Tensor]:
+    def build(self, drawn: DrawnEpisodes, length: int) -> dict[str, torch.Tensor]:
         """The batch of ``drawn`` episodes padded to ``length`` steps (no randomness)."""
         episodes, extra, first, kept = drawn
         positions = self._positions[:length]  # [L]
@@ -566,7 +575,7 @@ class DecomposedReplay:
         batches = [self._build_for(i, d, length) for i, d in zip(agents, drawn)]
         return {key: torch.stack([b[key] for b in batches]) for key in batches[0]}
 
-    def _build_for(self, agent: int, drawn: tuple, length: int) -> dict[str, torch.Tensor]:
+    def _build_for(self, agent: int, drawn: DrawnEpisodes, length: int) -> dict[str, torch.Tensor]:
         replay = self.replays[self.agent_replay[agent]]
         batch = replay.build(drawn, length)
         batch["source_agent"] = batch.pop("agent")
