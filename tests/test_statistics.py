@@ -114,3 +114,26 @@ def test_t_quantiles_match_scipy_and_the_paired_interval_is_by_hand():
     assert not st.paired_difference(np.array([2.5])).has_interval
     with pytest.raises(ValueError, match="non-empty vector"):
         st.paired_difference(np.zeros((2, 2)))
+
+
+def test_paired_against_the_best_other_row_picks_it_task_by_task():
+    """``X:@best`` pairs X, on each task, with the other row of highest mean there (SIT's "beats every
+    baseline"), at the seeds both ran; a task where X ran alone is skipped."""
+    from offmarl.bench.aggregates import BEST_OTHER, paired_differences
+    from offmarl.bench.records import Cell, EvalRecord, Table
+
+    def cell(algo: str, task: str, returns: list[float]) -> Cell:
+        return Cell([EvalRecord(path="", algo=algo, dataset=task, seed=s, return_mean=r, episodes=1, steps=1,
+                                checkpoint="", target_return=None, curve=(), metrics_csv="")
+                     for s, r in enumerate(returns)])
+
+    returns = {("sit", "a"): [5.0, 6.0, 7.0], ("bc", "a"): [4.0, 4.0, 4.0], ("qmix", "a"): [1.0, 9.0, 3.0],
+               ("sit", "b"): [1.0, 1.0, 1.0], ("bc", "b"): [2.0, 3.0], ("qmix", "b"): [0.0, 0.0, 0.0],
+               ("sit", "c"): [0.0]}
+    table = Table(algos=["sit", "bc", "qmix"], datasets=["a", "b", "c"],
+                  cells={key: cell(*key, r) for key, r in returns.items()})
+    a, b = paired_differences(table, "sit", BEST_OTHER)
+    assert (a.y, a.task, a.differences.tolist()) == ("qmix", "a", [4.0, -3.0, 4.0])  # mean 13/3 > bc's 4
+    assert (b.y, b.task, b.seeds, b.differences.tolist()) == ("bc", "b", (0, 1), [-1.0, -2.0])
+    with pytest.raises(ValueError, match="stands for the Y of a pair"):
+        paired_differences(table, BEST_OTHER, "sit")

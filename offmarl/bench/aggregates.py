@@ -17,7 +17,10 @@ them is left out of everything normalized (:attr:`NormalizedScores.left_out`).
 * :func:`probabilities_of_improvement`: ``P(X > Y)`` for ordered pairs of algorithms over the tasks both
   have, on the returns themselves (a comparison within each task needs no normalization).
 * :func:`paired_differences`: per task, ``X - Y`` seed by seed over the seeds both ran, its mean and paired
-  t interval (a controlled experiment's two rows).
+  t interval (a controlled experiment's two rows). ``Y = @best`` is, task by task, the other row with the
+  highest mean return there (a paper's "beats every baseline" claim, e.g. SIT's Table 1): picked on the
+  same runs it is then compared on, so its mean is biased upwards (the winner's curse) and the comparison
+  leans against X.
 
 Tasks are the strata of every bootstrap; no interval when a task has fewer than
 :data:`~offmarl.bench.statistics.MIN_RUNS_FOR_CI` seeds.
@@ -44,6 +47,7 @@ from offmarl.bench.statistics import (
 )
 
 PROFILE_POINTS = 101
+BEST_OTHER = "@best"  # paired_differences' Y: the best other row of each task
 
 
 @dataclass(frozen=True)
@@ -169,25 +173,35 @@ class PairedDifference:
 
 
 def paired_differences(table: Table, x: str, y: str) -> list[PairedDifference]:
-    """``x - y`` per task over the seeds both rows ran (module docstring), in the table's task order.
+    """``x - y`` per task over the seeds both rows ran (module docstring), in the table's task order; ``y =``
+    :data:`BEST_OTHER` pairs x with each task's best other row by mean return.
 
-    One-line ValueErrors: a label the table does not have (naming those it has), x = y, no task with a seed
-    in common."""
-    unknown = [a for a in (x, y) if a not in table.algos]
+    One-line ValueErrors: a label the table does not have (naming those it has), x = y, @best as x, no task
+    with a seed in common."""
+    if x == BEST_OTHER:
+        raise ValueError(f"{BEST_OTHER} stands for the Y of a pair (X:{BEST_OTHER}), not its X")
+    unknown = [a for a in (x, y) if a not in table.algos and a != BEST_OTHER]
     if unknown:
         raise ValueError(f"unknown algorithm {unknown[0]!r}; the runs have: {', '.join(table.algos)}")
     if x == y:
         raise ValueError(f"a paired comparison needs two different rows, got {x!r} twice")
     found = []
     for task in table.datasets:
-        if (x, task) not in table.cells or (y, task) not in table.cells:
+        y_task = _best_other(table, x, task) if y == BEST_OTHER else y
+        if (x, task) not in table.cells or (y_task, task) not in table.cells:
             continue
-        by_seed = [{r.seed: r.return_mean for r in table.cells[(algo, task)].records} for algo in (x, y)]
+        by_seed = [{r.seed: r.return_mean for r in table.cells[(algo, task)].records} for algo in (x, y_task)]
         seeds = tuple(sorted(set(by_seed[0]) & set(by_seed[1])))
         if not seeds:
             continue
         differences = np.array([by_seed[0][s] - by_seed[1][s] for s in seeds], dtype=np.float64)
-        found.append(PairedDifference(x, y, task, seeds, differences, paired_difference(differences)))
+        found.append(PairedDifference(x, y_task, task, seeds, differences, paired_difference(differences)))
     if not found:
         raise ValueError(f"{x} and {y} have no task with a seed in common to pair them on")
     return found
+
+
+def _best_other(table: Table, x: str, task: str) -> str | None:
+    """The row other than x with the highest mean return on ``task`` (None when x is alone there)."""
+    others = [a for a in table.algos if a != x and (a, task) in table.cells]
+    return max(others, key=lambda a: table.cells[(a, task)].mean, default=None)
