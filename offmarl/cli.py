@@ -472,7 +472,8 @@ def bench_compare(
 @bench_app.command("paired")
 def bench_paired(
     suite_dir: Path = typer.Argument(..., help="A suite directory or results folder."),
-    pairs: List[str] = typer.Argument(..., help="One or more X:Y pairs of algorithm labels (rows of its table)."),
+    pairs: List[str] = typer.Argument(..., help="One or more X:Y pairs of algorithm labels (rows of its table); "
+                                                "Y = @best: each task's best other row."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write paired.md and .csv into this folder."),
 ) -> None:
     """X − Y seed by seed for each X:Y pair of rows run at the same seeds (a controlled experiment), per task:
