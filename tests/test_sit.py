@@ -10,6 +10,7 @@ import _toy_env
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from _datasets import make_dataset
 from _torch_threads import one_torch_thread  # noqa: F401  (autouse: tiny networks on one torch thread)
 from typer.testing import CliRunner
@@ -299,6 +300,28 @@ def test_agent_i_learns_from_agent_j_of_its_type_with_o_j_local_and_all_observat
         torch.testing.assert_close(seen["local"][:, :, i, :d][valid], own[valid])  # the critic's o^t of τ^t
         torch.testing.assert_close(seen["actor"][:, :-1, i][valid], own[valid])
         torch.testing.assert_close(seen["graph"][:, :-1, i][valid], obs[i][valid])  # the whole graph o_1 .. o_N
+
+
+@pytest.mark.parametrize("previous_action", [True, False])
+def test_the_critics_local_input_is_o_j_and_optionally_a_j_at_t_minus_1(previous_action):
+    """f_local reads [o_j^t; one-hot a_j^{t-1}] (zeros at an episode's first step), or o_j^t alone when
+    ``critic_previous_action`` is off."""
+    algo, sampler, _ = policy_stage(critic_previous_action=previous_action)
+    batch = sampler.sample()
+    seen = []
+    algo.critic.local.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    algo.update(batch)
+    d, n_actions = batch["obs"].shape[-1], algo.spec.n_actions
+    local = seen[0]  # [B, L, n, d (+ A)] the online critic's input on this batch
+    assert local.shape[-1] == d + (n_actions if previous_action else 0)
+    if previous_action:
+        source = batch["source_agent"]  # [n, B]
+        actions = batch["actions"][torch.arange(4)[:, None], torch.arange(source.shape[1])[None], :, source]
+        previous = F.one_hot(actions[..., :-1], n_actions).float()  # [n, B, L - 1, A]
+        for i in range(4):
+            valid = batch["mask"][i, :, 1:].bool()
+            torch.testing.assert_close(local[:, 1:, i, d:][valid], previous[i][valid])
+        assert (local[:, 0, :, d:] == 0).all()
 
 
 def test_the_target_critic_is_a_copy_every_target_update_interval_updates():

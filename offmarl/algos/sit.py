@@ -153,6 +153,9 @@ class Config(AlgoConfig):
             critic of each agent is directly trained based on the total reward"), from the team reward with
             η/û = η; the replay keeps ARDNEM's priorities.
         gat: the critic's global embedding (False: Q_i = f_agg(e_local), ablation no_gat).
+        critic_previous_action: f_local reads a_j^{t-1} as printed (True) or o_j^t alone (False, not in the
+            paper: the SIT investigation in results/FINDINGS.md tests whether the previous action, which is
+            also the action a target's next step reads, feeds a state-independent action preference).
         prioritized: Eq. 7 sampling (False: uniform over the type's trajectories, ablation uniform_replay).
         alpha: α, Eq. 7's temperature (0.2). beta: β, CRR's (0.1). eta: η (1). Table 11, App. E.2.
         priority_high: the top of the rescaled priority range (20; the bottom is 0).
@@ -177,6 +180,7 @@ class Config(AlgoConfig):
     credit: str = "weighted"
     decomposed_critic: bool = True
     gat: bool = True
+    critic_previous_action: bool = True
     prioritized: bool = True
     alpha: float = 0.2
     beta: float = 0.1
@@ -304,7 +308,8 @@ class SIT(Algorithm):
                                                 s.attention_hidden, s.weighting).to(self.device)
         actor_out = spec.n_actions if spec.discrete else spec.act_dim
         self.actor = AgentNetwork("gru", n, d, actor_out, s.hidden, shared=False).to(self.device)
-        local_dim = d + self.action_dim + (0 if spec.discrete else spec.act_dim)  # o, a^{t-1} (and a)
+        previous_dim = self.action_dim if s.critic_previous_action else 0
+        local_dim = d + previous_dim + (0 if spec.discrete else spec.act_dim)  # o, a^{t-1} (and a)
         self.critic = GATCritic(n, d, local_dim, spec.n_actions if spec.discrete else 1, s.critic_hidden,
                                 s.gat).to(self.device)
         self.target_critic = frozen_copy(self.critic)
@@ -475,6 +480,8 @@ class SIT(Algorithm):
 
         action_in = self._action_input(actions)  # [B, L, n, a]
         previous = torch.cat([torch.zeros_like(action_in[:, :1]), action_in], dim=1)  # [B, L+1, n, a]  a^{t-1}
+        if not s.critic_previous_action:
+            previous = previous[..., :0]
         raw = self.actor(obs)  # [B, L+1, n, out]
         e_global = self.critic.global_embedding(nodes, source)
         with torch.no_grad():
