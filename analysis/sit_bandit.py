@@ -12,7 +12,8 @@ identifiable from (o_i, a_i) -- the easiest case for Eq. 1-3's decomposition.
 the critic on the team reward with uniform replay (ablations no_decomp + uniform_replay), on the decomposed
 reward r̂ with uniform replay (uniform_replay), and the paper's (decomposed and prioritized). Printed per
 setting and agent: the mean over 2000 dataset steps of the Spearman rank correlation between the critic's
-Q_i(o_i, ·) and the true o_i[· mod 4] over the 5 actions, and the Stage I fit (reward loss over the team
+Q_i(o_i, ·) (probed with no previous action, as at an episode's first step; the reward ignores it) and the
+true o_i[· mod 4] over the 5 actions, and the Stage I fit (reward loss over the team
 reward's variance). Retrains three small models per seed; ~40 CPU-seconds per seed at the defaults.
 """
 
