@@ -154,8 +154,8 @@ class Config(AlgoConfig):
             η/û = η; the replay keeps ARDNEM's priorities.
         gat: the critic's global embedding (False: Q_i = f_agg(e_local), ablation no_gat).
         critic_previous_action: f_local reads a_j^{t-1} as printed (True) or o_j^t alone (False, not in the
-            paper: the SIT investigation in results/FINDINGS.md tests whether the previous action, which is
-            also the action a target's next step reads, feeds a state-independent action preference).
+            paper; an investigation switch: dropping it did not change SIT's collapse on CN_3ls3l,
+            results/FINDINGS.md "SIT on cooperative navigation").
         prioritized: Eq. 7 sampling (False: uniform over the type's trajectories, ablation uniform_replay).
         alpha: α, Eq. 7's temperature (0.2). beta: β, CRR's (0.1). eta: η (1). Table 11, App. E.2.
         priority_high: the top of the rescaled priority range (20; the bottom is 0).
