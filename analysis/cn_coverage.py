@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _report import emit  # analysis/, beside this script
 
 from offmarl.envs import make_env
 from offmarl.envs.mpe import state_layout, unpack_state
@@ -100,10 +101,7 @@ def main() -> None:
                      f"{s['dist_median']:.3f} / {s['dist_p90']:.3f} | {s['covered']:.2f} / {s['landmarks']} |")
     lines.append(f"\nGreedy policies, {args.episodes} episodes (env seed {SEED}) per row, every run on its own env "
                  "kwargs; `analysis/cn_coverage.py` (module docstring defines the columns).")
-    text = "\n".join(lines)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

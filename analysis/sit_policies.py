@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _report import emit  # analysis/, beside this script
 
 from offmarl.data.io import load_dataset
+from offmarl.data.returns import discounted_returns
 from offmarl.envs import make_env
 from offmarl.train.experiment import load_run, run_config, run_env
 
@@ -77,13 +79,14 @@ def rollout(algo, env_name: str, env_kwargs: dict, episodes: int, use_critic: bo
     finally:
         env.close()
     acts = np.stack(taken)  # [T, B, n]
-    modal = np.mean([np.bincount(acts[:, b, i]).max() / len(acts) for b in range(episodes) for i in range(n)])
+    counts = (acts[..., None] == np.arange(n_actions)).sum(axis=0)  # [B, n, A] steps on each action
+    modal = (counts.max(axis=-1) / len(acts)).mean()
     shares = np.bincount(acts.ravel(), minlength=n_actions) / acts.size
     return {"return": float(total.mean()), "modal": float(modal), "shares": shares}
 
 
 def spreads(algo, dataset_path: str, gamma: float) -> tuple[float, float]:
-    """(critic's Q spread, the data's return-to-go spread) over actions, on the dataset's first steps."""
+    """(critic's Q spread, the data's return-to-go spread) over actions, on every step of the dataset."""
     ds = load_dataset(dataset_path)
     steps = ds.n_steps
     obs = torch.as_tensor(np.asarray(ds.obs), dtype=torch.float32)
@@ -95,11 +98,7 @@ def spreads(algo, dataset_path: str, gamma: float) -> tuple[float, float]:
     previous[torch.as_tensor(first)] = 0.0
     q_sum = sum(critic_q(algo, obs[c:c + CHUNK], previous[c:c + CHUNK]).sum(dim=(0, 1)) for c in range(0, steps, CHUNK))
     q_spread = float(np.ptp((q_sum / (steps * obs.shape[1])).numpy()))  # of the state-averaged Q(·, k)
-    rewards = np.asarray(ds.rewards).mean(axis=1)
-    to_go = np.zeros(steps)
-    for t in range(steps - 1, -1, -1):  # discounted return-to-go within each episode
-        follows = t + 1 < steps and not first[t + 1]
-        to_go[t] = rewards[t] + (gamma * to_go[t + 1] if follows else 0.0)
+    to_go = discounted_returns(np.asarray(ds.rewards).mean(axis=1), ds.episode_starts, gamma)  # [S] team
     acts = actions.numpy()  # [S, n]: E[G | a_i = k] over every (step, agent) that took k
     to_go_each = np.broadcast_to(to_go[:, None], acts.shape)
     by_action = [to_go_each[acts == k].mean() if (acts == k).any() else np.nan for k in range(n_actions)]
@@ -131,10 +130,7 @@ def main() -> None:
                          f"{q_spread:.2f} / {g_spread:.2f} |")
     lines.append(f"\nGreedy policies, {args.episodes} episodes (env seed {SEED}) per row; `analysis/sit_policies.py` "
                  "(module docstring defines the columns).")
-    text = "\n".join(lines)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":
