@@ -157,6 +157,24 @@ def test_resume_refuses_a_different_config_and_a_fresh_run_refuses_an_old_dir(tm
         fit(TwoStage(toy.spec, AlgoConfig(steps=4)), toy, tmp_path, cfg())
 
 
+def test_a_run_written_before_a_config_field_existed_resumes_when_the_field_keeps_its_default(tmp_path, toy):
+    reference = TwoStage(toy.spec, AlgoConfig(steps=12))
+    fit(reference, toy, tmp_path / "ref", cfg(checkpoint_every=4))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(TwoStage(toy.spec, AlgoConfig(steps=12), crash_at=11), toy, tmp_path / "run", cfg(checkpoint_every=4))
+    record = tmp_path / "run" / "config.json"
+    old = json.loads(record.read_text())
+    del old["algo_config"]["lr"]  # as if `lr` were added to the config after the run started
+    record.write_text(json.dumps(old))
+
+    with pytest.raises(ValueError, match="algo config 'lr' was 0.0001, now 0.001"):
+        fit(TwoStage(toy.spec, AlgoConfig(steps=12, lr=1e-3)), toy, tmp_path / "run", cfg(resume=True))
+    resumed = TwoStage(toy.spec, AlgoConfig(steps=12))
+    fit(resumed, toy, tmp_path / "run", cfg(checkpoint_every=4, resume=True))
+    assert torch.equal(resumed.w, reference.w)
+    assert json.loads(record.read_text())["algo_config"]["lr"] == 1e-4
+
+
 def test_evaluations_during_training_form_the_curve_and_leave_training_unchanged(tmp_path, toy):
     def evaluator(step: int) -> dict:
         torch.rand(5), np.random.rand()  # draws from the global streams must not leak into training

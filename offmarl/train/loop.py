@@ -166,6 +166,25 @@ def run_fingerprint(config: dict[str, Any]) -> dict[str, Any]:
             "seed": config["train_config"]["seed"], "source": _source_fingerprint(config)}
 
 
+def _field_defaults(config: Any) -> dict[str, Any]:
+    """The default of every field of a config dataclass that has one, as ``config.json`` writes it."""
+    defaults = {}
+    for field in dataclasses.fields(config):
+        if field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = field.default_factory()
+    return _jsonable(defaults)
+
+
+def with_added_fields(stored: dict[str, Any], algo: Any) -> dict[str, Any]:
+    """``stored`` (a run's ``config.json``, or a stage record's fingerprint) with the algorithm config fields
+    added since it was written filled in with their defaults: a field added with a default keeps the behaviour
+    the code had before it, so such a run resumes as the same experiment."""
+    defaults = {k: v for k, v in _field_defaults(algo.config).items() if k not in stored.get("algo_config", {})}
+    return {**stored, "algo_config": {**defaults, **stored.get("algo_config", {})}} if defaults else stored
+
+
 def _check_same_run(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
     """A resume must continue the same experiment: name the first setting that differs."""
     checks = [("algo", stored.get("algo"), current["algo"]),
@@ -273,7 +292,7 @@ def _check_stage_artifacts(algo: Any, step: int, paths: RunPaths, fingerprint: d
         record = paths.stage_artifact(stage) / "stage.json"
         if not record.is_file():
             _save_stage_artifact(algo, stage, end, paths, fingerprint)
-        elif json.loads(record.read_text()).get("run") != fingerprint:
+        elif with_added_fields(json.loads(record.read_text()).get("run", {}), algo) != fingerprint:
             raise ValueError(f"{record.parent} does not belong to this run (it was handed over by another "
                              f"configuration, seed or dataset); delete it to resume")
 
@@ -309,7 +328,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
         if cfg.resume:
             ckpt = load_checkpoint(paths.checkpoint)
             if paths.config.exists():
-                stored = json.loads(paths.config.read_text())
+                stored = with_added_fields(json.loads(paths.config.read_text()), algo)
                 _check_same_run(stored, config, paths.config)
                 config = {**stored, "resumes": stored.get("resumes", []) + [
                     {"step": int(ckpt["step"]), "command": config["command"], "created": config["created"],
