@@ -218,6 +218,23 @@ def test_stage_two_prioritizes_within_each_type_over_priorities_rescaled_across_
             np.testing.assert_allclose(probability[:, agents], expected, rtol=1e-5)  # p̂ is stored as float32
 
 
+def test_without_sharing_each_agent_replays_its_own_trajectories_by_eq_7_within_them():
+    ds = make_dataset(n_agents=4, episodes=12, seed=3)
+    seed_everything(0)
+    algo = make_algo("sit", ds.spec, **TINY, alpha=4.0, share_trajectories=False)
+    sampler = algo.make_sampler(ds, seed=0)
+    stage_one(algo, sampler, 3)
+    algo.enter_stage("dper")
+    algo.update({})
+    scores = algo.dper["priority_score"].double().numpy()
+    expected = np.exp(scores / 4.0) / np.exp(scores / 4.0).sum(axis=0)  # Eq. 7 over each agent's column alone
+    np.testing.assert_allclose(algo.dper["sampling_probability"].numpy(), expected, rtol=1e-5)
+    assert algo.stage_artifact("dper").record["types"] == {"0": [0], "1": [1], "2": [2], "3": [3]}
+    algo.enter_stage("policy")
+    source = sampler.sample()["source_agent"]  # [n, B]
+    assert (source == torch.arange(4)[:, None]).all()
+
+
 # ---- Stage III (Eq. 8-10) ---------------------------------------------------------------------------------------
 def test_the_filtered_actor_loss_equals_a_hand_computation():
     log_prob = torch.tensor([[[-0.5], [-1.0]], [[-2.0], [-0.1]]])  # [B = 2, L = 2, n = 1]

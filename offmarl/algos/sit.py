@@ -157,6 +157,9 @@ class Config(AlgoConfig):
             paper; an investigation switch: dropping it did not change SIT's collapse on CN_3ls3l,
             results/FINDINGS.md "SIT on cooperative navigation").
         prioritized: Eq. 7 sampling (False: uniform over the type's trajectories, ablation uniform_replay).
+        share_trajectories: agents of a type share one replay, so agent j's trajectory trains agent i (True, the
+            paper); False gives each agent a replay of its own trajectories, Eq. 7 within it (not in the paper:
+            an investigation switch, results/FINDINGS.md "SIT on cooperative navigation").
         alpha: α, Eq. 7's temperature (0.2). beta: β, CRR's (0.1). eta: η (1). Table 11, App. E.2.
         priority_high: the top of the rescaled priority range (20; the bottom is 0).
         uncertainty_floor: û is clamped below at this × its batch mean (1e-3; the paper has no clamp).
@@ -182,6 +185,7 @@ class Config(AlgoConfig):
     gat: bool = True
     critic_previous_action: bool = True
     prioritized: bool = True
+    share_trajectories: bool = True
     alpha: float = 0.2
     beta: float = 0.1
     eta: float = 1.0
@@ -256,10 +260,11 @@ class GATCritic(nn.Module):
 class SITSampler:
     """Stage I's uniform joint episodes, then (once :meth:`use_replay` is called) the decomposed replay."""
 
-    def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, max_len: int | None):
+    def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, max_len: int | None,
+                 share: bool = True):
         self.dataset = dataset
         self.episodes = EpisodeSampler(dataset, batch_size, seed, max_len=max_len, pad="batch")
-        self.replay = DecomposedReplay(dataset, batch_size, seed, max_len=max_len, pad="batch")
+        self.replay = DecomposedReplay(dataset, batch_size, seed, max_len=max_len, pad="batch", share=share)
         self.replaying = False
 
     def use_replay(self, priorities: np.ndarray, **step_values: np.ndarray) -> None:
@@ -364,7 +369,8 @@ class SIT(Algorithm):
 
     # ---- data ---------------------------------------------------------------------------------------------
     def make_sampler(self, dataset: MultiAgentDataset, seed: int) -> SITSampler:
-        self._sampler = SITSampler(dataset, self.config.batch_size, seed, self.config.seq_len)
+        self._sampler = SITSampler(dataset, self.config.batch_size, seed, self.config.seq_len,
+                                   self.settings.share_trajectories)
         return self._sampler
 
     def _action_input(self, actions: torch.Tensor) -> torch.Tensor:
@@ -420,10 +426,10 @@ class SIT(Algorithm):
         scores = trajectory_priorities(weighted.numpy(), dataset.episode_starts, s.gamma, s.priority_high)  # [E, n]
         priority = np.ones_like(scores)
         if s.prioritized:
-            for agents in self._type_agents():  # Eq. 7 within each agent type
+            for agents in self._replay_groups():  # Eq. 7 within each agent type
                 priority[:, agents] = softmax_priorities(scores[:, agents], s.alpha)
         probability = np.zeros_like(priority)
-        for agents in self._type_agents():
+        for agents in self._replay_groups():
             probability[:, agents] = priority[:, agents] / priority[:, agents].sum()
         self.dper = {"weighted_reward": weighted, "uncertainty": uncertainty,
                      "episode_starts": torch.as_tensor(dataset.episode_starts, dtype=torch.int64),
@@ -439,18 +445,18 @@ class SIT(Algorithm):
     def _effective_items(self) -> list[float]:
         """Per agent type, the replay's effective number of items (Σ p)² / Σ p²."""
         priority = self.dper["sampling_priority"].numpy()
-        return [float(priority[:, a].sum() ** 2 / (priority[:, a] ** 2).sum()) for a in self._type_agents()]
+        return [float(priority[:, a].sum() ** 2 / (priority[:, a] ** 2).sum()) for a in self._replay_groups()]
 
-    def _type_agents(self) -> list[list[int]]:
-        types = self.spec.agent_types
-        return [[i for i, t in enumerate(types) if t == name] for name in dict.fromkeys(types)]
+    def _replay_groups(self) -> list[list[int]]:
+        """The agents of each replay: of each type, or each agent alone without ``share_trajectories``."""
+        return self._sampler.replay.type_agents
 
     def _dper_record(self) -> dict[str, Any]:
         s = self.settings
         return {"stage": "dper", "credit": s.credit, "gamma": s.gamma, "alpha": s.alpha, "prioritized": s.prioritized,
                 "priority_range": [0.0, s.priority_high], "agent_types": list(self.spec.agent_types),
-                "types": {name: agents for name, agents in zip(dict.fromkeys(self.spec.agent_types),
-                                                               self._type_agents())},
+                "share_trajectories": s.share_trajectories,
+                "types": dict(zip(self._sampler.replay.type_names, self._replay_groups())),
                 "effective_items": self._effective_items(),
                 "mean_weighted_reward": self.dper["weighted_reward"].mean(dim=0).tolist(),
                 "mean_uncertainty": self.dper["uncertainty"].mean(dim=0).tolist(),

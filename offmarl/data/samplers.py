@@ -531,14 +531,18 @@ class DecomposedReplay:
     (j), ``episode_index [n, B]``, ``item_index [n, B]`` (in the type's replay), ``weights [n, B]`` (ones) and,
     per name given to :meth:`set_step_values`, ``<name> [n, B, L]``: that per-step, per-agent value at the
     item's agent j (zeros on padding). The replays draw in agent order with their own generators.
+
+    ``share=False`` gives every agent a replay of its own trajectories only (one sum tree per agent; not in
+    the paper: the switch that tells what sharing within a type does).
     """
 
     def __init__(self, dataset: MultiAgentDataset, batch_size: int, seed: int | None, max_len: int | None = None,
-                 pad: str = "max_len"):
-        types = list(dict.fromkeys(dataset.card.agent_types))  # in order of first appearance
-        self.type_agents = [[i for i, t in enumerate(dataset.card.agent_types) if t == name] for name in types]
-        self.type_names = types
-        self.agent_replay = [types.index(t) for t in dataset.card.agent_types]  # [n] replay of each agent
+                 pad: str = "max_len", share: bool = True):
+        labels = list(dataset.card.agent_types) if share else [str(i) for i in range(dataset.n_agents)]
+        groups = list(dict.fromkeys(labels))  # in order of first appearance
+        self.type_agents = [[i for i, t in enumerate(labels) if t == name] for name in groups]
+        self.type_names = groups
+        self.agent_replay = [groups.index(t) for t in labels]  # [n] replay of each agent
         self.replays = [PrioritizedEpisodeSampler(dataset, batch_size, _child_seed(seed, k), max_len=max_len,
                                                   agents=agents, pad=pad)
                         for k, agents in enumerate(self.type_agents)]
