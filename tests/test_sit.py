@@ -475,7 +475,7 @@ def test_sit_report_levels_come_from_the_stored_array_else_from_the_cards_compon
 
 # ---- the suites ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["sit-table1", "sit-ablations", "sit-extreme", "sit-balanced", "sit-hyper",
-                                  "sit-cn", "sit-2s3z"])
+                                  "sit-cn", "sit-2s3z", "sit-mamujoco"])
 def test_the_sit_suites_name_known_recipes_algorithms_and_ablations(name):
     from pathlib import Path
 
