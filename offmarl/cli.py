@@ -475,12 +475,14 @@ def bench_paired(
     pairs: List[str] = typer.Argument(..., help="One or more X:Y pairs of algorithm labels (rows of its table); "
                                                 "Y = @best: each task's best other row."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write paired.md and .csv into this folder."),
+    others: List[Path] = typer.Option([], "--with", help="Another suite directory or results folder to take the "
+                                                         "named rows SUITE_DIR lacks from (repeatable)."),
 ) -> None:
     """X − Y seed by seed for each X:Y pair of rows run at the same seeds (a controlled experiment), per task:
     the differences, their mean and Student's t 95 % interval, and on how many seeds X scored higher."""
     from offmarl.commands.bench import run_bench_paired
 
-    _run(run_bench_paired, suite_dir=suite_dir, pairs=pairs, out=out)
+    _run(run_bench_paired, suite_dir=suite_dir, pairs=pairs, out=out, others=others)
 
 
 @app.command("matrix-game")

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -429,6 +430,27 @@ def test_five_seeds_give_intervals_normalized_aggregates_and_probabilities_of_im
     malformed = CliRunner().invoke(app, ["bench", "paired", str(report), "bc@wide"])
     assert malformed.exit_code == 2 and "error: a pair is X:Y (two row labels of the table), got 'bc@wide'" in (
         malformed.output)
+
+    # a suite of new rows pairs with an earlier suite's runs (--with) instead of repeating them
+    wide_only, other = tmp_path / "wide_only", tmp_path / "other"
+    for folder, drop in ((wide_only, "bc"), (other, "bc@wide")):
+        shutil.copytree(report / "records", folder / "records")
+        shutil.rmtree(folder / "records" / "equal_space" / drop)
+    combined = CliRunner().invoke(app, ["bench", "paired", str(wide_only), "bc@wide:bc", "--with", str(other),
+                                        "--out", str(tmp_path / "combined")])
+    assert combined.exit_code == 0, combined.output
+    assert (tmp_path / "combined" / "paired.csv").read_text() == (tmp_path / "paired.csv").read_text()
+    record = other / "records" / "equal_space" / "bc" / "seed0.json"
+    data = json.loads(record.read_text())
+    data["random_return"] = data["random_return"] + 1.0  # as if trained on other data
+    record.write_text(json.dumps(data))
+    mixed = CliRunner().invoke(app, ["bench", "paired", str(wide_only), "bc@wide:bc", "--with", str(other)])
+    assert mixed.exit_code == 2 and "disagree on its normalization returns" in mixed.output, mixed.output
+    data["random_return"] -= 1.0
+    data["absolute_episodes"] = data["absolute_episodes"] + 1  # evaluated on more episodes
+    record.write_text(json.dumps(data))
+    mixed = CliRunner().invoke(app, ["bench", "paired", str(wide_only), "bc@wide:bc", "--with", str(other)])
+    assert mixed.exit_code == 2 and "were evaluated differently (episodes, protocol, steps unit)" in mixed.output
 
 
 def test_runs_are_planned_seed_by_seed(tmp_path, offmarl_home):

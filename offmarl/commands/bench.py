@@ -30,7 +30,10 @@ table and, with ``--out``, written to ``OUT/probability_of_improvement.md`` and 
 per task, ``X - Y`` at each seed both ran, the mean difference with Student's t 95 % interval and on how many
 seeds X scored higher (:func:`offmarl.bench.aggregates.paired_differences`); written to ``OUT/paired.md`` and
 ``.csv`` with ``--out``. Pairing by seed means something when the seed fixes everything but the change
-under test (same dataset, same initial weights where the algorithm derives them so).
+under test (same dataset, same initial weights where the algorithm derives them so). ``--with DIR2``
+(repeatable) takes the named rows DIR lacks from DIR2: a suite of new rows pairs with an earlier suite's
+runs of the same setting instead of repeating them (a run is a function of its configuration and seed); the
+rows must share each task's data and evaluation, else the error names two runs that differ.
 """
 
 from __future__ import annotations
@@ -176,15 +179,22 @@ IMPROVEMENT_FILE = "probability_of_improvement"
 PAIRED_FILE = "paired"
 
 
+def _one_report(path: Path, verb: str) -> Path:
+    """The one suite directory or results folder ``path`` is (or holds)."""
+    from offmarl.bench.report import report_dirs
+
+    directories = report_dirs(path)
+    if len(directories) != 1:
+        raise ValueError(f"{path} holds {len(directories)} suite directories or results folders "
+                         f"({', '.join(d.name for d in directories)}); {verb} within one of them")
+    return directories[0]
+
+
 def _single_table(suite_dir: Path, verb: str) -> tuple["Table", str]:
     """The table and title of the one suite directory or results folder ``suite_dir`` is (or holds)."""
-    from offmarl.bench.report import report_dirs, report_table
+    from offmarl.bench.report import report_table
 
-    directories = report_dirs(suite_dir)
-    if len(directories) != 1:
-        raise ValueError(f"{suite_dir} holds {len(directories)} suite directories or results folders "
-                         f"({', '.join(d.name for d in directories)}); {verb} within one of them")
-    return report_table(directories[0])
+    return report_table(_one_report(suite_dir, verb))
 
 
 def _echo_and_write(markdown: str, csv_text: str, out: Path | None, name: str) -> None:
@@ -208,9 +218,35 @@ def run_bench_compare(*, suite_dir: Path, algos: list[str], out: Path | None = N
     _echo_and_write(improvement_markdown(improvements, title), improvement_csv(improvements), out, IMPROVEMENT_FILE)
 
 
-def run_bench_paired(*, suite_dir: Path, pairs: list[str], out: Path | None = None) -> None:
+def _with_rows(suite_dir: Path, others: list[Path], labels: set[str]) -> tuple["Table", str]:
+    """``suite_dir``'s table, plus the rows named in ``labels`` that it lacks taken from the ``others`` (the
+    first that has each). Rows of two suites pair only on the same data (equal normalization returns per task)
+    under the same evaluation (episodes and checkpoint protocol): else a one-line error naming both runs."""
+    from offmarl.bench.records import build_table
+    from offmarl.bench.report import report_records
+
+    main = report_records(_one_report(suite_dir, "pair rows"))
+    records, have = list(main.records), {r.algo for r in main.records}
+    for other in others:
+        taken = [r for r in report_records(_one_report(other, "pair rows")).records if r.algo in labels - have]
+        records += taken
+        have |= {r.algo for r in taken}
+    table = build_table(records, main.algo_order, main.dataset_order, main.stat)
+    for task in table.datasets:
+        table.normalization(task)  # the same data: raises naming two runs that disagree
+        cells = [table.cells[(a, task)] for a in table.algos if (a, task) in table.cells]
+        setups = {(r.episodes, r.protocol, r.steps_unit): r.path for cell in cells for r in cell.records}
+        if len(setups) > 1:
+            (first, a), (second, b) = list(setups.items())[:2]
+            raise ValueError(f"the runs on {task} were evaluated differently (episodes, protocol, steps unit): "
+                             f"{first} in {a}, {second} in {b}")
+    return table, main.title
+
+
+def run_bench_paired(*, suite_dir: Path, pairs: list[str], out: Path | None = None,
+                     others: list[Path] | None = None) -> None:
     """Print (and with ``out`` write ``OUT/paired.md`` and ``.csv``) the seed-by-seed differences of each
-    ``X:Y`` pair of rows (module docstring)."""
+    ``X:Y`` pair of rows (module docstring); ``others``: folders to take the rows ``suite_dir`` lacks from."""
     from offmarl.bench.aggregates import paired_differences
     from offmarl.bench.tables import paired_csv, paired_markdown
 
@@ -220,6 +256,9 @@ def run_bench_paired(*, suite_dir: Path, pairs: list[str], out: Path | None = No
         if not sep or not x or not y:
             raise ValueError(f"a pair is X:Y (two row labels of the table), got {pair!r}")
         parsed.append((x, y))
-    table, title = _single_table(suite_dir, "pair rows")
+    if others:
+        table, title = _with_rows(suite_dir, list(others), {label for pair in parsed for label in pair})
+    else:
+        table, title = _single_table(suite_dir, "pair rows")
     found = [p for x, y in parsed for p in paired_differences(table, x, y)]
     _echo_and_write(paired_markdown(found, title), paired_csv(found), out, PAIRED_FILE)
