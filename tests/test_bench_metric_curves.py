@@ -167,3 +167,11 @@ def test_a_metric_removed_from_the_suite_leaves_no_stale_plot(runs):
     report = suite_report(runs)
     assert not list(runs.glob("metric_*.png")) and not (runs / "curves_old_dataset.png").exists()
     assert (runs / "notes.png").exists() and all(p.exists() for p in report.plots)
+
+
+def test_indexed_metrics_take_their_prefix_caption_and_unknown_ones_none():
+    from offmarl.bench.run_metrics import metric_label
+
+    assert metric_label("value_diff") == "max_i V_i − min_i V_i"
+    assert metric_label("effective_items_1").startswith("SIT's replay of one agent type")
+    assert metric_label("q_loss") is None

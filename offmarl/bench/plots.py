@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from offmarl.bench.records import Table, band, safe_name, seed_band, seed_curve
-from offmarl.bench.run_metrics import METRIC_LABELS, metric_file_name, metric_runs
+from offmarl.bench.run_metrics import metric_file_name, metric_label, metric_runs
 from offmarl.bench.statistics import Estimate
 from offmarl.bench.sweeps import SizeSweep, sweep_lines
 
@@ -116,7 +116,7 @@ def plot_metric_curves(table: Table, suite_dir: str | Path, metrics: Sequence[st
                 (line,) = ax.plot(steps, mean, marker="o" if len(steps) < 12 else None, markersize=3,
                                   label=f"{algo} ({len(runs)} seeds)" if len(counts) > 1 else algo)
                 ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
-            label = METRIC_LABELS.get(metric)
+            label = metric_label(metric)
             ax.set_xlabel("training steps")
             ax.set_ylabel(f"{metric} ({label})" if label else metric)
             ax.set_title(f"{ds}: {metric} during training (mean ± std over {_seeds_text(counts)})", fontsize=10)

@@ -32,7 +32,17 @@ import numpy as np
 from offmarl.bench.records import Table, safe_name
 
 # Axis labels of metrics whose name alone does not say what they are
+# What a metrics.csv column means, for the reports' captions: exact names, then name prefixes (an index follows)
 METRIC_LABELS = {"value_diff": "max_i V_i − min_i V_i"}
+METRIC_PREFIX_LABELS = {"effective_items_": "SIT's replay of one agent type (the index): its effective number of "
+                                            "individual trajectories (Σ p)² / Σ p² under Eq. 7"}
+
+
+def metric_label(metric: str) -> str | None:
+    """The caption of a metrics.csv column, or None for a column the reports know nothing more about."""
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    return next((label for prefix, label in METRIC_PREFIX_LABELS.items() if metric.startswith(prefix)), None)
 
 
 def read_metric(path: str | Path, metric: str) -> dict[float, float] | None:

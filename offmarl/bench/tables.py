@@ -30,7 +30,7 @@ from offmarl import __version__
 from offmarl.algos.base import get_algo_class, policies_take
 from offmarl.bench.aggregates import Improvement, NormalizedScores, PairedDifference
 from offmarl.bench.records import DECIMALS, Cell, Table
-from offmarl.bench.run_metrics import METRIC_LABELS, final_values, metric_file_name, metric_runs
+from offmarl.bench.run_metrics import final_values, metric_file_name, metric_label, metric_runs
 from offmarl.bench.statistics import BOOTSTRAP_REPS, MIN_RUNS_FOR_CI, Estimate
 from offmarl.bench.sweeps import SizeSweep
 
@@ -265,7 +265,7 @@ def final_metric_markdown(table: Table, metric: str) -> str:
                                             if (a, d) in cells))
     last_steps = sorted({max(r.series) for runs in cells.values() for r in runs})
     at = f"step {last_steps[0]:g}" if len(last_steps) == 1 else f"steps {last_steps[0]:g}-{last_steps[-1]:g}"
-    label = METRIC_LABELS.get(metric)
+    label = metric_label(metric)
     what = f"`{metric}`" + (f" ({label})" if label else "")
     plots = ", ".join(f"`{metric_file_name(metric, d)}`" for d in datasets)
     skipped = [a for a in table.algos if a not in algos]
