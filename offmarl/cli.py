@@ -386,12 +386,14 @@ def bench_run(
     scale: Optional[float] = typer.Option(None, "--scale", help="Multiply the suite's training scale."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per run (default: the cores "
                                           "shared out among the workers)."),
+    first: Optional[str] = typer.Option(None, "--first", help="Comma-separated algorithm and/or dataset labels: "
+                                        "their runs go before the others (the order only; every run still runs)."),
 ) -> None:
     """Run every (dataset, algorithm, seed) of a suite, resumably, then print its table."""
     from offmarl.commands.bench import run_bench
 
     _run(run_bench, suite=suite, seeds=seeds, workers=workers, backend=backend, address=address, out=out, scale=scale,
-         threads=threads)
+         threads=threads, first=first)
 
 
 @bench_app.command("table")

@@ -460,6 +460,13 @@ def test_runs_are_planned_seed_by_seed(tmp_path, offmarl_home):
     files = bench_runner.prepare_datasets(suite, lambda _: None)
     tasks = bench_runner.plan_runs(suite, tmp_path / "runs" / "tiny", suite.seeds, 1.0, files)
     assert [(t.algo.label, t.seed) for t in tasks] == [("bc", 0), ("idt", 0), ("bc", 1), ("idt", 1)]
+    first = bench_runner.first_runs(tasks, suite, ["idt"])  # e.g. the row a paired comparison waits for
+    assert [(t.algo.label, t.seed) for t in first] == [("idt", 0), ("idt", 1), ("bc", 0), ("bc", 1)]
+    dataset = suite.datasets[0].label
+    assert bench_runner.first_runs(tasks, suite, ["idt", dataset]) == first  # algorithm and dataset: both hold
+    assert bench_runner.first_runs(tasks, suite, [dataset]) == tasks
+    with pytest.raises(ValueError, match="--first: 'madt' is neither an algorithm nor a dataset label of suite"):
+        bench_runner.first_runs(tasks, suite, ["madt"])
 
 
 def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):

@@ -484,12 +484,29 @@ def write_suite_record(suite_dir: Path, suite: Suite, seeds: Sequence[int], scal
                                                  "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
+def first_runs(tasks: Sequence[RunTask], suite: Suite, labels: Sequence[str]) -> list[RunTask]:
+    """``tasks`` with the runs ``labels`` name moved to the front, each part in its order: a run comes first when
+    its algorithm label is among the named algorithm labels (or none is named) and its dataset label among the
+    named dataset labels (or none is named). An unknown label is a one-line error listing the suite's."""
+    algos = {a.label for a in suite.algorithms}
+    datasets = {d.label for d in suite.datasets}
+    unknown = [label for label in labels if label not in algos | datasets]
+    if unknown:
+        raise ValueError(f"--first: {unknown[0]!r} is neither an algorithm nor a dataset label of suite {suite.name} "
+                         f"(algorithms: {', '.join(sorted(algos))}; datasets: {', '.join(sorted(datasets))})")
+    named_algos, named_datasets = algos.intersection(labels), datasets.intersection(labels)
+    first = [t for t in tasks if (not named_algos or t.algo.label in named_algos)
+             and (not named_datasets or t.dataset.label in named_datasets)]
+    return first + [t for t in tasks if t not in first]
+
+
 def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int | None = None,
               backend: str = "local", address: str | None = None, out: Path = Path("runs"),
-              scale: float = 1.0, command: str | None = None,
+              scale: float = 1.0, command: str | None = None, first: Sequence[str] = (),
               echo: Callable[[str], None] = print, progress: bool = True, threads: int | None = None) -> BenchResult:
     """Build the suite's datasets, then run every pending (dataset, algorithm, seed) on ``backend``
-    (``threads`` torch threads per run; default: the cores shared out among the workers)."""
+    (``threads`` torch threads per run; default: the cores shared out among the workers), the runs ``first``
+    names before the others (:func:`first_runs`)."""
     from tqdm.auto import tqdm
 
     if backend not in BACKENDS:
@@ -522,7 +539,7 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
     tasks = plan_runs(suite, suite_dir, seeds, scale, files)
     write_suite_record(suite_dir, suite, seeds, scale, command or f"offmarl bench run {suite.source}", tasks)
     skipped = [t for t in tasks if _paths(t.run_dir).eval.exists()]
-    pending = [t for t in tasks if not _paths(t.run_dir).eval.exists()]
+    pending = first_runs([t for t in tasks if not _paths(t.run_dir).eval.exists()], suite, first)
 
     if backend == "ray" and pending:
         cores = ray_cpus(address)

@@ -2,13 +2,16 @@
 :mod:`offmarl.bench`).
 
 ``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
-[--scale F]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed) resumably, then
-writes and prints the table of the suite directory ``OUT/<suite>`` and the paths of the table, the plots
+[--scale F] [--first LABELS]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed)
+resumably, then writes and prints the table of the suite directory ``OUT/<suite>`` and the paths of the table, the plots
 and the per-run records. Failed runs are listed at the end (each with its ``error.txt``) and the command
 exits with status 1; re-running the same command retries them and finishes whatever a killed bench left.
 
 ``--scale F`` multiplies the training steps of every run (the datasets keep the suite's scale) and puts
 the runs in ``OUT/<suite>-x<F>`` so that runs of different scales are never mixed in one table.
+
+``--first LABELS`` (comma-separated algorithm and/or dataset labels) runs the runs they name before the others,
+e.g. the cells a paired comparison waits for: only the order changes, so the recorded command leaves it out.
 
 ``offmarl bench table DIR [--out OUT]``: rewrites the report of every suite directory or results folder
 under DIR (:func:`offmarl.bench.report.report_dirs`) beside it, or into ``OUT/<its name>`` -- a results
@@ -66,7 +69,7 @@ def run_bench_list() -> None:
 
 def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = None, backend: str = "local",
               address: str | None = None, out: Path = Path("runs"), scale: float | None = None,
-              threads: int | None = None):
+              threads: int | None = None, first: str | None = None):
     """Run a suite (module docstring); returns the :class:`offmarl.bench.runner.BenchResult`."""
     from offmarl.bench.report import suite_report
     from offmarl.bench.runner import STATUS_DONE, bench_command, run_suite
@@ -77,7 +80,8 @@ def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = Non
     command = bench_command(suite, seeds, workers, backend, address, out, scale)
     try:
         result = run_suite(spec, seeds=seed_list, workers=workers, backend=backend, address=address, out=Path(out),
-                           scale=1.0 if scale is None else scale, command=command, echo=typer.echo, threads=threads)
+                           scale=1.0 if scale is None else scale, command=command, echo=typer.echo, threads=threads,
+                           first=[] if first is None else [x.strip() for x in first.split(",") if x.strip()])
     except KeyboardInterrupt:
         typer.echo("interrupted: finished runs are kept and half-done runs resume from their last checkpoint; "
                    f"run `{command}` again to finish the suite", err=True)
