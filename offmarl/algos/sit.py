@@ -158,8 +158,10 @@ class Config(AlgoConfig):
             results/FINDINGS.md "SIT on cooperative navigation").
         prioritized: Eq. 7 sampling (False: uniform over the type's trajectories, ablation uniform_replay).
         share_trajectories: agents of a type share one replay, so agent j's trajectory trains agent i (True, the
-            paper); False gives each agent a replay of its own trajectories, Eq. 7 within it (not in the paper:
-            an investigation switch, results/FINDINGS.md "SIT on cooperative navigation").
+            paper); False gives each agent a replay of its own trajectories, Eq. 7 within it. MaMuJoCo's agents
+            all have offmarl's type ``agent`` though they drive different limbs: there False is the reading of
+            Eq. 7's "agents isomorphic to agent i" that works (results/FINDINGS.md, "HalfCheetah: one replay
+            for two different legs").
         alpha: α, Eq. 7's temperature (0.2). beta: β, CRR's (0.1). eta: η (1). Table 11, App. E.2.
         priority_high: the top of the rescaled priority range (20; the bottom is 0).
         uncertainty_floor: û is clamped below at this × its batch mean (1e-3; the paper has no clamp).
