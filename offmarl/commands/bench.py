@@ -225,7 +225,9 @@ def run_bench_compare(*, suite_dir: Path, algos: list[str], out: Path | None = N
 def _with_rows(suite_dir: Path, others: list[Path], labels: set[str]) -> tuple["Table", str]:
     """``suite_dir``'s table, plus the rows named in ``labels`` that it lacks taken from the ``others`` (the
     first that has each). Rows of two suites pair only on the same data (equal normalization returns per task)
-    under the same evaluation (episodes and checkpoint protocol): else a one-line error naming both runs."""
+    under the same evaluation (episodes, checkpoint protocol, steps unit) of the paired rows: else a one-line
+    error naming two runs that differ."""
+    from offmarl.bench.aggregates import BEST_OTHER
     from offmarl.bench.records import build_table
     from offmarl.bench.report import report_records
 
@@ -236,9 +238,10 @@ def _with_rows(suite_dir: Path, others: list[Path], labels: set[str]) -> tuple["
         records += taken
         have |= {r.algo for r in taken}
     table = build_table(records, main.algo_order, main.dataset_order, main.stat)
+    paired = set(table.algos) if BEST_OTHER in labels else labels
     for task in table.datasets:
         table.normalization(task)  # the same data: raises naming two runs that disagree
-        cells = [table.cells[(a, task)] for a in table.algos if (a, task) in table.cells]
+        cells = [table.cells[(a, task)] for a in table.algos if a in paired and (a, task) in table.cells]
         setups = {(r.episodes, r.protocol, r.steps_unit): r.path for cell in cells for r in cell.records}
         if len(setups) > 1:
             (first, a), (second, b) = list(setups.items())[:2]
