@@ -4,8 +4,8 @@
 
 Each RUN is a ``sit`` run past its Stage II (``dper/dper.pt`` holds û ``[T, n]`` and, when the dataset records
 them, the episodes' behaviour levels). Over every step of the run's dataset, per agent, the weight
-w = η/û with û clamped below at ``uncertainty_floor`` × its mean over the agent's steps (the loss clamps at its
-batch mean instead; over the dataset that is the expected floor). Columns:
+w = η/û of ``offmarl.algos.sit.uncertainty_weights`` with the whole dataset as its batch (û clamped below at
+``uncertainty_floor`` × its mean over the agent's steps; the loss clamps at its batch mean instead). Columns:
 
 * ``inactive``: the share of the agent's steps at which it has a single available action (a dead SMAX unit
   keeps "stop" only and observes zeros; 0 on envs without action masks), and the share of w they carry;
@@ -27,13 +27,9 @@ import numpy as np
 import torch
 from _report import emit  # analysis/, beside this script
 
+from offmarl.algos.sit import uncertainty_weights
 from offmarl.data.io import load_dataset
 from offmarl.train.experiment import run_config
-
-
-def weights(uncertainty: np.ndarray, eta: float, floor: float) -> np.ndarray:
-    """η/û per step and agent ``[T, n]``, û clamped below at ``floor`` × its mean per agent."""
-    return eta / np.maximum(uncertainty, floor * uncertainty.mean(axis=0))
 
 
 def rows_of(run: Path) -> list[str]:
@@ -45,14 +41,14 @@ def rows_of(run: Path) -> list[str]:
         raise SystemExit(f"{run}: no {record.relative_to(run)} (the run has not finished its Stage II)")
     dper = torch.load(record, weights_only=True)
     settings = config["algo_config"]
-    uncertainty = dper["uncertainty"].double().numpy()  # [T, n]
-    w = weights(uncertainty, settings["eta"], settings["uncertainty_floor"])
+    uncertainty = dper["uncertainty"].double()  # [T, n]
+    everywhere = torch.ones_like(uncertainty, dtype=torch.bool)[None]  # the whole dataset as one batch
+    w = uncertainty_weights(uncertainty[None], everywhere, settings["eta"], settings["uncertainty_floor"])[0].numpy()
+    uncertainty = uncertainty.numpy()
     ds = load_dataset(config["dataset_source"]["path"])
     inactive = (np.zeros(uncertainty.shape, dtype=bool) if ds.avail_actions is None
                 else np.asarray(ds.avail_actions).sum(axis=-1) == 1)  # [T, n]
-    lengths = np.diff(np.append(ds.episode_starts, ds.n_steps))
-    levels = (None if "behavior_levels" not in dper else
-              np.repeat(dper["behavior_levels"].numpy(), lengths, axis=0))  # [T, n]
+    levels = None if "behavior_levels" not in dper else dper["behavior_levels"].numpy()[ds.episode_index]  # [T, n]
     names = ds.card.behavior_level_names or []
     rows = []
     for i in range(uncertainty.shape[1]):

@@ -428,7 +428,7 @@ class SIT(Algorithm):
         scores = trajectory_priorities(weighted.numpy(), dataset.episode_starts, s.gamma, s.priority_high)  # [E, n]
         priority = np.ones_like(scores)
         if s.prioritized:
-            for agents in self._replay_groups():  # Eq. 7 within each agent type
+            for agents in self._replay_groups():  # Eq. 7 within each replay (an agent type, or one agent)
                 priority[:, agents] = softmax_priorities(scores[:, agents], s.alpha)
         probability = np.zeros_like(priority)
         for agents in self._replay_groups():
@@ -445,7 +445,8 @@ class SIT(Algorithm):
         return logs
 
     def _effective_items(self) -> list[float]:
-        """Per agent type, the replay's effective number of items (Σ p)² / Σ p²."""
+        """Per replay (agent type, or agent without ``share_trajectories``), its effective number of items
+        (Σ p)² / Σ p²."""
         priority = self.dper["sampling_priority"].numpy()
         return [float(priority[:, a].sum() ** 2 / (priority[:, a] ** 2).sum()) for a in self._replay_groups()]
 

@@ -495,9 +495,9 @@ def first_runs(tasks: Sequence[RunTask], suite: Suite, labels: Sequence[str]) ->
         raise ValueError(f"--first: {unknown[0]!r} is neither an algorithm nor a dataset label of suite {suite.name} "
                          f"(algorithms: {', '.join(sorted(algos))}; datasets: {', '.join(sorted(datasets))})")
     named_algos, named_datasets = algos.intersection(labels), datasets.intersection(labels)
-    first = [t for t in tasks if (not named_algos or t.algo.label in named_algos)
-             and (not named_datasets or t.dataset.label in named_datasets)]
-    return first + [t for t in tasks if t not in first]
+    named = [(not named_algos or t.algo.label in named_algos)
+             and (not named_datasets or t.dataset.label in named_datasets) for t in tasks]
+    return [t for t, n in zip(tasks, named) if n] + [t for t, n in zip(tasks, named) if not n]
 
 
 def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int | None = None,

@@ -177,7 +177,7 @@ def _field_defaults(config: Any) -> dict[str, Any]:
     return _jsonable(defaults)
 
 
-def with_added_fields(stored: dict[str, Any], algo: Any) -> dict[str, Any]:
+def _with_added_fields(stored: dict[str, Any], algo: Any) -> dict[str, Any]:
     """``stored`` (a run's ``config.json``, or a stage record's fingerprint) with the algorithm config fields
     added since it was written filled in with their defaults: a field added with a default keeps the behaviour
     the code had before it, so such a run resumes as the same experiment."""
@@ -292,7 +292,7 @@ def _check_stage_artifacts(algo: Any, step: int, paths: RunPaths, fingerprint: d
         record = paths.stage_artifact(stage) / "stage.json"
         if not record.is_file():
             _save_stage_artifact(algo, stage, end, paths, fingerprint)
-        elif with_added_fields(json.loads(record.read_text()).get("run", {}), algo) != fingerprint:
+        elif _with_added_fields(json.loads(record.read_text()).get("run", {}), algo) != fingerprint:
             raise ValueError(f"{record.parent} does not belong to this run (it was handed over by another "
                              f"configuration, seed or dataset); delete it to resume")
 
@@ -328,7 +328,7 @@ def fit(algo: Any, source: Any, run_dir: str | Path | None, cfg: TrainConfig,
         if cfg.resume:
             ckpt = load_checkpoint(paths.checkpoint)
             if paths.config.exists():
-                stored = with_added_fields(json.loads(paths.config.read_text()), algo)
+                stored = _with_added_fields(json.loads(paths.config.read_text()), algo)
                 _check_same_run(stored, config, paths.config)
                 config = {**stored, "resumes": stored.get("resumes", []) + [
                     {"step": int(ckpt["step"]), "command": config["command"], "created": config["created"],
