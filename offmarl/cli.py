@@ -388,12 +388,14 @@ def bench_run(
                                           "shared out among the workers)."),
     first: Optional[str] = typer.Option(None, "--first", help="Comma-separated algorithm and/or dataset labels: "
                                         "their runs go before the others (the order only; every run still runs)."),
+    restore: Optional[Path] = typer.Option(None, "--restore", help="A results folder (bench table --out) whose "
+                                           "recorded runs count as finished, checked against this suite's settings."),
 ) -> None:
     """Run every (dataset, algorithm, seed) of a suite, resumably, then print its table."""
     from offmarl.commands.bench import run_bench
 
     _run(run_bench, suite=suite, seeds=seeds, workers=workers, backend=backend, address=address, out=out, scale=scale,
-         threads=threads, first=first)
+         threads=threads, first=first, restore=restore)
 
 
 @bench_app.command("table")

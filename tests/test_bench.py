@@ -485,6 +485,40 @@ def test_a_started_run_is_pinned_to_its_settings(tmp_path, offmarl_home):
     assert suite_dir_name("tiny", 2.0) == "tiny-x2" and suite_dir_name("tiny", 1.0) == "tiny"
 
 
+@pytest.mark.timeout(240)
+def test_a_lost_runs_directory_resumes_from_its_results_folder(tmp_path, offmarl_home):
+    """--restore: the runs a results folder recorded are not retrained; only runs of the same settings count."""
+    suite = tiny_suite(tmp_path / "restore.yaml", seeds=2, eval_every=0)
+    lost, results = tmp_path / "lost", tmp_path / "results"
+    assert CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(lost), "--workers", "1"]).exit_code == 0
+    assert CliRunner().invoke(app, ["bench", "table", str(lost / "tiny"), "--out", str(results)]).exit_code == 0
+    recorded = {seed: (results / "tiny" / "records" / "equal_space" / "bc" / f"seed{seed}.json").read_bytes()
+                for seed in (0, 1)}
+    shutil.rmtree(lost)
+
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(out), "--workers", "1",
+                                      "--seeds", "3", "--restore", str(results / "tiny")])
+    assert result.exit_code == 0, result.output
+    assert "restored 2 finished run(s)" in result.output and "2 already done, 1 to run" in result.output
+    runs = out / "tiny" / "equal_space" / "bc"
+    assert {seed: (runs / f"seed{seed}" / "eval.json").read_bytes() for seed in (0, 1)} == recorded
+    assert not (runs / "seed0" / "config.json").exists()  # restored, not retrained
+    assert json.loads((runs / "seed2" / "bench.json").read_text()) == json.loads((runs / "seed0" / "bench.json")
+                                                                                 .read_text()) | {"seed": 2}
+    assert len(list((out / "tiny" / "records").rglob("seed*.json"))) == 3  # the table has all three
+
+    edited = tiny_suite(tmp_path / "restore.yaml", seeds=2, eval_every=0, steps=40)
+    refused = CliRunner().invoke(app, ["bench", "run", str(edited), "--out", str(tmp_path / "other"),
+                                       "--restore", str(results / "tiny")])
+    assert refused.exit_code != 0
+    assert f"--restore: {results / 'tiny' / 'records' / 'equal_space' / 'bc' / 'seed0.json'} was run with steps = " \
+           "20, the suite now asks 40" in " ".join(refused.output.split())
+    missing = CliRunner().invoke(app, ["bench", "run", str(suite), "--out", str(tmp_path / "other"),
+                                       "--restore", str(tmp_path)])
+    assert missing.exit_code != 0 and f"--restore: {tmp_path} is not a results folder" in missing.output
+
+
 def test_a_full_disk_fails_one_run_with_one_line_and_the_next_bench_resumes_it(tmp_path, offmarl_home, monkeypatch):
     suite = load_suite(tiny_suite(tmp_path / "full.yaml", eval_every=0))
     files = bench_runner.prepare_datasets(suite, lambda _: None)

@@ -52,6 +52,7 @@ from offmarl.bench.layout import (
     LOCK_FILE,
     LOG_FILE,
     PIN_FILE,
+    RECORDS_DIR,
     SUITE_RECORD,
     read_suite_record,
     run_dir_for,
@@ -59,6 +60,7 @@ from offmarl.bench.layout import (
     run_order,
     suite_dir_name,
 )
+from offmarl.bench.records import REPORT_FILE, RecordSet
 from offmarl.bench.suite import (
     AlgoEntry,
     DatasetEntry,
@@ -69,7 +71,7 @@ from offmarl.bench.suite import (
     learns_on,
     run_mode,
 )
-from offmarl.core.files import atomic_write_json, atomic_write_text, sweep_stale_temporaries
+from offmarl.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, sweep_stale_temporaries
 from offmarl.core.seeding import set_threads
 
 STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, STATUS_BUSY = "done", "failed", "skipped", "busy"
@@ -111,16 +113,22 @@ class RunTask:
 
     def pin(self) -> dict[str, Any]:
         """What a started run is pinned to (``bench.json``); anything else may change between sessions."""
-        algo = self.algo.to_dict()
-        algo.pop("steps")  # the resolved steps below are what counts
-        algo.pop("seeds", None)  # how many seeds an algorithm runs does not change any one run
-        pin = {"dataset": self.dataset.to_dict(), "algorithm": algo, "seed": self.seed, "steps": self.steps,
-               "eval_episodes": self.eval_episodes, "eval_every": self.eval_every}
-        if self.checkpoint != "last":  # only when set: the pins of the runs that predate the key stay valid
-            pin["checkpoint"] = self.checkpoint
-        if self.absolute_metric:  # likewise
-            pin["absolute_metric"] = True
-        return pin
+        return run_pin(self.dataset.to_dict(), self.algo.to_dict(), self.seed, self.steps, self.eval_episodes,
+                       self.eval_every, self.checkpoint, self.absolute_metric)
+
+
+def run_pin(dataset: dict[str, Any], algo: dict[str, Any], seed: int, steps: int, eval_episodes: int,
+            eval_every: int, checkpoint: str, absolute_metric: bool) -> dict[str, Any]:
+    """:meth:`RunTask.pin` from the entries' ``to_dict()`` (as a ``suite.json`` stores them)."""
+    algo = {k: v for k, v in algo.items() if k not in ("steps", "seeds")}  # the resolved steps are what counts;
+    # how many seeds an algorithm runs does not change any one run
+    pin = {"dataset": dataset, "algorithm": algo, "seed": seed, "steps": steps,
+           "eval_episodes": eval_episodes, "eval_every": eval_every}
+    if checkpoint != "last":  # only when set: the pins of the runs that predate the key stay valid
+        pin["checkpoint"] = checkpoint
+    if absolute_metric:  # likewise
+        pin["absolute_metric"] = True
+    return pin
 
 
 @dataclass
@@ -440,6 +448,50 @@ def _check_pin(run_dir: Path, pin: dict[str, Any]) -> None:
                              "run directory to redo it")
 
 
+def restore_runs(tasks: Sequence[RunTask], results_dir: Path, scale: float) -> list[RunTask]:
+    """Give back to the ``tasks`` without an eval.json the runs a results folder recorded (its ``records/``,
+    written by the report): eval.json (and metrics.csv where recorded) from the record, bench.json from the
+    pin the recording suite gave the run. A runs directory lost with a machine need not be retrained: a run
+    is a function of its pinned settings and seed. A record whose suite pinned other settings than the task's
+    is a one-line error naming the record. Returns the tasks restored."""
+    records_dir = Path(results_dir) / RECORDS_DIR
+    if not (records_dir / REPORT_FILE).is_file():
+        raise FileNotFoundError(f"--restore: {results_dir} is not a results folder (no {records_dir / REPORT_FILE})")
+    recorded = RecordSet.from_records(records_dir)
+    stored = recorded.suite_record
+    if stored is None:
+        raise ValueError(f"--restore: the runs in {records_dir} were not made by a bench, so nothing pins their "
+                         "settings")
+    if stored["scale"] != scale:
+        raise ValueError(f"--restore: {records_dir} holds runs at --scale {stored['scale']:g}, this bench runs at "
+                         f"--scale {scale:g}")
+    suite = stored["suite"]
+    datasets = {d["label"]: d for d in suite["datasets"]}
+    algos = {a["label"]: a for a in suite["algorithms"]}
+    by_run = {(r.dataset, r.algo, r.seed): r for r in recorded.records}
+    restored = []
+    for task in tasks:
+        record = by_run.get((task.dataset.label, task.algo.label, task.seed))
+        paths = _paths(task.run_dir)
+        if record is None or paths.eval.exists():
+            continue
+        pin = run_pin(datasets.get(task.dataset.label), algos.get(task.algo.label), record.seed, record.steps,
+                      suite["eval_episodes"], suite["eval_every"], suite["checkpoint"], suite["absolute_metric"])
+        current = json.loads(json.dumps(task.pin()))
+        differing = [key for key in current if pin.get(key) != current[key]]
+        if differing:
+            key = differing[0]
+            raise ValueError(f"--restore: {record.path} was run with {key} = {json.dumps(pin.get(key))}, the suite "
+                             f"now asks {json.dumps(current[key])}")
+        paths.root.mkdir(parents=True, exist_ok=True)
+        if Path(record.metrics_csv).is_file():
+            atomic_write_bytes(paths.metrics, Path(record.metrics_csv).read_bytes())
+        atomic_write_json(paths.root / PIN_FILE, pin)
+        atomic_write_bytes(paths.eval, Path(record.path).read_bytes())  # last: an eval.json marks a finished run
+        restored.append(task)
+    return restored
+
+
 # ---- the bench ----------------------------------------------------------------------------------------
 @dataclass
 class BenchResult:
@@ -503,10 +555,12 @@ def first_runs(tasks: Sequence[RunTask], suite: Suite, labels: Sequence[str]) ->
 def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int | None = None,
               backend: str = "local", address: str | None = None, out: Path = Path("runs"),
               scale: float = 1.0, command: str | None = None, first: Sequence[str] = (),
-              echo: Callable[[str], None] = print, progress: bool = True, threads: int | None = None) -> BenchResult:
+              restore: Path | None = None, echo: Callable[[str], None] = print, progress: bool = True,
+              threads: int | None = None) -> BenchResult:
     """Build the suite's datasets, then run every pending (dataset, algorithm, seed) on ``backend``
     (``threads`` torch threads per run; default: the cores shared out among the workers), the runs ``first``
-    names before the others (:func:`first_runs`)."""
+    names before the others (:func:`first_runs`), after restoring the runs the results folder ``restore``
+    recorded (:func:`restore_runs`)."""
     from tqdm.auto import tqdm
 
     if backend not in BACKENDS:
@@ -538,6 +592,9 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
     files = prepare_datasets(suite, echo)
     tasks = plan_runs(suite, suite_dir, seeds, scale, files)
     write_suite_record(suite_dir, suite, seeds, scale, command or f"offmarl bench run {suite.source}", tasks)
+    if restore is not None:
+        restored = restore_runs(tasks, restore, scale)
+        echo(f"restored {len(restored)} finished run(s) from {Path(restore) / RECORDS_DIR}")
     skipped = [t for t in tasks if _paths(t.run_dir).eval.exists()]
     pending = first_runs([t for t in tasks if not _paths(t.run_dir).eval.exists()], suite, first)
 

@@ -2,16 +2,22 @@
 :mod:`offmarl.bench`).
 
 ``offmarl bench run SUITE [--seeds N|LIST] [--workers W] [--backend local|ray] [--address ADDR] [--out DIR]
-[--scale F] [--first LABELS]``: builds the suite's datasets, runs every pending (dataset, algorithm, seed)
-resumably, then writes and prints the table of the suite directory ``OUT/<suite>`` and the paths of the table, the plots
-and the per-run records. Failed runs are listed at the end (each with its ``error.txt``) and the command
-exits with status 1; re-running the same command retries them and finishes whatever a killed bench left.
+[--scale F] [--first LABELS] [--restore RESULTS]``: builds the suite's datasets, runs every pending (dataset,
+algorithm, seed) resumably, then writes and prints the table of the suite directory ``OUT/<suite>`` and the
+paths of the table, the plots and the per-run records. Failed runs are listed at the end (each with its
+``error.txt``) and the command exits with status 1; re-running the same command retries them and finishes
+whatever a killed bench left.
 
 ``--scale F`` multiplies the training steps of every run (the datasets keep the suite's scale) and puts
 the runs in ``OUT/<suite>-x<F>`` so that runs of different scales are never mixed in one table.
 
 ``--first LABELS`` (comma-separated algorithm and/or dataset labels) runs the runs they name before the others,
 e.g. the cells a paired comparison waits for: only the order changes, so the recorded command leaves it out.
+
+``--restore RESULTS`` gives back the finished runs a results folder recorded (``RESULTS/records``, written by
+``bench table --out``) before running the rest: eval.json, metrics.csv where recorded and the run's pin, each
+checked against the pin this suite gives the run (:func:`offmarl.bench.runner.restore_runs`). A suite whose
+runs directory was lost with a machine resumes from its committed results instead of retraining them.
 
 ``offmarl bench table DIR [--out OUT]``: rewrites the report of every suite directory or results folder
 under DIR (:func:`offmarl.bench.report.report_dirs`) beside it, or into ``OUT/<its name>`` -- a results
@@ -69,7 +75,7 @@ def run_bench_list() -> None:
 
 def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = None, backend: str = "local",
               address: str | None = None, out: Path = Path("runs"), scale: float | None = None,
-              threads: int | None = None, first: str | None = None):
+              threads: int | None = None, first: str | None = None, restore: Path | None = None):
     """Run a suite (module docstring); returns the :class:`offmarl.bench.runner.BenchResult`."""
     from offmarl.bench.report import suite_report
     from offmarl.bench.runner import STATUS_DONE, bench_command, run_suite
@@ -81,7 +87,8 @@ def run_bench(*, suite: str, seeds: str | None = None, workers: int | None = Non
     try:
         result = run_suite(spec, seeds=seed_list, workers=workers, backend=backend, address=address, out=Path(out),
                            scale=1.0 if scale is None else scale, command=command, echo=typer.echo, threads=threads,
-                           first=[] if first is None else [x.strip() for x in first.split(",") if x.strip()])
+                           first=[] if first is None else [x.strip() for x in first.split(",") if x.strip()],
+                           restore=restore)
     except KeyboardInterrupt:
         typer.echo("interrupted: finished runs are kept and half-done runs resume from their last checkpoint; "
                    f"run `{command}` again to finish the suite", err=True)
