@@ -15,6 +15,7 @@ from offmarl.bench.records import EvalRecord, build_table, seed_band
 from offmarl.bench.report import suite_report
 from offmarl.bench.run_metrics import metric_runs, read_metric
 from offmarl.bench.suite import check_algorithms, check_datasets, load_suite, parse_suite
+from offmarl.bench.tables import final_metric_markdown
 from offmarl.cli import app
 
 BASE = {"name": "s", "description": "d", "datasets": [{"recipe": "tseng/fill_in"}], "algorithms": ["bc"], "steps": 10}
@@ -175,3 +176,16 @@ def test_indexed_metrics_take_their_prefix_caption_and_unknown_ones_none():
     assert metric_label("value_diff") == "max_i V_i − min_i V_i"
     assert metric_label("effective_items_1").startswith("SIT's replay of one agent type")
     assert metric_label("q_loss") is None
+
+
+def test_a_metric_logged_once_per_run_gets_its_final_value_and_no_curve(tmp_path):
+    """A stage that runs once (SIT's replay build logs effective_items_* once) leaves one point per run: no plot
+    of a single point; the section says so."""
+    root = tmp_path / "once"
+    write_run(root, "D", "d3", 0, 1.0, [0.5, None, None])
+    write_run(root, "D", "d3", 1, 1.0, [0.7, None, None])
+    table = build_table([EvalRecord.read(p) for p in sorted(root.rglob("eval.json"))])
+    assert plot_metric_curves(table, root, ["value_diff"]) == [] and not list(root.glob("metric_*.png"))
+    section = final_metric_markdown(table, "value_diff")
+    assert "| D | 0.600 ± 0.100 |" in section and "Logged once per run: no curves over training." in section
+    assert ".png" not in section

@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from offmarl.bench.records import Table, band, safe_name, seed_band, seed_curve
-from offmarl.bench.run_metrics import metric_file_name, metric_label, metric_runs
+from offmarl.bench.run_metrics import curve_datasets, metric_file_name, metric_label, metric_runs
 from offmarl.bench.statistics import Estimate
 from offmarl.bench.sweeps import SizeSweep, sweep_lines
 
@@ -97,12 +97,13 @@ def _seeds_text(counts: set[int]) -> str:
 def plot_metric_curves(table: Table, suite_dir: str | Path, metrics: Sequence[str]) -> list[Path]:
     """For each metric and dataset, ``metric_<metric>_<dataset>.png`` in ``suite_dir``: the metric vs
     training step, one line per algorithm whose runs logged it, mean ± std band over seeds. No file for a
-    (metric, dataset) that no algorithm logged. Returns the paths written."""
+    (metric, dataset) that no algorithm logged at more than one step (:func:`curve_datasets`). Returns the
+    paths written."""
     suite_dir = Path(suite_dir)
     paths = []
     for metric in metrics:
         cells = metric_runs(table, metric)
-        for ds in table.datasets:
+        for ds in curve_datasets(cells, table.datasets):
             lines = [(algo, cells[(algo, ds)]) for algo in table.algos if (algo, ds) in cells]
             if not lines:
                 continue

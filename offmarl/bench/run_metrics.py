@@ -99,6 +99,13 @@ def metric_runs(table: Table, metric: str) -> dict[tuple[str, str], list[MetricR
     return cells
 
 
+def curve_datasets(cells: dict[tuple[str, str], list[MetricRun]], datasets: Sequence[str]) -> list[str]:
+    """The ``datasets`` on which some run of ``cells`` (:func:`metric_runs`) logged the metric at more than one
+    step: a metric logged once per run (e.g. by a stage that runs once) has no curve, only a final value."""
+    return [ds for ds in datasets if any(len(run.series) > 1 for (_, d), runs in cells.items() if d == ds
+                                         for run in runs)]
+
+
 def final_values(runs: Sequence[MetricRun]) -> tuple[float, float]:
     """Mean ± std (``ddof = 0``) over seeds of each run's last logged value."""
     finals = np.array([r.final for r in runs], dtype=np.float64)

@@ -30,7 +30,7 @@ from offmarl import __version__
 from offmarl.algos.base import get_algo_class, policies_take
 from offmarl.bench.aggregates import Improvement, NormalizedScores, PairedDifference
 from offmarl.bench.records import DECIMALS, Cell, Table
-from offmarl.bench.run_metrics import final_values, metric_file_name, metric_label, metric_runs
+from offmarl.bench.run_metrics import curve_datasets, final_values, metric_file_name, metric_label, metric_runs
 from offmarl.bench.statistics import BOOTSTRAP_REPS, MIN_RUNS_FOR_CI, Estimate
 from offmarl.bench.sweeps import SizeSweep
 
@@ -267,11 +267,13 @@ def final_metric_markdown(table: Table, metric: str) -> str:
     at = f"step {last_steps[0]:g}" if len(last_steps) == 1 else f"steps {last_steps[0]:g}-{last_steps[-1]:g}"
     label = metric_label(metric)
     what = f"`{metric}`" + (f" ({label})" if label else "")
-    plots = ", ".join(f"`{metric_file_name(metric, d)}`" for d in datasets)
+    curves = curve_datasets(cells, datasets)
+    plots = (f"Curves over training: {', '.join(f'`{metric_file_name(metric, d)}`' for d in curves)}." if curves
+             else "Logged once per run: no curves over training.")
     skipped = [a for a in table.algos if a not in algos]
     lines = [f"### {metric} at the end of training", "", *("| " + " | ".join(r) + " |" for r in rows), "",
              f"{what} at each run's last logged step of its metrics.csv ({at}): mean ± std over seeds "
-             f"(population std, ddof = 0; {seeds}). {MISSING}: not logged. Curves over training: {plots}."]
+             f"(population std, ddof = 0; {seeds}). {MISSING}: not logged. {plots}"]
     if skipped:
         lines.append(f"Not logged by: {', '.join(skipped)}.")
     return "\n".join(lines) + "\n"
