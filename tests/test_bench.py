@@ -507,6 +507,9 @@ def test_a_lost_runs_directory_resumes_from_its_results_folder(tmp_path, offmarl
     assert json.loads((runs / "seed2" / "bench.json").read_text()) == json.loads((runs / "seed0" / "bench.json")
                                                                                  .read_text()) | {"seed": 2}
     assert len(list((out / "tiny" / "records").rglob("seed*.json"))) == 3  # the table has all three
+    commands = json.loads((out / "tiny" / "suite.json").read_text())["commands"]
+    assert commands == [f"offmarl bench run {suite} --workers 1 --out {lost}",  # the restored runs' command first
+                        f"offmarl bench run {suite} --seeds 3 --workers 1 --out {out}"]
 
     edited = tiny_suite(tmp_path / "restore.yaml", seeds=2, eval_every=0, steps=40)
     refused = CliRunner().invoke(app, ["bench", "run", str(edited), "--out", str(tmp_path / "other"),

@@ -448,12 +448,13 @@ def _check_pin(run_dir: Path, pin: dict[str, Any]) -> None:
                              "run directory to redo it")
 
 
-def restore_runs(tasks: Sequence[RunTask], results_dir: Path, scale: float) -> list[RunTask]:
+def restore_runs(tasks: Sequence[RunTask], results_dir: Path, scale: float, suite_dir: Path) -> list[RunTask]:
     """Give back to the ``tasks`` without an eval.json the runs a results folder recorded (its ``records/``,
     written by the report): eval.json (and metrics.csv where recorded) from the record, bench.json from the
-    pin the recording suite gave the run. A runs directory lost with a machine need not be retrained: a run
-    is a function of its pinned settings and seed. A record whose suite pinned other settings than the task's
-    is a one-line error naming the record. Returns the tasks restored."""
+    pin the recording suite gave the run; the commands that made them join ``suite_dir``'s suite.json (the
+    table's footer quotes them). A runs directory lost with a machine need not be retrained: a run is a
+    function of its pinned settings and seed. A record whose suite pinned other settings than the task's is a
+    one-line error naming the record. Returns the tasks restored."""
     records_dir = Path(results_dir) / RECORDS_DIR
     if not (records_dir / REPORT_FILE).is_file():
         raise FileNotFoundError(f"--restore: {results_dir} is not a results folder (no {records_dir / REPORT_FILE})")
@@ -489,6 +490,10 @@ def restore_runs(tasks: Sequence[RunTask], results_dir: Path, scale: float) -> l
         atomic_write_json(paths.root / PIN_FILE, pin)
         atomic_write_bytes(paths.eval, Path(record.path).read_bytes())  # last: an eval.json marks a finished run
         restored.append(task)
+    current = read_suite_record(suite_dir)
+    if restored and current is not None:
+        earlier = [c for c in stored.get("commands", []) if c not in current["commands"]]
+        atomic_write_json(suite_dir / SUITE_RECORD, {**current, "commands": earlier + current["commands"]})
     return restored
 
 
@@ -593,7 +598,7 @@ def run_suite(suite: Suite, *, seeds: Sequence[int] | None = None, workers: int 
     tasks = plan_runs(suite, suite_dir, seeds, scale, files)
     write_suite_record(suite_dir, suite, seeds, scale, command or f"offmarl bench run {suite.source}", tasks)
     if restore is not None:
-        restored = restore_runs(tasks, restore, scale)
+        restored = restore_runs(tasks, restore, scale, suite_dir)
         echo(f"restored {len(restored)} finished run(s) from {Path(restore) / RECORDS_DIR}")
     skipped = [t for t in tasks if _paths(t.run_dir).eval.exists()]
     pending = first_runs([t for t in tasks if not _paths(t.run_dir).eval.exists()], suite, first)
