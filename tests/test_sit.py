@@ -351,6 +351,33 @@ def test_the_target_critic_is_a_copy_every_target_update_interval_updates():
         assert torch.equal(a, b)
 
 
+def test_the_greedy_critic_target_backs_up_the_max_over_available_actions(monkeypatch):
+    """critic_target greedy: max_a Q'(τ^{t+1}, a) over the available actions, so every target is at least the
+    paper's (Q' at the data's own next action, or E_π Q' at a time limit)."""
+    import offmarl.algos.sit as sit_module
+
+    captured = {}
+    original = sit_module.weighted_td_loss
+
+    def capture(q, targets, weights, mask):
+        captured["targets"], captured["mask"] = targets.detach().clone(), mask.clone()
+        return original(q, targets, weights, mask)
+
+    monkeypatch.setattr(sit_module, "weighted_td_loss", capture)
+    targets = {}
+    for kind in ("data", "greedy"):  # identical up to Stage III: the field acts in Eq. 9's target only
+        algo, sampler, _ = policy_stage(critic_target=kind)
+        algo.update(sampler.sample())
+        targets[kind], mask = captured["targets"], captured["mask"]
+    data, greedy = targets["data"][mask], targets["greedy"][mask]
+    assert (greedy >= data - 1e-6).all() and (greedy > data + 1e-4).any()
+    with pytest.raises(ValueError, match="critic_target must be data or greedy, got 'max'"):
+        policy_stage(critic_target="max")
+    ds = _toy_env.toy_dataset(episodes=4, seed=0, continuous=True)
+    with pytest.raises(ValueError, match="critic_target greedy takes a max over actions: it needs discrete"):
+        make_algo("sit", ds.spec, **{**TINY, "critic_target": "greedy"})
+
+
 def trained(discrete: bool = True, updates: int = 20, **overrides):
     ds = _toy_env.toy_dataset(episodes=24, seed=0, continuous=not discrete)
     seed_everything(0)

@@ -37,7 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from offmarl.algos._centralized import decentralized
-from offmarl.algos._value import batch_softmax_weights, frozen_copy, hard_update, masked_argmax, masked_log_softmax
+from offmarl.algos._value import (
+    batch_softmax_weights,
+    frozen_copy,
+    hard_update,
+    masked_argmax,
+    masked_log_softmax,
+    masked_max,
+)
 from offmarl.algos.base import AlgoConfig, Algorithm, StageFiles, StageSchedule, register_algo
 from offmarl.core.optim import OptimizerWrapper
 from offmarl.data.dataset import MultiAgentDataset
@@ -156,6 +163,11 @@ class Config(AlgoConfig):
         critic_previous_action: f_local reads a_j^{t-1} as printed (True) or o_j^t alone (False, not in the
             paper; an investigation switch: dropping it did not change SIT's collapse on CN_3ls3l,
             results/FINDINGS.md "SIT on cooperative navigation").
+        critic_target: what Eq. 9's target reads at t + 1: ``data``, Q'_i at the replayed trajectory's own next
+            action a^{t+1} (the paper: the critic evaluates the behaviour that made the trajectory), or
+            ``greedy``, max over the available actions of Q'_i (Q-learning's backup, as qmix, ma_bcq and ma_cql
+            back up; discrete actions only; not in the paper). An investigation switch: on PP_3p1p and CN_4ls4l
+            the ``data`` critic is nearly flat over actions (results/FINDINGS.md, "PP_3p1p and CN_4ls4l low").
         prioritized: Eq. 7 sampling (False: uniform over the type's trajectories, ablation uniform_replay).
         share_trajectories: agents of a type share one replay, so agent j's trajectory trains agent i (True, the
             paper); False gives each agent a replay of its own trajectories, Eq. 7 within it. MaMuJoCo's agents
@@ -186,6 +198,7 @@ class Config(AlgoConfig):
     decomposed_critic: bool = True
     gat: bool = True
     critic_previous_action: bool = True
+    critic_target: str = "data"
     prioritized: bool = True
     share_trajectories: bool = True
     alpha: float = 0.2
@@ -306,6 +319,8 @@ class SIT(Algorithm):
         s = self.settings = dataclasses.replace(config, **ABLATIONS.get(config.ablation, {}),
                                                 **VARIANTS.get(config.variant, {}))
         _check_config(s)
+        if s.critic_target == "greedy" and not spec.discrete:
+            raise ValueError("sit: critic_target greedy takes a max over actions: it needs discrete actions")
         n, d = spec.n_agents, spec.obs_dim
         self.n = n
         self.action_dim = spec.n_actions if spec.discrete else spec.act_dim  # one-hot width or action vector
@@ -500,6 +515,8 @@ class SIT(Algorithm):
                 q_next = self.target_critic(torch.cat([obs, previous], dim=-1), target_global)[:, 1:]  # [B, L, n, A]
                 next_data = _pick(q_next, torch.cat([actions[:, 1:], torch.zeros_like(actions[:, :1])], dim=1))
                 next_pi = (masked_log_softmax(pi_next, None if avail is None else avail[:, 1:]).exp() * q_next).sum(-1)
+                if s.critic_target == "greedy":  # Q-learning's backup at every step, a time limit's included
+                    next_data = next_pi = masked_max(q_next, None if avail is None else avail[:, 1:])[0]
             else:
                 following = torch.cat([action_in[:, 1:], torch.zeros_like(action_in[:, :1])], dim=1)
                 next_in = torch.cat([obs[:, 1:], previous[:, 1:]], dim=-1)
@@ -591,6 +608,8 @@ def _check_config(c: Config) -> None:
         raise ValueError(f"sit: weighting must be one of {', '.join(WEIGHTINGS)}, got {c.weighting!r}")
     if c.credit not in ("weighted", "individual"):
         raise ValueError(f"sit: credit must be weighted or individual, got {c.credit!r}")
+    if c.critic_target not in ("data", "greedy"):
+        raise ValueError(f"sit: critic_target must be data or greedy, got {c.critic_target!r}")
     if c.members < 1 or c.target_update_interval < 1:
         raise ValueError(f"sit: members and target_update_interval must be >= 1, got {c.members}, "
                          f"{c.target_update_interval}")
