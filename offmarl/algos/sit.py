@@ -167,7 +167,8 @@ class Config(AlgoConfig):
             action a^{t+1} (the paper: the critic evaluates the behaviour that made the trajectory), or
             ``greedy``, max over the available actions of Q'_i (Q-learning's backup, as qmix, ma_bcq and ma_cql
             back up; discrete actions only; not in the paper). An investigation switch: on PP_3p1p and CN_4ls4l
-            the ``data`` critic is nearly flat over actions (results/FINDINGS.md, "PP_3p1p and CN_4ls4l low").
+            the critic stays nearly flat over actions with either backup (results/FINDINGS.md, "PP_3p1p and
+            CN_4ls4l low").
         prioritized: Eq. 7 sampling (False: uniform over the type's trajectories, ablation uniform_replay).
         share_trajectories: agents of a type share one replay, so agent j's trajectory trains agent i (True, the
             paper); False gives each agent a replay of its own trajectories, Eq. 7 within it. MaMuJoCo's agents
