@@ -120,8 +120,8 @@ class RunTask:
 def run_pin(dataset: dict[str, Any], algo: dict[str, Any], seed: int, steps: int, eval_episodes: int,
             eval_every: int, checkpoint: str, absolute_metric: bool) -> dict[str, Any]:
     """:meth:`RunTask.pin` from the entries' ``to_dict()`` (as a ``suite.json`` stores them)."""
-    algo = {k: v for k, v in algo.items() if k not in ("steps", "seeds")}  # the resolved steps are what counts;
-    # how many seeds an algorithm runs does not change any one run
+    # the resolved steps are what counts; how many seeds an algorithm runs does not change any one run
+    algo = {k: v for k, v in algo.items() if k not in ("steps", "seeds")}
     pin = {"dataset": dataset, "algorithm": algo, "seed": seed, "steps": steps,
            "eval_episodes": eval_episodes, "eval_every": eval_every}
     if checkpoint != "last":  # only when set: the pins of the runs that predate the key stay valid
@@ -463,9 +463,9 @@ def restore_runs(tasks: Sequence[RunTask], results_dir: Path, scale: float, suit
     if stored is None:
         raise ValueError(f"--restore: the runs in {records_dir} were not made by a bench, so nothing pins their "
                          "settings")
-    if stored["scale"] != scale:
-        raise ValueError(f"--restore: {records_dir} holds runs at --scale {stored['scale']:g}, this bench runs at "
-                         f"--scale {scale:g}")
+    if stored.get("scale", 1.0) != scale:
+        raise ValueError(f"--restore: {records_dir} holds runs at --scale {stored.get('scale', 1.0):g}, this bench "
+                         f"runs at --scale {scale:g}")
     suite = stored["suite"]
     datasets = {d["label"]: d for d in suite["datasets"]}
     algos = {a["label"]: a for a in suite["algorithms"]}
@@ -476,24 +476,26 @@ def restore_runs(tasks: Sequence[RunTask], results_dir: Path, scale: float, suit
         paths = _paths(task.run_dir)
         if record is None or paths.eval.exists():
             continue
+        # keys a suite record may predate take the defaults they had then
         pin = run_pin(datasets.get(task.dataset.label), algos.get(task.algo.label), record.seed, record.steps,
-                      suite["eval_episodes"], suite["eval_every"], suite["checkpoint"], suite["absolute_metric"])
-        current = json.loads(json.dumps(task.pin()))
-        differing = [key for key in current if pin.get(key) != current[key]]
+                      suite.get("eval_episodes"), suite.get("eval_every"), suite.get("checkpoint", "last"),
+                      suite.get("absolute_metric", False))
+        wanted = json.loads(json.dumps(task.pin()))
+        differing = [key for key in wanted if pin.get(key) != wanted[key]]
         if differing:
             key = differing[0]
             raise ValueError(f"--restore: {record.path} was run with {key} = {json.dumps(pin.get(key))}, the suite "
-                             f"now asks {json.dumps(current[key])}")
+                             f"now asks {json.dumps(wanted[key])}")
         paths.root.mkdir(parents=True, exist_ok=True)
         if Path(record.metrics_csv).is_file():
             atomic_write_bytes(paths.metrics, Path(record.metrics_csv).read_bytes())
         atomic_write_json(paths.root / PIN_FILE, pin)
         atomic_write_bytes(paths.eval, Path(record.path).read_bytes())  # last: an eval.json marks a finished run
         restored.append(task)
-    current = read_suite_record(suite_dir)
-    if restored and current is not None:
-        earlier = [c for c in stored.get("commands", []) if c not in current["commands"]]
-        atomic_write_json(suite_dir / SUITE_RECORD, {**current, "commands": earlier + current["commands"]})
+    suite_json = read_suite_record(suite_dir)
+    if restored and suite_json is not None:
+        earlier = [c for c in stored.get("commands", []) if c not in suite_json["commands"]]
+        atomic_write_json(suite_dir / SUITE_RECORD, {**suite_json, "commands": earlier + suite_json["commands"]})
     return restored
 
 
