@@ -514,10 +514,12 @@ class SIT(Algorithm):
             pi_next = raw[:, 1:].detach()
             if discrete:
                 q_next = self.target_critic(torch.cat([obs, previous], dim=-1), target_global)[:, 1:]  # [B, L, n, A]
-                next_data = _pick(q_next, torch.cat([actions[:, 1:], torch.zeros_like(actions[:, :1])], dim=1))
-                next_pi = (masked_log_softmax(pi_next, None if avail is None else avail[:, 1:]).exp() * q_next).sum(-1)
+                avail_next = None if avail is None else avail[:, 1:]
                 if s.critic_target == "greedy":  # Q-learning's backup at every step, a time limit's included
-                    next_data = next_pi = masked_max(q_next, None if avail is None else avail[:, 1:])[0]
+                    next_data = next_pi = masked_max(q_next, avail_next)[0]
+                else:
+                    next_data = _pick(q_next, torch.cat([actions[:, 1:], torch.zeros_like(actions[:, :1])], dim=1))
+                    next_pi = (masked_log_softmax(pi_next, avail_next).exp() * q_next).sum(-1)
             else:
                 following = torch.cat([action_in[:, 1:], torch.zeros_like(action_in[:, :1])], dim=1)
                 next_in = torch.cat([obs[:, 1:], previous[:, 1:]], dim=-1)

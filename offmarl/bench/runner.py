@@ -433,19 +433,26 @@ def plan_runs(suite: Suite, suite_dir: Path, seeds: Sequence[int], scale: float,
     return tasks
 
 
+def _pin_difference(stored: dict[str, Any], pin: dict[str, Any]) -> str | None:
+    """``"<key> = <stored value>, the suite now asks <value>"`` for the first key of ``pin`` whose value
+    ``stored`` does not share (compared as JSON), None when none differs."""
+    current = json.loads(json.dumps(pin))
+    for key in current:
+        if stored.get(key) != current[key]:
+            return f"{key} = {json.dumps(stored.get(key))}, the suite now asks {json.dumps(current[key])}"
+    return None
+
+
 def _check_pin(run_dir: Path, pin: dict[str, Any]) -> None:
     """A run with something to reuse (a checkpoint or eval.json) must keep the settings it was started with;
     one without (failed before its first checkpoint) simply starts again under the new settings."""
     path, paths = run_dir / PIN_FILE, _paths(run_dir)
     if not path.exists() or not (paths.checkpoint.exists() or paths.eval.exists()):
         return
-    stored = json.loads(path.read_text())
-    current = json.loads(json.dumps(pin))
-    for key in current:
-        if stored.get(key) != current[key]:
-            raise ValueError(f"{run_dir} was started with {key} = {json.dumps(stored.get(key))}, the suite now "
-                             f"asks {json.dumps(current[key])}; use another --out (or --scale), or delete that "
-                             "run directory to redo it")
+    difference = _pin_difference(json.loads(path.read_text()), pin)
+    if difference:
+        raise ValueError(f"{run_dir} was started with {difference}; use another --out (or --scale), or delete "
+                         "that run directory to redo it")
 
 
 def restore_runs(tasks: Sequence[RunTask], results_dir: Path, scale: float, suite_dir: Path) -> list[RunTask]:
@@ -480,12 +487,9 @@ def restore_runs(tasks: Sequence[RunTask], results_dir: Path, scale: float, suit
         pin = run_pin(datasets.get(task.dataset.label), algos.get(task.algo.label), record.seed, record.steps,
                       suite.get("eval_episodes"), suite.get("eval_every"), suite.get("checkpoint", "last"),
                       suite.get("absolute_metric", False))
-        wanted = json.loads(json.dumps(task.pin()))
-        differing = [key for key in wanted if pin.get(key) != wanted[key]]
-        if differing:
-            key = differing[0]
-            raise ValueError(f"--restore: {record.path} was run with {key} = {json.dumps(pin.get(key))}, the suite "
-                             f"now asks {json.dumps(wanted[key])}")
+        difference = _pin_difference(pin, task.pin())
+        if difference:
+            raise ValueError(f"--restore: {record.path} was run with {difference}")
         paths.root.mkdir(parents=True, exist_ok=True)
         if Path(record.metrics_csv).is_file():
             atomic_write_bytes(paths.metrics, Path(record.metrics_csv).read_bytes())
