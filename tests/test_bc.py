@@ -113,3 +113,33 @@ def test_bf16_autocast_training_learns_too(toy):
     algo = make_algo("bc", toy.spec, **SMALL, steps=150)
     out = fit(algo, toy, None, TrainConfig(precision="bf16", progress=False, log_every=10))
     assert algo.precision == "bf16" and out["losses"]["loss"] < 0.1
+
+
+# ---- percentile behaviour cloning (top_fraction) ----------------------------------------------------------------
+def test_best_episodes_ranks_by_team_return_and_keeps_the_dataset_order_on_ties():
+    from _datasets import make_dataset
+
+    ds = make_dataset(n_agents=2, episodes=5, seed=0)
+    rewards = np.zeros_like(ds.rewards)
+    team = [1.0, 3.0, 3.0, -2.0, 0.5]  # episode 1 and 2 tie: dataset order
+    for e, value in enumerate(team):
+        rewards[ds.episode_starts[e], 0] = value  # agent 0 alone: the team sum
+    ds.rewards = rewards
+    assert ds.best_episodes(0.4).tolist() == [1, 2]
+    assert ds.best_episodes(0.5).tolist() == [1, 2, 0]  # ⌈2.5⌉
+    assert ds.best_episodes(1.0).tolist() == [1, 2, 0, 4, 3]
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="fraction in \\(0, 1\\]"):
+            ds.best_episodes(bad)
+
+
+def test_top_fraction_clones_only_the_best_episodes(toy):
+    team = toy.episode_returns().sum(axis=1)
+    best = np.sort(team)[::-1][:4]  # ⌈0.1 · 40⌉
+    algo = make_algo("bc", toy.spec, **SMALL, top_fraction=0.1)
+    sampler = algo.make_sampler(toy, seed=0)
+    assert sampler.dataset.n_episodes == 4
+    np.testing.assert_allclose(sampler.dataset.episode_returns().sum(axis=1), best)
+    assert make_algo("bc", toy.spec, **SMALL).make_sampler(toy, seed=0).dataset is toy
+    with pytest.raises(ValueError, match="bc: top_fraction must be in \\(0, 1\\], got 0"):
+        make_algo("bc", toy.spec, **SMALL, top_fraction=0.0)

@@ -3,7 +3,8 @@
 Reference: Tseng et al., *Offline Multi-Agent RL with Knowledge Distillation*, App. B.2 and Table 5:
 "a 3-layer MLP with hidden dimensions 128 ... takes a
 series of local observations as input and predicts the action distribution, trained in a regressing
-manner". The baseline row "BC" of Tables 1-3.
+manner". The baseline row "BC" of Tables 1-3. With ``top_fraction < 1`` it is percentile behaviour cloning
+(%BC: Chen et al., *Decision Transformer: Reinforcement Learning via Sequence Modeling*, §5.3).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class Config(AlgoConfig):
         hidden: hidden width, 128 (App. B.2).
         n_layers: linear layers, 3 (App. B.2: in -> 128 -> 128 -> out).
         activation: between layers, ReLU (unstated in the paper).
+        top_fraction: clone only the ⌈top_fraction · E⌉ episodes of highest team return (%BC, Chen et al.
+            2021, §5.3); 1.0 (default) clones every episode. A control for methods that select good
+            trajectories before imitating them (SIT's Eq. 7 replay): it selects by the true return.
     """
 
     steps: int = 10_000
@@ -58,6 +62,7 @@ class Config(AlgoConfig):
     hidden: int = 128
     n_layers: int = 3
     activation: str = "relu"
+    top_fraction: float = 1.0
 
 
 @register_algo
@@ -71,6 +76,8 @@ class BC(Algorithm):
 
     def __init__(self, spec: EnvSpec, config: Config, device: str | torch.device = "cpu"):
         super().__init__(spec, config, device)
+        if not 0.0 < config.top_fraction <= 1.0:
+            raise ValueError(f"bc: top_fraction must be in (0, 1], got {config.top_fraction}")
         self.head = ActionHead.for_spec(spec).to(self.device)
         self.nets = nn.ModuleList(
             MLP(config.history * d, config.hidden, self.head.out_dim, config.n_layers, config.activation)
@@ -81,6 +88,8 @@ class BC(Algorithm):
 
     def make_sampler(self, dataset: MultiAgentDataset, seed: int) -> WindowSampler:
         # Windows end at a uniformly drawn step t and are zero-padded before the episode start: exactly h_t^i.
+        if self.config.top_fraction < 1.0:
+            dataset = dataset.select_episodes(dataset.best_episodes(self.config.top_fraction))
         return WindowSampler(dataset, self.config.batch_size, seed, K=self.config.history)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 import time
 import types
@@ -234,6 +235,15 @@ class MultiAgentDataset:
         """Undiscounted return of every agent in every episode ``[E, n]``."""
         cums = np.concatenate([np.zeros((1, self.n_agents)), np.cumsum(self.rewards, axis=0, dtype=np.float64)])
         return (cums[self.episode_ends] - cums[self.episode_starts]).astype(np.float64)
+
+    def best_episodes(self, fraction: float) -> np.ndarray:
+        """Indices of the ⌈fraction · E⌉ episodes of highest team return (summed over agents), best first;
+        equal returns keep the dataset's order."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"best_episodes needs a fraction in (0, 1], got {fraction}")
+        team = self.episode_returns().sum(axis=1)  # [E]
+        keep = math.ceil(round(fraction * self.n_episodes, 9))  # round: 0.005 * 1000 is 5, not 5.000000000000001
+        return np.argsort(-team, kind="stable")[:keep]
 
     def compute_return_stats(self) -> dict[str, Any]:
         """Return statistics for the card (see :class:`DatasetCard`)."""
