@@ -246,6 +246,8 @@ def test_footer_names_the_target_return_only_when_a_row_is_return_conditioned(tm
     assert "target return: the policy's default" in footer("bc", "distill[conventional]")
     assert "target return: the policy's default" in footer("distill's teacher")  # no registered name: kept
     assert "target return" not in footer("bc", "ma_cql[alpha_1]")
+    assert "target return" not in footer("bc@top10", "sit[no_gat]@beta100")  # a tag is not part of the name
+    assert "target return: the policy's default" in footer("bc@top10", "madt@long")
 
 
 def test_duplicate_runs_and_bad_eval_json_are_named(tmp_path):

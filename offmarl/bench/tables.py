@@ -33,6 +33,7 @@ from offmarl.bench.records import DECIMALS, Cell, Table
 from offmarl.bench.run_metrics import curve_datasets, final_values, metric_file_name, metric_label, metric_runs
 from offmarl.bench.statistics import BOOTSTRAP_REPS, MIN_RUNS_FOR_CI, Estimate
 from offmarl.bench.sweeps import SizeSweep
+from offmarl.train.run_dir import label_algo_name
 
 MISSING = "–"
 FEWER_SEEDS = "†"
@@ -115,11 +116,11 @@ def _per_algo(table: Table, attr: str) -> str:
 
 
 def _return_conditioned(label: str) -> bool:
-    """Whether the algorithm of a table row label (``madt``, ``distill[conventional]``) takes a target return;
-    a label that names no registered algorithm (``distill's teacher``) counts as one, so its footer keeps the
-    target."""
+    """Whether the algorithm of a table row label (``madt``, ``distill[conventional]``, ``bc@top10``) takes a
+    target return; a label that names no registered algorithm (``distill's teacher``) counts as one, so its
+    footer keeps the target."""
     try:
-        cls = get_algo_class(label.split("[", 1)[0].strip())
+        cls = get_algo_class(label_algo_name(label))
     except (KeyError, ValueError):
         return True
     return policies_take(cls, "target_return")

@@ -124,6 +124,12 @@ def algo_label(name: str, ablation: str | None = None, variant: str | None = Non
     return label if tag is None else f"{label}@{check_tag(tag)}"
 
 
+def label_algo_name(label: str) -> str:
+    """The registered algorithm name of a label made by :func:`algo_label`: ``distill[no_kl]@long_teacher`` ->
+    ``distill``."""
+    return label.split("@", 1)[0].split("[", 1)[0].strip()
+
+
 def default_run_dir(dataset_label: str, label: str, seed: int, root: str | Path = "runs") -> Path:
     """``runs/<dataset label>/<algo label>/seed<k>`` (a recipe ``tseng/fill_in`` nests one level deeper)."""
     return Path(root) / dataset_label / label / f"seed{seed}"
