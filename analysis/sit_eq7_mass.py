@@ -17,26 +17,17 @@ Retrains nothing; seconds per run. The finding is in results/FINDINGS.md.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
-from _report import emit  # analysis/, beside this script
+from _report import sit_stage_two, tabulate_runs  # analysis/, beside this script
 
 from offmarl.data.io import load_dataset
 from offmarl.data.samplers import softmax_priorities
-from offmarl.train.experiment import run_config
 
 
 def rows_of(run: Path) -> list[str]:
-    config = run_config(run)
-    if config.get("algo") != "sit":
-        raise SystemExit(f"{run}: not a sit run (algo {config.get('algo')!r})")
-    record = run / "dper" / "dper.pt"
-    if not record.is_file():
-        raise SystemExit(f"{run}: no {record.relative_to(run)} (the run has not finished its Stage II)")
-    dper = torch.load(record, weights_only=True)
+    config, dper = sit_stage_two(run)
     meta = config["algo_config"]
     scores = dper["priority_score"].double().numpy()  # [E, n] p̂ in [0, priority_high]
     ds = load_dataset(config["dataset_source"]["path"])
@@ -64,17 +55,10 @@ def rows_of(run: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
-    args = parser.parse_args()
-    lines = ["| run | type (agents) | effective trajectories | mass by level (trajectories) | top trajectory |",
-             "|---|---|---|---|---|"]
-    for run in args.runs:
-        lines += rows_of(run)
-    lines.append("\nEq. 7 recomputed at each run's α from its Stage II priorities p̂ (`analysis/sit_eq7_mass.py`; the "
-                 "module docstring defines the columns).")
-    emit(lines, args.out)
+    tabulate_runs(__doc__.splitlines()[0],
+                  "| run | type (agents) | effective trajectories | mass by level (trajectories) | top trajectory |",
+                  rows_of, "Eq. 7 recomputed at each run's α from its Stage II priorities p̂ "
+                  "(`analysis/sit_eq7_mass.py`; the module docstring defines the columns).")
 
 
 if __name__ == "__main__":

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _report import emit  # analysis/, beside this script
+from _report import emit, sit_run_config  # analysis/, beside this script
 
 from offmarl.data.io import load_dataset
 from offmarl.data.returns import discounted_returns
 from offmarl.envs import make_env
-from offmarl.train.experiment import load_run, run_config, run_env
+from offmarl.train.experiment import load_run, run_env
 
 SEED = 7
 CHUNK = 8192  # dataset steps per critic forward
@@ -115,9 +115,7 @@ def main() -> None:
     lines = ["| run | policy | return | modal | action shares | Q spread / data G spread |",
              "|---|---|---|---|---|---|"]
     for run in args.runs:
-        config = run_config(run)
-        if config.get("algo") != "sit":
-            raise SystemExit(f"{run}: not a sit run (algo {config.get('algo')!r})")
+        config = sit_run_config(run)
         algo, _ = load_run(run)
         if not algo.spec.discrete:
             raise SystemExit(f"{run}: the critic's argmax needs discrete actions")

@@ -20,26 +20,18 @@ critic's weighted TD loss (Eq. 9). Retrains nothing; seconds per run. The findin
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
-from _report import emit  # analysis/, beside this script
+from _report import sit_stage_two, tabulate_runs  # analysis/, beside this script
 
 from offmarl.algos.sit import uncertainty_weights
 from offmarl.data.io import load_dataset
-from offmarl.train.experiment import run_config
 
 
 def rows_of(run: Path) -> list[str]:
-    config = run_config(run)
-    if config.get("algo") != "sit":
-        raise SystemExit(f"{run}: not a sit run (algo {config.get('algo')!r})")
-    record = run / "dper" / "dper.pt"
-    if not record.is_file():
-        raise SystemExit(f"{run}: no {record.relative_to(run)} (the run has not finished its Stage II)")
-    dper = torch.load(record, weights_only=True)
+    config, dper = sit_stage_two(run)
     settings = config["algo_config"]
     uncertainty = dper["uncertainty"].double()  # [T, n]
     everywhere = torch.ones_like(uncertainty, dtype=torch.bool)[None]  # the whole dataset as one batch
@@ -70,17 +62,11 @@ def rows_of(run: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, nargs="+")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
-    args = parser.parse_args()
-    lines = ["| run | agent | inactive steps / their w | û active / inactive | level: active steps / their w | "
-             "top 1 % of active w |", "|---|---|---|---|---|---|"]
-    for run in args.runs:
-        lines += rows_of(run)
-    lines.append("\nw = η/û over every step of the run's dataset (`analysis/sit_uncertainty_weights.py`; the module "
-                 "docstring defines the columns).")
-    emit(lines, args.out)
+    tabulate_runs(__doc__.splitlines()[0],
+                  "| run | agent | inactive steps / their w | û active / inactive | level: active steps / their w | "
+                  "top 1 % of active w |", rows_of,
+                  "w = η/û over every step of the run's dataset (`analysis/sit_uncertainty_weights.py`; the module "
+                  "docstring defines the columns).")
 
 
 if __name__ == "__main__":
