@@ -25,9 +25,10 @@ from typer.testing import CliRunner
 from offmarl.bench import runner as bench_runner
 from offmarl.bench.aggregates import normalize
 from offmarl.bench.layout import suite_dir_name
+from offmarl.bench.plots import plot_curves
 from offmarl.bench.records import EvalRecord, build_table, seed_curve
 from offmarl.bench.suite import builtin_suites, check_algorithms, check_datasets, load_suite, parse_seeds, parse_suite
-from offmarl.bench.tables import to_csv, to_markdown
+from offmarl.bench.tables import to_csv, to_markdown, win_rate_markdown
 from offmarl.cli import app
 from offmarl.core.files import atomic_path
 
@@ -227,6 +228,36 @@ def test_table_mean_std_bold_and_footer(hand_made):
     assert float(a_d1["mean"]) == 2.0 and float(a_d1["std"]) == pytest.approx(0.816496580927726)
     assert a_d1["n_seeds"] == "3" and a_d1["seeds"] == "0 1 2" and a_d1["best"] == "False"
     assert rows[1]["best"] == "True" and rows[0]["best"] == "True" and rows[2]["best"] == "True"
+
+
+def test_win_rate_section_and_csv_columns(tmp_path):
+    # A on smax: 0.5, 1.0, 0.75 -> 75.0 ± 20.4 (lowest 50.0); B (2 seeds): 1.0, 1.0 -> the column's best
+    # mean; C's absolute-metric run records no win rate (its recorded rate is not its score's); d1 reports none
+    records = [EvalRecord.read(write_eval(tmp_path, "A", "smax", seed, 10.0, win_rate=rate,
+                                          win_curve=[[50, rate / 2], [100, rate]]))
+               for seed, rate in enumerate([0.5, 1.0, 0.75])]
+    records += [EvalRecord.read(write_eval(tmp_path, "B", "smax", seed, 9.0, win_rate=1.0)) for seed in range(2)]
+    records.append(EvalRecord.read(write_eval(
+        tmp_path, "C", "smax", 0, 9.0, win_rate=0.25, absolute_return_mean=9.5, absolute_episodes=40,
+        protocol={"checkpoint": "best", "absolute_metric": True, "steps": 100})))
+    records.append(EvalRecord.read(write_eval(tmp_path, "A", "d1", 0, 1.0)))
+    table = build_table(records, algo_order=["A", "B", "C"], dataset_order=["smax", "d1"])
+    lines = win_rate_markdown(table).splitlines()
+    assert lines[:4] == ["### Win rate", "", "| algorithm | smax |", "| --- | --- |"]
+    assert lines[4] == "| A | 75.0 ± 20.4 (lowest 50.0) |"
+    assert lines[5] == "| B | **100.0 ± 0.0 (lowest 100.0)** |"
+    assert len(lines) == 8 and lines[7].startswith("Win rate (%): the share of each seed's evaluation episodes won")
+    rows = {(r["algorithm"], r["dataset"]): r for r in csv.DictReader(io.StringIO(to_csv(table)))}
+    assert float(rows[("A", "smax")]["win_rate"]) == 0.75
+    assert float(rows[("A", "smax")]["win_rate_std"]) == pytest.approx(0.2041241452)
+    assert rows[("C", "smax")]["win_rate"] == "" and rows[("A", "d1")]["win_rate"] == ""
+    assert win_rate_markdown(build_table(records[-1:])) == ""
+    steps, center, low, high = seed_curve(table.cells[("A", "smax")], wins=True)
+    assert steps.tolist() == [50.0, 100.0] and center.tolist() == [0.375, 0.75]
+    assert high[1] - center[1] == pytest.approx(0.2041241452)
+    assert not len(seed_curve(table.cells[("B", "smax")], wins=True)[0])  # B's runs recorded no win curve
+    names = {p.name for p in plot_curves(table, tmp_path / "plots")}
+    assert names == {"curves_smax.png", "curves_d1.png", "wins_smax.png"}
 
 
 def test_footer_lists_steps_per_algorithm_when_they_differ(tmp_path):

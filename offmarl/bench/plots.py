@@ -5,7 +5,10 @@
   the final one). At each step that every seed of the algorithm evaluated, the line and band are the
   table's ``stat`` over seeds of the evaluation means (:func:`offmarl.bench.records.band`): mean ± std
   (ddof = 0, as the table), mean ± standard error, or the IQM with its 95 % bootstrap CI (no band below
-  5 seeds). A suite with ``eval_every: 0`` has one point per run: the final evaluation.
+  5 seeds). A suite with ``eval_every: 0`` has one point per run: the final evaluation. The x axis counts
+  environment frames when every run of the dataset interacted with its env, else training steps.
+* ``wins_<dataset>.png`` (envs that report wins, SMAX): the evaluation win rate (%) the same way, from each
+  seed's ``win_curve``.
 * ``metric_<metric>_<dataset>.png`` (for a suite's ``metric_curves``): a ``metrics.csv`` column of the
   runs (e.g. dec_mabcq's ``value_diff``, MABCQ Fig. 3) vs training steps, one line per algorithm that
   logs it, mean ± std over seeds at the steps every seed logged (:mod:`offmarl.bench.run_metrics`).
@@ -54,33 +57,37 @@ def _figure(width: float, height: float):
 
 
 def plot_curves(table: Table, out_dir: str | Path) -> list[Path]:
-    """One ``curves_<dataset>.png`` per dataset of ``table``; returns the paths."""
+    """One ``curves_<dataset>.png`` per dataset of ``table``, and ``wins_<dataset>.png`` per dataset whose runs
+    recorded win curves; returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ds in table.datasets:
-        fig = _figure(6.4, 4.2)
-        ax = fig.add_subplot()
-        seeds = 0
-        for algo in table.algos:
-            cell = table.cells.get((algo, ds))
-            if cell is None:
-                continue
-            steps, center, low, high = seed_curve(cell, table.stat)
-            if not len(steps):
-                continue
-            seeds = max(seeds, len(cell.records))
-            _line_with_band(ax, steps, center, low, high, algo)
-        ax.set_xlabel("training steps")
-        ax.set_ylabel("per-agent average return")
-        ax.set_title(f"{ds}: evaluation return ({BAND_LABELS[table.stat]} over up to {seeds} seeds)", fontsize=10)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"curves_{safe_name(ds)}.png"
-        fig.savefig(path)
-        paths.append(path)
+        cells = [(algo, table.cells[(algo, ds)]) for algo in table.algos if (algo, ds) in table.cells]
+        online = all(r.steps_unit == "frames" for _, cell in cells for r in cell.records)
+        won = any(r.win_curve for _, cell in cells for r in cell.records)
+        for wins in (False, True) if won else (False,):
+            fig = _figure(6.4, 4.2)
+            ax = fig.add_subplot()
+            seeds = 0
+            for algo, cell in cells:
+                steps, center, low, high = seed_curve(cell, table.stat, wins=wins)
+                if not len(steps):
+                    continue
+                seeds = max(seeds, len(cell.records))
+                scale = 100.0 if wins else 1.0
+                _line_with_band(ax, steps, scale * center, scale * low, scale * high, algo)
+            ax.set_xlabel("environment frames" if online else "training steps")
+            ax.set_ylabel("win rate (%)" if wins else "per-agent average return")
+            ax.set_title(f"{ds}: evaluation {'win rate' if wins else 'return'} ({BAND_LABELS[table.stat]} over up "
+                         f"to {seeds} seeds)", fontsize=10)
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = out_dir / f"{'wins' if wins else 'curves'}_{safe_name(ds)}.png"
+            fig.savefig(path)
+            paths.append(path)
     return paths
 
 

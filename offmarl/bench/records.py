@@ -15,7 +15,8 @@ the printed precision (:data:`DECIMALS`), so equal-looking cells are best togeth
 A run's return is its eval.json's ``return_mean`` -- or, when its protocol is the absolute metric
 (``protocol.absolute_metric``), ``absolute_return_mean``: the best checkpoint on ten times the episodes.
 Each record's protocol (``last``, ``best`` or ``absolute``) is kept, for the table's footer. A record also
-carries its task's normalization returns (``random_return``, ``reference_return``; :meth:`Table.normalization`).
+carries its task's normalization returns (``random_return``, ``reference_return``; :meth:`Table.normalization`)
+and, on an env that reports wins (SMAX), the evaluation's win rate (:func:`offmarl.bench.tables.win_rate_markdown`).
 
 Learning curves over seeds (:func:`seed_curve`, :func:`seed_band`) are computed here too, so that the
 plots (:mod:`offmarl.bench.plots`) and the tables (:mod:`offmarl.bench.tables`) read one data model.
@@ -75,6 +76,8 @@ class EvalRecord:
     protocol: str = "last"  # "last" | "best" | "absolute"
     random_return: float | None = None
     reference_return: float | None = None
+    win_rate: float | None = None  # the share of evaluation episodes won; None: the env reports no wins
+    win_curve: tuple[tuple[float, float], ...] = ()  # (step, win rate) at every evaluation; () without wins
 
     @classmethod
     def read(cls, path: str | Path, metrics_csv: str | Path | None = None) -> "EvalRecord":
@@ -102,7 +105,11 @@ class EvalRecord:
                        steps_unit=str(protocol.get("steps_unit", "updates")),
                        protocol="absolute" if absolute else checkpoint,
                        random_return=_optional_float(data.get("random_return")),
-                       reference_return=_optional_float(data.get("reference_return")))
+                       reference_return=_optional_float(data.get("reference_return")),
+                       # under the absolute metric the recorded win rate is the best checkpoint's on the
+                       # ordinary episodes, not the score's: no win rate rather than a mismatched one
+                       win_rate=None if absolute else _optional_float(data.get("win_rate")),
+                       win_curve=tuple((float(s), float(w)) for s, w in data.get("win_curve") or []))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: not an offmarl eval.json (field {exc} missing or malformed)") from None
 
@@ -241,10 +248,14 @@ def seed_band(series: Sequence[dict[float, float]]) -> tuple[np.ndarray, np.ndar
     return steps, values.mean(axis=-1), values.std(axis=-1)
 
 
-def seed_curve(cell: Cell, stat: str = "std") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(steps, centre, low, high)`` of the evaluation means over seeds (:func:`band` under ``stat``) at the
-    steps every seed evaluated."""
-    steps, values = seed_values([{step: mean for step, mean, _ in rec.curve} for rec in cell.records])
+def seed_curve(cell: Cell, stat: str = "std", wins: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(steps, centre, low, high)`` of the evaluation means -- or with ``wins`` the evaluation win rates --
+    over seeds (:func:`band` under ``stat``) at the steps every seed evaluated (none when a seed has no win
+    curve)."""
+    series = ([dict(rec.win_curve) for rec in cell.records] if wins
+              else [{step: mean for step, mean, _ in rec.curve} for rec in cell.records])
+    steps, values = seed_values(series)
     return (steps, *band(values, stat))
 
 

@@ -53,6 +53,7 @@ from offmarl.bench.tables import (
     sweep_markdown,
     to_csv,
     to_markdown,
+    win_rate_markdown,
 )
 from offmarl.core.files import atomic_write_text
 
@@ -104,6 +105,8 @@ def suite_report(report_dir: str | Path, eval_files: Sequence[Path] | None = Non
         runs.write(records_dir)
     table = _table(runs)
     markdown = to_markdown(table, runs.title, runs.commands, runs.note, runs.description)
+    section = win_rate_markdown(table)
+    markdown += f"\n{section}" if section else ""
     plots = plot_curves(table, out_dir) + [plot_bars(table, out_dir)]
     sweeps = size_sweeps(runs.dataset_entries)
     sweep_plot = plot_size_sweeps(table, sweeps, out_dir)

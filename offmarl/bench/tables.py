@@ -8,13 +8,15 @@ table's fullest cell is marked ``†`` and listed in the footer. The footer stat
 steps, the evaluation episodes, the protocol (``last``: the weights at the end of training, no selection
 of a best checkpoint; ``best``; ``absolute``) and the exact commands that produced the runs (from
 ``suite.json``). Sections follow: the mean ± std and the IQM [CI] tables when the main one shows another
-statistic (so both are always there), the normalized aggregates across tasks
+statistic (so both are always there), the win rates where the env reports wins (:func:`win_rate_markdown`),
+the normalized aggregates across tasks
 (:func:`aggregate_markdown`) and, for a suite's ``metric_curves``, each metric's value at the end of
 training (:func:`final_metric_markdown`).
 
 CSV (long format, one row per cell): ``algorithm, dataset, mean, std, n_seeds, seeds, steps,
-eval_episodes, best, sem, iqm, iqm_ci_low, iqm_ci_high, protocol`` (CI bounds empty below 5 seeds; ``best``
-under the table's stat). ``aggregate.csv`` (:func:`aggregate_csv`): ``algorithm, metric, estimate, ci_low,
+eval_episodes, best, sem, iqm, iqm_ci_low, iqm_ci_high, protocol, win_rate, win_rate_std`` (CI bounds empty
+below 5 seeds; ``best`` under the table's stat; the win rate's mean and std over seeds as fractions, empty where
+no seed recorded one). ``aggregate.csv`` (:func:`aggregate_csv`): ``algorithm, metric, estimate, ci_low,
 ci_high, n_tasks, tasks, n_runs``. ``offmarl bench compare`` prints :func:`improvement_markdown` (and writes
 :func:`improvement_csv`: ``x, y, probability, ci_low, ci_high, n_tasks, tasks``).
 """
@@ -25,6 +27,8 @@ import csv
 import io
 import json
 from typing import Any, Sequence
+
+import numpy as np
 
 from offmarl import __version__
 from offmarl.algos.base import get_algo_class, policies_take
@@ -39,6 +43,7 @@ MISSING = "–"
 FEWER_SEEDS = "†"
 NOT_AVAILABLE = "n/a"
 METRIC_DECIMALS = 3  # metrics are often well below 1 (value_diff)
+WIN_DECIMALS = 1  # win rates in %: 128 evaluation episodes resolve 0.8 %
 CI_TEXT = (f"95 % percentile-bootstrap CI over seeds ({BOOTSTRAP_REPS} resamples; {NOT_AVAILABLE} below "
            f"{MIN_RUNS_FOR_CI} seeds, where resampling a handful of values says little)")
 STAT_CAPTIONS = {
@@ -180,7 +185,7 @@ def to_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["algorithm", "dataset", "mean", "std", "n_seeds", "seeds", "steps", "eval_episodes", "best",
-                     "sem", "iqm", "iqm_ci_low", "iqm_ci_high", "protocol"])
+                     "sem", "iqm", "iqm_ci_low", "iqm_ci_high", "protocol", "win_rate", "win_rate_std"])
     for algo in table.algos:
         for ds in table.datasets:
             cell = table.cells.get((algo, ds))
@@ -189,12 +194,51 @@ def to_csv(table: Table) -> str:
             steps = sorted({r.steps for r in cell.records if r.steps is not None})
             episodes = sorted({r.episodes for r in cell.records})
             iqm = cell.iqm
+            wins = _win_rates(cell)
             writer.writerow([algo, ds, repr(cell.mean), repr(cell.std), len(cell.records),
                              " ".join(map(str, cell.seeds)), " ".join(map(str, steps)), " ".join(map(str, episodes)),
                              algo in table.best(ds), repr(cell.sem), repr(iqm.point),
                              "" if iqm.low is None else repr(iqm.low), "" if iqm.high is None else repr(iqm.high),
-                             " ".join(sorted({r.protocol for r in cell.records}))])
+                             " ".join(sorted({r.protocol for r in cell.records})),
+                             repr(float(wins.mean())) if wins.size else "",
+                             repr(float(wins.std())) if wins.size else ""])
     return buf.getvalue()
+
+
+def _win_rates(cell: Cell) -> np.ndarray:
+    return np.array([r.win_rate for r in cell.records if r.win_rate is not None], dtype=np.float64)
+
+
+def win_rate_markdown(table: Table) -> str:
+    """A ``### Win rate`` section for runs on envs that report wins (SMAX): rows algorithms, columns the
+    datasets some run has a win rate on, each cell the mean ± std over seeds of each seed's evaluation win rate
+    (%) and the lowest seed's, the best mean of each column bold; ``""`` when no run recorded a win rate."""
+    wins = {key: rates for key, cell in table.cells.items() if (rates := _win_rates(cell)).size}
+    if not wins:
+        return ""
+    datasets = [d for d in table.datasets if any((a, d) in wins for a in table.algos)]
+    algos = [a for a in table.algos if any((a, d) in wins for d in datasets)]
+    shown = {key: round(100 * float(rates.mean()), WIN_DECIMALS) for key, rates in wins.items()}
+    rows = [["algorithm", *datasets], ["---"] * (len(datasets) + 1)]
+    for algo in algos:
+        row = [algo]
+        for ds in datasets:
+            rates = wins.get((algo, ds))
+            if rates is None:
+                row.append(MISSING)
+                continue
+            text = (f"{100 * rates.mean():.{WIN_DECIMALS}f} ± {100 * rates.std():.{WIN_DECIMALS}f} "
+                    f"(lowest {100 * rates.min():.{WIN_DECIMALS}f})")
+            if shown[(algo, ds)] == max(v for (a, d), v in shown.items() if d == ds):
+                text = f"**{text}**"
+            if rates.size < len(table.cells[(algo, ds)].records):
+                text += f" ({rates.size} of {len(table.cells[(algo, ds)].records)} seeds)"
+            row.append(text)
+        rows.append(row)
+    return "\n".join(["### Win rate", "", *("| " + " | ".join(r) + " |" for r in rows), "",
+                      "Win rate (%): the share of each seed's evaluation episodes won (the main table's episodes, "
+                      "greedy actions), mean ± std over seeds (population std, ddof = 0) and the lowest seed's; "
+                      f"best mean of each column in bold. {MISSING}: the run recorded no win rate."]) + "\n"
 
 
 def aggregate_markdown(normalized: NormalizedScores, estimates: dict[str, dict[str, Estimate]],
