@@ -177,6 +177,7 @@ def test_episode_limit_truncates_with_final_state():
         assert not ts.terminated.any() and ts.truncated.tolist() == [t == 2] * B
     np.testing.assert_array_equal(ts.final_obs, ref.obs)  # where the 100-step env is after 3 steps
     np.testing.assert_array_equal(ts.final_state, ref.state)
+    np.testing.assert_array_equal(ts.final_avail, ref.avail_actions)  # the mask there, not the new episode's
     assert not np.array_equal(ts.state, ref.state)  # auto-reset: a new episode
     np.testing.assert_allclose(unit_health(ts.state, 6), np.tile(FULL_HP, (B, 1)))
 
@@ -287,7 +288,7 @@ def test_cli_collect_composition_train_bc_eval(tmp_path):
 
 def test_alive_agents_are_reported_and_a_dead_one_may_only_stop():
     env = make_env("smac_3s_vs_3z", num_envs=4, seed=0)
-    ts, rng, seen_dead = env.reset(seed=0), np.random.default_rng(0), False
+    ts, rng, seen_dead, seen_final_dead = env.reset(seed=0), np.random.default_rng(0), False, False
     assert ts.info["alive"].all()
     for _ in range(80):
         ts = env.step(random_actions(ts, rng))
@@ -297,7 +298,14 @@ def test_alive_agents_are_reported_and_a_dead_one_may_only_stop():
         seen_dead |= bool(dead.any())
         only_stop = ts.avail_actions.sum(-1) == 1
         assert (only_stop[dead] & ts.avail_actions[dead][:, smax.STOP_ACTION]).all()
+        # an ended episode's final mask is its final state's: its dead allies may only stop there
+        done = ts.terminated | ts.truncated
+        final_dead = (unit_health(ts.final_state, 3) == 0) & done[:, None]
+        seen_final_dead |= bool(final_dead.any())
+        assert (ts.final_avail[final_dead].sum(-1) == 1).all()
+        assert ts.final_avail[final_dead][:, smax.STOP_ACTION].all()
     assert seen_dead, "no ally died in 80 random steps: raise the number of steps"
+    assert seen_final_dead, "no episode ended with a dead ally in 80 random steps: raise the number of steps"
 
 
 @pytest.mark.timeout(300)

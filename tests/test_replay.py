@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import _toy_env
 import numpy as np
 import pytest
@@ -25,6 +27,48 @@ def test_episodes_are_gathered_across_rollouts_and_keep_their_final_observation(
     batch = replay.sample(4, np.random.default_rng(0))
     assert batch["obs"].shape == (4, 3, 1, 1) and batch["mask"].shape == (4, 3)
     assert torch.equal(batch["next_obs"][:, :-1], batch["obs"][:, 1:])
+
+
+class MaskedCountingEnv(CountingEnv):
+    """CountingEnv with action masks: action 1 is available only at even observations; ``final_avail`` is
+    reported unless ``report_final`` is False."""
+
+    def __init__(self, report_final: bool = True):
+        super().__init__()
+        self.spec = dataclasses.replace(self.spec, has_avail_actions=True)
+        self.report_final = report_final
+
+    @staticmethod
+    def _mask(t):
+        avail = np.ones((len(t), 1, 2), bool)
+        avail[:, 0, 1] = t % 2 == 0
+        return avail
+
+    def _ts(self, reward, terminated, truncated, final=None):
+        ts = super()._ts(reward, terminated, truncated, final)
+        ts.avail_actions = self._mask(self.t)
+        if final is not None and self.report_final:
+            ts.final_avail = self._mask(final[:, 0, 0].astype(np.int64))
+        return ts
+
+
+@pytest.mark.parametrize("report_final", [True, False])
+def test_a_time_limit_keeps_the_action_mask_of_its_final_observation(report_final):
+    """Sub-env 1 is cut at 3 steps: its final observation 3 is odd, so action 1 is unavailable there; a
+    Q-learner's bootstrap maximizes over that mask (all actions where the env reports no final mask)."""
+    rollout = RolloutEngine(MaskedCountingEnv(report_final), CountingActor(), seed=0).collect(3)
+    assert rollout.final_avail.shape == (3, 2, 1, 2)
+    expected = np.ones((3, 2, 1, 2), bool)
+    if report_final:
+        expected[2, 1, 0, 1] = False  # the truncated step; sub-env 0's termination at obs 2 keeps both
+    np.testing.assert_array_equal(rollout.final_avail.numpy(), expected)
+    replay = EpisodeReplay(capacity=10, max_len=3, n_agents=1, obs_dim=1, state_dim=1, n_actions=2)
+    replay.add(rollout)
+    truncated = int(np.flatnonzero(replay.lengths[:2] == 3)[0])
+    np.testing.assert_array_equal(replay.store["avail"][truncated, :, 0, 1], [True, False, True, not report_final])
+    batch = replay.sample(8, np.random.default_rng(0))
+    cut = batch["mask"].sum(1) == 3
+    assert cut.any() and (batch["next_avail"][cut, 2, 0, 1] == (not report_final)).all()
 
 
 def test_the_ring_overwrites_the_oldest_and_a_state_restores_it_all():

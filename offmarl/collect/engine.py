@@ -25,8 +25,9 @@ sub-envs -- no Python loop over envs or agents -- and one ``env.step``. What it 
   ``bootstrap [T, B, n] = V(final_obs)`` computed with the hidden state the last step left, whereas a
   termination bootstraps from 0. ``last_values [B, n]`` are the values of the observations the rollout
   stopped at, ``last_obs`` (the bootstrap of the last step of unfinished episodes). ``final_obs`` /
-  ``final_state`` keep the observation and state each ended episode reached (a replay of whole episodes
-  needs them).
+  ``final_state`` / ``final_avail`` keep the observation, state and action mask each ended episode reached (a
+  replay of whole episodes needs them: a Q-learner bootstrapping a time limit maximizes over the actions
+  available *there*).
 * **Episode statistics** of the episodes that ended during the rollout: their per-agent average returns
   and, where the env reports ``info["win"]``, whether they were won.
 
@@ -137,17 +138,20 @@ class RolloutEngine:
             terminated, truncated = np.asarray(nxt.terminated, bool), np.asarray(nxt.truncated, bool)
             bootstrap = torch.zeros(B, n)
             final_obs, final_state = torch.zeros(obs.shape), torch.zeros(state.shape)
+            final_avail = None if avail is None else torch.ones(avail.shape, dtype=torch.bool)
             if (terminated | truncated).any():
                 ended = torch.as_tensor(terminated | truncated)
                 final_obs[ended] = _tensor(nxt.final_obs, torch.float32)[ended]
                 final_state[ended] = _tensor(nxt.final_state, torch.float32)[ended]
+                if final_avail is not None and nxt.final_avail is not None:
+                    final_avail[ended] = _tensor(nxt.final_avail, torch.bool)[ended]
             cut = truncated & ~terminated
             if cut.any():
                 values = self.actor.bootstrap_value(*self._inputs(nxt.final_obs, nxt.final_state, None), out.hidden)
                 bootstrap[torch.as_tensor(cut)] = values.cpu()[torch.as_tensor(cut)]
             for key, value in (("actions", out.action.cpu()), ("log_probs", out.log_prob.cpu()),
                                ("values", out.value.cpu()), ("bootstrap", bootstrap), ("final_obs", final_obs),
-                               ("final_state", final_state),
+                               ("final_state", final_state), ("final_avail", final_avail),
                                ("rewards", torch.as_tensor(np.array(nxt.reward, dtype=np.float32))),
                                ("terminated", torch.as_tensor(terminated)), ("truncated", torch.as_tensor(truncated))):
                 record[key].append(value)

@@ -10,8 +10,10 @@ Learning*, ICML 2018). An episode stores ``L + 1`` observations, states and acti
 observation the episode ended at, ``final_obs``) and ``L`` actions (discrete ``[L, n]``, or ``[L, n,
 act_dim]`` with ``act_dim``), rewards and termination flags. An
 episode cut by the time limit keeps ``done = 0`` on its last step, so a learner bootstraps from its final
-observation; the action mask at that final observation is not known (the env has moved on to the next
-episode) and is stored as all available.
+observation -- with the action mask the env reported there (the rollout's ``final_avail``), or all actions
+available where the env reports none. The mask matters: a Q-learner's bootstrap maximizes over it, and an
+action never available in such states (SMAX's attacks on enemies out of range) has a Q-value nothing ever
+trained there.
 
 :meth:`EpisodeReplay.sample` gives a batch in :class:`~offmarl.data.samplers.EpisodeSampler`'s layout
 (``obs``, ``next_obs`` ``[B, L, n, d]``, ``done``, ``mask`` ``[B, L]``, ...), so the offline value learners'
@@ -71,6 +73,7 @@ class EpisodeReplay:
                   "terminated": rollout.terminated.cpu().numpy()}
         done = (rollout.terminated | rollout.truncated).cpu().numpy()
         final_obs, final_state = rollout.final_obs.cpu().numpy(), rollout.final_state.cpu().numpy()
+        final_avail = None if rollout.final_avail is None else rollout.final_avail.cpu().numpy()
         ended = 0
         for b in range(B):  # bookkeeping of whole episodes, once per rollout (the env steps are batched)
             steps = self.pending[b]
@@ -79,7 +82,8 @@ class EpisodeReplay:
                     if arrays[key] is not None:
                         steps[key].append(arrays[key][t, b])
                 if done[t, b]:
-                    self._store(steps, final_obs[t, b], final_state[t, b])
+                    self._store(steps, final_obs[t, b], final_state[t, b],
+                                None if final_avail is None else final_avail[t, b])
                     steps = self.pending[b] = self._empty()
                     ended += 1
         return ended
@@ -87,7 +91,8 @@ class EpisodeReplay:
     def _empty(self) -> dict[str, list[np.ndarray]]:
         return {k: [] for k in self.FIELDS}
 
-    def _store(self, steps: dict[str, list[np.ndarray]], final_obs: np.ndarray, final_state: np.ndarray) -> None:
+    def _store(self, steps: dict[str, list[np.ndarray]], final_obs: np.ndarray, final_state: np.ndarray,
+               final_avail: np.ndarray | None) -> None:
         length = len(steps["rewards"])
         if length > self.max_len:
             raise ValueError(f"an episode of {length} steps does not fit the replay's max_len {self.max_len}")
@@ -106,9 +111,11 @@ class EpisodeReplay:
             self.store[key][slot] = 0
         self.store["obs"][slot, :length + 1] = np.stack(steps["obs"] + [final_obs])
         self.store["state"][slot, :length + 1] = np.stack(steps["state"] + [final_state])
-        self.store["avail"][slot] = True  # the final observation's mask is unknown (module docstring)
+        self.store["avail"][slot] = True  # padding, and the final observation's mask where the env reports none
         if steps["avail"]:
             self.store["avail"][slot, :length] = np.stack(steps["avail"])
+        if final_avail is not None:
+            self.store["avail"][slot, length] = final_avail
         for key in ("actions", "rewards", "terminated"):
             self.store[key][slot, :length] = np.stack(steps[key])
         self.lengths[slot] = length

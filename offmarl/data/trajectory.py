@@ -67,6 +67,9 @@ class Trajectory:
     last_obs: torch.Tensor  # [B, n, d]: the observations the rollout stopped at
     episode_returns: np.ndarray  # [E] per-agent average return of each episode that ended
     episode_wins: np.ndarray | None  # [E] bool, where the env reports wins
+    # [T, B, n, A] bool: where the step ended its episode, the action mask at final_obs (all True where the env
+    # does not report it, and on steps that did not end); None without masks
+    final_avail: torch.Tensor | None = None
 
     @property
     def frames(self) -> int:

@@ -155,10 +155,13 @@ class GymBatchEnv(BatchedEnv):
         ts = self._stack(views)
         ts.final_obs = ts.obs.copy()
         ts.final_state = ts.state.copy()
+        ts.final_avail = None if ts.avail_actions is None else ts.avail_actions.copy()
         for b, final in enumerate(finals):
             if final is not None:
                 ts.final_obs[b] = final.obs
                 ts.final_state[b] = final.state
+                if ts.final_avail is not None:
+                    ts.final_avail[b] = final.avail
         return ts
 
     def render(self, index: int = 0) -> np.ndarray:

@@ -155,6 +155,9 @@ class TimeStep:
         final_obs [B, n, obs_dim] / final_state [B, state_dim]: for sub-envs that just ended
             (terminated | truncated) the observation/state reached by the last action; other rows
             are unspecified (copies of ``obs``). None after ``reset``.
+        final_avail [B, n, A] bool: likewise the action mask at ``final_obs``, from envs whose masks change
+            within an episode (SMAX, Highway); None where the env does not report it (its masks are fixed, or
+            there are none) -- a learner then takes every action as available there.
         info: extra per-sub-env arrays, e.g. ``{"win": [B] bool}``.
     """
 
@@ -166,6 +169,7 @@ class TimeStep:
     avail_actions: np.ndarray | None = None
     final_obs: np.ndarray | None = None
     final_state: np.ndarray | None = None
+    final_avail: np.ndarray | None = None
     info: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property

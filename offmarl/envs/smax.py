@@ -63,7 +63,8 @@ same episodes (on the same machine and jax version).
   given. Departure: SMAC's per-map limits differ (:data:`SMAC_EPISODE_LIMITS`, e.g. 120 for 2s3z, 250 for
   3s_vs_5z, 70 for 5m_vs_6m); pass ``episode_limit=SMAC_EPISODE_LIMITS[map]`` for SMAC's horizon.
 * **Auto-reset** (:mod:`offmarl.envs.base`): ended sub-envs are reset inside the compiled step;
-  ``final_obs`` / ``final_state`` hold the observation / state reached by the last action.
+  ``final_obs`` / ``final_state`` / ``final_avail`` hold the observation / state / action mask reached by the
+  last action.
 * **Saving and restoring** (:mod:`offmarl.envs.base`; ``restorable``): :meth:`SMAXEnv.get_state` holds the
   sub-envs' jaxmarl states (the pytree's leaves as numpy arrays, keyed by their path, e.g.
   ``".state.unit_health"``) and their PRNG keys (a typed key array is saved as its ``key_data`` and
@@ -294,11 +295,12 @@ class SMAXEnv(BatchedEnv):
         if self._state is None:
             raise RuntimeError(f"{self.spec.name}: call reset() before step()")
         actions = self.check_actions(actions).astype(np.int32)
-        obs, state, avail, reward, terminated, truncated, win, final_obs, final_state = self._run(
+        obs, state, avail, reward, terminated, truncated, win, final_obs, final_state, final_avail = self._run(
             actions, self._no_reset)
         return TimeStep(obs=obs, state=state, reward=np.repeat(reward[:, None], self.spec.n_agents, axis=1),
                         terminated=terminated, truncated=truncated, avail_actions=avail, final_obs=final_obs,
-                        final_state=final_state, info={"win": win, "alive": self._alive(state)})
+                        final_state=final_state, final_avail=final_avail,
+                        info={"win": win, "alive": self._alive(state)})
 
     def get_state(self) -> dict[str, Any]:
         """``{"name", "num_envs", "kwargs", "seed", "keys" [B, ...] uint32 | None, "key_impl": str | None,
@@ -444,14 +446,15 @@ def _kernel(map_name: str) -> _Kernel:
         terminated = ~(allies_alive & enemies_alive)
         truncated = ~terminated & (after.step >= limit)
         reward = (damage + death_value * kills + win_value * win) * reward_scale
-        final_obs, final_state, _ = observe(obs_dict, next_state)
+        final_obs, final_state, final_avail = observe(obs_dict, next_state)
         # the auto-reset, inside the compiled step
         done = terminated | truncated | force_reset
         reset_obs_dict, reset_state = env.reset(reset_key)
         next_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, next_state)
         obs_dict = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_obs_dict, obs_dict)
         obs, world_state, avail = observe(obs_dict, next_state)
-        return key, next_state, (obs, world_state, avail, reward, terminated, truncated, win, final_obs, final_state)
+        return key, next_state, (obs, world_state, avail, reward, terminated, truncated, win, final_obs, final_state,
+                                 final_avail)
 
     template = jax.eval_shape(lambda key: env.reset(key)[1], jax.random.PRNGKey(0))
     # the step's states are strongly typed; a weakly typed blank state would compile the step twice
