@@ -340,3 +340,21 @@ def test_an_online_run_on_smax_killed_at_a_random_update_resumes_bit_exactly(tmp
     killed, reference = load_run(tmp_path / "killed")[0], load_run(tmp_path / "reference")[0]
     for a, b in zip(killed.actor.state_dict().values(), reference.actor.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_state_cooldowns_are_fractions_of_the_unit_types_cooldown():
+    """SMAX's world_state cooldown falls without a floor while a unit holds fire; the state takes it as SMAC
+    does, the fraction of the unit type's cooldown in [0, 1] -- positive right after a unit fires."""
+    env = make_env("smac_3s_vs_3z", num_envs=4, seed=0)
+    ts, rng, fired = env.reset(seed=0), np.random.default_rng(0), False
+    cooldowns = slice(3, smax.UNIT_FEATURES * 6, smax.UNIT_FEATURES)
+    for t in range(120):
+        holding = t < 60  # first only moves (SMAX's raw cooldown then reaches about -16), then any action
+        actions = random_actions(ts, rng)
+        if holding:
+            actions = np.where(actions >= smax.STOP_ACTION, smax.STOP_ACTION, actions)
+        ts = env.step(actions)
+        for state in (ts.state, ts.final_state):
+            assert (state[:, cooldowns] >= 0).all() and (state[:, cooldowns] <= 1).all()
+        fired |= bool((ts.state[:, cooldowns][:, :3] > 0).any())
+    assert fired, "no ally fired in 60 random steps: raise the number of steps"

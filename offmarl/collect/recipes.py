@@ -101,8 +101,9 @@ from offmarl.collect.tiers import TIER_TARGETS, collect_tier
 from offmarl.core.files import atomic_write_json, file_lock, offmarl_home, sweep_stale_temporaries
 from offmarl.data.sources import Dataset, PerAgentDatasets, datasets_of
 
-RECIPES_VERSION = 3  # 2: cards of format version 2 (random_return, reference_return); 3: behaviour in the card,
-#                       scripted recipes renamed .../scripted, SIT's qualities low / medium
+RECIPES_VERSION = 4  # 2: cards of format version 2 (random_return, reference_return); 3: behaviour in the card,
+#                       scripted recipes renamed .../scripted, SIT's qualities low / medium; 4: SMAX states hold
+#                       cooldown fractions in [0, 1] (offmarl.envs.smax)
 DEFAULT_NUM_ENVS = 256
 #: the distillation investigation's agent-wise imbalanced data on Tseng's envs (3 agents each; module docstring)
 IMBALANCED_COMPOSITIONS = {"imbalanced": "100%[r,m,e]", "rotating": "34%[e,m,r]+33%[r,e,m]+33%[m,r,e]"}

@@ -29,10 +29,15 @@ same episodes (on the same machine and jax version).
   x / map width, y / map height, cooldown fraction, unit-type one-hot (6)]``. A dead ally observes
   zeros (as in SMAC).
 * **State** ``[B, state_dim]``: SMAX's ``world_state``, ``12 (n_allies + n_enemies)`` wide: for every
-  unit (allies, then enemies) ``[health fraction, x / map width, y / map height, weapon cooldown, unit-type
-  one-hot (6)]`` (zeros once dead), then every unit's team and unit-type index. Departure: SMAX gives x and
-  y in map units; they are divided as SMAC's state is relative to the map (a QMIX mixer's hypernetworks
-  need inputs of order 1).
+  unit (allies, then enemies) ``[health fraction, x / map width, y / map height, cooldown fraction, unit-type
+  one-hot (6)]`` (zeros once dead), then every unit's team and unit-type index. Departures from SMAX's
+  ``world_state``, both to SMAC's state, whose entries are of order 1 (a QMIX mixer's hypernetworks multiply
+  by them): SMAX gives x and y in map units, divided here by the map's size; and it gives the raw weapon
+  cooldown, which falls by the step time at every step the unit does not fire and is never floored -- a unit
+  that keeps away from the fight reaches −16 after 60 steps -- so it is taken, as SMAX's own observations and
+  SMAC's state take it, as the fraction of the unit type's cooldown, clipped to [0, 1]. (Before this, online
+  QMIX's mixed values on 3s_vs_3z climbed above the largest possible return while its agents learned to stay
+  out of range: results/FINDINGS.md, "Online QMIX on SMAX 3s_vs_3z".)
 * **Actions** ``Discrete(5 + n_enemies)`` in SMAX's layout: 0–3 move (up, right, down, left), 4 stop,
   ``5 + j`` attack enemy ``j``. ``avail_actions [B, n, A]``: moves for live units, stop always, attack
   ``j`` when enemy ``j`` is alive and within the unit's attack range. Departure: SMAC orders them
@@ -420,17 +425,20 @@ def _kernel(map_name: str) -> _Kernel:
     unit_types = np.asarray(SMAC_MAPS[map_name].allies + SMAC_MAPS[map_name].enemies)
 
     units = n + env.num_enemies
-    # SMAC's state gives positions relative to the map; SMAX's world_state gives them in map units (up to the
-    # map's width, e.g. 32): divide, so that a mixer's hypernetworks see inputs of order 1 as in SMAC
-    position_scale = jnp.ones(UNIT_FEATURES * units + 2 * units, jnp.float32)
-    position_scale = position_scale.at[1:UNIT_FEATURES * units:UNIT_FEATURES].set(1.0 / env.map_width)
-    position_scale = position_scale.at[2:UNIT_FEATURES * units:UNIT_FEATURES].set(1.0 / env.map_height)
+    # world_state as SMAC's state (module docstring): positions over the map's size, cooldowns over the unit
+    # type's, the latter clipped to [0, 1]
+    state_scale = jnp.ones(UNIT_FEATURES * units + 2 * units, jnp.float32)
+    state_scale = state_scale.at[1:UNIT_FEATURES * units:UNIT_FEATURES].set(1.0 / env.map_width)
+    state_scale = state_scale.at[2:UNIT_FEATURES * units:UNIT_FEATURES].set(1.0 / env.map_height)
+    cooldowns = slice(3, UNIT_FEATURES * units, UNIT_FEATURES)
+    state_scale = state_scale.at[cooldowns].set(1.0 / env.unit_type_weapon_cooldowns[jnp.asarray(unit_types)])
 
     def observe(obs_dict: dict, state) -> tuple[jax.Array, jax.Array, jax.Array]:
         obs = jnp.stack([obs_dict[a] for a in agents])  # [n, obs_dim]
         avail_dict = env.get_avail_actions(state)
         avail = jnp.stack([avail_dict[a] for a in agents]).astype(bool)  # [n, A]
-        return obs, obs_dict["world_state"] * position_scale, avail
+        world = obs_dict["world_state"] * state_scale
+        return obs, world.at[cooldowns].set(jnp.clip(world[cooldowns], 0.0, 1.0)), avail
 
     def step_one(key: jax.Array, state, actions: jax.Array, force_reset: jax.Array, params):
         limit, death_value, win_value, reward_scale = params
