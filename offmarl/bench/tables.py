@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -205,6 +205,19 @@ def to_csv(table: Table) -> str:
     return buf.getvalue()
 
 
+def _partial_grid(table: Table, cells: dict[tuple[str, str], Any], text: Callable[[str, str, Any], str]
+                  ) -> tuple[list[str], list[str], list[str]]:
+    """Markdown rows of a grid over the table's algorithms and datasets that have an entry in ``cells`` (keyed
+    ``(algo, dataset)``): ``text(algo, dataset, entry)`` in each cell, :data:`MISSING` where there is none.
+    Returns ``(lines, algos, datasets)``."""
+    algos = [a for a in table.algos if any((a, d) in cells for d in table.datasets)]
+    datasets = [d for d in table.datasets if any((a, d) in cells for a in table.algos)]
+    rows = [["algorithm", *datasets], ["---"] * (len(datasets) + 1)]
+    rows += [[algo, *(text(algo, ds, cells[(algo, ds)]) if (algo, ds) in cells else MISSING for ds in datasets)]
+             for algo in algos]
+    return ["| " + " | ".join(r) + " |" for r in rows], algos, datasets
+
+
 def _win_rates(cell: Cell) -> np.ndarray:
     return np.array([r.win_rate for r in cell.records if r.win_rate is not None], dtype=np.float64)
 
@@ -216,26 +229,18 @@ def win_rate_markdown(table: Table) -> str:
     wins = {key: rates for key, cell in table.cells.items() if (rates := _win_rates(cell)).size}
     if not wins:
         return ""
-    datasets = [d for d in table.datasets if any((a, d) in wins for a in table.algos)]
-    algos = [a for a in table.algos if any((a, d) in wins for d in datasets)]
     shown = {key: round(100 * float(rates.mean()), WIN_DECIMALS) for key, rates in wins.items()}
-    rows = [["algorithm", *datasets], ["---"] * (len(datasets) + 1)]
-    for algo in algos:
-        row = [algo]
-        for ds in datasets:
-            rates = wins.get((algo, ds))
-            if rates is None:
-                row.append(MISSING)
-                continue
-            text = (f"{100 * rates.mean():.{WIN_DECIMALS}f} ± {100 * rates.std():.{WIN_DECIMALS}f} "
-                    f"(lowest {100 * rates.min():.{WIN_DECIMALS}f})")
-            if shown[(algo, ds)] == max(v for (a, d), v in shown.items() if d == ds):
-                text = f"**{text}**"
-            if rates.size < len(table.cells[(algo, ds)].records):
-                text += f" ({rates.size} of {len(table.cells[(algo, ds)].records)} seeds)"
-            row.append(text)
-        rows.append(row)
-    return "\n".join(["### Win rate", "", *("| " + " | ".join(r) + " |" for r in rows), "",
+
+    def text(algo: str, ds: str, rates: np.ndarray) -> str:
+        out = (f"{100 * rates.mean():.{WIN_DECIMALS}f} ± {100 * rates.std():.{WIN_DECIMALS}f} "
+               f"(lowest {100 * rates.min():.{WIN_DECIMALS}f})")
+        if shown[(algo, ds)] == max(v for (_, d), v in shown.items() if d == ds):
+            out = f"**{out}**"
+        seeds = len(table.cells[(algo, ds)].records)
+        return out + (f" ({rates.size} of {seeds} seeds)" if rates.size < seeds else "")
+
+    grid, _, _ = _partial_grid(table, wins, text)
+    return "\n".join(["### Win rate", "", *grid, "",
                       "Win rate (%): the share of each seed's evaluation episodes won (the main table's episodes, "
                       "greedy actions), mean ± std over seeds (population std, ddof = 0) and the lowest seed's; "
                       f"best mean of each column in bold. {MISSING}: the run recorded no win rate."]) + "\n"
@@ -291,19 +296,12 @@ def final_metric_markdown(table: Table, metric: str) -> str:
     cells = metric_runs(table, metric)
     if not cells:
         return ""
-    algos = [a for a in table.algos if any((a, d) in cells for d in table.datasets)]
-    datasets = [d for d in table.datasets if any((a, d) in cells for a in table.algos)]
-    rows = [["algorithm", *datasets], ["---"] * (len(datasets) + 1)]
-    for algo in algos:
-        row = [algo]
-        for ds in datasets:
-            runs = cells.get((algo, ds))
-            if runs is None:
-                row.append(MISSING)
-                continue
-            mean, std = final_values(runs)
-            row.append(f"{mean:.{METRIC_DECIMALS}f} ± {std:.{METRIC_DECIMALS}f}")
-        rows.append(row)
+
+    def text(algo: str, ds: str, runs) -> str:
+        mean, std = final_values(runs)
+        return f"{mean:.{METRIC_DECIMALS}f} ± {std:.{METRIC_DECIMALS}f}"
+
+    grid, algos, datasets = _partial_grid(table, cells, text)
     counts = {len(runs) for runs in cells.values()}
     seeds = (f"{counts.pop()} seeds per cell" if len(counts) == 1 else
              "seeds per cell: " + "; ".join(f"{a} on {d}: {len(cells[(a, d)])}" for a in algos for d in datasets
@@ -316,7 +314,7 @@ def final_metric_markdown(table: Table, metric: str) -> str:
     plots = (f"Curves over training: {', '.join(f'`{metric_file_name(metric, d)}`' for d in curves)}." if curves
              else "Logged once per run: no curves over training.")
     skipped = [a for a in table.algos if a not in algos]
-    lines = [f"### {metric} at the end of training", "", *("| " + " | ".join(r) + " |" for r in rows), "",
+    lines = [f"### {metric} at the end of training", "", *grid, "",
              f"{what} at each run's last logged step of its metrics.csv ({at}): mean ± std over seeds "
              f"(population std, ddof = 0; {seeds}). {MISSING}: not logged. {plots}"]
     if skipped:
