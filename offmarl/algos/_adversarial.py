@@ -265,7 +265,7 @@ def agent_view(r: Trajectory, agent: int) -> Trajectory:
     take = lambda x: None if x is None else x[:, :, one]  # noqa: E731
     return dataclasses.replace(r, obs=take(r.obs), avail=take(r.avail), actions=take(r.actions),
                                rewards=take(r.rewards), final_obs=take(r.final_obs), state=r.state[..., :0],
-                               final_state=r.final_state[..., :0])
+                               final_state=r.final_state[..., :0], final_avail=take(r.final_avail))
 
 
 # ---- the learner ----------------------------------------------------------------------------------------
