@@ -67,6 +67,7 @@ def plot_curves(table: Table, out_dir: str | Path) -> list[Path]:
         online = all(r.steps_unit == "frames" for _, cell in cells for r in cell.records)
         won = any(r.win_curve for _, cell in cells for r in cell.records)
         for wins in (False, True) if won else (False,):
+            scale = 100.0 if wins else 1.0  # win rates in %
             fig = _figure(6.4, 4.2)
             ax = fig.add_subplot()
             seeds = 0
@@ -75,7 +76,6 @@ def plot_curves(table: Table, out_dir: str | Path) -> list[Path]:
                 if not len(steps):
                     continue
                 seeds = max(seeds, len(cell.records))
-                scale = 100.0 if wins else 1.0
                 _line_with_band(ax, steps, scale * center, scale * low, scale * high, algo)
             ax.set_xlabel("environment frames" if online else "training steps")
             ax.set_ylabel("win rate (%)" if wins else "per-agent average return")

@@ -230,11 +230,12 @@ def win_rate_markdown(table: Table) -> str:
     if not wins:
         return ""
     shown = {key: round(100 * float(rates.mean()), WIN_DECIMALS) for key, rates in wins.items()}
+    best = {ds: max(v for (_, d), v in shown.items() if d == ds) for _, ds in shown}
 
     def text(algo: str, ds: str, rates: np.ndarray) -> str:
         out = (f"{100 * rates.mean():.{WIN_DECIMALS}f} ± {100 * rates.std():.{WIN_DECIMALS}f} "
                f"(lowest {100 * rates.min():.{WIN_DECIMALS}f})")
-        if shown[(algo, ds)] == max(v for (_, d), v in shown.items() if d == ds):
+        if shown[(algo, ds)] == best[ds]:
             out = f"**{out}**"
         seeds = len(table.cells[(algo, ds)].records)
         return out + (f" ({rates.size} of {seeds} seeds)" if rates.size < seeds else "")
